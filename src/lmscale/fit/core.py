@@ -1,0 +1,133 @@
+"""The one fitting routine: a law, its inputs and a target → :class:`FitResult`.
+
+It is parameterised by a *method* (objective × solver, see :data:`METHODS`). Every method runs
+from several starting points, keeps the best, and records how many starts converged and how
+closely they agree. Errors are raised — never a silently wrong fit — when the data are degenerate,
+there are fewer runs than parameters, or no start converges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from lmscale.errors import FitError, InputError
+from lmscale.fit import solvers
+from lmscale.fit.result import FitResult
+from lmscale.laws import Law, get_law
+
+#: method name → (objective, solver). ``paper`` is the authors' procedure (PAPER.md §4).
+METHODS: dict[str, tuple[str, str]] = {
+    "paper": ("ls", "lm"),
+    "varpro": ("ls", "varpro"),
+    "ls-log": ("ls-log", "lbfgs"),
+    "huber-log": ("huber-log", "lbfgs"),
+}
+
+#: two starts whose objectives differ by less than this (relative) reached the same optimum
+SAME_OPTIMUM_RTOL = 1e-6
+
+
+def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], run_ids: Sequence[str],
+               weights: Sequence[float] | None, target: str, log_target: bool) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """Validate fitting data; return float arrays. Names the run of every bad value."""
+    xa = law.inputs_from(x)
+    ya = np.asarray(y, dtype=float).ravel()
+    n = len(ya)
+    if n == 0:
+        raise InputError(f"empty selection: no runs to fit law {law.name!r} on target {target!r}")
+    for k, v in xa.items():
+        if v.shape != ya.shape:
+            raise InputError(f"input {k!r} has {v.size} values but target {target!r} has {n}")
+    problems = []
+    for i in range(n):
+        if not np.isfinite(ya[i]):
+            problems.append(f"run {run_ids[i]!r}: target {target!r} is missing or not finite ({ya[i]!r})")
+        elif log_target and ya[i] <= 0:
+            problems.append(f"run {run_ids[i]!r}: target {target!r} must be positive for a log objective ({ya[i]!r})")
+        for k, v in xa.items():
+            if not np.isfinite(v[i]):
+                problems.append(f"run {run_ids[i]!r}: input {k!r} is missing or not finite ({v[i]!r})")
+            elif k != "loss" and v[i] <= 0:
+                problems.append(f"run {run_ids[i]!r}: input {k!r} must be positive ({v[i]!r})")
+    if problems:
+        raise InputError("cannot fit:\n  " + "\n  ".join(problems))
+    if n < law.n_params:
+        raise FitError(f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
+                       f"{law.n_params} parameters ({', '.join(law.params)}); select at least {law.n_params}")
+    distinct = len({tuple(v[i] for v in xa.values()) for i in range(n)})
+    if distinct < law.n_params:
+        raise FitError(f"degenerate data for law {law.name!r}: only {distinct} distinct input points for "
+                       f"{law.n_params} parameters")
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=float).ravel()
+        if w.shape != ya.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+            raise InputError("weights must be one finite, non-negative number per run, not all zero")
+    return xa, ya, w
+
+
+def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *, method: str = "paper",
+        run_ids: Sequence[str] | None = None, target: str = "y", input_columns: Mapping[str, str] | None = None,
+        weights: Sequence[float] | None = None, starts: np.ndarray | None = None,
+        huber_delta: float = 1e-3) -> FitResult:
+    """Fit ``law`` to targets ``y`` given inputs ``x`` (a mapping of the law's input names).
+
+    ``method``: one of :data:`METHODS`. ``starts``: starting points (rows in the law's parameter
+    order); the law's grid by default. Returns a :class:`FitResult` with diagnostics.
+    """
+    law = get_law(law) if isinstance(law, str) else law
+    if method not in METHODS:
+        raise InputError(f"unknown fitting method {method!r}; known: {', '.join(METHODS)}")
+    objective, solver = METHODS[method]
+    n = len(np.atleast_1d(np.asarray(y)))
+    ids = tuple(run_ids) if run_ids is not None else tuple(f"#{i}" for i in range(n))
+    xa, ya, w = check_data(law, x, y, ids, weights, target, objective.endswith("log"))
+    grid = law.start_grid() if starts is None else np.atleast_2d(np.asarray(starts, dtype=float))
+    outcome = solvers.run(solver, law, xa, ya, w, grid, objective=objective, huber_delta=huber_delta)
+    diagnostics = summarise(law, outcome, xa, ya)
+    return FitResult(
+        law=law.name, method=method, params=dict(zip(law.params, map(float, outcome.best))), target=target,
+        input_columns=dict(input_columns or {k: k for k in law.inputs}), run_ids=ids,
+        x={k: tuple(map(float, v)) for k, v in xa.items()}, y=tuple(map(float, ya)), diagnostics=diagnostics,
+        noise_sd=diagnostics["residual_sd"],
+    )
+
+
+def summarise(law: Law, outcome: "solvers.Outcome", x, y) -> dict:
+    """Agreement of the starts, parameters at bounds, and conditioning at the optimum."""
+    ok = outcome.converged
+    if not np.any(ok):
+        raise FitError(f"law {law.name!r}: none of {len(ok)} starts converged "
+                       f"({outcome.messages[0] if outcome.messages else 'no message'})")
+    obj = outcome.objectives[ok]
+    best = float(np.min(obj))
+    same = obj <= best + SAME_OPTIMUM_RTOL * max(abs(best), 1e-300)
+    ps = outcome.params[ok][same]
+    scale = np.maximum(np.abs(outcome.best), 1e-12)
+    spread = float(np.max((ps.max(axis=0) - ps.min(axis=0)) / scale)) if len(ps) > 1 else 0.0
+    lo, hi = law.lower(), law.upper()
+    tol = 1e-8 * np.maximum(1.0, np.abs(outcome.best))
+    at_bounds = [p for p, v, a, b in zip(law.params, outcome.best, lo, hi)
+                 if (np.isfinite(a) and v - a <= tol[law.params.index(p)])
+                 or (np.isfinite(b) and b - v <= tol[law.params.index(p)])]
+    jac = law.jacobian_vector(outcome.best, x) * scale
+    with np.errstate(all="ignore"):
+        cond = float(np.linalg.cond(jac)) if np.all(np.isfinite(jac)) else float("inf")
+    resid = y - law.evaluate_vector(outcome.best, x)
+    dof = max(len(y) - law.n_params, 0)
+    return {
+        "n_runs": int(len(y)),
+        "n_starts": int(len(ok)),
+        "n_converged": int(np.sum(ok)),
+        "n_at_optimum": int(np.sum(same)),
+        "objective": best,
+        "objective_spread": float(np.max(obj) - best),
+        "param_spread": spread,
+        "at_bounds": at_bounds,
+        "condition_number": cond,
+        "rmse": float(np.sqrt(np.mean(resid**2))),
+        "residual_sd": float(np.sqrt(np.sum(resid**2) / dof)) if dof > 0 else None,
+        "solver_message": outcome.messages[int(np.argmin(np.where(ok, outcome.objectives, np.inf)))],
+    }

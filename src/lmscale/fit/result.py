@@ -1,0 +1,139 @@
+"""The :class:`FitResult`: a fitted law with named parameters, the data it was fitted on,
+diagnostics, and (optionally) bootstrap samples. Saves to JSON and loads back exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmscale._io import atomic_write_text
+from lmscale.errors import InputError
+from lmscale.laws import get_law
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted law. ``params`` are named; ``predict`` is the one way to evaluate it."""
+
+    law: str
+    method: str
+    params: Mapping[str, float]
+    target: str
+    input_columns: Mapping[str, str]
+    run_ids: tuple[str, ...]
+    x: Mapping[str, tuple[float, ...]]
+    y: tuple[float, ...]
+    diagnostics: Mapping[str, object] = field(default_factory=dict)
+    #: bootstrap parameter samples, one row per resample, columns in the law's parameter order
+    bootstrap: tuple[tuple[float, ...], ...] | None = None
+    #: scale of run-to-run noise of the target (residual standard deviation, or a bootstrap-based
+    #: estimate); used for prediction intervals
+    noise_sd: float | None = None
+
+    # ----------------------------------------------------------------------------- evaluation
+    @property
+    def law_obj(self):
+        return get_law(self.law)
+
+    def predict(self, **inputs):
+        """Evaluate the fitted law, e.g. ``fit.predict(n_params=6.9e9, multiplier=20)``."""
+        return self.law_obj(self.params, **inputs)
+
+    def predict_samples(self, **inputs) -> np.ndarray:
+        """Predictions of every bootstrap sample, shape (n_samples, *input shape)."""
+        if not self.bootstrap:
+            raise InputError("this fit has no bootstrap samples; refit with bootstrap > 0")
+        law = self.law_obj
+        x = law.inputs_from(inputs)
+        shape = np.shape(next(iter(x.values())))
+        x1 = {k: np.atleast_1d(v).ravel() for k, v in x.items()}
+        p = np.asarray(self.bootstrap, dtype=float)
+        return law.evaluate_vector(p, x1).reshape((len(p),) + shape)
+
+    @property
+    def x_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=float) for k, v in self.x.items()}
+
+    @property
+    def fitted(self) -> np.ndarray:
+        return self.law_obj.evaluate_vector(self.law_obj.vector(self.params), self.x_arrays)
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """Observed minus fitted, in run order."""
+        return np.asarray(self.y) - self.fitted
+
+    # ------------------------------------------------------------------------------------ I/O
+    def to_dict(self) -> dict:
+        return {
+            "format": "lmscale.FitResult",
+            "version": FORMAT_VERSION,
+            "law": self.law,
+            "method": self.method,
+            "params": dict(self.params),
+            "target": self.target,
+            "input_columns": dict(self.input_columns),
+            "run_ids": list(self.run_ids),
+            "x": {k: list(v) for k, v in self.x.items()},
+            "y": list(self.y),
+            "diagnostics": _jsonable(self.diagnostics),
+            "bootstrap": None if self.bootstrap is None else [list(r) for r in self.bootstrap],
+            "noise_sd": self.noise_sd,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "<dict>") -> FitResult:
+        if d.get("format") != "lmscale.FitResult":
+            raise InputError(f"{source}: not an lmscale fit file (missing 'format': 'lmscale.FitResult')")
+        try:
+            law = get_law(d["law"])
+            params = {k: float(d["params"][k]) for k in law.params}
+            return cls(
+                law=d["law"], method=d["method"], params=params, target=d["target"],
+                input_columns=dict(d["input_columns"]), run_ids=tuple(d["run_ids"]),
+                x={k: tuple(float(v) for v in vals) for k, vals in d["x"].items()},
+                y=tuple(float(v) for v in d["y"]), diagnostics=dict(d.get("diagnostics") or {}),
+                bootstrap=None if d.get("bootstrap") is None else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
+                noise_sd=None if d.get("noise_sd") is None else float(d["noise_sd"]),
+            )
+        except KeyError as exc:
+            raise InputError(f"{source}: fit file lacks field {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{source}: malformed fit file: {exc}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FitResult:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such fit file")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object")
+        return cls.from_dict(data, str(path))
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

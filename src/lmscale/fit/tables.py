@@ -1,0 +1,38 @@
+"""Fitting straight from a :class:`RunTable`: map a law's inputs to run-table columns."""
+
+from __future__ import annotations
+
+from lmscale.errors import InputError
+from lmscale.fit.core import fit
+from lmscale.fit.result import FitResult
+from lmscale.laws import Law, get_law
+from lmscale.records import LOSS_PREFIX, RunTable
+from lmscale.tasks import target_values
+
+
+def input_columns(law: Law, loss_column: str | None = None) -> dict[str, str]:
+    """Run-table column for each law input; the error law's ``loss`` comes from ``loss_column``."""
+    cols = {}
+    for name in law.inputs:
+        if name == "loss":
+            if not loss_column:
+                raise InputError(f"law {law.name!r} takes a validation loss as input: name its column "
+                                 "(e.g. loss_c4_val)")
+            cols[name] = loss_column if loss_column.startswith(LOSS_PREFIX) else LOSS_PREFIX + loss_column
+        else:
+            cols[name] = name
+    return cols
+
+
+def fit_table(runs: RunTable, law: Law | str, target: str, *, method: str = "paper", loss_column: str | None = None,
+              **kwargs) -> FitResult:
+    """Fit ``law`` on every run of ``runs`` to ``target`` (see :func:`lmscale.tasks.target_values`)."""
+    law = get_law(law) if isinstance(law, str) else law
+    if len(runs) == 0:
+        raise InputError(f"empty selection: no runs left to fit law {law.name!r} on {target!r}")
+    cols = input_columns(law, loss_column)
+    x = {}
+    for name, col in cols.items():
+        x[name] = runs.loss(col) if name == "loss" else runs.column(col).astype(float)
+    y = target_values(runs, target)
+    return fit(law, x, y, method=method, run_ids=runs.run_ids, target=target, input_columns=cols, **kwargs)
