@@ -148,7 +148,7 @@ class RunTable:
         """Losses on ``val_set`` (with or without the ``loss_`` prefix)."""
         name = val_set if val_set.startswith(LOSS_PREFIX) else LOSS_PREFIX + val_set
         if name not in self.frame.columns:
-            raise InputError(f"{self.source}: unknown validation set {val_set!r}; "
+            raise InputError(f"{self.source}: unknown validation set {val_set.removeprefix(LOSS_PREFIX)!r}; "
                              f"known: {', '.join(self.val_sets) or 'none'}")
         return self.frame[name].to_numpy(dtype=float)
 
@@ -231,8 +231,9 @@ def _read_jsonl(path: Path):
         if not (_is_measure(col) or col in NUMERIC_COLUMNS):
             continue
         values = []
-        for i, v in enumerate(frame[col]):
-            if v is None or (isinstance(v, float) and math.isnan(v) and col not in rows[i]):
+        for i, rec in enumerate(rows):
+            v = rec.get(col)
+            if v is None:
                 values.append(np.nan)  # absent key or null: missing
             elif isinstance(v, bool) or not isinstance(v, (int, float)):
                 bad[(i, col)] = f"is not a number: {v!r}"
@@ -317,7 +318,7 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
 
     for col in ("n_params", "n_tokens"):
-        for i, v in enumerate(frame[col]):
+        for i, v in enumerate(frame[col].tolist()):
             if (i, col) in bad:
                 continue
             if not (math.isfinite(v) and v > 0):
@@ -337,7 +338,7 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
             if math.isnan(given[i]):
                 frame.loc[i, col] = derived[i]
             elif not (math.isfinite(given[i]) and given[i] > 0):
-                problems.append(f"{where(i)}: field {col!r} must be a positive finite number, found {given[i]!r}")
+                problems.append(f"{where(i)}: field {col!r} must be a positive finite number, found {float(given[i])!r}")
             elif abs(given[i] - derived[i]) > CONSISTENCY_RTOL * derived[i]:
                 problems.append(f"{where(i)}: inconsistent {col}: {given[i]:.6g} given, but {rule} = "
                                 f"{derived[i]:.6g} (n_params={n[i]:.6g}, n_tokens={d[i]:.6g})")
@@ -346,7 +347,7 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
         if not _is_measure(col):
             continue
         is_acc = col.startswith(ACC_PREFIX)
-        for i, v in enumerate(frame[col].to_numpy()):
+        for i, v in enumerate(frame[col].tolist()):
             if (i, col) in bad or math.isnan(v):
                 continue
             if not math.isfinite(v):
@@ -361,7 +362,7 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
             if upper in frame.columns:
                 lo, hi = frame[col].to_numpy(), frame[upper].to_numpy()
                 for i in np.flatnonzero(lo > hi):
-                    problems.append(f"{where(i)}: {col} = {lo[i]!r} exceeds {upper} = {hi[i]!r}")
+                    problems.append(f"{where(i)}: {col} = {float(lo[i])!r} exceeds {upper} = {float(hi[i])!r}")
 
     seen: dict[str, int] = {}
     for i, rid in enumerate(frame["run_id"]):

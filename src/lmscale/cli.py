@@ -1,0 +1,249 @@
+"""The ``lmscale`` command line. Each sub-command parses its arguments, calls one library
+function, prints a rich summary and writes at most one file. Errors are one clear message on
+stderr and a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from lmscale.errors import LmscaleError
+
+# a pipe or a file gets wide tables rather than rich's 80-column default
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+class _Group(click.Group):
+    """Turns lmscale's own errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LmscaleError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+
+def load_runs(path: str):
+    """A run-table file (.csv/.jsonl/.parquet) or a testbed folder."""
+    from lmscale import testbed
+    from lmscale.records import RunTable
+
+    p = Path(path)
+    return testbed.load(p) if p.is_dir() else RunTable.read(p)
+
+
+def _fmt(v, digits: int = 6) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lmscale")
+def cli():
+    """Predict the loss and downstream error of large, over-trained language-model runs from small ones."""
+
+
+# ------------------------------------------------------------------------------------------ fit
+@cli.command()
+@click.argument("runs", type=click.Path(exists=True, dir_okay=True))
+@click.option("--law", default="overtrain", show_default=True, help="overtrain, chinchilla or error.")
+@click.option("--target", required=True, help="loss_<set>, error_46, error_17, error_<task> or acc_<task>.")
+@click.option("--where", "where", multiple=True, help="Run selection, e.g. 'n_params <= 5e8 and multiplier == 20'. "
+              "Repeat to OR several clauses.")
+@click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
+@click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
+@click.option("--method", default="paper", show_default=True, help="Fitting method (see `lmscale fit --help`).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
+def fit(runs, law, target, where, dataset, loss_column, method, output):
+    """Fit a scaling law to RUNS (a run table or a testbed folder)."""
+    from lmscale.fit.tables import fit_table
+    from lmscale.selection import Selection
+
+    table = load_runs(runs)
+    if where:
+        table = Selection.parse(list(where)).apply(table)
+    if dataset:
+        table = Selection.parse(f"dataset == {dataset}").apply(table)
+    result = fit_table(table, law, target, method=method, loss_column=loss_column)
+    _print_fit(result)
+    if output:
+        result.save(output)
+        out.print(f"wrote {output}")
+
+
+def _print_fit(result):
+    from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
+
+    tab = Table(title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})")
+    tab.add_column("parameter")
+    tab.add_column("value", justify="right")
+    for k, v in result.params.items():
+        tab.add_row(k, _fmt(v, 8))
+    if result.law == "overtrain":
+        for k, v in to_paper_form(result.params).items():
+            tab.add_row(f"paper form {k}", _fmt(v, 6))
+        tab.add_row("M* (compute-optimal)", _fmt(optimal_multiplier(result.params), 4))
+    out.print(tab)
+    d = result.diagnostics
+    out.print(f"starts converged {d.get('n_converged')}/{d.get('n_starts')}, at the optimum {d.get('n_at_optimum')}, "
+              f"parameter spread {_fmt(d.get('param_spread'), 2)}, RMSE {_fmt(d.get('rmse'), 4)}, "
+              f"condition {_fmt(d.get('condition_number'), 3)}"
+              + (f", at bounds: {', '.join(d['at_bounds'])}" if d.get("at_bounds") else ""))
+
+
+# -------------------------------------------------------------------------------------- predict
+@cli.command()
+@click.argument("fit_file", type=click.Path(dir_okay=False))
+@click.option("--n-params", type=float, help="N, parameters.")
+@click.option("--tokens", type=float, help="D, training tokens.")
+@click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
+@click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
+@click.option("--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, fmt):
+    """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
+    from lmscale.errors import InputError
+    from lmscale.fit.result import FitResult
+    from lmscale.predict import ScalePoint, predict_chain
+
+    fit_res = FitResult.load(fit_file)
+    if fit_res.law == "error":
+        if loss is None:
+            raise InputError(f"{fit_file} is an error-law fit: give --loss")
+        result = {"loss": loss, "error": float(fit_res.predict(loss=loss))}
+    else:
+        if n_params is None:
+            raise InputError("give --n-params and one of --tokens or --multiplier")
+        point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
+        efit = FitResult.load(error_fit) if error_fit else None
+        pred = predict_chain(fit_res, efit, point)
+        result = {**point.inputs(), "loss": pred.loss, "error": pred.error, "target": fit_res.target}
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=1))
+        return
+    tab = Table(title=f"prediction from {fit_file}")
+    tab.add_column("quantity")
+    tab.add_column("value", justify="right")
+    for k, v in result.items():
+        if v is not None:
+            tab.add_row(k, _fmt(v, 6))
+    out.print(tab)
+
+
+# ------------------------------------------------------------------------------------ reproduce
+@cli.command()
+@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The paper's testbed folder (exp_data), e.g. from `lmscale testbed download`.")
+@click.option("--spec", default="paper-default", show_default=True, help="Fit-spec preset or a JSON file.")
+@click.option("--train-set", "train_sets", multiple=True, help="Training set(s); default all.")
+@click.option("--val-set", "val_sets", multiple=True, help="Validation set(s); default all 8.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def reproduce(testbed_dir, spec, train_sets, val_sets, fmt):
+    """Reproduce the paper's held-out predictions (Figure 1 and every training × validation set)."""
+    from lmscale import paper, testbed
+
+    runs = testbed.load(testbed_dir)
+    fit_spec = _load_spec(spec)
+    _fits, rows = paper.reproduce(runs, fit_spec, train_sets or None, val_sets or None)
+    if fmt == "json":
+        keys = ("train_set", "val_set", "n_params", "multiplier", "target", "predicted", "observed", "rel_error",
+                "run_id", "predicted_from_true_loss", "rel_error_from_true_loss", "used_in_error_fit")
+        click.echo(json.dumps([{k: r.to_dict()[k] for k in keys} for r in rows], indent=1))
+        return
+    try:
+        fig1 = paper.figure1_numbers(rows)
+    except LmscaleError:
+        fig1 = {}
+    if fig1:
+        t = Table(title="Figure 1 (train RedPajama, C4-eval loss, 17-task error): relative error")
+        t.add_column("prediction")
+        t.add_column("relative error", justify="right")
+        for k, v in fig1.items():
+            t.add_row(k, f"{100 * v:.4f}%")
+        out.print(t)
+    tab = Table(title=f"held-out predictions ({fit_spec.name})")
+    for col in ("train", "val set", "N", "M", "target", "predicted", "observed", "rel. err", "from true loss"):
+        tab.add_column(col, justify="right" if col not in ("train", "val set", "target") else "left")
+    for r in rows:
+        tab.add_row(r.train_set, r.val_set, f"{r.n_params / 1e9:.2f}B", f"{r.multiplier:g}", r.target,
+                    f"{r.predicted:.4f}", f"{r.observed:.4f}", f"{100 * r.rel_error:.2f}%",
+                    "" if r.rel_error_from_true_loss is None else f"{100 * r.rel_error_from_true_loss:.2f}%")
+    out.print(tab)
+
+
+def _load_spec(spec: str):
+    from lmscale.errors import InputError
+    from lmscale.selection import FitSpec, PRESETS, preset
+
+    if spec in PRESETS:
+        return preset(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"unknown fit spec {spec!r}: not a preset ({', '.join(PRESETS)}) nor a JSON file")
+    try:
+        return FitSpec.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+# -------------------------------------------------------------------------------------- testbed
+@cli.group()
+def testbed():
+    """The paper's released measurements."""
+
+
+@testbed.command("download")
+@click.option("--dest", required=True, type=click.Path(file_okay=False), help="Folder to download into.")
+@click.option("--base-url", default=None, help="Mirror of the release's exp_data folder (default: the authors' "
+              "repository at the pinned commit).")
+def testbed_download(dest, base_url):
+    """Fetch the pinned public release into DEST/exp_data, verifying every file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lmscale import testbed as tb
+
+    kwargs = {"base_url": base_url} if base_url else {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("downloading testbed", total=len(tb.manifest()))
+        root = tb.download(dest, progress=lambda name, done, total: bar.update(task, completed=done), **kwargs)
+    runs = tb.load(root)
+    out.print(f"testbed ready at {root}: {len(runs)} runs, {len(runs.val_sets)} validation losses, "
+              f"{len(runs.tasks)} tasks (pinned commit {tb.UPSTREAM_COMMIT[:12]}, all files verified)")
+
+
+@testbed.command("tasks")
+@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--threshold", default=10.0, show_default=True, help="Points above chance.")
+@click.option("--reference-n-params", default=153677376.0, show_default=True, help="Model size the rule looks at.")
+def testbed_tasks(testbed_dir, threshold, reference_n_params):
+    """The above-chance task subset (the paper's 17 tasks at the defaults)."""
+    from lmscale import tasks
+    from lmscale import testbed as tb
+
+    runs = tb.load(testbed_dir)
+    chosen = tasks.above_chance_tasks(runs, tb.load_task_metadata(testbed_dir), threshold_points=threshold,
+                                      reference_n_params=reference_n_params)
+    out.print(f"{len(chosen)} tasks at >= {threshold:g} points above chance for N = {reference_n_params:.6g}:")
+    out.print(", ".join(chosen))
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="lmscale")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

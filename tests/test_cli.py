@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from lmscale.cli import cli
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert "Traceback" not in (res.output + (res.stderr if hasattr(res, "stderr") else ""))
+    return res
+
+
+def test_reproduce_table_and_json(testbed_dir):
+    res = run("reproduce", "--testbed", testbed_dir, "--val-set", "c4_val")
+    assert res.exit_code == 0, res.output
+    for number in ("0.7103%", "0.7320%", "3.6365%", "0.0464%"):
+        assert number in res.output
+    res = run("reproduce", "--testbed", testbed_dir, "--val-set", "c4_val", "--train-set", "rpj", "--format", "json")
+    rows = json.loads(res.output)
+    assert {r["target"] for r in rows} == {"loss", "error_46", "error_17"}
+    need = {"train_set", "val_set", "n_params", "multiplier", "target", "predicted", "observed", "rel_error"}
+    assert all(need <= set(r) for r in rows)
+    r = next(r for r in rows if r["multiplier"] == 640 and r["target"] == "loss")
+    assert round(100 * r["rel_error"], 4) == 0.7103
+
+
+def test_fit_then_predict(tmp_path, testbed_dir):
+    out = tmp_path / "fit.json"
+    res = run("fit", testbed_dir, "--law", "overtrain", "--target", "loss_c4_val", "--dataset", "rpj",
+              "--where", "n_params <= 5e8 and multiplier == 20", "--where", "n_params < 2e7 and multiplier == 320",
+              "-o", out)
+    assert res.exit_code == 0, res.output
+    assert "7.419" in res.output  # M* for RedPajama
+    res = run("predict", out, "--n-params", 6889410560, "--multiplier", 20, "--format", "json")
+    pred = json.loads(res.output)
+    assert pred["loss"] == pytest.approx(2.4427, abs=1e-4)
+    err = tmp_path / "err.json"
+    res = run("fit", testbed_dir, "--law", "error", "--target", "error_17", "--loss-column", "loss_c4_val",
+              "--dataset", "rpj", "--where", "n_params <= 2e9 and multiplier == 20",
+              "--where", "n_params < 2e7 and multiplier == 320", "-o", err)
+    assert res.exit_code == 0, res.output
+    res = run("predict", out, "--n-params", 6889410560, "--tokens", 20 * 6889410560, "--error-fit", err,
+              "--format", "json")
+    assert json.loads(res.output)["error"] == pytest.approx(0.4719, abs=1e-4)
+
+
+def test_fit_from_csv(tmp_path, testbed_runs):
+    path = testbed_runs.write(tmp_path / "runs.csv")
+    res = run("fit", path, "--target", "loss_c4_val", "--dataset", "rw_original", "--where",
+              "n_params <= 5e8 and multiplier == 20", "--where", "n_params < 2e7 and multiplier == 320")
+    assert res.exit_code == 0, res.output
+    assert "5.846" in res.output  # M* for RefinedWeb (5.85 in the paper)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["fit", "{tb}", "--target", "loss_nope"], "unknown validation set 'nope'"),
+    (["fit", "{tb}", "--target", "error_nonsense_task"], "unknown target 'error_nonsense_task'"),
+    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "n_params < 1"], "empty selection"),
+    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "multiplier == 640 and n_params < 2e7"],
+     "too few runs"),
+    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "banana >= 3"], "unknown field 'banana'"),
+    (["fit", "{tb}", "--target", "loss_c4_val", "--law", "kaplan"], "unknown law 'kaplan'"),
+    (["reproduce", "--testbed", "{tb}", "--val-set", "wiki"], "unknown validation set"),
+])
+def test_cli_errors_are_clean(args, needle, testbed_dir):
+    res = run(*[a.format(tb=testbed_dir) for a in args])
+    assert res.exit_code == 2
+    assert needle in res.output.replace("\n", " ")
+
+
+def test_bad_file_via_subprocess(tmp_path):
+    bad = tmp_path / "runs.csv"
+    bad.write_text("run_id,dataset,model,n_params,n_tokens,loss_val\na,w,s,1e7,2e8,-3\n")
+    proc = subprocess.run([sys.executable, "-m", "lmscale.cli", "fit", str(bad), "--target", "loss_val"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "line 2 (run 'a'): field 'loss_val' is a loss and must be positive" in proc.stderr

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from lmscale.errors import FitError, InputError
+from lmscale.fit import FitResult, fit
+from lmscale.laws import OVERTRAIN
+
+X = {"n_params": [1e7, 8e7, 1.5e8, 4e8, 1e7], "multiplier": [20, 20, 20, 20, 320]}
+TRUTH = {"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7}
+
+
+def _y(noise=0.0):
+    rng = np.random.default_rng(1)
+    return OVERTRAIN(TRUTH, **X) * (1 + noise * rng.standard_normal(5))
+
+
+def test_diagnostics_report_agreement():
+    res = fit(OVERTRAIN, X, _y(0.01), run_ids=list("abcde"), target="loss_val")
+    d = res.diagnostics
+    assert d["n_starts"] == 128 and d["n_converged"] >= 1 and 1 <= d["n_at_optimum"] <= d["n_converged"]
+    assert d["param_spread"] >= 0 and d["condition_number"] > 1
+    assert res.run_ids == tuple("abcde")
+    assert np.allclose(res.residuals, res.y - res.fitted)
+
+
+def test_save_load_exact(tmp_path):
+    res = fit(OVERTRAIN, X, _y(0.01), target="loss_val", run_ids=list("abcde"))
+    back = FitResult.load(res.save(tmp_path / "fit.json"))
+    assert back == res
+    assert back.predict(n_params=6.9e9, multiplier=20) == res.predict(n_params=6.9e9, multiplier=20)
+
+
+def test_too_few_runs():
+    x = {k: v[:3] for k, v in X.items()}
+    with pytest.raises(FitError, match=r"too few runs to fit law 'overtrain': 3 runs for 4 parameters"):
+        fit(OVERTRAIN, x, _y()[:3])
+
+
+def test_empty_selection():
+    with pytest.raises(InputError, match="empty selection"):
+        fit(OVERTRAIN, {"n_params": [], "multiplier": []}, [])
+
+
+def test_degenerate_inputs():
+    x = {"n_params": [1e7] * 5, "multiplier": [20] * 5}
+    with pytest.raises(FitError, match="only 1 distinct input points"):
+        fit(OVERTRAIN, x, [3.0] * 5)
+
+
+def test_nan_target_names_the_run():
+    y = _y()
+    y[2] = np.nan
+    with pytest.raises(InputError, match="run 'c': target 'loss_val' is missing or not finite"):
+        fit(OVERTRAIN, X, y, run_ids=list("abcde"), target="loss_val")
+
+
+def test_nothing_converges():
+    with pytest.raises(FitError, match="none of 1 starts converged"):
+        fit(OVERTRAIN, X, _y(), starts=[[np.nan] * 4])
+
+
+def test_unknown_method():
+    with pytest.raises(InputError, match="unknown fitting method 'adam'"):
+        fit(OVERTRAIN, X, _y(), method="adam")

@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+
+from lmscale.fit import fit
+from lmscale.laws import CHINCHILLA, ERROR, OVERTRAIN, get_law
+from lmscale.laws.overtrain import (from_paper_form, loss_from_compute, n_params_from_compute,
+                                    optimal_multiplier, to_paper_form)
+from lmscale.errors import InputError
+
+P_OT = {"A": 150.0, "B": 250.0, "c": -0.26, "E": 1.8}
+
+
+def test_overtrain_hand_computed():
+    n, m = 1e8, 20.0
+    expected = 150 * 1e8**-0.26 + 250 * 6**-0.13 * (20 * 1e8) ** -0.26 + 1.8
+    assert OVERTRAIN(P_OT, n_params=n, multiplier=m) == pytest.approx(expected, rel=1e-14)
+    # the (C, M) form agrees with the (N, M) form
+    c = 6 * m * n**2
+    assert loss_from_compute(P_OT, c, m) == pytest.approx(expected, rel=1e-12)
+    assert n_params_from_compute(c, m) == pytest.approx(n)
+    # arrays in, array out
+    out = OVERTRAIN(P_OT, n_params=np.array([1e7, 1e8]), multiplier=20)
+    assert out.shape == (2,) and out[1] == pytest.approx(expected)
+
+
+def test_paper_form_roundtrip_and_mstar():
+    paper = to_paper_form(P_OT)
+    assert paper["eta"] == pytest.approx(0.13)
+    assert paper["a"] == pytest.approx(150 * 6**0.13)
+    back = from_paper_form(paper)
+    assert all(back[k] == pytest.approx(P_OT[k], rel=1e-14) for k in P_OT)
+    assert optimal_multiplier(P_OT) == pytest.approx((250 / (150 * 6**0.13)) ** (1 / 0.26))
+
+
+def test_chinchilla_and_error_hand_computed():
+    p = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 2000.0, "beta": 0.37}
+    assert CHINCHILLA(p, n_params=1e9, n_tokens=2e10) == pytest.approx(1.7 + 400 * 1e9**-0.34 + 2000 * 2e10**-0.37)
+    q = {"k": 2.0, "gamma": 0.75, "epsilon": 0.85}
+    assert ERROR(q, loss=3.0) == pytest.approx(0.85 - 2.0 * math.exp(-2.25))
+
+
+@pytest.mark.parametrize("law", [OVERTRAIN, CHINCHILLA, ERROR])
+def test_jacobian_matches_finite_differences(law):
+    rng = np.random.default_rng(0)
+    p = {"overtrain": [150.0, 250.0, -0.26, 1.8], "chinchilla": [1.7, 400.0, 0.34, 2000.0, 0.37],
+         "error": [2.0, 0.75, 0.85]}[law.name]
+    x = {"n_params": 10 ** rng.uniform(7, 9, 6), "multiplier": 10 ** rng.uniform(0.7, 2.8, 6),
+         "n_tokens": 10 ** rng.uniform(8, 11, 6), "loss": rng.uniform(2.5, 5, 6)}
+    x = {k: x[k] for k in law.inputs}
+    j = law.jacobian_vector(np.array(p), x)
+    for i in range(len(p)):
+        h = 1e-6 * max(abs(p[i]), 1)
+        up, dn = np.array(p), np.array(p)
+        up[i] += h
+        dn[i] -= h
+        fd = (law.evaluate_vector(up, x) - law.evaluate_vector(dn, x)) / (2 * h)
+        assert np.allclose(j[:, i], fd, rtol=1e-6, atol=1e-9)
+
+
+SYNTH = {
+    "overtrain": ({"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7},
+                  {"n_params": [1e7, 8e7, 1.5e8, 4e8, 1e7, 8e7], "multiplier": [20, 20, 20, 20, 320, 80]}),
+    "chinchilla": ({"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37},
+                   {"n_params": [1e7, 1e8, 1e9, 1e7, 1e8, 1e9, 3e8], "n_tokens": [2e8, 2e9, 2e10, 2e10, 2e11, 2e9, 6e9]}),
+    "error": ({"k": 2.0, "gamma": 0.75, "epsilon": 0.85}, {"loss": [5.2, 3.8, 3.4, 3.0, 4.5, 2.7]}),
+}
+
+
+@pytest.mark.parametrize("name", list(SYNTH))
+@pytest.mark.parametrize("method", ["paper", "varpro"])
+def test_noise_free_recovery(name, method):
+    law = get_law(name)
+    truth, x = SYNTH[name]
+    y = law(truth, **x)
+    starts = None
+    if name == "chinchilla" and method == "paper":
+        starts = law.start_grid()
+    res = fit(law, x, y, method=method, starts=starts)
+    for k, v in truth.items():
+        assert res.params[k] == pytest.approx(v, rel=1e-6), (k, res.params)
+
+
+def test_unknown_law():
+    with pytest.raises(InputError, match="unknown law 'kaplan'"):
+        get_law("kaplan")
