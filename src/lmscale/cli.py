@@ -65,9 +65,14 @@ def cli():
               "Repeat to OR several clauses.")
 @click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
 @click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
-@click.option("--method", default="paper", show_default=True, help="Fitting method (see `lmscale fit --help`).")
+@click.option("--method", default="paper", show_default=True,
+              help="paper (LM, raw least squares), varpro (exact least squares, fast), ls-log, huber-log.")
+@click.option("--huber-delta", default=1e-3, show_default=True, help="Huber threshold on log residuals.")
+@click.option("--bootstrap", "n_boot", default=0, show_default=True,
+              help="Bootstrap resamples over runs (intervals for parameters and predictions).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
-def fit(runs, law, target, where, dataset, loss_column, method, output):
+def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
     from lmscale.fit.tables import fit_table
     from lmscale.selection import Selection
@@ -77,7 +82,11 @@ def fit(runs, law, target, where, dataset, loss_column, method, output):
         table = Selection.parse(list(where)).apply(table)
     if dataset:
         table = Selection.parse(f"dataset == {dataset}").apply(table)
-    result = fit_table(table, law, target, method=method, loss_column=loss_column)
+    result = fit_table(table, law, target, method=method, loss_column=loss_column, huber_delta=huber_delta)
+    if n_boot:
+        from lmscale.fit.bootstrap import bootstrap
+
+        result = bootstrap(result, n_boot, seed)
     _print_fit(result)
     if output:
         result.save(output)
@@ -90,8 +99,14 @@ def _print_fit(result):
     tab = Table(title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})")
     tab.add_column("parameter")
     tab.add_column("value", justify="right")
+    ci = {}
+    if result.bootstrap:
+        from lmscale.fit.bootstrap import parameter_intervals
+
+        ci = parameter_intervals(result, 0.9)
+        tab.add_column("90% bootstrap interval", justify="right")
     for k, v in result.params.items():
-        tab.add_row(k, _fmt(v, 8))
+        tab.add_row(k, _fmt(v, 8), *([f"[{_fmt(ci[k][0], 4)}, {_fmt(ci[k][1], 4)}]"] if ci else []))
     if result.law == "overtrain":
         for k, v in to_paper_form(result.params).items():
             tab.add_row(f"paper form {k}", _fmt(v, 6))
@@ -102,6 +117,9 @@ def _print_fit(result):
               f"parameter spread {_fmt(d.get('param_spread'), 2)}, RMSE {_fmt(d.get('rmse'), 4)}, "
               f"condition {_fmt(d.get('condition_number'), 3)}"
               + (f", at bounds: {', '.join(d['at_bounds'])}" if d.get("at_bounds") else ""))
+    if result.bootstrap:
+        out.print(f"bootstrap: {d.get('bootstrap_n')} usable resamples, {d.get('bootstrap_n_degenerate')} dropped "
+                  "(too few distinct runs to identify the law)")
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -112,8 +130,9 @@ def _print_fit(result):
 @click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
 @click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
 @click.option("--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit.")
+@click.option("--level", default=0.9, show_default=True, help="Interval level (fits saved with --bootstrap).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, fmt):
+def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt):
     """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
     from lmscale.errors import InputError
     from lmscale.fit.result import FitResult
@@ -131,6 +150,18 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, fmt):
         efit = FitResult.load(error_fit) if error_fit else None
         pred = predict_chain(fit_res, efit, point)
         result = {**point.inputs(), "loss": pred.loss, "error": pred.error, "target": fit_res.target}
+        if fit_res.bootstrap:
+            from lmscale.predict import predict_with_intervals
+
+            up = predict_with_intervals(fit_res, efit, point, level=level)
+            result.update(loss_confidence=[up.loss_confidence.low, up.loss_confidence.high],
+                          loss_prediction_interval=[up.loss_prediction.low, up.loss_prediction.high])
+            if up.error_prediction is not None:
+                result.update(error_confidence=[up.error_confidence.low, up.error_confidence.high],
+                              error_prediction_interval=[up.error_prediction.low, up.error_prediction.high])
+        from lmscale.predict import extrapolation_warnings
+
+        result["warnings"] = extrapolation_warnings(fit_res, point)
     if fmt == "json":
         click.echo(json.dumps(result, indent=1))
         return
@@ -138,9 +169,15 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, fmt):
     tab.add_column("quantity")
     tab.add_column("value", justify="right")
     for k, v in result.items():
-        if v is not None:
+        if isinstance(v, list) and k != "warnings":
+            tab.add_row(f"{k} ({100 * level:g}%)", f"[{_fmt(v[0], 5)}, {_fmt(v[1], 5)}]")
+        elif v is not None and k != "warnings":
             tab.add_row(k, _fmt(v, 6))
     out.print(tab)
+    for w in result.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {w}")
+    if "loss_prediction_interval" not in result and fit_res.law != "error":
+        out.print("no intervals: refit with --bootstrap N to get them")
 
 
 # ------------------------------------------------------------------------------------ reproduce
@@ -239,6 +276,73 @@ def testbed_tasks(testbed_dir, threshold, reference_n_params):
                                       reference_n_params=reference_n_params)
     out.print(f"{len(chosen)} tasks at >= {threshold:g} points above chance for N = {reference_n_params:.6g}:")
     out.print(", ".join(chosen))
+
+
+# ------------------------------------------------------------------------------------ benchmark
+@cli.group()
+def benchmark():
+    """Speed and held-out accuracy benchmarks on the paper's testbed."""
+
+
+@benchmark.command("speed")
+@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--repeats", default=3, show_default=True, help="Timing repeats (best is kept).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def benchmark_speed(testbed_dir, repeats, fmt):
+    """The paper's 128-start LM against the variable-projection fast path, and a 1000-resample bootstrap."""
+    from lmscale import testbed as tb
+    from lmscale.benchmark import speed
+
+    res = speed.run(tb.load(testbed_dir), repeats=repeats)
+    if fmt == "json":
+        click.echo(json.dumps(res, indent=1))
+        return
+    tab = Table(title="fitting speed (24 loss-law fits of the paper default, best of repeats)")
+    tab.add_column("measure")
+    tab.add_column("value", justify="right")
+    for k, v in res.items():
+        tab.add_row(k, _fmt(v, 4))
+    out.print(tab)
+
+
+@benchmark.command("accuracy")
+@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--resamples", default=50, show_default=True, help="Bootstrap resamples per fit (intervals).")
+@click.option("--method", "methods", multiple=True, help="Only these methods (default all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
+    """Held-out relative error and interval coverage of every method × fit set."""
+    from rich.progress import Progress
+
+    from lmscale import testbed as tb
+    from lmscale.benchmark import accuracy
+
+    chosen = [m for m in accuracy.METHODS if not methods or m.name in methods]
+    unknown = set(methods) - {m.name for m in accuracy.METHODS}
+    if unknown:
+        from lmscale.errors import InputError
+
+        raise InputError(f"unknown method(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(m.name for m in accuracy.METHODS)}")
+    runs = tb.load(testbed_dir)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("accuracy benchmark", total=len(chosen) * (1 + len(accuracy.CAPS)))
+        rows = accuracy.run(runs, methods=chosen, n_resamples=resamples, progress=lambda _: bar.advance(task))
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    elif fmt == "markdown":
+        click.echo(accuracy.markdown_table(rows))
+    else:
+        tab = Table(title="held-out accuracy (48 loss + 12 chained-error predictions per row)")
+        for col in ("fit set", "fit FLOPs", "method", "loss mean", "median", "max", "cov 80", "cov 90",
+                    "error mean", "err cov 90"):
+            tab.add_column(col)
+        for r in rows:
+            tab.add_row(r["fit_set"], f"{r['fit_flops']:.2e}", r["method"], f"{100 * r['mean_rel_error']:.2f}%",
+                        f"{100 * r['median_rel_error']:.2f}%", f"{100 * r['max_rel_error']:.2f}%",
+                        f"{100 * r['coverage_80']:.0f}%", f"{100 * r['coverage_90']:.0f}%",
+                        f"{100 * r['error_mean_rel_error']:.2f}%", f"{100 * r['error_coverage_90']:.0f}%")
+        out.print(tab)
 
 
 def main(argv=None):

@@ -69,3 +69,91 @@ def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: Scale
 def relative_error(predicted: float, observed: float) -> float:
     """|pred − true| / true."""
     return abs(predicted - observed) / abs(observed)
+
+
+# ------------------------------------------------------------------------------ uncertainty
+@dataclass(frozen=True)
+class Interval:
+    level: float
+    low: float
+    high: float
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class UncertainPrediction:
+    """A chained prediction with bootstrap intervals. ``confidence`` covers the law's parameter
+    uncertainty; ``prediction`` adds run-to-run noise (the fit's residual scale), so it is the one
+    to compare with a single new run."""
+
+    point: ScalePoint
+    loss: float
+    loss_confidence: Interval
+    loss_prediction: Interval
+    error: float | None = None
+    error_confidence: Interval | None = None
+    error_prediction: Interval | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def _noise(fit: FitResult, size: int, rng: np.random.Generator) -> np.ndarray:
+    sd = fit.noise_sd
+    if sd is None or not np.isfinite(sd):
+        sd = float(fit.diagnostics.get("rmse") or 0.0)
+    return rng.normal(0.0, sd, size)
+
+
+def _interval(samples: np.ndarray, level: float) -> Interval:
+    lo, hi = np.percentile(samples, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return Interval(level, float(lo), float(hi))
+
+
+def predict_with_intervals(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint, *,
+                           level: float = 0.9, seed: int = 0) -> UncertainPrediction:
+    """Chained prediction with percentile intervals from the fits' bootstrap samples.
+
+    For the error, each bootstrap loss (with run noise for the prediction interval) is mapped
+    through an independently drawn bootstrap error law.
+    """
+    if not 0 < level < 1:
+        raise InputError(f"interval level must lie in (0, 1), got {level!r}")
+    rng = np.random.default_rng(seed)
+    base = predict_chain(loss_fit, error_fit, point)
+    law = loss_fit.law_obj
+    values = point.inputs()
+    loss_s = loss_fit.predict_samples(**{k: np.array([values[k]]) for k in law.inputs})[:, 0]
+    loss_s = loss_s[np.isfinite(loss_s)]
+    loss_noisy = loss_s + _noise(loss_fit, len(loss_s), rng)
+    out = dict(point=point, loss=base.loss, loss_confidence=_interval(loss_s, level),
+               loss_prediction=_interval(loss_noisy, level), warnings=tuple(extrapolation_warnings(loss_fit, point)))
+    if error_fit is not None:
+        ep = np.asarray(error_fit.bootstrap if error_fit.bootstrap else [error_fit.law_obj.vector(error_fit.params)])
+        pick = ep[rng.integers(0, len(ep), len(loss_s))]
+        elaw = error_fit.law_obj
+        err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
+        err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
+        err_pred = err_pred + _noise(error_fit, len(err_pred), rng)
+        out.update(error=base.error, error_confidence=_interval(err_conf, level),
+                   error_prediction=_interval(err_pred, level))
+    return UncertainPrediction(**out)
+
+
+def extrapolation_factors(fit: FitResult, point: ScalePoint) -> dict[str, float]:
+    """How far ``point`` lies beyond the fitted runs: target ÷ largest fitted value for N, M (or D)
+    and compute (values ≤ 1 are inside the fitted range)."""
+    x = fit.x_arrays
+    n = x.get("n_params")
+    if n is None:
+        return {}
+    m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / n
+    c = 6.0 * n * n * m
+    return {"n_params": point.n_params / n.max(), "multiplier": point.multiplier / m.max(),
+            "flops": point.flops / c.max()}
+
+
+def extrapolation_warnings(fit: FitResult, point: ScalePoint) -> list[str]:
+    labels = {"n_params": "parameters N", "multiplier": "token multiplier M", "flops": "compute C"}
+    return [f"extrapolating {labels[k]} {f:.3g}× beyond the largest fitted run"
+            for k, f in extrapolation_factors(fit, point).items() if f > 1.0 + 1e-9]

@@ -32,6 +32,8 @@ class Law:
     bounds: Mapping[str, tuple[float, float]]
     #: starting values per parameter; the grid is their Cartesian product in ``params`` order
     start_values: Mapping[str, tuple[float, ...]]
+    #: where to search each non-linear parameter in grid-based solvers (bootstrap fast path)
+    search_range: Mapping[str, tuple[float, float]] | None = None
     equation: str = ""
     reference: str = ""
 

@@ -45,6 +45,7 @@ CHINCHILLA = ChinchillaLaw(
     bounds={"E": (0.0, np.inf), "A": (0.0, np.inf), "alpha": (0.0, 3.0), "B": (0.0, np.inf), "beta": (0.0, 3.0)},
     start_values={"E": (0.5, 1.5, 2.5), "A": (1e2, 1e3, 1e4), "alpha": (0.1, 0.3, 0.6),
                   "B": (1e2, 1e3, 1e4), "beta": (0.1, 0.3, 0.6)},
+    search_range={"alpha": (0.0, 2.5), "beta": (0.0, 2.5)},
     equation="L(N, D) = E + A·N^-alpha + B·D^-beta",
     reference="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 2",
 )

@@ -36,6 +36,7 @@ ERROR = ErrorLaw(
     linear=("k", "epsilon"),
     bounds={"k": (-np.inf, np.inf), "gamma": (-np.inf, np.inf), "epsilon": (-np.inf, np.inf)},
     start_values={"k": (1.0,), "gamma": (1.0,), "epsilon": (1.0,)},
+    search_range={"gamma": (0.005, 6.0)},
     equation="Err(L) = epsilon - k·exp(-gamma·L)",
     reference="Gadre et al. 2024, arXiv:2403.08540, Eq. 5",
 )

@@ -51,6 +51,7 @@ OVERTRAIN = OvertrainLaw(
     linear=("A", "B", "E"),
     bounds={"A": (-np.inf, np.inf), "B": (-np.inf, np.inf), "c": (-np.inf, np.inf), "E": (-np.inf, np.inf)},
     start_values={"A": (1e2, 3e2, 1e3, 3e3), "B": (1e2, 3e2, 1e3, 3e3), "c": (-0.1, -0.3), "E": (0.0, 1.0, 2.0, 10.0)},
+    search_range={"c": (-1.5, -0.005)},
     equation="L(N, M) = A·N^c + B·6^(c/2)·(M·N)^c + E;  paper: L(C, M) = E + (a·M^η + b·M^-η)·C^-η, η = -c/2",
     reference="Gadre et al. 2024, arXiv:2403.08540, Eq. 4",
 )

@@ -1,0 +1,1 @@
+"""Benchmarks of fitting speed and held-out accuracy (run with ``lmscale benchmark``)."""

@@ -1,0 +1,132 @@
+"""Bootstrap over runs (resample whole runs with replacement) for parameter and prediction
+uncertainty.
+
+A resample is a vector of run counts (multinomial), i.e. integer weights, so resampling never
+copies data. Resamples with fewer distinct runs than the law has parameters cannot identify the
+law; they are dropped and counted (``n_degenerate``), never silently kept.
+
+Fast path: least-squares fits of laws with one non-linear parameter (Eq. 4, the error law) are
+solved for all resamples at once by variable projection — the linear coefficients in closed form
+for a grid of exponents, then a batched golden-section refinement of the exponent. Other methods
+refit each resample from the full-data optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from lmscale.errors import FitError
+from lmscale.fit.core import METHODS, fit
+from lmscale.fit.result import FitResult
+from lmscale.laws import Law
+
+_GRID = 160
+_GOLDEN_STEPS = 60
+_INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def resample_counts(n_runs: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, n_runs) multinomial counts: how often each run is drawn."""
+    return rng.multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=n_resamples).astype(float)
+
+
+def _weighted_coeffs(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
+    """Batched weighted least squares. phi (..., n, k), w (..., n) → beta (..., k), objective (...)."""
+    a = np.einsum("...nk,...n,...nl->...kl", phi, w, phi)
+    rhs = np.einsum("...nk,...n,n->...k", phi, w, y)
+    k = a.shape[-1]
+    ridge = 1e-13 * np.einsum("...kk->...", a)[..., None, None] * np.eye(k)
+    beta = np.linalg.solve(a + ridge, rhs[..., None])[..., 0]
+    resid = np.einsum("...nk,...k->...n", phi, beta) - y
+    return beta, np.einsum("...n,...n->...", w, resid**2)
+
+
+def _batched_varpro_1d(law: Law, x: dict, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Least-squares optimum for every weight row of ``w`` (B, n); returns (B, n_params)."""
+    name = law.nonlinear[0]
+    lo, hi = law.search_range[name]
+    grid = np.linspace(lo, hi, _GRID)
+    phi = law.basis(grid[:, None], x)                              # (G, n, k)
+    _, obj = _weighted_coeffs(phi[None], w[:, None, :], y)          # (B, G)
+    i = np.clip(np.argmin(obj, axis=1), 1, _GRID - 2)
+    a, b = grid[i - 1], grid[i + 1]
+
+    def objective(theta):
+        return _weighted_coeffs(law.basis(theta[:, None], x), w, y)[1]
+
+    for _ in range(_GOLDEN_STEPS):  # golden-section search, all resamples at once
+        c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
+        left = objective(c) < objective(d)
+        a, b = np.where(left, a, c), np.where(left, d, b)
+    theta = (a + b) / 2.0
+    beta, _ = _weighted_coeffs(law.basis(theta[:, None], x), w, y)
+    out = np.empty((len(w), law.n_params))
+    out[:, law.params.index(name)] = theta
+    for j, lin in enumerate(law.linear):
+        out[:, law.params.index(lin)] = beta[:, j]
+    return out
+
+
+def bootstrap(result: FitResult, n_resamples: int = 1000, seed: int | np.random.Generator = 0) -> FitResult:
+    """Return ``result`` with bootstrap parameter samples attached (see the module docstring).
+
+    Diagnostics gain ``bootstrap_n``, ``bootstrap_n_degenerate`` and ``bootstrap_seed``.
+    """
+    if n_resamples < 1:
+        raise FitError("the number of bootstrap resamples must be at least 1")
+    law = result.law_obj
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    x, y = result.x_arrays, np.asarray(result.y)
+    counts = resample_counts(len(y), n_resamples, rng)
+    ok = (counts > 0).sum(axis=1) >= law.n_params
+    distinct_pts = _distinct_ok(law, x, counts)
+    ok &= distinct_pts
+    w = counts[ok]
+    objective = METHODS[result.method][0]
+    if objective == "ls" and len(law.nonlinear) == 1 and law.search_range:
+        samples = _batched_varpro_1d(law, x, y, w)
+    else:
+        start = np.array([law.vector(result.params)])
+        samples = []
+        for wb in w:
+            try:
+                samples.append(fit(law, x, y, method=result.method, weights=wb, starts=start).params)
+            except FitError:
+                samples.append({p: np.nan for p in law.params})
+        samples = np.array([[s[p] for p in law.params] for s in samples])
+    good = np.all(np.isfinite(samples), axis=1)
+    samples = samples[good]
+    if len(samples) == 0:
+        raise FitError(f"no bootstrap resample of the {len(y)} runs could be fitted")
+    diag = dict(result.diagnostics)
+    diag.update(bootstrap_n=int(len(samples)), bootstrap_n_degenerate=int(n_resamples - len(samples)),
+                bootstrap_seed=seed if isinstance(seed, int) else None)
+    return replace(result, bootstrap=tuple(map(tuple, samples.tolist())), diagnostics=diag)
+
+
+def _distinct_ok(law: Law, x: dict, counts: np.ndarray) -> np.ndarray:
+    """Resamples whose drawn runs span at least n_params distinct input points."""
+    keys = np.unique(np.column_stack([x[k] for k in law.inputs]), axis=0, return_inverse=True)[1].ravel()
+    n_keys = keys.max() + 1
+    drawn = np.zeros((len(counts), n_keys))
+    for j in range(counts.shape[1]):
+        drawn[:, keys[j]] += counts[:, j]
+    return (drawn > 0).sum(axis=1) >= law.n_params
+
+
+def parameter_intervals(result: FitResult, level: float = 0.9) -> dict[str, tuple[float, float]]:
+    """Percentile confidence interval of each parameter from the bootstrap samples."""
+    if not result.bootstrap:
+        raise FitError("this fit has no bootstrap samples; run bootstrap() first")
+    p = np.asarray(result.bootstrap)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {name: tuple(np.percentile(p[:, j], q)) for j, name in enumerate(result.law_obj.params)}
+
+
+def standard_errors(result: FitResult) -> dict[str, float]:
+    if not result.bootstrap:
+        raise FitError("this fit has no bootstrap samples; run bootstrap() first")
+    p = np.asarray(result.bootstrap)
+    return {name: float(np.std(p[:, j], ddof=1)) for j, name in enumerate(result.law_obj.params)}
