@@ -107,6 +107,7 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
     bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]
     ww = np.ones_like(y) if w is None else w
     logy = np.log(y) if objective != "ls" else None
+    floor = 1e-3 * float(np.min(y)) if objective != "ls" else None
 
     def fun(z):
         p = z * scale
@@ -115,9 +116,13 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
         if objective == "ls":
             r = f - y
             return float(np.sum(ww * r**2)), (2.0 * (ww * r) @ jac) * scale
-        if np.any(~np.isfinite(f)) or np.any(f <= 0):
+        if np.any(~np.isfinite(f)):
             return 1e30, np.zeros_like(z)
-        r = np.log(f) - logy
+        # below floor, continue log linearly: finite, smooth, and its gradient points back to f > 0
+        low = f < floor
+        logf = np.where(low, np.log(floor) + (f - floor) / floor, np.log(np.where(low, floor, f)))
+        dlog = np.where(low, 1.0 / floor, 1.0 / np.where(low, floor, f))
+        r = logf - logy
         if objective == "ls-log":
             g = 2.0 * ww * r
             val = float(np.sum(ww * r**2))
@@ -125,18 +130,28 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
             a = np.abs(r)
             val = float(np.sum(ww * np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
             g = ww * np.clip(r, -delta, delta)
-        return val, ((g / f) @ jac) * scale
+        return val, ((g * dlog) @ jac) * scale
 
     z0 = np.clip(start / scale, [b[0] if b[0] is not None else -np.inf for b in bounds],
                  [b[1] if b[1] is not None else np.inf for b in bounds])
+    # L-BFGS-B measures progress relative to max(|f|, 1): rescale the objective so that it starts at
+    # ~1e3, otherwise a small objective (Huber with δ = 1e-3) stops it after one step
+    with np.errstate(all="ignore"):
+        f0 = fun(z0)[0]
+    k = 1e3 / f0 if 0 < f0 < 1e29 else 1.0
+
+    def scaled(z):
+        val, grad = fun(z)
+        return val * k, grad * k
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            sol = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds, options=_LBFGS_OPTS)
+            sol = minimize(scaled, z0, jac=True, method="L-BFGS-B", bounds=bounds, options=_LBFGS_OPTS)
         except (ValueError, np.linalg.LinAlgError) as exc:
             return start, False, f"failed: {exc}"
     p = sol.x * scale
-    ok = np.all(np.isfinite(p)) and sol.fun < 1e29 and (sol.success or sol.nit > 0)
+    ok = np.all(np.isfinite(p)) and sol.fun / k < 1e29 and (sol.success or sol.nit > 0)
     return p, bool(ok), str(sol.message)
 
 
