@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lmscale.errors import FitError
@@ -53,7 +53,8 @@ def test_overtrain_recovery_with_noise(A, B, eta, E, seed):
     truth = {"A": A, "B": B, "c": -2 * eta, "E": E}
     y = OVERTRAIN(truth, n_params=n, multiplier=m) * (1 + 1e-4 * rng.standard_normal(n.size))
     for method in ("paper", "varpro", "huber-log"):
-        res = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, y, method=method)
+        starts = OVERTRAIN.start_grid()[::16] if method != "varpro" else None  # a thinned grid keeps it quick
+        res = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, y, method=method, starts=starts)
         pred, true = res.predict(n_params=1.4e9, multiplier=100), OVERTRAIN(truth, n_params=1.4e9, multiplier=100)
         assert pred == pytest.approx(true, rel=2e-3), method
         assert res.params["c"] == pytest.approx(truth["c"], rel=0.1), method
@@ -65,6 +66,7 @@ def test_error_law_recovery_with_noise(k, gamma, eps, seed):
     rng = np.random.default_rng(seed)
     loss = np.linspace(2.2, 5.5, 12)
     truth = {"k": k, "gamma": gamma, "epsilon": eps}
+    assume(ERROR(truth, loss=2.2) > 0.05)  # errors must stay positive for the log objective
     y = ERROR(truth, loss=loss) + 1e-5 * rng.standard_normal(loss.size)
     for method in ("varpro", "huber-log", "paper"):
         res = fit(ERROR, {"loss": loss}, y, method=method,
@@ -82,7 +84,8 @@ def test_chinchilla_recovery_with_noise(alpha, beta, E, seed):
     truth = {"E": E, "A": 400.0, "alpha": alpha, "B": 1500.0, "beta": beta}
     y = CHINCHILLA(truth, n_params=n, n_tokens=d) * (1 + 1e-4 * rng.standard_normal(n.size))
     for method in ("huber-log", "varpro"):
-        res = fit(CHINCHILLA, {"n_params": n, "n_tokens": d}, y, method=method)
+        starts = CHINCHILLA.start_grid()[::20] if method == "huber-log" else None
+        res = fit(CHINCHILLA, {"n_params": n, "n_tokens": d}, y, method=method, starts=starts)
         for name in ("alpha", "beta", "E"):
             assert res.params[name] == pytest.approx(truth[name], rel=0.05), (method, name)
 
