@@ -18,13 +18,13 @@ from dataclasses import replace
 import numpy as np
 
 from lmscale.errors import FitError
-from lmscale.fit.core import METHODS, fit
+from lmscale.fit.core import METHODS, fit, run_weights
 from lmscale.fit.solvers import batched_projection, single_threaded_blas
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law
 
-_GRID = 160
-_GOLDEN_STEPS = 60
+_GRID = 96
+_GOLDEN_STEPS = 48
 _INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -46,10 +46,15 @@ def _batched_varpro_1d(law: Law, x: dict, y: np.ndarray, w: np.ndarray) -> np.nd
     def objective(theta):
         return batched_projection(law.basis(theta[:, None], x), w, y)[1]
 
-    for _ in range(_GOLDEN_STEPS):  # golden-section search, all resamples at once
-        c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
-        left = objective(c) < objective(d)
+    c, d = b - _INVPHI * (b - a), a + _INVPHI * (b - a)
+    fc, fd = objective(c), objective(d)
+    for _ in range(_GOLDEN_STEPS):  # golden-section search, all resamples at once, one new point a step
+        left = fc < fd
         a, b = np.where(left, a, c), np.where(left, d, b)
+        new = np.where(left, b - _INVPHI * (b - a), a + _INVPHI * (b - a))
+        fnew = objective(new)
+        c, d = np.where(left, new, d), np.where(left, c, new)
+        fc, fd = np.where(left, fnew, fd), np.where(left, fc, fnew)
     theta = (a + b) / 2.0
     beta, _ = batched_projection(law.basis(theta[:, None], x), w, y)
     return law.join(theta[:, None], beta)
@@ -80,9 +85,10 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
     distinct_pts = _distinct_ok(law, x, counts)
     ok &= distinct_pts
     w = counts[ok]
-    objective = METHODS[result.method][0]
-    if objective == "ls" and len(law.nonlinear) == 1 and law.search_range:
-        samples = _batched_varpro_1d(law, x, y, w)
+    method = METHODS[result.method]
+    if method.objective == "ls" and len(law.nonlinear) == 1 and law.search_range:
+        base = run_weights(method.weighting, x, y)
+        samples = _batched_varpro_1d(law, x, y, w if base is None else w * base)
     else:
         start = np.array([law.vector(result.params)])
         samples = []

@@ -9,6 +9,7 @@ there are fewer runs than parameters, or no start converges.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,26 +18,58 @@ from lmscale.fit import solvers
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
 
-#: method name → (objective, solver). ``paper`` is the authors' procedure (PAPER.md §4).
-METHODS: dict[str, tuple[str, str]] = {
-    "paper": ("ls", "lm"),
-    "varpro": ("ls", "varpro"),
-    "ls-log": ("ls-log", "lbfgs"),
-    "huber-log": ("huber-log", "lbfgs"),
+class Method(NamedTuple):
+    """A fitting method: an objective, a solver, and a weighting of the runs (see :func:`run_weights`)."""
+
+    objective: str
+    solver: str
+    weighting: str = "uniform"
+
+
+#: method name → :class:`Method`. ``paper`` is the authors' procedure (PAPER.md §4).
+METHODS: dict[str, Method] = {
+    "paper": Method("ls", "lm"),
+    "varpro": Method("ls", "varpro"),
+    "ls-log": Method("ls-log", "lbfgs"),
+    "huber-log": Method("huber-log", "lbfgs"),
+    # least squares on relative residuals (f − y)/y: the exact-least-squares twin of ls-log, so it
+    # keeps variable projection and the batched bootstrap
+    "rel-ls": Method("ls", "varpro", "relative"),
+    # as rel-ls, each run also weighted by (N / largest N)^SIZE_WEIGHT_POWER: the runs nearest the
+    # target in size count more. lmscale's default for loss laws (README, accuracy benchmark)
+    "rel-ls-size": Method("ls", "varpro", "relative-size"),
 }
 
-#: lmscale's recommended method per law, chosen from the held-out accuracy benchmark (README):
-#: Huber on log loss for loss laws (robust to outlying runs, best worst case at every fit compute),
-#: exact least squares for the error law (its residuals are small and symmetric)
-RECOMMENDED = {"error": "varpro"}
-RECOMMENDED_DEFAULT = "huber-log"
+#: exponent of the size weighting of ``rel-ls-size``; 0.25 was chosen on the paper testbed's cap and
+#: k-smallest-size fit sets (README, "Choosing the default method"), before any interval work
+SIZE_WEIGHT_POWER = 0.25
+
+#: lmscale's default method per law (``default``; ``recommended`` is its old name): relative least
+#: squares with size weights for loss laws, exact least squares for the error law (its residuals
+#: are small and symmetric). Chosen by the held-out accuracy benchmark on the paper testbed.
+DEFAULT_FOR_LAW = {"error": "varpro"}
+DEFAULT_LOSS_METHOD = "rel-ls-size"
+ALIASES = ("default", "recommended")
 
 
 def resolve_method(method: str, law: Law) -> str:
-    """``recommended`` → the recommended method for ``law``; other names pass through."""
-    if method == "recommended":
-        return RECOMMENDED.get(law.name, RECOMMENDED_DEFAULT)
+    """``default`` (or ``recommended``) → lmscale's default method for ``law``; other names pass through."""
+    if method in ALIASES:
+        return DEFAULT_FOR_LAW.get(law.name, DEFAULT_LOSS_METHOD)
     return method
+
+
+def run_weights(weighting: str, x: Mapping[str, np.ndarray], y: np.ndarray) -> np.ndarray | None:
+    """Per-run weights of a method's weighting scheme (None: uniform)."""
+    if weighting == "uniform":
+        return None
+    w = 1.0 / np.square(y)
+    if weighting == "relative-size" and "n_params" in x:
+        n = np.asarray(x["n_params"], dtype=float)
+        w = w * (n / n.max()) ** SIZE_WEIGHT_POWER
+    elif weighting not in ("relative", "relative-size"):
+        raise InputError(f"unknown weighting {weighting!r}")
+    return w / w.mean()
 
 
 #: two starts whose objectives differ by less than this (relative) reached the same optimum
@@ -94,11 +127,14 @@ def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *,
     law = get_law(law) if isinstance(law, str) else law
     method = resolve_method(method, law)
     if method not in METHODS:
-        raise InputError(f"unknown fitting method {method!r}; known: recommended, {', '.join(METHODS)}")
-    objective, solver = METHODS[method]
+        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
+    objective, solver, weighting = METHODS[method]
     n = len(np.atleast_1d(np.asarray(y)))
     ids = tuple(run_ids) if run_ids is not None else tuple(f"#{i}" for i in range(n))
-    xa, ya, w = check_data(law, x, y, ids, weights, target, objective.endswith("log"))
+    xa, ya, w = check_data(law, x, y, ids, weights, target, objective.endswith("log") or weighting != "uniform")
+    base = run_weights(weighting, xa, ya)
+    if base is not None:
+        w = base if w is None else w * base
     if starts is not None:
         grid = np.atleast_2d(np.asarray(starts, dtype=float))
     elif solver == "lbfgs" and law.search_range:
