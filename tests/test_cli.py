@@ -57,11 +57,11 @@ def test_fit_from_csv(tmp_path, testbed_runs):
     assert "5.846" in res.output  # M* for RefinedWeb (5.85 in the paper)
 
 
-def test_fit_default_is_the_recommended_method(tmp_path, testbed_dir):
+def test_fit_default_is_the_default_method(tmp_path, testbed_dir):
     out = tmp_path / "fit.json"
     res = run("fit", testbed_dir, "--target", "loss_c4_val", "--dataset", "rpj", "--where", "n_params <= 5e8", "-o", out)
     assert res.exit_code == 0, res.output
-    assert json.loads(out.read_text())["method"] == "huber-log"
+    assert json.loads(out.read_text())["method"] == "rel-ls-size"
     res = run("fit", testbed_dir, "--law", "error", "--target", "error_17", "--loss-column", "loss_c4_val",
               "--dataset", "rpj", "--where", "n_params <= 2e9", "-o", out)
     assert json.loads(out.read_text())["method"] == "varpro"

@@ -66,9 +66,10 @@ def cli():
               "Repeat to OR several clauses.")
 @click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
 @click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
-@click.option("--method", default="recommended", show_default=True,
-              help="recommended (huber-log for loss laws, varpro for the error law; from the accuracy benchmark), "
-                   "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), ls-log, huber-log.")
+@click.option("--method", default="default", show_default=True,
+              help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
+                   "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
+                   "rel-ls-size, ls-log, huber-log.")
 @click.option("--huber-delta", default=1e-3, show_default=True, help="Huber threshold on log residuals.")
 @click.option("--bootstrap", "n_boot", default=0, show_default=True,
               help="Bootstrap resamples over runs (intervals for parameters and predictions).")
@@ -201,7 +202,7 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
 @click.option("--error-fit", "error_fit", multiple=True, help="Report: runs that fit the error law (overrides the spec's).")
 @click.option("--heldout", "heldout", multiple=True, help="Report: held-out runs (overrides the spec's).")
 @click.option("--method", default="paper", show_default=True,
-              help="Report: fitting method of the headline fits (paper, varpro, ls-log, huber-log).")
+              help="Report: fitting method of the headline fits (paper, default, varpro, rel-ls, rel-ls-size, ls-log, huber-log).")
 @click.option("--only", multiple=True, help="Report: run only these analyses (default all).")
 def reproduce(testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss_fit, error_fit, heldout, method, only):
     """Reproduce the paper's held-out predictions (Figure 1 and every training × validation set), or
@@ -254,13 +255,13 @@ def _report(runs, testbed_dir, fit_spec, train_sets, val_sets, split, method, on
 
     from lmscale import testbed
     from lmscale.analyses.context import Context, Setting
-    from lmscale.fit.core import METHODS
+    from lmscale.fit.core import ALIASES, METHODS
     from lmscale.report.writer import ANALYSES, build_report
 
-    if method not in METHODS:
+    if method not in METHODS and method not in ALIASES:
         from lmscale.errors import InputError
 
-        raise InputError(f"unknown fitting method {method!r}; known: {', '.join(METHODS)}")
+        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
     setting = Setting(spec=fit_spec, val_set=val_sets[0] if val_sets else "c4_val", split=split,
                       train_sets=tuple(train_sets) or None, method=method, val_sets=tuple(val_sets) or None)
     try:
@@ -533,7 +534,7 @@ def _print_heldout(df, title: str) -> None:
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder + report folder.")
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
-@click.option("--method", default="recommended", show_default=True, help="Fitting method of both laws.")
+@click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
     built-in task suite), fit on the smaller runs, predict the largest, write OUT/report."""
@@ -557,7 +558,7 @@ def loop(config, preset_name, out_dir, device, method):
 @click.option("--fit-runs", "fit_runs", multiple=True,
               help="Runs that fit both laws (default: every run below the largest model size).")
 @click.option("--heldout", multiple=True, help="Runs to predict (default: the largest model size).")
-@click.option("--method", default="recommended", show_default=True, help="Fitting method of both laws.")
+@click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
 def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
     """Held-out report for any run table of one training set (e.g. examples/cpu-small/runs.jsonl):
     fit on some runs, predict the others, write REPORT/report.md with figures."""

@@ -35,7 +35,7 @@ def holdout_spec(runs: RunTable) -> FitSpec:
                    "laws fitted on all runs below the largest size; the largest size is predicted")
 
 
-def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str = "recommended", n_items: int = 200,
+def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str = "default", n_items: int = 200,
              on_run: Callable | None = None, on_step: Callable | None = None,
              on_eval: Callable[[str], None] | None = None) -> LoopResult:
     from lmscale.evaluate.builtin import builtin_tasks, write_suite
@@ -53,18 +53,17 @@ def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str
     return LoopResult(runs_path, report, df)
 
 
-def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *, method: str = "recommended",
+def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *, method: str = "default",
                 spec: FitSpec | None = None) -> tuple[Path, pd.DataFrame]:
     """Fit on the smaller runs of a run table (or ``spec``'s), predict the held-out ones, and write
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
-    from lmscale.paper import reproduce
     from lmscale.report.writer import run_analyses, write_report
 
     spec = spec or holdout_spec(runs)
     if len(runs.datasets) != 1:
         raise InputError(f"expected the runs of one training set, found {', '.join(runs.datasets)}")
     ctx = Context(runs, Setting(spec=spec, val_set=val_set, split=split, method=method))
-    _fits, rows = reproduce(runs, spec, runs.datasets, [ctx.val_set], error_targets=(ctx.target,), method=method)
+    rows = [r for ts in ctx.train_sets for r in ctx.study.heldout(ts, ctx.val_set)]
     if not rows:
         raise InputError(f"fit spec {spec.name!r} holds out no runs: nothing to predict")
     df = pd.DataFrame([r.to_dict() for r in rows])

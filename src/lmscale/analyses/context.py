@@ -1,5 +1,6 @@
 """What every paper analysis shares: the setting (fit spec, validation loss, task split, training
-sets, method) and a cache of the fits made under it, so that twelve analyses fit each law once."""
+sets, method) and the :class:`~lmscale.study.Study` that fits under it, so that twelve analyses fit
+each law once."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import pandas as pd
 
 from lmscale.errors import InputError
 from lmscale.fit.result import FitResult
-from lmscale.fit.tables import fit_table
-from lmscale.predict import ScalePoint, predict_loss
 from lmscale.records import RunTable
-from lmscale.selection import FitSpec, Selection, preset
-from lmscale.tasks import SPLITS, resolve_split, target_values
+from lmscale.selection import FitSpec, preset
+from lmscale.study import Study
+from lmscale.tasks import SPLITS, resolve_split
 
 
 def split_target(split: str) -> str:
@@ -55,7 +55,8 @@ class Setting:
 
 
 class Context:
-    """Run table + setting + fit cache. All analyses take one."""
+    """Run table + setting + the :class:`Study` that fits under it. All analyses take one; each law
+    is fitted once, by the study."""
 
     def __init__(self, runs: RunTable, setting: Setting | None = None, *, metadata=None, grid_path=None):
         self.runs = runs
@@ -63,88 +64,46 @@ class Context:
         self.metadata = metadata
         self.grid_path = grid_path
         s = self.setting
-        vs = s.val_set.removeprefix("loss_")
-        if vs not in runs.val_sets:
+        self.val_set = s.val_set.removeprefix("loss_")
+        if self.val_set not in runs.val_sets:
             raise InputError(f"unknown validation set {s.val_set!r}; known: {', '.join(runs.val_sets)}")
-        self.val_set = vs
-        self.train_sets = tuple(s.train_sets or runs.datasets)
-        unknown = [t for t in self.train_sets if t not in runs.datasets]
-        if unknown:
-            raise InputError(f"unknown training set(s) {', '.join(unknown)}; known: {', '.join(runs.datasets)}")
-        self.val_sets = tuple(v.removeprefix("loss_") for v in (s.val_sets or runs.val_sets))
-        bad = [v for v in self.val_sets if v not in runs.val_sets]
-        if bad:
-            raise InputError(f"unknown validation set(s) {', '.join(bad)}; known: {', '.join(runs.val_sets)}")
         resolve_split(s.split, runs.tasks)  # unknown task names fail here, before any fitting
         self.target = split_target(s.split)
-        self._cache: dict = {}
+        self.study = Study(runs, s.spec, s.method, train_sets=s.train_sets, val_sets=s.val_sets,
+                           error_targets=(self.target,))
+        self.train_sets = self.study.train_sets
+        self.val_sets = self.study.val_sets
 
-    # -- runs ------------------------------------------------------------------------------------
+    # -- runs (the study's) ----------------------------------------------------------------------
     def dataset(self, train_set: str) -> RunTable:
-        key = ("ds", train_set)
-        if key not in self._cache:
-            self._cache[key] = Selection.parse(f"dataset == {train_set}").apply(self.runs)
-        return self._cache[key]
+        return self.study.dataset(train_set)
 
     def loss_runs(self, train_set: str) -> RunTable:
-        sub = self.setting.spec.loss_fit.apply(self.dataset(train_set))
-        if len(sub) == 0:
-            raise InputError(f"fit spec {self.setting.spec.name!r}: no loss-fit runs in training set {train_set!r}")
-        return sub
+        return self.study.loss_runs(train_set)
 
     def error_runs(self, train_set: str) -> RunTable:
-        sub = self.setting.spec.error_fit.apply(self.dataset(train_set))
-        if len(sub) == 0:
-            raise InputError(f"fit spec {self.setting.spec.name!r}: no error-fit runs in training set {train_set!r}")
-        return sub
+        return self.study.error_runs(train_set)
 
     def heldout(self, train_set: str) -> RunTable:
-        return self.setting.spec.heldout.apply(self.dataset(train_set))
+        return self.study.heldout_runs(train_set)
 
-    # -- fits --------------------------------------------------------------------------------------
+    # -- fits: the setting's validation loss and split unless named ----------------------------
     def loss_fit(self, train_set: str, val_set: str | None = None) -> FitResult:
-        vs = (val_set or self.val_set).removeprefix("loss_")
-        key = ("loss", train_set, vs)
-        if key not in self._cache:
-            self._cache[key] = fit_table(self.loss_runs(train_set), "overtrain", "loss_" + vs,
-                                         method=self.setting.method)
-        return self._cache[key]
+        return self.study.loss_fit(train_set, val_set or self.val_set)
 
-    def error_fit(self, train_set: str, target: str | None = None, runs: RunTable | None = None,
-                  tag: str = "spec") -> FitResult:
+    def error_fit(self, train_set: str, target: str | None = None, runs: RunTable | None = None) -> FitResult:
         """Error law of ``target`` (default: the setting's split) against the setting's validation
-        loss, on the spec's error-fit runs (or ``runs``, cached under ``tag``)."""
-        target = target or self.target
-        key = ("error", train_set, target, tag)
-        if key not in self._cache:
-            use = self.error_runs(train_set) if runs is None else runs
-            self._cache[key] = fit_table(use, "error", target, method=self.setting.method,
-                                         loss_column="loss_" + self.val_set)
-        return self._cache[key]
+        loss, on the spec's error-fit runs (or on ``runs``)."""
+        return self.study.error_fit(train_set, self.val_set, target or self.target, runs=runs)
 
-    # -- prediction --------------------------------------------------------------------------------
     def predict_loss(self, train_set: str, n_params: float, multiplier: float, val_set: str | None = None) -> float:
-        return predict_loss(self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier))
+        return self.study.predict_loss(train_set, val_set or self.val_set, n_params, multiplier)
 
     def target_run(self, train_set: str, which: str) -> int:
-        """Index in :meth:`dataset` of ``largest`` (the biggest model, M closest to 20) or
-        ``second-max-m`` (the second-largest size at its largest M: the paper's 1.4B max-M run)."""
-        ds = self.dataset(train_set)
-        n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
-        sizes = np.unique(n)
-        if which == "largest":
-            idx = np.flatnonzero(n == sizes[-1])
-            return int(idx[np.argmin(np.abs(np.log(m[idx] / 20)))])
-        if which == "second-max-m":
-            if len(sizes) < 2:
-                raise InputError(f"training set {train_set!r} has a single model size")
-            idx = np.flatnonzero(n == sizes[-2])
-            return int(idx[np.argmax(m[idx])])
-        raise InputError(f"unknown target run {which!r}")
+        return self.study.target_run(train_set, which)
 
     def observed(self, train_set: str, index: int, target: str) -> float:
-        ds = self.dataset(train_set)
-        return float(target_values(ds.subset(np.arange(len(ds)) == index), target)[0])
+        return self.study.observed(train_set, index, target)
 
 
 #: the paper's names of its model sizes (it truncates 0.4116B to 0.411B)

@@ -188,7 +188,7 @@ def table7(ctx: Context, without_above: float = 1e9) -> Analysis:
         small = er.subset(er.column("n_params").astype(float) < without_above)
         with_ = relative_error(float(ctx.error_fit(ts).predict(loss=pl)), obs)
         try:
-            without = relative_error(float(ctx.error_fit(ts, runs=small, tag="no-large").predict(loss=pl)), obs)
+            without = relative_error(float(ctx.error_fit(ts, runs=small).predict(loss=pl)), obs)
         except FitError:
             without = np.nan
         rows.append({"train_set": ts, "n_error_fit_runs": len(er), "n_without": len(small),

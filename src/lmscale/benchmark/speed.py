@@ -8,7 +8,7 @@ import time
 
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.paper import fit_training_set
+from lmscale.study import Study
 from lmscale.records import RunTable
 from lmscale.selection import preset
 
@@ -40,7 +40,7 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
     diff = max(abs(a.params[k] - b.params[k]) / abs(a.params[k]) for a, b in zip(paper_fits, fast_fits) for k in a.params)
     obj_gap = max((b.diagnostics["objective"] - a.diagnostics["objective"]) / a.diagnostics["objective"]
                   for a, b in zip(paper_fits, fast_fits))
-    default = fit_training_set(runs, "rpj", "c4_val", error_targets=()).loss_fit
+    default = Study(runs, "paper-default", "paper", error_targets=()).loss_fit("rpj", "c4_val")
     t_boot, booted = _best_of(lambda: bootstrap(default, n_resamples, seed=0), repeats)
     return {
         "n_fits": len(problems),
