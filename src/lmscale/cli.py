@@ -87,10 +87,13 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
         table = Selection.parse(f"dataset == {dataset}").apply(table)
     result = fit_table(table, law, target, method=method, loss_column=loss_column, huber_delta=huber_delta)
     if n_boot:
+        from lmscale.calibration import calibrate_fit, describe, of_fit
         from lmscale.fit.bootstrap import bootstrap
 
-        result = bootstrap(result, n_boot, seed)
+        result = calibrate_fit(bootstrap(result, n_boot, seed), min(n_boot, 200), seed)
     _print_fit(result)
+    if n_boot:
+        out.print(describe(of_fit(result, "error" if result.law == "error" else "loss")))
     if output:
         result.save(output)
         out.print(f"wrote {output}")
@@ -153,15 +156,7 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
         efit = FitResult.load(error_fit) if error_fit else None
         pred = predict_chain(fit_res, efit, point)
         result = {**point.inputs(), "loss": pred.loss, "error": pred.error, "target": fit_res.target}
-        if fit_res.bootstrap:
-            from lmscale.predict import predict_with_intervals
-
-            up = predict_with_intervals(fit_res, efit, point, level=level)
-            result.update(loss_confidence=[up.loss_confidence.low, up.loss_confidence.high],
-                          loss_prediction_interval=[up.loss_prediction.low, up.loss_prediction.high])
-            if up.error_prediction is not None:
-                result.update(error_confidence=[up.error_confidence.low, up.error_confidence.high],
-                              error_prediction_interval=[up.error_prediction.low, up.error_prediction.high])
+        result.update(_intervals(fit_res, efit, point, level))
         from lmscale.predict import extrapolation_warnings
 
         result["warnings"] = extrapolation_warnings(fit_res, point)
@@ -171,16 +166,96 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     tab = Table(title=f"prediction from {fit_file}")
     tab.add_column("quantity")
     tab.add_column("value", justify="right")
+    notes = ("warnings", "loss_interval_method", "error_interval_method")
     for k, v in result.items():
-        if isinstance(v, list) and k != "warnings":
+        if isinstance(v, list) and k not in notes:
             tab.add_row(f"{k} ({100 * level:g}%)", f"[{_fmt(v[0], 5)}, {_fmt(v[1], 5)}]")
-        elif v is not None and k != "warnings":
+        elif v is not None and k not in notes:
             tab.add_row(k, _fmt(v, 6))
     out.print(tab)
+    for k in notes[1:]:
+        if result.get(k):
+            out.print(f"{k.split('_')[0]}: {result[k]}")
     for w in result.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}")
-    if "loss_prediction_interval" not in result and fit_res.law != "error":
+    if "loss_interval" not in result and fit_res.law != "error":
         out.print("no intervals: refit with --bootstrap N to get them")
+
+
+def _intervals(loss_fit, error_fit, point, level) -> dict:
+    """Calibrated intervals (the default), and the bootstrap-only ones beside them, for a saved fit."""
+    if not loss_fit.bootstrap:
+        return {}
+    from lmscale import calibration as cal
+    from lmscale.predict import predict_with_intervals
+
+    lc = cal.of_fit(loss_fit, "loss")
+    li = cal.calibrated(loss_fit, point, level, lc).interval
+    res = {"loss_interval": [li.low, li.high], "loss_interval_method": cal.describe(lc)}
+    up = predict_with_intervals(loss_fit, error_fit, point, level=level)
+    res["loss_bootstrap_interval"] = [up.loss_prediction.low, up.loss_prediction.high]
+    if error_fit is not None:
+        ec = cal.of_fit(error_fit, "error")
+        ei = cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
+        res.update(error_interval=[ei.low, ei.high], error_interval_method=cal.describe(ec))
+        if up.error_prediction is not None:
+            res["error_bootstrap_interval"] = [up.error_prediction.low, up.error_prediction.high]
+    return res
+
+
+# ------------------------------------------------------------------------------------- backtest
+@cli.command()
+@click.argument("runs", type=click.Path(exists=True, dir_okay=True))
+@click.option("--target", required=True, help="loss_<set>, or an error target chained through --loss-column.")
+@click.option("--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val).")
+@click.option("--method", "methods", multiple=True,
+              help="Fitting method(s) to compare (repeatable; default: default and paper).")
+@click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
+@click.option("--bootstrap", "n_boot", default=200, show_default=True,
+              help="Bootstrap resamples per origin (the spread the intervals are calibrated with).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write backtest.csv, backtest_summary.csv and backtest.png here (default: beside RUNS).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
+    """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
+    predict the larger ones, and see the error grow with the extrapolation distance."""
+    from lmscale.backtest import backtest as run_backtest
+    from lmscale.calibration import describe, from_backtest, reference
+    from lmscale.report.writer import save_figures
+    from lmscale.selection import Selection
+
+    table = load_runs(runs)
+    if where:
+        table = Selection.parse(list(where)).apply(table)
+    res = run_backtest(table, target, methods=tuple(methods) or ("default", "paper"), loss_column=loss_column,
+                       n_resamples=n_boot)
+    summary = res.summary()
+    folder = Path(out_dir) if out_dir else (Path(runs) if Path(runs).is_dir() else Path(runs).parent) / "backtest"
+    frame = res.frame()
+    paths = save_figures(folder, {"backtest.csv": frame, "backtest_summary.csv": summary},
+                         _backtest_figures(frame, target))
+    if fmt == "json":
+        click.echo(json.dumps({"summary": json.loads(summary.to_json(orient="records")),
+                               "files": [str(p) for p in paths]}, indent=1))
+        return
+    tab = Table(title=f"backtest of {target} on {runs}: relative error by compute extrapolation (C ÷ largest fitted)")
+    for col in ("method", "quantity", "C factor", "predictions", "mean", "median", "max"):
+        tab.add_column(col, justify="left" if col in ("method", "quantity", "C factor") else "right")
+    for r in summary.itertuples():
+        tab.add_row(r.method, r.quantity, r.c_factor_bin, str(r.n), f"{100 * r.mean_rel_error:.2f}%",
+                    f"{100 * r.median_rel_error:.2f}%", f"{100 * r.max_rel_error:.2f}%")
+    out.print(tab)
+    first = res.points[0].method
+    own = from_backtest([p for p in res.points if p.method == first], res.points[0].quantity)
+    out.print(describe(own) if own else "too few backtest predictions for calibrated intervals of their own: "
+              "intervals fall back to " + describe(reference(res.points[0].quantity)).split("from ", 1)[1])
+    out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _backtest_figures(frame, target):
+    from lmscale.report.figures import plot_backtest
+
+    return plot_backtest(frame, f"Backtest of {target}: error vs extrapolation")
 
 
 # ------------------------------------------------------------------------------------ reproduce

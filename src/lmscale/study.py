@@ -75,13 +75,17 @@ class Study:
 
     ``spec``: a :class:`FitSpec` or a preset name; it is applied within each training set.
     ``method``: the fitting method of both laws (``default`` picks per law, see
-    :func:`lmscale.fit.core.resolve_method`).
+    :func:`lmscale.fit.core.resolve_method`). ``loss_law``: ``overtrain`` (Eq. 4) or ``chinchilla``;
+    ``error_method``: the error law's method when it differs.
     """
 
     def __init__(self, runs: RunTable, spec: FitSpec | str = "paper-default", method: str = "paper", *,
                  train_sets: Sequence[str] | None = None, val_sets: Sequence[str] | None = None,
-                 error_targets: Sequence[str] = ERROR_TARGETS):
+                 error_targets: Sequence[str] = ERROR_TARGETS, loss_law: str = "overtrain",
+                 error_method: str | None = None):
         self.runs = runs
+        self.error_method = error_method or method
+        self.loss_law = loss_law
         self.spec = preset(spec) if isinstance(spec, str) else spec
         self.method = method
         self.train_sets = tuple(train_sets or runs.datasets)
@@ -129,12 +133,13 @@ class Study:
         # the key names the exact runs (their ids), so two selections never share a fit
         key = key + (tuple(runs.run_ids),)
         if key not in self._fits:
-            self._fits[key] = fit_table(runs, law, target, method=self.method, loss_column=loss_col)
+            method = self.error_method if law == "error" else self.method
+            self._fits[key] = fit_table(runs, law, target, method=method, loss_column=loss_col)
         return self._fits[key]
 
     def loss_fit(self, train_set: str, val_set: str) -> FitResult:
         col = loss_column(val_set)
-        return self._fit(("loss", train_set, col), self.loss_runs(train_set), "overtrain", col, None)
+        return self._fit(("loss", train_set, col), self.loss_runs(train_set), self.loss_law, col, None)
 
     def error_fit(self, train_set: str, val_set: str, target: str, *, runs: RunTable | None = None) -> FitResult:
         """Error law of ``target`` against ``val_set`` on the spec's error-fit runs, or on ``runs``."""

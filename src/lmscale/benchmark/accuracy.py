@@ -1,20 +1,26 @@
-"""Held-out accuracy of fitting methods on the paper's testbed.
+"""Held-out accuracy and interval calibration of fitting methods on the paper's testbed.
 
-Targets, per training set: the 1.4B run at its largest M and the 6.9B run at M = 20, for every
-validation loss (3 × 8 × 2 = 48 loss predictions), plus the chained 46- and 17-task errors through
-the C4-eval loss (3 × 2 × 2 = 12 error predictions).
+Targets, per training set: the 1.4B run at its largest M and the 6.9B run at M = 20
+(:data:`lmscale.study.TARGET_RUNS`), for every validation loss (3 × 8 × 2 = 48 loss predictions per
+fit set), plus the chained 46- and 17-task errors through the C4-eval loss (3 × 2 × 2 = 12). Every
+target lies outside every fit set.
 
-Fit sets: ``paper-default`` (PAPER.md §4), and ``cap-<C>``: every 0.011–0.411B run whose compute is
-at most C FLOPs (loss and error law on the same runs). ``fit_flops`` is the compute of the runs a
-fit set uses, averaged over the three training sets.
+Fit sets (each a :class:`FitSpec`, applied per training set): ``paper-default`` and
+``paper-no-1b`` (PAPER.md §4, Table 7); ``cap-<C>``: every 0.011–0.411B run with compute ≤ C
+(both laws on the same runs); ``k<k>-smallest``: every run of the k smallest sizes. ``fit_flops``
+is the compute of the runs a fit set uses, averaged over the training sets.
 
-Methods: ``paper`` (Eq. 4, least squares on raw loss, the authors' LM); ``varpro`` is the same
-optimum and is not repeated. ``huber-log-tied`` (Eq. 4, Huber on log loss); ``ls-log-tied`` (Eq. 4,
-least squares on log loss); ``huber-log-untied`` (Chinchilla form with α ≠ β, Huber on log loss).
-The error law is fitted by least squares (exact optimum) for every non-paper method.
+Methods: ``paper`` (Eq. 4, least squares on raw loss, the authors' LM); ``default`` (lmscale's
+default: ``rel-ls-size`` for the loss law); ``rel-ls``; ``huber-log-tied`` and ``ls-log-tied``
+(Eq. 4 on log loss); ``huber-log-untied`` (Chinchilla form, α ≠ β). The error law is fitted by
+exact least squares for every method but ``paper``.
 
-Intervals: bootstrap over runs (``n_resamples``), percentile prediction intervals that add the
-fit's residual noise; coverage = share of targets whose observed value lies inside.
+Intervals (methods with a batched bootstrap: least-squares objectives): calibrated as lmscale does
+by default (:mod:`lmscale.calibration`) — bootstrap over runs ⊕ extrapolation error, with
+conformal scores from the fit set's own backtest when it is large enough, else from the reference
+ladder built **without the training set being scored** (leave-one-training-set-out), so no target
+is ever used to calibrate its own interval. ``median_interval_width`` is the median of
+(high − low) / prediction of the 90% loss intervals.
 """
 
 from __future__ import annotations
@@ -24,15 +30,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmscale import calibration as cal
+from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.fit.tables import fit_table
-from lmscale.predict import ScalePoint, predict_with_intervals
+from lmscale.fit.core import METHODS as FIT_METHODS
+from lmscale.fit.core import resolve_method
+from lmscale.laws import get_law
+from lmscale.predict import ScalePoint
 from lmscale.records import RunTable
-from lmscale.selection import Selection, preset
+from lmscale.selection import FitSpec, Selection, preset
+from lmscale.study import TARGET_RUNS, Study
 from lmscale.tasks import target_values
 
 CAPS = (1e19, 3e19, 1e20)
+K_SMALLEST = (2, 3, 4)
+ERROR_TARGETS = ("error_46", "error_17")
+ERROR_LOSS = "c4_val"
+LEVELS = (0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -42,103 +57,165 @@ class Method:
     loss_method: str
     error_method: str
 
+    @property
+    def has_intervals(self) -> bool:
+        """Calibrated intervals need the batched bootstrap: least squares on a one-exponent law."""
+        m = FIT_METHODS[resolve_method(self.loss_method, get_law(self.law))]
+        return m.objective == "ls" and self.law == "overtrain"
 
-METHODS = (
+
+METHODS_COMPARED = (
     Method("paper", "overtrain", "paper", "paper"),
+    Method("default", "overtrain", "default", "default"),
+    Method("rel-ls", "overtrain", "rel-ls", "varpro"),
     Method("huber-log-tied", "overtrain", "huber-log", "varpro"),
     Method("ls-log-tied", "overtrain", "ls-log", "varpro"),
     Method("huber-log-untied", "chinchilla", "huber-log", "varpro"),
 )
+METHODS = METHODS_COMPARED  # the old name
 
 
-def fit_sets(caps: Sequence[float] = CAPS) -> dict[str, tuple[Selection, Selection]]:
-    spec = preset("paper-default")
-    out = {"paper-default": (spec.loss_fit, spec.error_fit)}
-    for cap in caps:
-        sel = Selection.parse(f"n_params <= 5e8 and flops <= {cap:g}")
-        out[f"cap-{cap:.0e}".replace("+", "")] = (sel, sel)
+def fit_sets(caps: Sequence[float] = CAPS, k_smallest: Sequence[int] = K_SMALLEST,
+             runs: RunTable | None = None) -> dict[str, FitSpec]:
+    heldout = Selection.parse("n_params >= 1e9")
+    out = {"paper-default": preset("paper-default"), "paper-no-1b": preset("paper-no-1b")}
+    for c in caps:
+        sel = Selection.parse(f"n_params <= 5e8 and flops <= {c:g}")
+        name = f"cap-{c:.0e}".replace("+", "")
+        out[name] = FitSpec(name, sel, sel, heldout, f"0.011–0.411B runs with C ≤ {c:g}")
+    sizes = np.unique(runs.column("n_params").astype(float)) if runs is not None else np.array(
+        [10569312, 78914048, 153677376, 411616256], float)
+    sizes = sizes[sizes < 1e9]
+    for k in k_smallest:
+        if k <= len(sizes):
+            sel = Selection.parse(f"n_params <= {sizes[k - 1] * 1.0001:.6g}")
+            out[f"k{k}-smallest"] = FitSpec(f"k{k}-smallest", sel, sel, heldout, f"every run of the {k} smallest sizes")
     return out
 
 
-def _targets(ds: RunTable) -> list[int]:
-    n = ds.column("n_params")
-    m = ds.column("multiplier")
-    one_b = np.flatnonzero((n > 1e9) & (n < 2e9))
-    seven_b = np.flatnonzero((n > 5e9) & np.isclose(m, 20))
-    return [int(one_b[np.argmax(m[one_b])]), int(seven_b[0])]
-
-
-def _score(values: list[tuple[float, float, tuple[float, float], tuple[float, float]]]) -> dict:
-    if not values:
-        return {k: float("nan") for k in ("mean", "median", "max", "cov80", "cov90")}
-    rel = np.array([abs(p - o) / abs(o) for p, o, _, _ in values])
-    cov80 = np.mean([lo <= o <= hi for _, o, (lo, hi), _ in values])
-    cov90 = np.mean([lo <= o <= hi for _, o, _, (lo, hi) in values])
+def _score(rows: list[tuple]) -> dict:
+    """rows: (predicted, observed, {level: Interval} or None)."""
+    if not rows:
+        return {"mean": float("nan"), "median": float("nan"), "max": float("nan"), "cov80": float("nan"),
+                "cov90": float("nan"), "width": float("nan")}
+    rel = np.array([abs(p - o) / abs(o) for p, o, _ in rows])
+    iv = [(o, i) for p, o, i in rows if i is not None]
+    cov = {lv: float(np.mean([i[lv].contains(o) for o, i in iv])) if iv else float("nan") for lv in LEVELS}
+    width = float(np.median([(i[0.9].high - i[0.9].low) / p for (p, _o, i) in rows if i is not None])) if iv \
+        else float("nan")
     return {"mean": float(np.mean(rel)), "median": float(np.median(rel)), "max": float(np.max(rel)),
-            "cov80": float(cov80), "cov90": float(cov90)}
+            "cov80": cov[0.8], "cov90": cov[0.9], "width": width}
 
 
-def run(runs: RunTable, *, caps: Sequence[float] = CAPS, methods: Sequence[Method] = METHODS,
-        n_resamples: int = 200, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[dict]:
+def _boot(fit, n, seed):
+    try:
+        return bootstrap(fit, n, seed)
+    except FitError:
+        return fit
+
+
+def run(runs: RunTable, *, caps: Sequence[float] = CAPS, methods: Sequence[Method] = METHODS_COMPARED,
+        n_resamples: int = 200, seed: int = 0, progress: Callable[[str], None] | None = None,
+        fit_set_names: Sequence[str] | None = None) -> list[dict]:
+    """One row per fit set × method (see the module docstring for every column)."""
+    specs = fit_sets(caps, runs=runs)
+    if fit_set_names:
+        specs = {k: v for k, v in specs.items() if k in fit_set_names}
+    references = {}
+    if any(m.has_intervals for m in methods) and n_resamples > 0:
+        for ts in runs.datasets:  # leave-one-training-set-out reference calibrations
+            references[ts] = cal.build_reference(runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed)
+            if progress is not None:
+                progress(f"reference without {ts}")
     rows = []
-    for fs_name, (loss_sel, err_sel) in fit_sets(caps).items():
+    for fs_name, spec in specs.items():
         for meth in methods:
-            loss_vals, err_vals, flops, failures, note = [], [], [], 0, ""
-            for ts in runs.datasets:
-                ds = runs.subset(runs.column("dataset") == ts)
-                lruns, eruns = loss_sel.apply(ds), err_sel.apply(ds)
-                used = set(lruns.run_ids) | set(eruns.run_ids)
-                flops.append(float(sum(f for r, f in zip(ds.run_ids, ds.column("flops")) if r in used)))
-                targets = _targets(ds)
-                for vs in runs.val_sets:
-                    try:
-                        lf = bootstrap(fit_table(lruns, meth.law, "loss_" + vs, method=meth.loss_method),
-                                       n_resamples, seed)
-                    except FitError as exc:
-                        failures += 1
-                        note = str(exc).split(";")[0]
-                        continue
-                    efits = {}
-                    if vs == "c4_val":
-                        for tgt in ("error_46", "error_17"):
-                            try:
-                                efits[tgt] = bootstrap(fit_table(eruns, "error", tgt, method=meth.error_method,
-                                                                 loss_column="loss_" + vs), n_resamples, seed)
-                            except FitError as exc:
-                                failures += 1
-                                note = str(exc).split(";")[0]
-                    for i in targets:
-                        point = ScalePoint.make(float(ds.column("n_params")[i]), n_tokens=float(ds.column("n_tokens")[i]))
-                        p80 = predict_with_intervals(lf, None, point, level=0.8, seed=seed)
-                        p90 = predict_with_intervals(lf, None, point, level=0.9, seed=seed)
-                        obs = float(ds.loss(vs)[i])
-                        loss_vals.append((p90.loss, obs, (p80.loss_prediction.low, p80.loss_prediction.high),
-                                          (p90.loss_prediction.low, p90.loss_prediction.high)))
-                        for tgt, ef in efits.items():
-                            e80 = predict_with_intervals(lf, ef, point, level=0.8, seed=seed)
-                            e90 = predict_with_intervals(lf, ef, point, level=0.9, seed=seed)
-                            obs_e = float(target_values(ds.subset(np.arange(len(ds)) == i), tgt)[0])
-                            err_vals.append((e90.error, obs_e, (e80.error_prediction.low, e80.error_prediction.high),
-                                             (e90.error_prediction.low, e90.error_prediction.high)))
-            ls, es = _score(loss_vals), _score(err_vals)
-            rows.append({
-                "method": meth.name, "fit_set": fs_name, "fit_flops": float(np.mean(flops)),
-                "n_loss_predictions": len(loss_vals), "mean_rel_error": ls["mean"], "median_rel_error": ls["median"],
-                "max_rel_error": ls["max"], "coverage_80": ls["cov80"], "coverage_90": ls["cov90"],
-                "n_error_predictions": len(err_vals), "error_mean_rel_error": es["mean"],
-                "error_median_rel_error": es["median"], "error_max_rel_error": es["max"],
-                "error_coverage_80": es["cov80"], "error_coverage_90": es["cov90"], "failed_fits": failures,
-                "note": note,
-            })
+            rows.append(_one(runs, fs_name, spec, meth, references, n_resamples, seed))
             if progress is not None:
                 progress(f"{fs_name} × {meth.name}")
     return rows
 
 
+def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
+    study = Study(runs, spec, meth.loss_method, error_targets=ERROR_TARGETS, loss_law=meth.law,
+                  error_method=meth.error_method)
+    intervals = meth.has_intervals and n_resamples > 0
+    loss_rows, err_rows, flops, failures, note, sources = [], [], [], 0, "", set()
+    for ts in runs.datasets:
+        ds = study.dataset(ts)
+        lruns, eruns = study.loss_runs(ts), study.error_runs(ts)
+        used = set(lruns.run_ids) | set(eruns.run_ids)
+        flops.append(float(sum(f for r, f in zip(ds.run_ids, ds.column("flops")) if r in used)))
+        targets = [study.target_run(ts, w) for w in TARGET_RUNS]
+        points = [ScalePoint.make(float(ds.column("n_params")[i]), n_tokens=float(ds.column("n_tokens")[i]))
+                  for i in targets]
+        for vs in runs.val_sets:
+            try:
+                lf = study.loss_fit(ts, vs)
+            except FitError as exc:
+                failures, note = failures + 1, str(exc).split(";")[0]
+                continue
+            efits = {}
+            if vs == ERROR_LOSS:
+                for tgt in ERROR_TARGETS:
+                    try:
+                        efits[tgt] = study.error_fit(ts, vs, tgt)
+                    except FitError as exc:
+                        failures, note = failures + 1, str(exc).split(";")[0]
+            own_loss = own_err = None
+            if intervals:
+                lf = _boot(lf, n_resamples, seed)
+                efits = {t: _boot(f, n_resamples, seed + 1) for t, f in efits.items()}
+                errs = None
+                if vs == ERROR_LOSS and set(eruns.run_ids) == set(lruns.run_ids):
+                    errs = {t: target_values(lruns, t) for t in ERROR_TARGETS}
+                bt = backtest_arrays(lruns.column("n_params"), lruns.column("multiplier"), lruns.loss("loss_" + vs),
+                                     method=meth.loss_method, run_ids=lruns.run_ids, n_resamples=n_resamples,
+                                     seed=seed)
+                own_loss = cal.choose(bt, "loss", references[ts]["loss"])
+                if errs:
+                    ebt = []
+                    for t in ERROR_TARGETS:
+                        ebt += backtest_arrays(lruns.column("n_params"), lruns.column("multiplier"),
+                                               lruns.loss("loss_" + vs), method=meth.loss_method, errors=errs[t],
+                                               run_ids=lruns.run_ids, n_resamples=n_resamples, seed=seed)
+                    own_err = cal.choose(ebt, "error", references[ts]["error"])
+                else:
+                    own_err = references[ts]["error"]
+                sources.add(own_loss.source)
+            for i, point in zip(targets, points):
+                obs = study.observed(ts, i, "loss_" + vs)
+                ivs = None
+                if intervals:
+                    ivs = {lv: cal.calibrated(lf, point, lv, own_loss).interval for lv in LEVELS}
+                pred = float(lf.predict(**{k: point.inputs()[k] for k in lf.law_obj.inputs}))
+                loss_rows.append((pred, obs, ivs))
+                for tgt, ef in efits.items():
+                    obs_e = study.observed(ts, i, tgt)
+                    eivs = None
+                    if intervals:
+                        eivs = {lv: cal.calibrated(lf, point, lv, own_err, error_fit=ef).interval for lv in LEVELS}
+                    err_rows.append((float(ef.predict(loss=pred)), obs_e, eivs))
+    ls, es = _score(loss_rows), _score(err_rows)
+    return {
+        "method": meth.name, "fit_set": fs_name, "fit_flops": float(np.mean(flops)),
+        "n_loss_predictions": len(loss_rows), "mean_rel_error": ls["mean"], "median_rel_error": ls["median"],
+        "max_rel_error": ls["max"], "coverage_80": ls["cov80"], "coverage_90": ls["cov90"],
+        "median_interval_width": ls["width"],
+        "n_error_predictions": len(err_rows), "error_mean_rel_error": es["mean"],
+        "error_median_rel_error": es["median"], "error_max_rel_error": es["max"],
+        "error_coverage_80": es["cov80"], "error_coverage_90": es["cov90"],
+        "error_median_interval_width": es["width"],
+        "calibration": "+".join(sorted(sources)) if sources else "", "failed_fits": failures, "note": note,
+    }
+
+
 def markdown_table(rows: Sequence[dict]) -> str:
     head = ("| fit set | fit FLOPs | method | loss mean / median / max rel. err | loss 80% / 90% cover | "
-            "error mean / max rel. err | error 80% / 90% cover | notes |\n|---|---|---|---|---|---|---|---|")
+            "90% width | error mean / max rel. err | error 80% / 90% cover | calibration | notes |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
+
     def p(v, digits=2):
         return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
 
@@ -146,8 +223,8 @@ def markdown_table(rows: Sequence[dict]) -> str:
         lines.append(
             f"| {r['fit_set']} | {r['fit_flops']:.2e} | {r['method']} | "
             f"{p(r['mean_rel_error'])} / {p(r['median_rel_error'])} / {p(r['max_rel_error'])} | "
-            f"{p(r['coverage_80'], 0)} / {p(r['coverage_90'], 0)} | "
+            f"{p(r['coverage_80'], 0)} / {p(r['coverage_90'], 0)} | {p(r['median_interval_width'], 1)} | "
             f"{p(r['error_mean_rel_error'])} / {p(r['error_max_rel_error'])} | "
-            f"{p(r['error_coverage_80'], 0)} / {p(r['error_coverage_90'], 0)} | "
+            f"{p(r['error_coverage_80'], 0)} / {p(r['error_coverage_90'], 0)} | {r.get('calibration') or '—'} | "
             + (f"{r['failed_fits']} fits failed: {r.get('note', '')}" if r.get("failed_fits") else "") + " |")
     return "\n".join(lines)

@@ -35,6 +35,9 @@ class FitResult:
     #: scale of run-to-run noise of the target (residual standard deviation, or a bootstrap-based
     #: estimate); used for prediction intervals
     noise_sd: float | None = None
+    #: how this fit's prediction intervals are calibrated (:class:`lmscale.calibration.Calibration`
+    #: as a dict): conformal scores from its own backtest, or the reference ladder's
+    calibration: Mapping[str, object] | None = None
 
     # ----------------------------------------------------------------------------- evaluation
     @property
@@ -85,6 +88,7 @@ class FitResult:
             "diagnostics": _jsonable(self.diagnostics),
             "bootstrap": None if self.bootstrap is None else [list(r) for r in self.bootstrap],
             "noise_sd": self.noise_sd,
+            "calibration": None if self.calibration is None else dict(self.calibration),
         }
 
     @classmethod
@@ -101,6 +105,7 @@ class FitResult:
                 y=tuple(float(v) for v in d["y"]), diagnostics=dict(d.get("diagnostics") or {}),
                 bootstrap=None if d.get("bootstrap") is None else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
                 noise_sd=None if d.get("noise_sd") is None else float(d["noise_sd"]),
+                calibration=_calibration(d.get("calibration"), source),
             )
         except KeyError as exc:
             raise InputError(f"{source}: fit file lacks field {exc.args[0]!r}") from None
@@ -116,6 +121,16 @@ class FitResult:
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
         return cls.from_dict(read_json(path), str(path))
+
+
+def _calibration(data, source: str):
+    if data is None:
+        return None
+    from lmscale.calibration import Calibration
+
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: malformed fit file: 'calibration' must be an object")
+    return Calibration.from_dict(data, f"{source}: calibration").to_dict()
 
 
 def _jsonable(obj):

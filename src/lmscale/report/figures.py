@@ -369,3 +369,35 @@ PLOTS = {"figure1": plot_figure1, "heatmaps": plot_heatmaps, "per_task": plot_pe
          "exponent_vs_m": plot_exponent_vs_m, "undertraining": plot_undertraining,
          "compute_sweep": plot_compute_sweep, "tied_vs_untied": plot_tied_vs_untied,
          "hparam_search": plot_hparam_search}
+
+
+def plot_backtest(frame, title: str = ""):
+    """Backtest relative error against the compute extrapolation factor, one colour per method;
+    the lines are the running medians. ``frame``: :meth:`lmscale.backtest.BacktestResult.frame`."""
+    fig, axes = _figure(6.4, 4.2)
+    ax = axes[0, 0]
+    colours = dict(zip(dict.fromkeys(frame.method), (*TRAIN_COLOURS.values(), *_OTHER_COLOURS)))
+    for meth, g in frame.groupby("method", sort=False):
+        g = g.sort_values("c_factor")
+        ax.scatter(g.c_factor, 100 * g.rel_error, s=12, alpha=0.45, color=colours[meth],
+                   marker="o", label=f"{meth} ({len(g)})")
+        if len(g) >= 5:
+            edges = np.quantile(np.log(g.c_factor), np.linspace(0, 1, min(8, len(g) // 3) + 1))
+            mids, meds = [], []
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                sel = (np.log(g.c_factor) >= lo) & (np.log(g.c_factor) <= hi)
+                if sel.any():
+                    mids.append(np.exp((lo + hi) / 2))
+                    meds.append(100 * g.rel_error[sel].median())
+            ax.plot(mids, meds, color=colours[meth], lw=2)
+    ax.axvline(1.0, color="k", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="compute of the predicted run ÷ largest fitted run", ylabel="relative error (%)",
+           title=title or "Backtest: error vs extrapolation")
+    ax.legend(fontsize=8, title="method (predictions); line: median", title_fontsize=8)
+    return [("backtest", fig)]

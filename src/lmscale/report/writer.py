@@ -143,3 +143,19 @@ def build_report(ctx: Context, out_dir: str | Path, only: Sequence[str] | None =
     elapsed = time.perf_counter() - t0
     path = write_report(ctx, out_dir, analyses, skipped, progress, elapsed)
     return path, analyses, skipped, time.perf_counter() - t0
+
+
+def save_figures(out_dir: str | Path, tables: dict, figures) -> list[Path]:
+    """Write CSV tables and PNG figures (``[(name, Figure)]``) into ``out_dir``, each atomically;
+    returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in tables.items():
+        atomic_write(out / name, lambda fh, d=df: d.to_csv(fh, index=False))
+        paths.append(out / name)
+    for name, fig in figures:
+        data = _png(fig)
+        atomic_write(out / f"{name}.png", lambda fh, d=data: fh.write(d), binary=True)
+        paths.append(out / f"{name}.png")
+    return paths

@@ -1,0 +1,63 @@
+"""Build the reference calibration shipped with lmscale (``src/lmscale/data/reference_calibration.json``)
+from the paper testbed's backtests, and print the τ scan behind :data:`lmscale.calibration.TAU`.
+
+    python benchmarks/calibrate.py [TESTBED] [--write]
+
+Without ``--write`` it only prints; ``tests/test_calibration.py`` checks that the shipped file is
+what this script builds.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lmscale import calibration as cal
+from lmscale import testbed
+from lmscale._io import atomic_write_text
+from lmscale.backtest import backtest
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "lmscale" / "data" / "reference_calibration.json"
+
+
+def reference_payload(runs) -> dict:
+    refs = cal.build_reference(runs)
+    return {"format": "lmscale.ReferenceCalibration", "version": 1, "method": "default",
+            "levels": cal._REF_LEVELS.tolist(), "calibrations": {k: v.to_dict() for k, v in refs.items()}}
+
+
+def tau_scan(runs) -> None:
+    """Median 90% width and leave-one-training-set-out coverage for several τ."""
+    for quantity, targets in (("loss", ["loss_" + v for v in runs.val_sets]), ("error", ["error_17", "error_46"])):
+        pts = []
+        for t in targets:
+            pts += backtest(runs, t, methods=("default",), loss_column=cal.REFERENCE_ERROR_LOSS).points
+        r = np.array([p.log_error for p in pts])
+        sd = np.array([p.sd_log for p in pts])
+        c = np.array([p.c_factor for p in pts])
+        ts = np.array([p.train_set for p in pts])
+        for tau in (0.002, 0.005, 0.01, 0.02, 0.05):
+            s = cal.scores(r, sd, c, tau)
+            u = cal.unit(sd, c, tau)
+            cov = [float(np.mean(s[ts == t] <= np.quantile(s[ts != t], 0.9))) for t in np.unique(ts)]
+            print(f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "
+                  f"held-out-training-set 90% coverage {', '.join(f'{v:.2f}' for v in cov)}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("testbed", nargs="?", default="../shared/testbed/exp_data")
+    ap.add_argument("--write", action="store_true", help=f"write {OUT}")
+    args = ap.parse_args()
+    runs = testbed.load(args.testbed)
+    t0 = time.perf_counter()
+    tau_scan(runs)
+    payload = reference_payload(runs)
+    for k, v in payload["calibrations"].items():
+        c = cal.Calibration.from_dict(v)
+        print(f"{k}: {c.description}; q80 {c.quantile(0.8):.3f}, q90 {c.quantile(0.9):.3f}")
+    if args.write:
+        atomic_write_text(OUT, json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {OUT}")
+    print(f"{time.perf_counter() - t0:.1f} s")

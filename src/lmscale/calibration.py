@@ -1,0 +1,254 @@
+"""Calibrated prediction intervals: bootstrap uncertainty plus the error of extrapolating a law
+beyond its runs, learned from backtests.
+
+A bootstrap over runs carries the noise of the law's parameters only; a prediction far beyond the
+fitted runs also misses because the law is not exactly right there. lmscale scales each
+prediction's uncertainty as
+
+    u = sqrt(sd_boot² + (τ · (1 + ln⁺(C / C_fit)))²)
+
+(sd_boot: bootstrap standard deviation of ln prediction; C / C_fit: the target's compute over
+the largest fitted run's; τ = :data:`TAU`), and learns from backtests — laws fitted on smaller
+runs predicting larger ones (:mod:`lmscale.backtest`) — how many units u the truth falls from the
+prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ is
+prediction · exp(± q_ℓ · u), with q_ℓ the split-conformal ℓ-quantile of the scores.
+
+The scores come from the user's own backtest when it has at least :data:`MIN_OWN_SCORES`
+predictions from two or more origins; otherwise from the reference ladder — the backtests of the
+paper's testbed, shipped as ``data/reference_calibration.json`` (regenerate with
+``python benchmarks/calibrate.py``) — and every output says which.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+from lmscale.errors import InputError
+from lmscale.predict import Interval
+
+#: the extrapolation term's scale per e-fold of compute beyond the fitted runs (ln units). Chosen on
+#: the paper testbed's backtests: the narrowest 90% intervals at equal coverage lie at τ ≤ 0.01 for
+#: both the loss and the chained error (benchmarks/calibrate.py prints the scan)
+TAU = 0.01
+#: fewest backtest scores (from at least two origins) for a ladder to calibrate its own intervals
+MIN_OWN_SCORES = 20
+#: quantile levels stored for the reference scores
+_REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
+def unit(sd_log, c_factor, tau: float = TAU):
+    """The uncertainty unit u of a prediction (see the module docstring); NaN sd counts as 0."""
+    sd = np.nan_to_num(np.asarray(sd_log, dtype=float), nan=0.0)
+    with np.errstate(divide="ignore"):
+        d = np.log(np.maximum(np.asarray(c_factor, dtype=float), 1.0))
+    return np.sqrt(sd**2 + (tau * (1.0 + d)) ** 2)
+
+
+def scores(log_error, sd_log, c_factor, tau: float = TAU) -> np.ndarray:
+    """|ln(observed / predicted)| / u for backtest predictions."""
+    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How many units u the truth fell from the prediction in backtests (sorted scores)."""
+
+    quantity: str  # "loss" or "error"
+    scores: tuple[float, ...]
+    source: str  # "own" (the user's backtest) or "reference" (the paper testbed's)
+    description: str
+    tau: float = TAU
+
+    def __post_init__(self):
+        if not self.scores:
+            raise InputError("a calibration needs at least one backtest score")
+
+    def quantile(self, level: float) -> float:
+        """Split-conformal quantile: the ⌈(n + 1)·ℓ⌉-th smallest score (the largest past the end)."""
+        if not 0 < level < 1:
+            raise InputError(f"interval level must lie in (0, 1), got {level!r}")
+        s = np.asarray(self.scores)
+        if self.source == "reference":  # stored as quantiles already
+            return float(np.interp(level, _REF_LEVELS, s))
+        k = math.ceil((len(s) + 1) * level)
+        return float(s[min(k, len(s)) - 1])
+
+    def interval(self, predicted: float, sd_log: float, c_factor: float, level: float) -> Interval:
+        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau))
+        return Interval(level, float(predicted * math.exp(-half)), float(predicted * math.exp(half)))
+
+    def to_dict(self) -> dict:
+        return {"quantity": self.quantity, "source": self.source, "description": self.description,
+                "tau": self.tau, "scores": list(self.scores)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str = "calibration") -> Calibration:
+        try:
+            s = tuple(float(v) for v in d["scores"])
+            cal = cls(str(d["quantity"]), s, str(d["source"]), str(d.get("description", "")), float(d.get("tau", TAU)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: malformed calibration ({exc})") from None
+        if cal.source not in ("own", "reference") or not all(np.isfinite(cal.scores)) or cal.tau <= 0:
+            raise InputError(f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r})")
+        return cal
+
+
+def from_backtest(points: Sequence, quantity: str = "loss") -> Calibration | None:
+    """The user's own calibration from backtest points (:class:`lmscale.backtest.BacktestPoint`) of
+    one method; None when there are too few (fewer than :data:`MIN_OWN_SCORES` or one origin)."""
+    pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
+    if len(pts) < MIN_OWN_SCORES or len({p.origin for p in pts}) < 2:
+        return None
+    s = scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts])
+    origins = len({(p.train_set, p.origin) for p in pts})
+    return Calibration(quantity, tuple(np.sort(s).tolist()), "own",
+                       f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins")
+
+
+def reference_from_backtest(points: Sequence, quantity: str, description: str) -> Calibration:
+    """A reference calibration: the score quantiles of a (large) backtest."""
+    pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
+    if not pts:
+        raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
+    s = scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts])
+    return Calibration(quantity, tuple(np.quantile(s, _REF_LEVELS, method="higher").tolist()), "reference",
+                       description)
+
+
+@cache
+def _reference_file() -> dict:
+    text = resources.files("lmscale").joinpath("data/reference_calibration.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def reference(quantity: str = "loss") -> Calibration:
+    """The shipped reference calibration (the paper testbed's backtests) of ``loss`` or ``error``."""
+    data = _reference_file()
+    if quantity not in data["calibrations"]:
+        raise InputError(f"no reference calibration for {quantity!r}; known: {', '.join(data['calibrations'])}")
+    return Calibration.from_dict(data["calibrations"][quantity], "reference_calibration.json")
+
+
+def choose(points: Sequence | None, quantity: str = "loss", fallback: Calibration | None = None) -> Calibration:
+    """The user's own calibration when their backtest is large enough, else ``fallback`` (default:
+    the shipped reference)."""
+    own = from_backtest(points or (), quantity)
+    if own is not None:
+        return own
+    return fallback if fallback is not None else reference(quantity)
+
+
+def describe(cal: Calibration) -> str:
+    """One line for outputs: how the interval was calibrated."""
+    where = "from " + cal.description if cal.source == "own" else (
+        "from the reference ladder (" + cal.description + "): this ladder has too few runs for its own backtest")
+    return (f"calibrated interval: bootstrap ⊕ extrapolation error (τ = {cal.tau:g} per e-fold of compute), "
+            f"conformal scores {where}")
+
+
+# ------------------------------------------------------------------------- the reference ladder
+#: the backtest targets of the reference: every validation loss, and the paper's two error splits
+#: chained through the C4-eval loss
+REFERENCE_ERROR_TARGETS = ("error_17", "error_46")
+REFERENCE_ERROR_LOSS = "c4_val"
+
+
+def build_reference(runs, *, method: str = "default", exclude_train_set: str | None = None,
+                    n_resamples: int = 200, seed: int = 0, progress=None) -> dict[str, Calibration]:
+    """Reference calibrations from the backtests of a testbed run table (the paper's), optionally
+    leaving one training set out (how the accuracy benchmark scores a training set honestly)."""
+    from lmscale.backtest import backtest
+
+    if exclude_train_set is not None:
+        runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
+    loss_pts, err_pts = [], []
+    for vs in runs.val_sets:
+        loss_pts += backtest(runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed,
+                             progress=progress).points
+    for tgt in REFERENCE_ERROR_TARGETS:
+        err_pts += backtest(runs, tgt, methods=(method,), loss_column=REFERENCE_ERROR_LOSS, n_resamples=n_resamples,
+                            seed=seed, progress=progress).points
+    sets = ", ".join(runs.datasets)
+    return {
+        "loss": reference_from_backtest(loss_pts, "loss", f"paper testbed backtests, training sets {sets}, "
+                                        f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions"),
+        "error": reference_from_backtest(err_pts, "error", f"paper testbed backtests, training sets {sets}, "
+                                         f"17- and 46-task error chained through C4-eval loss, {len(err_pts)} predictions"),
+    }
+
+
+# ------------------------------------------------------------------------- calibrated predictions
+@dataclass(frozen=True)
+class CalibratedPrediction:
+    """A prediction with its calibrated interval and how it was calibrated."""
+
+    predicted: float
+    interval: Interval
+    sd_log: float
+    c_factor: float
+    calibration: Calibration
+
+
+def _sd_log(samples: np.ndarray) -> float:
+    from lmscale.backtest import log_spread
+
+    return float(log_spread(np.asarray(samples, dtype=float)[:, None])[0])
+
+
+def loss_samples(loss_fit, point) -> np.ndarray | None:
+    if not loss_fit.bootstrap:
+        return None
+    values = point.inputs()
+    return loss_fit.predict_samples(**{k: np.array([values[k]]) for k in loss_fit.law_obj.inputs})[:, 0]
+
+
+def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) -> CalibratedPrediction:
+    """Calibrated interval of the loss at ``point`` or, with ``error_fit``, of the chained error.
+    The bootstrap part needs bootstrap samples on the fit(s); without them it is 0 and the interval
+    rests on the extrapolation term alone."""
+    from lmscale.predict import extrapolation_factors, predict_chain
+
+    chain = predict_chain(loss_fit, error_fit, point)
+    c_factor = float(extrapolation_factors(loss_fit, point).get("flops", 1.0))
+    ls = loss_samples(loss_fit, point)
+    if error_fit is None:
+        pred, sd = chain.loss, (_sd_log(ls) if ls is not None else float("nan"))
+    else:
+        pred, sd = chain.error, float("nan")
+        if ls is not None and error_fit.bootstrap:
+            ep = np.asarray(error_fit.bootstrap)
+            k = min(len(ep), len(ls))
+            sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
+    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level), sd, c_factor, cal)
+
+
+def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
+    """Attach a calibration to a fit: for a loss law of N and M, a backtest of its own runs with its
+    method (own scores when there are enough, else the reference); for other laws, the reference
+    of the chained error (error law) or of the loss. Returns the fit with ``calibration`` set."""
+    from dataclasses import replace
+
+    from lmscale.backtest import backtest_arrays
+
+    if result.law == "error":
+        return replace(result, calibration=reference("error").to_dict())
+    x = result.x_arrays
+    points = []
+    if result.law == "overtrain":
+        points = backtest_arrays(x["n_params"], x["multiplier"], result.y, method=result.method,
+                                 run_ids=result.run_ids, n_resamples=n_resamples, seed=seed)
+    return replace(result, calibration=choose(points, "loss").to_dict())
+
+
+def of_fit(result, quantity: str = "loss") -> Calibration:
+    """The calibration a fit carries, or the shipped reference when it carries none."""
+    if result.calibration:
+        return Calibration.from_dict(result.calibration, "fit calibration")
+    return reference(quantity)
