@@ -596,12 +596,17 @@ def ladder_eval_cmd(ladder_dir, suite, data_root, task_labels, limit):
 # ----------------------------------------------------------------------------------------- loop
 def _print_heldout(df, title: str) -> None:
     tab = Table(title=title)
-    for col in ("run", "M", "target", "predicted", "observed", "rel. error"):
+    level = f"{100 * df.interval_level.iloc[0]:g}% interval" if "interval_level" in df else "interval"
+    for col in ("run", "M", "target", "predicted", level, "observed", "rel. error"):
         tab.add_column(col, justify="left" if col in ("run", "target") else "right")
     for r in df.itertuples():
-        tab.add_row(r.run_id, f"{r.multiplier:g}", r.target, f"{r.predicted:.4f}", f"{r.observed:.4f}",
+        iv = f"[{r.interval_low:.4f}, {r.interval_high:.4f}]" if "interval_low" in df else "—"
+        tab.add_row(r.run_id, f"{r.multiplier:g}", r.target, f"{r.predicted:.4f}", iv, f"{r.observed:.4f}",
                     f"{100 * r.rel_error:.2f}%")
     out.print(tab)
+    if "inside_interval" in df:
+        out.print(f"{int(df.inside_interval.sum())} of {len(df)} observed values inside their {level}s "
+                  "(calibrated: see the report for how)")
 
 
 @cli.command()
@@ -692,31 +697,38 @@ def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
     from lmscale import testbed as tb
     from lmscale.benchmark import accuracy
 
-    chosen = [m for m in accuracy.METHODS if not methods or m.name in methods]
-    unknown = set(methods) - {m.name for m in accuracy.METHODS}
+    chosen = [m for m in accuracy.METHODS_COMPARED if not methods or m.name in methods]
+    unknown = set(methods) - {m.name for m in accuracy.METHODS_COMPARED}
     if unknown:
         from lmscale.errors import InputError
 
         raise InputError(f"unknown method(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(m.name for m in accuracy.METHODS)}")
+                         f"known: {', '.join(m.name for m in accuracy.METHODS_COMPARED)}")
     runs = tb.load(testbed_dir)
+    t0 = time.perf_counter()
     with Progress(console=err, transient=True) as bar:
-        task = bar.add_task("accuracy benchmark", total=len(chosen) * (1 + len(accuracy.CAPS)))
+        n_refs = len(runs.datasets) if resamples > 0 and any(m.has_intervals for m in chosen) else 0
+        task = bar.add_task("accuracy benchmark", total=len(chosen) * len(accuracy.fit_sets(runs=runs)) + n_refs)
         rows = accuracy.run(runs, methods=chosen, n_resamples=resamples, progress=lambda _: bar.advance(task))
+    err.print(f"{len(rows)} rows in {time.perf_counter() - t0:.0f} s")
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
     elif fmt == "markdown":
         click.echo(accuracy.markdown_table(rows))
     else:
-        tab = Table(title="held-out accuracy (48 loss + 12 chained-error predictions per row)")
-        for col in ("fit set", "fit FLOPs", "method", "loss mean", "median", "max", "cov 80", "cov 90",
-                    "error mean", "err cov 90"):
+        tab = Table(title="held-out accuracy (48 loss + 12 chained-error predictions per row); calibrated intervals")
+
+        def p(v, d=2):
+            return "n/a" if v is None or v != v else f"{100 * v:.{d}f}%"
+
+        for col in ("fit set", "fit FLOPs", "method", "loss mean", "median", "max", "cov 80", "cov 90", "width 90",
+                    "error mean", "err cov 80", "err cov 90"):
             tab.add_column(col)
         for r in rows:
-            tab.add_row(r["fit_set"], f"{r['fit_flops']:.2e}", r["method"], f"{100 * r['mean_rel_error']:.2f}%",
-                        f"{100 * r['median_rel_error']:.2f}%", f"{100 * r['max_rel_error']:.2f}%",
-                        f"{100 * r['coverage_80']:.0f}%", f"{100 * r['coverage_90']:.0f}%",
-                        f"{100 * r['error_mean_rel_error']:.2f}%", f"{100 * r['error_coverage_90']:.0f}%")
+            tab.add_row(r["fit_set"], f"{r['fit_flops']:.2e}", r["method"], p(r["mean_rel_error"]),
+                        p(r["median_rel_error"]), p(r["max_rel_error"]), p(r["coverage_80"], 0),
+                        p(r["coverage_90"], 0), p(r["median_interval_width"], 1), p(r["error_mean_rel_error"]),
+                        p(r["error_coverage_80"], 0), p(r["error_coverage_90"], 0))
         out.print(tab)
 
 

@@ -54,9 +54,11 @@ def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str
 
 
 def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *, method: str = "default",
-                spec: FitSpec | None = None) -> tuple[Path, pd.DataFrame]:
+                spec: FitSpec | None = None, level: float = 0.9) -> tuple[Path, pd.DataFrame]:
     """Fit on the smaller runs of a run table (or ``spec``'s), predict the held-out ones, and write
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
+    from lmscale.calibration import describe
+    from lmscale.predict import ScalePoint
     from lmscale.report.writer import run_analyses, write_report
 
     spec = spec or holdout_spec(runs)
@@ -67,15 +69,26 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
     if not rows:
         raise InputError(f"fit spec {spec.name!r} holds out no runs: nothing to predict")
     df = pd.DataFrame([r.to_dict() for r in rows])
+    calibrated = [ctx.study.interval(r.train_set, r.val_set, r.target, ScalePoint.make(r.n_params, multiplier=r.multiplier),
+                                     level) for r in rows]
+    df["interval_level"] = level
+    df["interval_low"] = [c.interval.low for c in calibrated]
+    df["interval_high"] = [c.interval.high for c in calibrated]
+    df["inside_interval"] = [c.interval.contains(r.observed) for c, r in zip(calibrated, rows)]
+    sources = sorted({describe(c.calibration) for c in calibrated})
     df["target"] = df["target"].where(df["target"] == "loss", f"error ({split_label(split)})")
     cells = [(r.run_id, size_label(r.n_params), f"{r.multiplier:g}", r.target, f"{r.predicted:.4f}",
-              f"{r.observed:.4f}", pct(r.rel_error)) for r in df.itertuples()]
+              f"[{r.interval_low:.4f}, {r.interval_high:.4f}]", f"{r.observed:.4f}", pct(r.rel_error))
+             for r in df.itertuples()]
     loss_err = df[df.target == "loss"].rel_error
     err_err = df[df.target != "loss"].rel_error
     text = (f"Laws fitted ({method}) on the {len(spec.loss_fit.apply(runs))} runs of `{spec.loss_fit}`; the "
             f"{len(spec.heldout.apply(runs))} runs of `{spec.heldout}` are predicted. Mean relative error: loss "
-            f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({split}) {pct(err_err.mean())}.\n\n"
-            + md_table(cells, ["run", "N", "M", "target", "predicted", "observed", "rel. error"]))
+            f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({split}) {pct(err_err.mean())}. "
+            f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
+            "(" + "; ".join(sources) + ").\n\n"
+            + md_table(cells, ["run", "N", "M", "target", "predicted", f"{100 * level:g}% interval", "observed",
+                               "rel. error"]))
     heldout = Analysis("heldout", "Held-out predictions", text, {"heldout": df},
                        numbers={"loss_mean_rel_error": float(loss_err.mean()),
                                 "error_mean_rel_error": float(err_err.mean())})

@@ -198,6 +198,56 @@ class Study:
                     progress(ts, vs)
         return rows
 
+    # -- calibrated intervals ------------------------------------------------------------------
+    def calibration(self, train_set: str, val_set: str, quantity: str = "loss", *, n_resamples: int = 200,
+                    seed: int = 0, fallback=None):
+        """How the intervals of this training set × validation loss are calibrated: the loss-fit runs'
+        own backtest (the chained error's too, when the error law is fitted on the same runs), else
+        ``fallback`` (default: the shipped reference). See :mod:`lmscale.calibration`."""
+        from lmscale import calibration as cal
+        from lmscale.backtest import backtest_arrays
+
+        key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
+        if key not in self._fits:
+            lr = self.loss_runs(train_set)
+            errors = None
+            if quantity != "loss":
+                if set(self.error_runs(train_set).run_ids) != set(lr.run_ids):
+                    return fallback or cal.reference(quantity)
+                errors = target_values(lr, quantity)
+            pts = backtest_arrays(lr.column("n_params"), lr.column("multiplier"), lr.loss(loss_column(val_set)),
+                                  method=self.method, errors=errors, run_ids=lr.run_ids, n_resamples=n_resamples,
+                                  seed=seed, error_method=self.error_method)
+            self._fits[key] = cal.from_backtest(pts, "loss" if quantity == "loss" else "error")
+        own = self._fits[key]
+        return own if own is not None else (fallback or cal.reference("loss" if quantity == "loss" else "error"))
+
+    def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
+        from lmscale.errors import FitError
+        from lmscale.fit.bootstrap import bootstrap
+
+        key = ("bootstrap", id(fit), n_resamples, seed)
+        if key not in self._fits:
+            try:
+                self._fits[key] = bootstrap(fit, n_resamples, seed)
+            except FitError:
+                self._fits[key] = fit
+        return self._fits[key]
+
+    def interval(self, train_set: str, val_set: str, target: str, point: ScalePoint, level: float = 0.9, *,
+                 n_resamples: int = 200, seed: int = 0):
+        """Calibrated prediction (:class:`lmscale.calibration.CalibratedPrediction`) of ``target``
+        (``loss`` or an error target) at ``point``."""
+        from lmscale import calibration as cal
+
+        lf = self._bootstrapped(self.loss_fit(train_set, val_set), n_resamples, seed)
+        if target == "loss":
+            return cal.calibrated(lf, point, level, self.calibration(train_set, val_set, "loss",
+                                                                     n_resamples=n_resamples, seed=seed))
+        ef = self._bootstrapped(self.error_fit(train_set, val_set, target), n_resamples, seed + 1)
+        c = self.calibration(train_set, val_set, target, n_resamples=n_resamples, seed=seed)
+        return cal.calibrated(lf, point, level, c, error_fit=ef)
+
     # -- named target runs -----------------------------------------------------------------------
     def target_run(self, train_set: str, which: str) -> int:
         """Index in :meth:`dataset` of ``largest`` (the biggest model, M closest to 20) or

@@ -12,8 +12,9 @@ is the compute of the runs a fit set uses, averaged over the training sets.
 
 Methods: ``paper`` (Eq. 4, least squares on raw loss, the authors' LM); ``default`` (lmscale's
 default: ``rel-ls-size`` for the loss law); ``rel-ls``; ``huber-log-tied`` and ``ls-log-tied``
-(Eq. 4 on log loss); ``huber-log-untied`` (Chinchilla form, α ≠ β). The error law is fitted by
-exact least squares for every method but ``paper``.
+(Eq. 4 on log loss); ``untied-default`` (the Chinchilla form, α ≠ β, with the default objective:
+variable projection over α and β). The error law is fitted by exact least squares for every method
+but ``paper``.
 
 Intervals (methods with a batched bootstrap: least-squares objectives): calibrated as lmscale does
 by default (:mod:`lmscale.calibration`) — bootstrap over runs ⊕ extrapolation error, with
@@ -25,8 +26,11 @@ is ever used to calibrate its own interval. ``median_interval_width`` is the med
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import numpy as np
 
@@ -70,7 +74,7 @@ METHODS_COMPARED = (
     Method("rel-ls", "overtrain", "rel-ls", "varpro"),
     Method("huber-log-tied", "overtrain", "huber-log", "varpro"),
     Method("ls-log-tied", "overtrain", "ls-log", "varpro"),
-    Method("huber-log-untied", "chinchilla", "huber-log", "varpro"),
+    Method("untied-default", "chinchilla", "default", "default"),
 )
 METHODS = METHODS_COMPARED  # the old name
 
@@ -116,24 +120,51 @@ def _boot(fit, n, seed):
 
 def run(runs: RunTable, *, caps: Sequence[float] = CAPS, methods: Sequence[Method] = METHODS_COMPARED,
         n_resamples: int = 200, seed: int = 0, progress: Callable[[str], None] | None = None,
-        fit_set_names: Sequence[str] | None = None) -> list[dict]:
-    """One row per fit set × method (see the module docstring for every column)."""
+        fit_set_names: Sequence[str] | None = None, workers: int | None = None) -> list[dict]:
+    """One row per fit set × method (see the module docstring for every column). The rows are
+    independent: ``workers`` processes (default: the machine's cores, at most 4) compute them."""
     specs = fit_sets(caps, runs=runs)
     if fit_set_names:
         specs = {k: v for k, v in specs.items() if k in fit_set_names}
-    references = {}
-    if any(m.has_intervals for m in methods) and n_resamples > 0:
-        for ts in runs.datasets:  # leave-one-training-set-out reference calibrations
-            references[ts] = cal.build_reference(runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed)
+    workers = workers or min(4, os.cpu_count() or 1)
+    with _pool(workers) as pool:
+        references = {}
+        if any(m.has_intervals for m in methods) and n_resamples > 0:
+            # leave-one-training-set-out reference calibrations: a training set is never scored
+            # with intervals calibrated on its own runs
+            jobs = {ts: pool.submit(cal.build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples,
+                                    seed=seed) for ts in runs.datasets}
+            for ts, job in jobs.items():
+                references[ts] = job.result()
+                if progress is not None:
+                    progress(f"reference without {ts}")
+        jobs = [(f"{fs} × {m.name}", pool.submit(_one, runs, fs, spec, m, references, n_resamples, seed))
+                for fs, spec in specs.items() for m in methods]
+        rows = []
+        for label, job in jobs:
+            rows.append(job.result())
             if progress is not None:
-                progress(f"reference without {ts}")
-    rows = []
-    for fs_name, spec in specs.items():
-        for meth in methods:
-            rows.append(_one(runs, fs_name, spec, meth, references, n_resamples, seed))
-            if progress is not None:
-                progress(f"{fs_name} × {meth.name}")
+                progress(label)
     return rows
+
+
+class _Serial:
+    """The executor interface, run in this process (one worker)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args, **kwargs):
+        fut: Future = Future()
+        fut.set_result(fn(*args, **kwargs))
+        return fut
+
+
+def _pool(workers: int):
+    return _Serial() if workers <= 1 else ProcessPoolExecutor(workers, mp_context=get_context("fork"))
 
 
 def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:

@@ -1,0 +1,99 @@
+"""Calibrated intervals: the conformal rule, the shipped reference, saved fits, and coverage on
+the paper testbed."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lmscale import calibration as cal
+from lmscale.cli import cli
+from lmscale.errors import InputError
+from lmscale.fit.result import FitResult
+
+
+def test_conformal_quantile_is_the_ceil_rank():
+    c = cal.Calibration("loss", tuple(float(v) for v in range(1, 20)), "own", "test")
+    assert c.quantile(0.9) == 18.0  # ceil(20 * 0.9) = 18th of 19
+    assert c.quantile(0.5) == 10.0
+    assert c.quantile(0.99) == 19.0  # past the end: the largest
+    with pytest.raises(InputError):
+        c.quantile(1.0)
+
+
+def test_interval_widens_with_extrapolation_and_bootstrap_spread():
+    c = cal.Calibration("loss", (1.0,) * 30, "own", "test")
+    near = c.interval(3.0, 0.0, 1.0, 0.9)
+    far = c.interval(3.0, 0.0, 100.0, 0.9)
+    noisy = c.interval(3.0, 0.05, 1.0, 0.9)
+    assert near.low < 3.0 < near.high
+    assert far.high - far.low > near.high - near.low
+    assert noisy.high - noisy.low > near.high - near.low
+    # u = sqrt(sd² + (τ(1 + ln C-factor))²): at sd = 0, factor 1 the half-width is τ in log units
+    assert np.log(near.high / 3.0) == pytest.approx(cal.TAU)
+
+
+def test_calibration_round_trips_and_rejects_garbage():
+    c = cal.reference("loss")
+    assert cal.Calibration.from_dict(c.to_dict()) == c
+    for bad in ({}, {"quantity": "loss", "source": "elsewhere", "scores": [1.0]},
+                {"quantity": "loss", "source": "own", "scores": [float("nan")]},
+                {"quantity": "loss", "source": "own", "scores": "abc"}):
+        with pytest.raises(InputError):
+            cal.Calibration.from_dict(bad)
+
+
+def test_shipped_reference_is_what_the_testbed_gives(testbed_runs):
+    """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests."""
+    shipped = {q: cal.reference(q) for q in ("loss", "error")}
+    fresh = cal.build_reference(testbed_runs)
+    for q in shipped:
+        assert np.allclose(shipped[q].scores, fresh[q].scores, rtol=1e-6)
+        assert shipped[q].description == fresh[q].description
+
+
+def test_saved_fit_predicts_calibrated_intervals_by_default(tmp_path, testbed_dir):
+    runner = CliRunner()
+    fit_file, efit_file = tmp_path / "fit.json", tmp_path / "efit.json"
+    res = runner.invoke(cli, ["fit", str(testbed_dir), "--target", "loss_c4_val", "--dataset", "rpj", "--where",
+                              "n_params <= 5e8", "--bootstrap", "300", "-o", str(fit_file)])
+    assert res.exit_code == 0, res.output
+    assert "conformal scores from this ladder's own backtest" in res.output
+    saved = FitResult.load(fit_file)
+    assert saved.calibration["source"] == "own"
+    res = runner.invoke(cli, ["fit", str(testbed_dir), "--law", "error", "--target", "error_17", "--loss-column",
+                              "loss_c4_val", "--dataset", "rpj", "--where", "n_params <= 2e9 and multiplier == 20",
+                              "--bootstrap", "300", "-o", str(efit_file)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["predict", str(fit_file), "--n-params", "6.9e9", "--multiplier", "20",
+                              "--error-fit", str(efit_file), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    lo, hi = out["loss_interval"]
+    assert lo < out["loss"] < hi and "own backtest" in out["loss_interval_method"]
+    elo, ehi = out["error_interval"]
+    assert elo < out["error"] < ehi and "reference ladder" in out["error_interval_method"]
+    # the observed 6.9B loss of RedPajama on C4-eval lies inside
+    from lmscale import testbed
+
+    runs = testbed.load(testbed_dir)
+    big = runs.subset((runs.column("dataset") == "rpj") & (runs.column("n_params") > 5e9))
+    assert lo <= float(big.loss("loss_c4_val")[0]) <= hi
+    # a fit saved without a calibration (an older file) falls back to the reference, and says so
+    d = json.loads(fit_file.read_text())
+    d["calibration"] = None
+    fit_file.write_text(json.dumps(d))
+    res = runner.invoke(cli, ["predict", str(fit_file), "--n-params", "6.9e9", "--multiplier", "20"])
+    assert res.exit_code == 0 and "reference ladder" in res.output
+
+
+def test_tampered_calibration_in_a_fit_file_is_a_clear_error(tmp_path, testbed_dir):
+    out = tmp_path / "fit.json"
+    CliRunner().invoke(cli, ["fit", str(testbed_dir), "--target", "loss_c4_val", "--dataset", "rpj", "--where",
+                             "n_params <= 5e8", "--bootstrap", "50", "-o", str(out)])
+    d = json.loads(out.read_text())
+    d["calibration"] = {"quantity": "loss", "source": "own", "scores": ["x"]}
+    out.write_text(json.dumps(d))
+    res = CliRunner().invoke(cli, ["predict", str(out), "--n-params", "1e9", "--multiplier", "20"])
+    assert res.exit_code == 2 and "malformed calibration" in res.output and isinstance(res.exception, SystemExit)
