@@ -37,9 +37,10 @@ def tau_scan(runs) -> None:
         sd = np.array([p.sd_log for p in pts])
         c = np.array([p.c_factor for p in pts])
         ts = np.array([p.train_set for p in pts])
+        mb = np.array([p.m_below_factor for p in pts])
         for tau in (0.002, 0.005, 0.01, 0.02, 0.05):
-            s = cal.scores(r, sd, c, tau)
-            u = cal.unit(sd, c, tau)
+            s = cal.scores(r, sd, c, tau, mb)
+            u = cal.unit(sd, c, tau, mb)
             cov = [float(np.mean(s[ts == t] <= np.quantile(s[ts != t], 0.9))) for t in np.unique(ts)]
             print(f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "
                   f"held-out-training-set 90% coverage {', '.join(f'{v:.2f}' for v in cov)}")

@@ -29,6 +29,8 @@ from lmscale.tasks import target_values
 
 #: compute cuts of the compute origins, as quantiles of the runs' compute
 COMPUTE_QUANTILES = (0.5, 0.65, 0.8)
+#: most size origins taken one per size; more sizes than this are cut at quantiles instead
+MAX_SIZE_ORIGINS = 8
 #: bins of the compute extrapolation factor in the summary table
 FACTOR_BINS = (0.0, 1.0, 10.0, 100.0, np.inf)
 
@@ -61,12 +63,15 @@ class BacktestPoint:
     rel_error: float
     #: ln(observed / predicted): the signed error the intervals calibrate
     log_error: float
-    #: bootstrap standard deviation of ln(prediction) (NaN when the fit cannot be bootstrapped)
+    #: bootstrap spread of ln(prediction): a robust standard deviation (:func:`log_spread`); NaN when
+    #: the fit cannot be bootstrapped
     sd_log: float
     #: target ÷ largest fitted value of N, M and C (≤ 1: inside the fitted range)
     n_factor: float
     m_factor: float
     c_factor: float
+    #: smallest fitted M ÷ the target's M (> 1: the target is more under-trained than any fitted run)
+    m_below_factor: float
     n_fit_runs: int
     #: the training set (run-table front end only)
     train_set: str = ""
@@ -92,9 +97,13 @@ def origins(n_params: np.ndarray, multiplier: np.ndarray, min_runs: int) -> list
         seen.add(key)
         out.append(Origin(kind, label, mask, beyond))
 
-    for j in range(1, len(sizes) - 1):
-        mask = n <= sizes[j] * (1 + 1e-9)
-        add("size", f"N ≤ {sizes[j]:.3g}", mask, ~mask)
+    # a ladder of a few sizes: every size is an origin; a cloud of sizes (a peer's scatter of
+    # runs): the size quantiles of the compute origins
+    cuts = sizes[1:-1] if len(sizes) <= MAX_SIZE_ORIGINS + 2 else np.unique(
+        [sizes[np.searchsorted(sizes, np.quantile(sizes, q))] for q in COMPUTE_QUANTILES])
+    for s in cuts:
+        mask = n <= s * (1 + 1e-9)
+        add("size", f"N ≤ {s:.3g}", mask, ~mask)
     for q in COMPUTE_QUANTILES:
         cut = float(np.quantile(c, q))
         mask = c <= cut * (1 + 1e-9)
@@ -147,7 +156,7 @@ def backtest_arrays(n_params, multiplier, loss, *, method: str = "default", erro
         lb = _boot(lf, n_resamples, seed)
         pred = np.asarray(lf.predict(n_params=n[pm], multiplier=m[pm]), dtype=float)
         loss_s = lb.predict_samples(n_params=n[pm], multiplier=m[pm]) if lb else None
-        factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max())
+        factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max(), m[fm].min() / m[pm])
         common = dict(method=label if label == "paper" else lf.method, origin_kind=origin.kind, origin=origin.label, n_fit_runs=int(fm.sum()))
         idx = np.flatnonzero(pm)
         sd = log_spread(loss_s) if loss_s is not None else np.full(len(idx), np.nan)
@@ -182,7 +191,7 @@ def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list
                                  multiplier=float(m[i]), flops=float(c[i]), predicted=p, observed=o,
                                  rel_error=abs(p - o) / abs(o), log_error=le, sd_log=float(sd[j]),
                                  n_factor=float(factors[0][j]), m_factor=float(factors[1][j]),
-                                 c_factor=float(factors[2][j])))
+                                 c_factor=float(factors[2][j]), m_below_factor=float(factors[3][j])))
     return out
 
 

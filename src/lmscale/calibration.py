@@ -5,9 +5,10 @@ A bootstrap over runs carries the noise of the law's parameters only; a predicti
 fitted runs also misses because the law is not exactly right there. lmscale scales each
 prediction's uncertainty as
 
-    u = sqrt(sd_boot² + (τ · (1 + ln⁺(C / C_fit)))²)
+    u = sqrt(sd² + (τ · (1 + d))²),   d = ln⁺(C / C_fit) + ln⁺(M_fit,min / M)
 
-(sd_boot: bootstrap standard deviation of ln prediction; C / C_fit: the target's compute over
+(sd: the bootstrap spread of ln prediction, a robust standard deviation, so that the few resamples
+that cannot pin the law down do not set the width; C / C_fit: the target's compute over
 the largest fitted run's; τ = :data:`TAU`), and learns from backtests — laws fitted on smaller
 runs predicting larger ones (:mod:`lmscale.backtest`) — how many units u the truth falls from the
 prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ is
@@ -43,17 +44,23 @@ MIN_OWN_SCORES = 20
 _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def unit(sd_log, c_factor, tau: float = TAU):
+def distance(c_factor, m_below=1.0):
+    """Extrapolation distance in e-folds: ln⁺(C / C_fit) + ln⁺(M_fit,min / M) — beyond the largest
+    fitted compute, and below the smallest fitted token multiplier (under-trained targets)."""
+    c = np.maximum(np.asarray(c_factor, dtype=float), 1.0)
+    m = np.maximum(np.nan_to_num(np.asarray(m_below, dtype=float), nan=1.0), 1.0)
+    return np.log(c) + np.log(m)
+
+
+def unit(sd_log, c_factor, tau: float = TAU, m_below=1.0):
     """The uncertainty unit u of a prediction (see the module docstring); NaN sd counts as 0."""
     sd = np.nan_to_num(np.asarray(sd_log, dtype=float), nan=0.0)
-    with np.errstate(divide="ignore"):
-        d = np.log(np.maximum(np.asarray(c_factor, dtype=float), 1.0))
-    return np.sqrt(sd**2 + (tau * (1.0 + d)) ** 2)
+    return np.sqrt(sd**2 + (tau * (1.0 + distance(c_factor, m_below))) ** 2)
 
 
-def scores(log_error, sd_log, c_factor, tau: float = TAU) -> np.ndarray:
+def scores(log_error, sd_log, c_factor, tau: float = TAU, m_below=1.0) -> np.ndarray:
     """|ln(observed / predicted)| / u for backtest predictions."""
-    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau)
+    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau, m_below)
 
 
 @dataclass(frozen=True)
@@ -80,8 +87,9 @@ class Calibration:
         k = math.ceil((len(s) + 1) * level)
         return float(s[min(k, len(s)) - 1])
 
-    def interval(self, predicted: float, sd_log: float, c_factor: float, level: float) -> Interval:
-        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau))
+    def interval(self, predicted: float, sd_log: float, c_factor: float, level: float,
+                 m_below: float = 1.0) -> Interval:
+        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below))
         return Interval(level, float(predicted * math.exp(-half)), float(predicted * math.exp(half)))
 
     def to_dict(self) -> dict:
@@ -100,13 +108,18 @@ class Calibration:
         return cal
 
 
+def _point_scores(pts) -> np.ndarray:
+    return scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts],
+                  m_below=[p.m_below_factor for p in pts])
+
+
 def from_backtest(points: Sequence, quantity: str = "loss") -> Calibration | None:
     """The user's own calibration from backtest points (:class:`lmscale.backtest.BacktestPoint`) of
     one method; None when there are too few (fewer than :data:`MIN_OWN_SCORES` or one origin)."""
     pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
     if len(pts) < MIN_OWN_SCORES or len({p.origin for p in pts}) < 2:
         return None
-    s = scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts])
+    s = _point_scores(pts)
     origins = len({(p.train_set, p.origin) for p in pts})
     return Calibration(quantity, tuple(np.sort(s).tolist()), "own",
                        f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins")
@@ -117,7 +130,7 @@ def reference_from_backtest(points: Sequence, quantity: str, description: str) -
     pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
     if not pts:
         raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
-    s = scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts])
+    s = _point_scores(pts)
     return Calibration(quantity, tuple(np.quantile(s, _REF_LEVELS, method="higher").tolist()), "reference",
                        description)
 
@@ -217,6 +230,7 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
 
     chain = predict_chain(loss_fit, error_fit, point)
     c_factor = float(extrapolation_factors(loss_fit, point).get("flops", 1.0))
+    m_below = _m_below(loss_fit, point)
     ls = loss_samples(loss_fit, point)
     if error_fit is None:
         pred, sd = chain.loss, (_sd_log(ls) if ls is not None else float("nan"))
@@ -226,7 +240,15 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
             sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
-    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level), sd, c_factor, cal)
+    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal)
+
+
+def _m_below(fit, point) -> float:
+    x = fit.x_arrays
+    if "n_params" not in x:
+        return 1.0
+    m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
+    return float(m.min() / point.multiplier)
 
 
 def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
