@@ -15,7 +15,8 @@ prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ
 prediction · exp(± q_ℓ · u), with q_ℓ the split-conformal ℓ-quantile of the scores.
 
 The scores come from the user's own backtest when it has at least :data:`MIN_OWN_SCORES`
-predictions from two or more origins; otherwise from the reference ladder — the backtests of the
+predictions from two or more origins — never giving a quantile below the reference's, since a
+ladder's backtest reaches less far than its target — and otherwise from the reference ladder — the backtests of the
 paper's testbed, shipped as ``data/reference_calibration.json`` (regenerate with
 ``python benchmarks/calibrate.py``) — and every output says which.
 """
@@ -72,6 +73,10 @@ class Calibration:
     source: str  # "own" (the user's backtest) or "reference" (the paper testbed's)
     description: str
     tau: float = TAU
+    #: own calibrations: the reference's score quantiles (at :data:`_REF_LEVELS`), a floor under
+    #: the own quantiles — a ladder's backtest reaches less far than its target, so it may widen
+    #: the reference's intervals but not narrow them
+    floor: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if not self.scores:
@@ -85,7 +90,8 @@ class Calibration:
         if self.source == "reference":  # stored as quantiles already
             return float(np.interp(level, _REF_LEVELS, s))
         k = math.ceil((len(s) + 1) * level)
-        return float(s[min(k, len(s)) - 1])
+        own = float(s[min(k, len(s)) - 1])
+        return own if self.floor is None else max(own, float(np.interp(level, _REF_LEVELS, self.floor)))
 
     def interval(self, predicted: float, sd_log: float, c_factor: float, level: float,
                  m_below: float = 1.0) -> Interval:
@@ -94,15 +100,20 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return {"quantity": self.quantity, "source": self.source, "description": self.description,
-                "tau": self.tau, "scores": list(self.scores)}
+                "tau": self.tau, "scores": list(self.scores),
+                "floor": None if self.floor is None else list(self.floor)}
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "calibration") -> Calibration:
         try:
             s = tuple(float(v) for v in d["scores"])
-            cal = cls(str(d["quantity"]), s, str(d["source"]), str(d.get("description", "")), float(d.get("tau", TAU)))
+            floor = None if d.get("floor") is None else tuple(float(v) for v in d["floor"])
+            cal = cls(str(d["quantity"]), s, str(d["source"]), str(d.get("description", "")), float(d.get("tau", TAU)),
+                      floor)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: malformed calibration ({exc})") from None
+        if cal.floor is not None and (len(cal.floor) != len(_REF_LEVELS) or not all(np.isfinite(cal.floor))):
+            raise InputError(f"{where}: malformed calibration (floor of {len(cal.floor)} values)")
         if cal.source not in ("own", "reference") or not all(np.isfinite(cal.scores)) or cal.tau <= 0:
             raise InputError(f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r})")
         return cal
@@ -113,16 +124,19 @@ def _point_scores(pts) -> np.ndarray:
                   m_below=[p.m_below_factor for p in pts])
 
 
-def from_backtest(points: Sequence, quantity: str = "loss") -> Calibration | None:
+def from_backtest(points: Sequence, quantity: str = "loss", floor: Calibration | None = None) -> Calibration | None:
     """The user's own calibration from backtest points (:class:`lmscale.backtest.BacktestPoint`) of
-    one method; None when there are too few (fewer than :data:`MIN_OWN_SCORES` or one origin)."""
+    one method, floored by the reference ``floor``; None when there are too few (fewer than
+    :data:`MIN_OWN_SCORES` or one origin)."""
     pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
     if len(pts) < MIN_OWN_SCORES or len({p.origin for p in pts}) < 2:
         return None
     s = _point_scores(pts)
     origins = len({(p.train_set, p.origin) for p in pts})
     return Calibration(quantity, tuple(np.sort(s).tolist()), "own",
-                       f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins")
+                       f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins"
+                       + (", never narrower than the reference ladder's" if floor is not None else ""),
+                       floor=None if floor is None else floor.scores)
 
 
 def reference_from_backtest(points: Sequence, quantity: str, description: str) -> Calibration:
@@ -150,12 +164,11 @@ def reference(quantity: str = "loss") -> Calibration:
 
 
 def choose(points: Sequence | None, quantity: str = "loss", fallback: Calibration | None = None) -> Calibration:
-    """The user's own calibration when their backtest is large enough, else ``fallback`` (default:
-    the shipped reference)."""
-    own = from_backtest(points or (), quantity)
-    if own is not None:
-        return own
-    return fallback if fallback is not None else reference(quantity)
+    """The user's own calibration (floored by the reference) when their backtest is large enough,
+    else the reference: ``fallback``, by default the shipped one."""
+    ref = fallback if fallback is not None else reference(quantity)
+    own = from_backtest(points or (), quantity, floor=ref)
+    return own if own is not None else ref
 
 
 def describe(cal: Calibration) -> str:

@@ -220,7 +220,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
     predict the larger ones, and see the error grow with the extrapolation distance."""
     from lmscale.backtest import backtest as run_backtest
-    from lmscale.calibration import describe, from_backtest, reference
+    from lmscale.calibration import choose, describe
     from lmscale.report.writer import save_figures
     from lmscale.selection import Selection
 
@@ -246,9 +246,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
                     f"{100 * r.median_rel_error:.2f}%", f"{100 * r.max_rel_error:.2f}%")
     out.print(tab)
     first = res.points[0].method
-    own = from_backtest([p for p in res.points if p.method == first], res.points[0].quantity)
-    out.print(describe(own) if own else "too few backtest predictions for calibrated intervals of their own: "
-              "intervals fall back to " + describe(reference(res.points[0].quantity)).split("from ", 1)[1])
+    out.print(f"{first}: " + describe(choose([p for p in res.points if p.method == first], res.points[0].quantity)))
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -208,19 +208,18 @@ class Study:
         from lmscale.backtest import backtest_arrays
 
         key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
+        kind = "loss" if quantity == "loss" else "error"
         if key not in self._fits:
             lr = self.loss_runs(train_set)
             errors = None
             if quantity != "loss":
                 if set(self.error_runs(train_set).run_ids) != set(lr.run_ids):
-                    return fallback or cal.reference(quantity)
+                    return fallback or cal.reference(kind)
                 errors = target_values(lr, quantity)
-            pts = backtest_arrays(lr.column("n_params"), lr.column("multiplier"), lr.loss(loss_column(val_set)),
-                                  method=self.method, errors=errors, run_ids=lr.run_ids, n_resamples=n_resamples,
-                                  seed=seed, error_method=self.error_method)
-            self._fits[key] = cal.from_backtest(pts, "loss" if quantity == "loss" else "error")
-        own = self._fits[key]
-        return own if own is not None else (fallback or cal.reference("loss" if quantity == "loss" else "error"))
+            self._fits[key] = backtest_arrays(
+                lr.column("n_params"), lr.column("multiplier"), lr.loss(loss_column(val_set)), method=self.method,
+                errors=errors, run_ids=lr.run_ids, n_resamples=n_resamples, seed=seed, error_method=self.error_method)
+        return cal.choose(self._fits[key], kind, fallback)
 
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
         from lmscale.errors import FitError

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
 from lmscale.study import Study
@@ -42,6 +41,17 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
                   for a, b in zip(paper_fits, fast_fits))
     default = Study(runs, "paper-default", "paper", error_targets=()).loss_fit("rpj", "c4_val")
     t_boot, booted = _best_of(lambda: bootstrap(default, n_resamples, seed=0), repeats)
+    # lmscale's default method on a 16-run table (the four small sizes of RedPajama at M = 10 … 80),
+    # bootstrapped and calibrated as `lmscale fit --bootstrap 1000` does
+    from lmscale.calibration import calibrate_fit
+    from lmscale.fit.tables import fit_table
+    from lmscale.selection import Selection
+
+    rpj = runs.subset(runs.column("dataset") == "rpj")
+    table16 = Selection.parse("n_params <= 5e8 and multiplier >= 10 and multiplier <= 80").apply(rpj)
+    dfit = fit_table(table16, "overtrain", "loss_c4_val", method="default")
+    t_dboot, dbooted = _best_of(lambda: bootstrap(dfit, n_resamples, seed=0), repeats)
+    t_cal, _ = _best_of(lambda: calibrate_fit(dbooted, 200, 0), repeats)
     return {
         "n_fits": len(problems),
         "paper_seconds": t_paper,
@@ -51,5 +61,9 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
         "fast_objective_minus_paper_rel": float(obj_gap),
         "bootstrap_1000_seconds": t_boot * 1000.0 / n_resamples,
         "bootstrap_valid_resamples": int(booted.diagnostics["bootstrap_n"]),
+        "default_method": dfit.method,
+        "default_n_runs": len(dfit.y),
+        "default_bootstrap_1000_seconds": t_dboot * 1000.0 / n_resamples,
+        "default_calibration_seconds": t_cal,
         "repeats": repeats,
     }
