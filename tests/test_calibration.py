@@ -97,3 +97,21 @@ def test_tampered_calibration_in_a_fit_file_is_a_clear_error(tmp_path, testbed_d
     out.write_text(json.dumps(d))
     res = CliRunner().invoke(cli, ["predict", str(out), "--n-params", "1e9", "--multiplier", "20"])
     assert res.exit_code == 2 and "malformed calibration" in res.output and isinstance(res.exception, SystemExit)
+
+
+def test_own_calibration_is_floored_by_the_reference():
+    from lmscale.backtest import BacktestPoint
+
+    def pt(i, log_error):
+        return BacktestPoint("default", "size", f"o{i % 3}", f"r{i}", "loss", 1e8, 20.0, 1e18, 3.0, 3.0, 0.0,
+                             log_error, 0.0, 2.0, 1.0, 2.0, 1.0, 10)
+
+    tiny = [pt(i, 1e-5) for i in range(30)]  # a ladder whose backtest is (too) good
+    ref = cal.reference("loss")
+    own = cal.choose(tiny, "loss")
+    assert own.source == "own" and "never narrower" in own.description
+    assert own.quantile(0.9) == pytest.approx(ref.quantile(0.9))
+    assert cal.Calibration.from_dict(own.to_dict()) == own
+    wild = [pt(i, 0.5) for i in range(30)]  # a ladder whose backtest misses by 50%: wider than the reference
+    assert cal.choose(wild, "loss").quantile(0.9) > ref.quantile(0.9)
+    assert cal.choose(tiny[:5], "loss").source == "reference"  # too few: the reference itself

@@ -248,7 +248,9 @@ def markdown_table(rows: Sequence[dict]) -> str:
     lines = [head]
 
     def p(v, digits=2):
-        return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
+        if v is None or not np.isfinite(v):
+            return "n/a"
+        return "> 1000%" if v > 10 else f"{100 * v:.{digits}f}%"
 
     for r in rows:
         lines.append(
