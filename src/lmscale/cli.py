@@ -593,13 +593,15 @@ def ladder_eval_cmd(ladder_dir, suite, data_root, task_labels, limit):
 
 # ----------------------------------------------------------------------------------------- loop
 def _print_heldout(df, title: str) -> None:
+    from lmscale.report.figures import target_title
+
     tab = Table(title=title)
     level = f"{100 * df.interval_level.iloc[0]:g}% interval" if "interval_level" in df else "interval"
     for col in ("run", "M", "target", "predicted", level, "observed", "rel. error"):
         tab.add_column(col, justify="left" if col in ("run", "target") else "right")
     for r in df.itertuples():
         iv = f"[{r.interval_low:.4f}, {r.interval_high:.4f}]" if "interval_low" in df else "—"
-        tab.add_row(r.run_id, f"{r.multiplier:g}", r.target, f"{r.predicted:.4f}", iv, f"{r.observed:.4f}",
+        tab.add_row(r.run_id, f"{r.multiplier:g}", target_title(r.target), f"{r.predicted:.4f}", iv, f"{r.observed:.4f}",
                     f"{100 * r.rel_error:.2f}%")
     out.print(tab)
     if "inside_interval" in df:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, Setting, md_table, pct, size_label, split_label
+from lmscale.analyses.context import Analysis, Context, Setting, md_table, pct, size_label
 from lmscale.errors import InputError
 from lmscale.records import RunTable
 from lmscale.selection import FitSpec, Selection
@@ -59,6 +59,7 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
     from lmscale.calibration import describe
     from lmscale.predict import ScalePoint
+    from lmscale.report.figures import target_title
     from lmscale.report.writer import run_analyses, write_report
 
     spec = spec or holdout_spec(runs)
@@ -76,8 +77,7 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
     df["interval_high"] = [c.interval.high for c in calibrated]
     df["inside_interval"] = [c.interval.contains(r.observed) for c, r in zip(calibrated, rows)]
     sources = sorted({describe(c.calibration) for c in calibrated})
-    df["target"] = df["target"].where(df["target"] == "loss", f"error ({split_label(split)})")
-    cells = [(r.run_id, size_label(r.n_params), f"{r.multiplier:g}", r.target, f"{r.predicted:.4f}",
+    cells = [(r.run_id, size_label(r.n_params), f"{r.multiplier:g}", target_title(r.target), f"{r.predicted:.4f}",
               f"[{r.interval_low:.4f}, {r.interval_high:.4f}]", f"{r.observed:.4f}", pct(r.rel_error))
              for r in df.itertuples()]
     loss_err = df[df.target == "loss"].rel_error

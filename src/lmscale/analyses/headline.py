@@ -38,7 +38,7 @@ def figure1(ctx: Context) -> Analysis:
                            "predicted_error": float(ef.predict(loss=float(pred[i]))),
                            "loss_role": "fit" if rid in loss_ids else "held-out" if rid in held_ids else "other",
                            "error_role": "fit" if rid in err_ids else "held-out" if rid in held_ids else "other"})
-        laws[ts] = {"loss": dict(lf.params), "error": dict(ef.params)}
+        laws[ts] = {"loss": lf, "error": ef}  # FitResults: figures evaluate them through predict()
         for which in ("second-max-m", "largest"):
             i = ctx.target_run(ts, which)
             label = f"{size_label(n[i])} M={m[i]:g}"

@@ -284,5 +284,5 @@ def hparam_search(ctx: Context) -> Analysis:
             f"Pareto frontier of loss vs compute, fitted by L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f} "
             f"(least squares, RMSE {fitd['rmse']:.4f} nats).")
     return Analysis("hparam_search", "Hyper-parameter search and its frontier (Fig. 4)", text,
-                    {"hparam_search": df, "hparam_frontier_fit": pd.DataFrame([fitd])}, data={"fit": fitd},
+                    {"hparam_search": df, "hparam_frontier_fit": pd.DataFrame([fitd])}, data={"fit": res},
                     numbers=fitd)

@@ -55,6 +55,9 @@ def _plain_log_ticks(axis):
 
 
 def target_title(t: str) -> str:
+    """How a fitting target reads in tables and titles (``loss``, ``loss_<set>``, error targets)."""
+    if t == "loss":
+        return "loss"
     if t.startswith("loss_"):
         return "loss: " + t[5:]
     if t.startswith("error_") and t[6:].isdigit():
@@ -87,15 +90,15 @@ def plot_figure1(a: Analysis):
     out = []
     for ts, d in pts.groupby("train_set", sort=False):
         laws = a.data["laws"][ts]
-        lp = laws["loss"]
+        lfit = laws["loss"]
         fig, ax = _figure(12, 4.8, 1, 2)
         left, right = ax[0]
         markers = _size_markers(d.n_params.unique())
-        e = lp["E"]
+        e = lfit.params["E"]
         cgrid = np.logspace(np.log10(d.flops.min() / 2), np.log10(d.flops.max() * 2), 200)
         for m in sorted(d.multiplier.unique()):
             n = np.sqrt(cgrid / (6 * m))
-            red = lp["A"] * n ** lp["c"] + lp["B"] * 6 ** (lp["c"] / 2) * (m * n) ** lp["c"]
+            red = np.asarray(lfit.predict(n_params=n, multiplier=np.full_like(n, m))) - e
             left.plot(cgrid, red, color=_m_colour(m), lw=1, alpha=0.8)
         for _, r in d.iterrows():
             style = dict(color=_m_colour(r.multiplier), marker=markers[r.n_params], ls="", ms=7)
@@ -116,9 +119,10 @@ def plot_figure1(a: Analysis):
             Line2D([], [], ls="", marker="o", color="0.6", mec="red", mew=1.6, label="held-out run"),
             Line2D([], [], ls="", marker="x", color="red", label="prediction")])
         _m_colourbar(fig, left)
-        ep = laws["error"]
+        efit = laws["error"]
+        ep = efit.params
         lgrid = np.linspace(d.loss.min() - 0.1, d.loss.max() + 0.1, 200)
-        right.plot(lgrid, ep["epsilon"] - ep["k"] * np.exp(-ep["gamma"] * lgrid), color="k", lw=1.2,
+        right.plot(lgrid, efit.predict(loss=lgrid), color="k", lw=1.2,
                    label=f"{ep['epsilon']:.3f} − {ep['k']:.2f}·exp(−{ep['gamma']:.3f}·L)")
         for _, r in d.iterrows():
             style = dict(color=_m_colour(r.multiplier), marker=markers[r.n_params], ls="", ms=7)
@@ -343,7 +347,8 @@ def plot_tied_vs_untied(a: Analysis):
 
 def plot_hparam_search(a: Analysis):
     df = a.tables["hparam_search"]
-    fitd = a.data["fit"]
+    pfit = a.data["fit"]
+    fitd = pfit.params
     fig, ax = _figure(7, 4.6)
     ax = ax[0, 0]
     from matplotlib import colormaps
@@ -354,7 +359,7 @@ def plot_hparam_search(a: Analysis):
     fr = df[df.frontier].sort_values("flops")
     ax.plot(fr.flops, fr.loss, "k-", lw=1, marker="o", ms=4, mfc="none", label="Pareto frontier")
     cg = np.logspace(np.log10(df.flops.min()), np.log10(df.flops.max()), 50)
-    ax.plot(cg, fitd["E"] + fitd["K"] * cg ** -fitd["eta"], "r--", lw=1.2,
+    ax.plot(cg, pfit.predict(flops=cg), "r--", lw=1.2,
             label=f"L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f}")
     ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="validation loss (nats)",
            title=f"hyper-parameter search: {len(df)} runs")
