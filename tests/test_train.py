@@ -229,11 +229,13 @@ def test_the_whole_loop(tmp_path):
                        seq_len=32, checkpoint_every=0)
     res = run_loop(cfg, tmp_path / "loop", n_items=30)
     df = res.heldout
-    assert len(df) == 6 and set(df.target) == {"loss", "error (4-task custom)"}
+    assert len(df) == 6 and set(df.target) == {"loss", "error:cloze,brackets,next_line,first_word"}
     assert (df.n_params == df.n_params.max()).all()  # only the largest size is predicted
     assert np.all(np.isfinite(df.rel_error))
+    assert np.all(df.interval_low < df.predicted) and np.all(df.predicted < df.interval_high)
     md = res.report_path.read_text()
     assert "Held-out predictions" in md and "figures/figure1_json.png" in md
+    assert "4-task custom error (chained)" in md and "90% interval" in md
     assert (tmp_path / "loop" / "report" / "report.html").is_file()
 
 

@@ -229,6 +229,12 @@ def backtest(runs: RunTable, target: str, *, methods: Sequence[str] = ("default"
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
     ``loss_column`` (required then)."""
+    from lmscale.fit.core import ALIASES, METHODS
+
+    unknown = [m for m in methods if m not in METHODS and m not in ALIASES]
+    if unknown or not methods:
+        raise InputError(f"unknown fitting method(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known: default, {', '.join(METHODS)}")
     if target.startswith("loss_"):
         loss_col, err_target = target, None
     else:

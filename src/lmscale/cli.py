@@ -211,7 +211,7 @@ def _intervals(loss_fit, error_fit, point, level) -> dict:
 @click.option("--method", "methods", multiple=True,
               help="Fitting method(s) to compare (repeatable; default: default and paper).")
 @click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
-@click.option("--bootstrap", "n_boot", default=200, show_default=True,
+@click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(0, 100_000),
               help="Bootstrap resamples per origin (the spread the intervals are calibrated with).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Write backtest.csv, backtest_summary.csv and backtest.png here (default: beside RUNS).")

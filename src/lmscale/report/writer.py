@@ -149,7 +149,10 @@ def save_figures(out_dir: str | Path, tables: dict, figures) -> list[Path]:
     """Write CSV tables and PNG figures (``[(name, Figure)]``) into ``out_dir``, each atomically;
     returns the paths written."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     paths = []
     for name, df in tables.items():
         atomic_write(out / name, lambda fh, d=df: d.to_csv(fh, index=False))
