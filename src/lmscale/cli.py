@@ -213,8 +213,8 @@ def _intervals(loss_fit, error_fit, point, level) -> dict:
 @click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
 @click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(0, 100_000),
               help="Bootstrap resamples per origin (the spread the intervals are calibrated with).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Write backtest.csv, backtest_summary.csv and backtest.png here (default: beside RUNS).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="backtest", show_default=True,
+              help="Folder for backtest.csv, backtest_summary.csv and backtest.png.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
@@ -230,7 +230,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     res = run_backtest(table, target, methods=tuple(methods) or ("default", "paper"), loss_column=loss_column,
                        n_resamples=n_boot)
     summary = res.summary()
-    folder = Path(out_dir) if out_dir else (Path(runs) if Path(runs).is_dir() else Path(runs).parent) / "backtest"
+    folder = Path(out_dir)
     frame = res.frame()
     paths = save_figures(folder, {"backtest.csv": frame, "backtest_summary.csv": summary},
                          _backtest_figures(frame, target))
