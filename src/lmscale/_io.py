@@ -66,3 +66,45 @@ def iter_json_lines(lines: Iterable[str], source: object) -> Iterator[tuple[int,
         if not isinstance(obj, dict):
             raise InputError(f"{source}, line {lineno}: expected a JSON object, found {type(obj).__name__}")
         yield lineno, obj
+
+
+#: configuration files (ladder configs, task suites) are small; larger ones are refused unread
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_text(path: str | os.PathLike, *, max_bytes: int | None = None, what: str = "file") -> str:
+    """A UTF-8 text file; a missing or unreadable file, one over ``max_bytes``, or one that is not
+    UTF-8 is an :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise InputError(f"{path}: {what} is {path.stat().st_size} bytes; at most {max_bytes} are read")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from None
+
+
+def read_yaml(path: str | os.PathLike, *, what: str = "config"):
+    """A YAML file parsed safely: no tags, and no aliases (an 800-byte alias bomb expands to
+    gigabytes once serialised); at most :data:`MAX_CONFIG_BYTES`."""
+    import yaml
+
+    class _NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted in lmscale files",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+
+    text = read_text(path, max_bytes=MAX_CONFIG_BYTES, what=what)
+    try:
+        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: malformed YAML ({exc})") from None

@@ -543,7 +543,7 @@ _suite_options = [
     click.option("--data-root", type=click.Path(exists=True, file_okay=False),
                  help="Folder the suite's dataset_uri paths are relative to (default: the suite's folder)."),
     click.option("--task", "task_labels", multiple=True, help="Only these tasks."),
-    click.option("--limit", type=int, default=None, help="Score at most this many items per task."),
+    click.option("--limit", type=click.IntRange(min=1), default=None, help="Score at most this many items per task."),
 ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, Setting, md_table, pct, size_label
+from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, pct, size_label
 from lmscale.errors import InputError
 from lmscale.records import RunTable
 from lmscale.selection import FitSpec, Selection
@@ -84,7 +84,7 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
     err_err = df[df.target != "loss"].rel_error
     text = (f"Laws fitted ({method}) on the {len(spec.loss_fit.apply(runs))} runs of `{spec.loss_fit}`; the "
             f"{len(spec.heldout.apply(runs))} runs of `{spec.heldout}` are predicted. Mean relative error: loss "
-            f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({split}) {pct(err_err.mean())}. "
+            f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({md_escape(split)}) {pct(err_err.mean())}. "
             f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
             "(" + "; ".join(sources) + ").\n\n"
             + md_table(cells, ["run", "N", "M", "target", "predicted", f"{100 * level:g}% interval", "observed",

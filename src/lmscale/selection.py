@@ -23,6 +23,8 @@ from lmscale.records import RunTable
 OPS = ("==", "!=", "<=", ">=", "<", ">", "in")
 _COND = re.compile(r"^\s*([A-Za-z_][\w\-.]*)\s*(==|!=|<=|>=|<|>|=|\bin\b)\s*(.+?)\s*$")
 _REL = 1e-6
+#: longest selection text accepted (a run table's ids listed in full fit in far less)
+MAX_SELECTION_CHARS = 10_000
 
 
 def _number(text):
@@ -94,6 +96,11 @@ class Selection:
         """Parse ``--where`` strings: each is ``cond and cond ...``; several are OR-ed."""
         if isinstance(texts, str):
             texts = [texts]
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise InputError(f"a selection is text such as 'n_params <= 5e8', got {texts!r}")
+        if sum(map(len, texts)) > MAX_SELECTION_CHARS:
+            raise InputError(f"selection of {sum(map(len, texts))} characters; at most {MAX_SELECTION_CHARS} are "
+                             "accepted (use a fit-spec JSON file for long lists)")
         clauses = []
         for text in texts:
             conds = []

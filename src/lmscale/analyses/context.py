@@ -137,10 +137,19 @@ class Analysis:
     numbers: dict[str, float] = field(default_factory=dict)
 
 
+def md_escape(value: object) -> str:
+    """Text from the data (run ids, task and set names) made inert in markdown: a ``|`` would end a
+    table cell, ``[…](…)`` would make a link. (Raw HTML is never rendered: see the report writer.)"""
+    text = str(value)
+    for ch in ("\\", "|", "[", "]", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", " ")
+
+
 def md_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    """A small GitHub-flavoured markdown table from already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """A small GitHub-flavoured markdown table from already formatted cells (escaped here)."""
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

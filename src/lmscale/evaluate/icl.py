@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmscale._io import iter_json_lines
+from lmscale._io import iter_json_lines, read_yaml
 from lmscale.errors import InputError
 
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
@@ -181,15 +181,8 @@ def read_suite(yaml_path: str | Path, data_root: str | Path) -> list[TaskConfig]
     """An LLM-Foundry ``icl_tasks`` YAML (e.g. the paper's ``heavy.yaml``): one TaskConfig per
     (task, shot count); ``dataset_uri`` is resolved under ``data_root`` (its ``local_data/``
     prefix dropped). Labels get a ``_<k>shot`` suffix when a task lists several shot counts."""
-    import yaml
-
     p = Path(yaml_path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"suite file {p} not found") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{p}: malformed YAML ({exc})") from None
+    doc = read_yaml(p, what="suite file")
     entries = doc.get("icl_tasks") if isinstance(doc, dict) else doc
     if not isinstance(entries, list):
         raise InputError(f"{p}: no icl_tasks list")

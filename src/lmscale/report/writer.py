@@ -118,7 +118,11 @@ def _html(md_text: str) -> str:
     """Markdown → one self-contained HTML page: each ``figures/x.png`` image is inlined."""
     import markdown
 
-    body = markdown.markdown(md_text, extensions=["tables"])
+    md = markdown.Markdown(extensions=["tables"])
+    # raw HTML in the text is shown as text, never rendered: run ids and names come from user files
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    body = md.convert(md_text)
     return ("<!doctype html><html><head><meta charset='utf-8'><title>lmscale report</title>"
             f"<style>{HTML_STYLE}</style></head><body>{body}</body></html>")
 

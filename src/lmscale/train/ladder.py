@@ -12,9 +12,11 @@ Layout of a ladder folder::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -22,12 +24,25 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscale._io import atomic_write_text
+from lmscale._io import MAX_CONFIG_BYTES, atomic_write_text, read_text, read_yaml
 from lmscale.errors import InputError
 from lmscale.train.data import CorpusConfig
 
 #: rough sustained training throughput (FLOP/s) used only for the time estimate of ``plan``
 THROUGHPUT = {"cpu": 1.2e11, "cuda": 3.0e14}  # cpu: measured on 2 free cores (cpu-tiny)
+
+
+#: names that become parts of file names (run ids, folders): letters, digits, '.', '_', '-', not
+#: starting with '.' or '-'
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(value, what: str) -> str:
+    """Refuse a name that could escape its folder or break a file name (``../x``, ``/etc``, ``a b``)."""
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
+        raise InputError(f"{what} {value!r} is not a safe file name: use letters, digits, '.', '_' and '-' "
+                         "(at most 100, starting with a letter or digit)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,18 @@ class LadderConfig:
         names = [s.name for s in self.shapes]
         if len(set(names)) != len(names):
             raise InputError(f"ladder {self.name!r}: duplicate shape names")
+        for what, value in (("ladder name", self.name), ("corpus name", self.corpus.name),
+                            *(("shape name", n) for n in names), *(("validation corpus name", v.name)
+                                                                   for v in self.val_corpora)):
+            check_name(value, what)
+        vals = [v.name for v in self.val_corpora]
+        if len(set(vals)) != len(vals):
+            raise InputError(f"ladder {self.name!r}: two validation corpora share a name "
+                             f"({', '.join(sorted(v for v in vals if vals.count(v) > 1))}); each needs its own")
+        labels = [f"{m:g}" for m in self.multipliers]
+        if len(set(labels)) != len(labels):
+            raise InputError(f"ladder {self.name!r}: token multipliers {list(self.multipliers)} repeat (as run ids "
+                             f"M{', M'.join(labels)}); give each once")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,8 +120,12 @@ class LadderConfig:
                     shapes.append(ShapeSpec(**s))
             corpus = CorpusConfig(**_corpus_fields(d.pop("corpus")))
             vals = tuple(CorpusConfig(**_corpus_fields(v)) for v in d.pop("val_corpora", ()))
+            mults = d.pop("multipliers")
+            if not isinstance(mults, (list, tuple)) or not all(
+                    isinstance(m, (int, float)) and not isinstance(m, bool) for m in mults):
+                raise InputError(f"{source}: 'multipliers' must be a list of numbers, e.g. [5, 10, 20]; got {mults!r}")
             return cls(shapes=tuple(shapes), corpus=corpus, val_corpora=vals,
-                       multipliers=tuple(float(m) for m in d.pop("multipliers")), **d)
+                       multipliers=tuple(float(m) for m in mults), **d)
         except KeyError as exc:
             raise InputError(f"{source}: ladder config lacks field {exc.args[0]!r}") from None
         except TypeError as exc:
@@ -105,16 +136,13 @@ class LadderConfig:
         p = Path(path)
         if not p.is_file():
             raise InputError(f"ladder config {p} not found")
-        text = p.read_text(encoding="utf-8")
-        try:
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except Exception as exc:  # yaml and json raise different types; report either the same way
-            raise InputError(f"{p}: malformed config ({exc})") from None
+        if p.suffix in (".yaml", ".yml"):
+            data = read_yaml(p, what="ladder config")
+        else:
+            try:
+                data = json.loads(read_text(p, max_bytes=MAX_CONFIG_BYTES, what="ladder config"))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{p}: malformed config ({exc})") from None
         if not isinstance(data, dict):
             raise InputError(f"{p}: a ladder config is a mapping")
         return cls.from_json(data, str(p))
@@ -218,19 +246,54 @@ def run_ladder(cfg: LadderConfig, out_dir: str | Path, *, device: str | None = N
                on_run: Callable[[int, int, RunPlan], None] | None = None,
                on_step: Callable[[int, int, float], None] | None = None) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
-    ones) and write ``runs.jsonl``; returns its path."""
+    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run_ladder(cfg, out, device, on_run, on_step)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for this process: a second
+    ``ladder run`` on the same folder stops at once and says which process holds it, instead of
+    training every run twice and interleaving the logs. The lock dies with its process."""
+    import fcntl
+    import os
+
+    path = folder / ".lock"
+    try:
+        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block's duration
+    except OSError as exc:
+        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise InputError(f"{folder} is in use by {holder}; wait for it to finish or use another folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {platform.node()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
     from lmscale.train.loop import TrainConfig, train
     from lmscale.train.model import ModelConfig
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "ladder.json"
     cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
     if cfg_path.is_file() and cfg_path.read_text() != cfg_json:
         raise InputError(f"{out} holds a different ladder (see {cfg_path}); use another folder")
-    atomic_write_text(cfg_path, cfg_json)
+    if not cfg_path.is_file():
+        atomic_write_text(cfg_path, cfg_json)
     data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
