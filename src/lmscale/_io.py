@@ -3,9 +3,10 @@ that a reader never sees half a file and an interrupted write leaves the old fil
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
-import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -43,26 +44,59 @@ def read_json(path: str | os.PathLike, *, expect: type | None = dict):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    data = parse_json(read_text(path, what="JSON file"), path)
     if expect is not None and not isinstance(data, expect):
         raise InputError(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
                          f"found {type(data).__name__}")
     return data
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (write null for a missing value)")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return v
+
+
+def parse_json(text: str, source: object):
+    """Strict JSON: no NaN/Infinity literals, no out-of-range numbers, bounded nesting; any
+    problem is an :class:`InputError` naming ``source`` and the position."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:
+        raise InputError(f"{source}: malformed JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply") from None
+
+
 def iter_json_lines(lines: Iterable[str], source: object) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a JSONL text; a malformed line or one
-    that is not a JSON object is an :class:`InputError` naming ``source`` and the line."""
-    for lineno, line in enumerate(lines, 1):
+    """(line number, object) for every non-blank line of a JSONL text; a malformed line, one that
+    is not a JSON object, or bytes that are not UTF-8 are an :class:`InputError` naming ``source``
+    and the line. (NaN literals pass here: run tables name them as non-finite measurements.)"""
+    lineno = 0
+    it = iter(lines)
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise InputError(f"{source}: not UTF-8 text (after line {lineno})") from None
+        lineno += 1
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}, line {lineno}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{source}, line {lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise InputError(f"{source}, line {lineno}: expected a JSON object, found {type(obj).__name__}")
         yield lineno, obj

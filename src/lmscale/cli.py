@@ -29,6 +29,11 @@ class _Group(click.Group):
         except LmscaleError as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
             sys.exit(2)
+        except OSError as exc:  # permissions, a file where a folder should be, a full disk …
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            err.print(f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}", markup=True,
+                      soft_wrap=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(130)
@@ -70,10 +75,11 @@ def cli():
               help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
                    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
                    "rel-ls-size, ls-log, huber-log.")
-@click.option("--huber-delta", default=1e-3, show_default=True, help="Huber threshold on log residuals.")
-@click.option("--bootstrap", "n_boot", default=0, show_default=True,
+@click.option("--huber-delta", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Huber threshold on log residuals.")
+@click.option("--bootstrap", "n_boot", default=0, show_default=True, type=click.IntRange(0, 100_000),
               help="Bootstrap resamples over runs (intervals for parameters and predictions).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the bootstrap.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
@@ -136,7 +142,8 @@ def _print_fit(result):
 @click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
 @click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
 @click.option("--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit.")
-@click.option("--level", default=0.9, show_default=True, help="Interval level (fits saved with --bootstrap).")
+@click.option("--level", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Interval level (fits saved with --bootstrap).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt):
     """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
@@ -148,6 +155,8 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     if fit_res.law == "error":
         if loss is None:
             raise InputError(f"{fit_file} is an error-law fit: give --loss")
+        if not (loss == loss and 0 < loss < float("inf")):
+            raise InputError(f"--loss must be a positive finite validation loss (nats), got {loss!r}")
         result = {"loss": loss, "error": float(fit_res.predict(loss=loss))}
     else:
         if n_params is None:
@@ -494,7 +503,8 @@ class _LadderProgress:
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder folder.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--device", default=None, type=click.Choice(["cpu", "cuda"]),
+              help="cpu or cuda (default: cuda when available).")
 def ladder_run(config, preset_name, out_dir, device):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.train.ladder import plan, run_ladder
@@ -613,7 +623,8 @@ def _print_heldout(df, title: str) -> None:
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder + report folder.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--device", default=None, type=click.Choice(["cpu", "cuda"]),
+              help="cpu or cuda (default: cuda when available).")
 @click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
@@ -666,7 +677,7 @@ def benchmark():
 
 @benchmark.command("speed")
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--repeats", default=3, show_default=True, help="Timing repeats (best is kept).")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1), help="Timing repeats (best is kept).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def benchmark_speed(testbed_dir, repeats, fmt):
     """The paper's 128-start LM against the variable-projection fast path, and a 1000-resample bootstrap."""
@@ -687,7 +698,8 @@ def benchmark_speed(testbed_dir, repeats, fmt):
 
 @benchmark.command("accuracy")
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--resamples", default=100, show_default=True, help="Bootstrap resamples per fit (intervals).")
+@click.option("--resamples", default=100, show_default=True, type=click.IntRange(0, 10_000),
+              help="Bootstrap resamples per fit (intervals; 0: errors only).")
 @click.option("--method", "methods", multiple=True, help="Only these methods (default all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
 def benchmark_accuracy(testbed_dir, resamples, methods, fmt):

@@ -31,9 +31,17 @@ class ScalePoint:
         if (multiplier is None) == (n_tokens is None):
             raise InputError("give exactly one of the token multiplier M or the token count D")
         for name, v in (("n_params", n_params), ("multiplier", multiplier), ("n_tokens", n_tokens)):
-            if v is not None and not (np.isfinite(v) and v > 0):
+            if v is not None and not (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                      and np.isfinite(v) and v > 0):
                 raise InputError(f"{name} must be a positive number, got {v!r}")
-        return cls(float(n_params), float(n_tokens) if n_tokens is not None else float(multiplier) * float(n_params))
+        point = cls(float(n_params), float(n_tokens) if n_tokens is not None else float(multiplier) * float(n_params))
+        with np.errstate(all="ignore"):
+            derived = (point.n_tokens, point.multiplier, point.flops)
+        if not all(np.isfinite(v) and v > 0 for v in derived):
+            raise InputError(f"N = {n_params!r} with {'M' if multiplier is not None else 'D'} = "
+                             f"{multiplier if multiplier is not None else n_tokens!r} puts D, M or C = 6·N·D out of "
+                             "floating-point range")
+        return point
 
     def inputs(self) -> dict[str, float]:
         return {"n_params": self.n_params, "n_tokens": self.n_tokens, "multiplier": self.multiplier,
@@ -67,7 +75,9 @@ def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: Scale
 
 
 def relative_error(predicted: float, observed: float) -> float:
-    """|pred − true| / true."""
+    """|pred − true| / true; the observed value must be a non-zero finite number."""
+    if not (np.isfinite(observed) and observed != 0):
+        raise InputError(f"a relative error needs a non-zero finite observed value, got {observed!r}")
     return abs(predicted - observed) / abs(observed)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +77,11 @@ class RunTable:
 
     @classmethod
     def from_records(cls, records: Sequence[dict], source: str = "<records>") -> RunTable:
-        return cls.from_frame(pd.DataFrame.from_records(list(records)), source)
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable) \
+                or not all(isinstance(r, Mapping) for r in records):
+            raise InputError(f"{source}: run records must be a sequence of mappings (one per run), "
+                             f"got {type(records).__name__}")
+        return cls.from_frame(pd.DataFrame.from_records([dict(r) for r in records]), source)
 
     @classmethod
     def read(cls, path: str | Path) -> RunTable:
@@ -319,6 +323,11 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
     n, d = frame["n_params"].to_numpy(), frame["n_tokens"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         m_derived, c_derived = d / n, 6.0 * n * d
+    for i in range(len(frame)):
+        if math.isfinite(n[i]) and math.isfinite(d[i]) and n[i] > 0 and d[i] > 0 and not (
+                math.isfinite(c_derived[i]) and c_derived[i] > 0 and math.isfinite(m_derived[i]) and m_derived[i] > 0):
+            problems.append(f"{where(i)}: n_params={n[i]!r} and n_tokens={d[i]!r} give compute 6·N·D = "
+                            f"{c_derived[i]!r} or D/N = {m_derived[i]!r}, out of floating-point range")
     for col, derived, rule in (("multiplier", m_derived, "D/N"), ("flops", c_derived, "6·N·D")):
         if col not in frame.columns:
             frame[col] = derived

@@ -107,6 +107,9 @@ def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], r
     if distinct < law.n_params:
         raise FitError(f"degenerate data for law {law.name!r}: only {distinct} distinct input points for "
                        f"{law.n_params} parameters")
+    why = law.unidentified(xa)
+    if why:
+        raise FitError(f"cannot fit law {law.name!r} on {target!r}: {why}")
     w = None
     if weights is not None:
         w = np.asarray(weights, dtype=float).ravel()

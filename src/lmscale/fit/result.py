@@ -98,9 +98,11 @@ class FitResult:
         try:
             law = get_law(d["law"])
             params = {k: float(d["params"][k]) for k in law.params}
-            return cls(
-                law=d["law"], method=d["method"], params=params, target=d["target"],
-                input_columns=dict(d["input_columns"]), run_ids=tuple(d["run_ids"]),
+            if not isinstance(d["x"], Mapping) or not isinstance(d["y"], list):
+                raise TypeError("'x' must be an object of input columns and 'y' a list")
+            res = cls(
+                law=d["law"], method=str(d["method"]), params=params, target=str(d["target"]),
+                input_columns=dict(d["input_columns"]), run_ids=tuple(str(r) for r in d["run_ids"]),
                 x={k: tuple(float(v) for v in vals) for k, vals in d["x"].items()},
                 y=tuple(float(v) for v in d["y"]), diagnostics=dict(d.get("diagnostics") or {}),
                 bootstrap=None if d.get("bootstrap") is None else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
@@ -109,8 +111,10 @@ class FitResult:
             )
         except KeyError as exc:
             raise InputError(f"{source}: fit file lacks field {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{source}: malformed fit file: {exc}") from None
+        _check(res, law, source)
+        return res
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
@@ -121,6 +125,29 @@ class FitResult:
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
         return cls.from_dict(read_json(path), str(path))
+
+
+def _check(res: FitResult, law, source: str) -> None:
+    """A saved fit must be one that could have been fitted: finite parameters and data, one value
+    per run everywhere, bootstrap rows of the law's width, a non-negative noise scale."""
+    problems = []
+    bad = [k for k, v in res.params.items() if not np.isfinite(v)]
+    if bad:
+        problems.append(f"parameter(s) {', '.join(bad)} not finite")
+    n = len(res.y)
+    if set(res.x) != set(law.inputs):
+        problems.append(f"inputs {sorted(res.x)} are not the law's {list(law.inputs)}")
+    if any(len(v) != n for v in res.x.values()) or len(res.run_ids) != n:
+        problems.append(f"'x', 'y' and 'run_ids' must each hold one value per run ({n} in 'y')")
+    if not all(np.isfinite(res.y)) or not all(np.isfinite(v).all() for v in map(np.asarray, res.x.values())):
+        problems.append("'x' and 'y' must be finite numbers")
+    if res.bootstrap is not None and (not res.bootstrap or any(len(r) != law.n_params for r in res.bootstrap)
+                                      or not np.all(np.isfinite(np.asarray(res.bootstrap)))):
+        problems.append(f"every bootstrap row must hold {law.n_params} finite parameters ({', '.join(law.params)})")
+    if res.noise_sd is not None and not (np.isfinite(res.noise_sd) and res.noise_sd >= 0):
+        problems.append(f"noise_sd must be a non-negative number, found {res.noise_sd!r}")
+    if problems:
+        raise InputError(f"{source}: malformed fit file: " + "; ".join(problems))
 
 
 def _calibration(data, source: str):

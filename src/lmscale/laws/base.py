@@ -67,6 +67,11 @@ class Law:
         (..., n, len(linear), len(nonlinear))."""
         raise NotImplementedError
 
+    def unidentified(self, x: Mapping[str, np.ndarray]) -> str | None:
+        """Why these inputs cannot pin the law's parameters down (None when they can, as far as
+        the law's structure tells). Laws override it."""
+        return None
+
     # -- evaluation ----------------------------------------------------------------------------
     def split(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split a full parameter vector (``params`` order, leading batch dims allowed) into

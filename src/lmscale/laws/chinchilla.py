@@ -16,6 +16,13 @@ from lmscale.laws.base import Law
 
 
 class ChinchillaLaw(Law):
+    def unidentified(self, x):
+        if len(np.unique(x["n_params"])) < 2:
+            return "every run has the same size N: A·N^-alpha merges with E (A, alpha not identified)"
+        if len(np.unique(x["n_tokens"])) < 2:
+            return "every run has the same token count D: B·D^-beta merges with E (B, beta not identified)"
+        return None
+
     def basis(self, theta, x):
         theta = np.asarray(theta)
         alpha, beta = theta[..., 0, None], theta[..., 1, None]

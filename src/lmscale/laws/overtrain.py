@@ -27,6 +27,15 @@ _LOG6 = math.log(6.0)
 
 
 class OvertrainLaw(Law):
+    def unidentified(self, x):
+        if len(np.unique(x["multiplier"])) < 2:
+            return ("every run has the same token multiplier M, so A·N^c and B·(M·N)^c are one term: A and B "
+                    "are not identified; add runs at another M")
+        if len(np.unique(x["n_params"])) < 2:
+            return ("every run has the same size N, so A·N^c is a constant like E: A and E are not identified; "
+                    "add runs of another size")
+        return None
+
     def basis(self, theta, x):
         c = np.asarray(theta)[..., 0, None]
         logn = np.log(x["n_params"])
