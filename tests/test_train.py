@@ -299,3 +299,36 @@ def test_ladder_cli_plan_run_eval(tmp_path):
     assert res.exit_code == 2 and "unknown task" in res.output
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "gpu-huge"])
     assert res.exit_code == 2 and "unknown ladder preset" in res.output
+
+
+def _tiny_ladder(**over):
+    corpus = tdata.CorpusConfig("json", (str(STDLIB / "json" / "*.py"),), val_permille=200)
+    kw = dict(vocab_size=300, seq_len=16, checkpoint_every=0)
+    kw.update(over)
+    return LadderConfig("t", (ShapeSpec("a", 16, 1, 2, 16, 2),), (0.25,), corpus, **kw)
+
+
+def test_diverging_run_is_recorded_failed_and_retried(tmp_path):
+    from lmscale.errors import TrainingDiverged
+
+    cfg = _tiny_ladder(lr=1e6, final_lr=1e5)
+    with pytest.raises(TrainingDiverged, match="diverged at step"):
+        run_ladder(cfg, tmp_path / "l")
+    rec = json.loads(next((tmp_path / "l" / "runs").glob("*/record.json")).read_text())
+    assert rec["status"] == "failed" and "diverged" in rec["reason"]
+    assert not (tmp_path / "l" / "runs.jsonl").exists()  # nothing half-done is published
+    with pytest.raises(TrainingDiverged):  # not skipped as if done: tried again
+        run_ladder(cfg, tmp_path / "l")
+
+
+def test_rerecording_after_the_final_checkpoint_keeps_loss_and_time(tmp_path):
+    cfg = _tiny_ladder()
+    run_ladder(cfg, tmp_path / "l")
+    rec_path = next((tmp_path / "l" / "runs").glob("*/record.json"))
+    first = json.loads(rec_path.read_text())["row"]
+    rec_path.write_text('{"status": "do')  # a crash mid-write of the record (or before it)
+    run_ladder(cfg, tmp_path / "l")
+    again = json.loads(rec_path.read_text())["row"]
+    assert np.isfinite(again["train_loss"]) and again["train_loss"] == first["train_loss"]
+    assert again["wall_seconds"] == pytest.approx(first["wall_seconds"], rel=0.5)
+    assert again["loss_json"] == first["loss_json"]

@@ -16,3 +16,11 @@ class FitError(LmscaleError, RuntimeError):
 
 class DownloadError(LmscaleError, OSError):
     """Fetching or verifying a remote file failed."""
+
+
+class TrainingDiverged(LmscaleError, RuntimeError):
+    """Training produced a non-finite loss; the run is stopped and recorded as failed."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step

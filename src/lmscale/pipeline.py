@@ -35,6 +35,21 @@ def holdout_spec(runs: RunTable) -> FitSpec:
                    "laws fitted on all runs below the largest size; the largest size is predicted")
 
 
+def check_loop(cfg, method: str) -> None:
+    """What the loop needs after its (possibly hours of) training, checked before the first step:
+    a known fitting method, at least three model sizes (two to fit, one to predict), and a device
+    that exists."""
+    from lmscale.fit.core import ALIASES, METHODS
+    from lmscale.train.ladder import plan
+
+    if method not in METHODS and method not in ALIASES:
+        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
+    sizes = {r.n_params for r in plan(cfg)}
+    if len(sizes) < 3:
+        raise InputError(f"ladder {cfg.name!r} has {len(sizes)} model size(s); the loop needs at least 3 "
+                         "(two to fit the laws on, one to predict)")
+
+
 def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str = "default", n_items: int = 200,
              on_run: Callable | None = None, on_step: Callable | None = None,
              on_eval: Callable[[str], None] | None = None) -> LoopResult:
@@ -43,6 +58,7 @@ def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str
     from lmscale.train.data import split_documents
     from lmscale.train.ladder import run_ladder
 
+    check_loop(cfg, method)  # everything that would fail after training fails now, before it
     out = Path(out_dir)
     runs_path = run_ladder(cfg, out, device=device, on_run=on_run, on_step=on_step)
     _train, held_text, _h = split_documents(cfg.corpus)

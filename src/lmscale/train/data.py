@@ -43,6 +43,26 @@ class CorpusConfig:
     #: documents beyond this many bytes in total are ignored (keeps big corpora cheap); 0 = all
     max_bytes: int = 0
 
+    def __post_init__(self):
+        where = f"corpus {self.name!r}"
+        if not isinstance(self.name, str):
+            raise InputError(f"corpus name must be text, got {self.name!r}")
+        if not all(isinstance(x, str) and x for x in self.sources):
+            raise InputError(f"{where}: 'sources' must be file paths, globs or a built-in name, got {self.sources!r}")
+        if self.format not in ("text", "jsonl"):
+            raise InputError(f"{where}: format must be 'text' or 'jsonl', got {self.format!r}")
+        if not isinstance(self.text_field, str) or not self.text_field:
+            raise InputError(f"{where}: text_field must be a field name, got {self.text_field!r}")
+        if not _int_in(self.val_permille, 0, 1000):
+            raise InputError(f"{where}: val_permille must be a whole number from 0 to 1000, got {self.val_permille!r}")
+        if not _int_in(self.max_bytes, 0, None):
+            raise InputError(f"{where}: max_bytes must be a whole number ≥ 0 (0: all), got {self.max_bytes!r}")
+
+
+def _int_in(v, lo: int, hi: int | None) -> bool:
+    """A true integer (not a bool, not 300.5) within [lo, hi]."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+
 
 def _stdlib_files() -> list[Path]:
     root = Path(sysconfig.get_paths()["stdlib"])

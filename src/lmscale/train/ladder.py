@@ -17,7 +17,6 @@ import json
 import math
 import platform
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from lmscale._io import MAX_CONFIG_BYTES, atomic_write_text, read_text, read_yaml
-from lmscale.errors import InputError
-from lmscale.train.data import CorpusConfig
+from lmscale.errors import InputError, TrainingDiverged
+from lmscale.train.data import CorpusConfig, _int_in
 
 #: rough sustained training throughput (FLOP/s) used only for the time estimate of ``plan``
 THROUGHPUT = {"cpu": 1.2e11, "cuda": 3.0e14}  # cpu: measured on 2 free cores (cpu-tiny)
@@ -35,6 +34,14 @@ THROUGHPUT = {"cpu": 1.2e11, "cuda": 3.0e14}  # cpu: measured on 2 free cores (c
 #: names that become parts of file names (run ids, folders): letters, digits, '.', '_', '-', not
 #: starting with '.' or '-'
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v) -> bool:
+    return _number(v) and v > 0
 
 
 def check_name(value, what: str) -> str:
@@ -57,6 +64,18 @@ class ShapeSpec:
     warmup_steps: int
     lr: float | None = None  # default: the ladder's
 
+    def __post_init__(self):
+        for f in ("d_model", "n_layers", "n_heads", "batch_size"):
+            if not _int_in(getattr(self, f), 1, None):
+                raise InputError(f"shape {self.name!r}: {f} must be a whole number ≥ 1, got {getattr(self, f)!r}")
+        if not _int_in(self.warmup_steps, 0, None):
+            raise InputError(f"shape {self.name!r}: warmup_steps must be a whole number ≥ 0, got {self.warmup_steps!r}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise InputError(f"shape {self.name!r}: d_model {self.d_model} must split into {self.n_heads} heads of an "
+                             "even width (rotary embeddings)")
+        if self.lr is not None and not _positive(self.lr):
+            raise InputError(f"shape {self.name!r}: lr must be a positive number, got {self.lr!r}")
+
 
 @dataclass(frozen=True)
 class LadderConfig:
@@ -78,6 +97,19 @@ class LadderConfig:
     def __post_init__(self):
         if not self.shapes:
             raise InputError(f"ladder {self.name!r}: no shapes")
+        ints = {"vocab_size": (257, 1 << 22), "seq_len": (2, 1 << 20), "seed": (0, (1 << 32) - 1),
+                "checkpoint_every": (0, None)}
+        for f, (lo, hi) in ints.items():
+            if not _int_in(getattr(self, f), lo, hi):
+                raise InputError(f"ladder {self.name!r}: {f} must be a whole number from {lo}"
+                                 f"{f' to {hi}' if hi else ''}, got {getattr(self, f)!r}")
+        for f in ("lr", "final_lr"):
+            if not _positive(getattr(self, f)):
+                raise InputError(f"ladder {self.name!r}: {f} must be a positive number, got {getattr(self, f)!r}")
+        if not (_number(self.weight_decay) and 0 <= self.weight_decay < 1):
+            raise InputError(f"ladder {self.name!r}: weight_decay must lie in [0, 1), got {self.weight_decay!r}")
+        if self.tokenizer_file is not None and not isinstance(self.tokenizer_file, str):
+            raise InputError(f"ladder {self.name!r}: tokenizer_file must be a path, got {self.tokenizer_file!r}")
         if not self.multipliers:
             raise InputError(f"ladder {self.name!r}: no token multipliers")
         for m in self.multipliers:
@@ -111,15 +143,22 @@ class LadderConfig:
                 base.update(d)
                 d = base
             shapes = []
+            if not isinstance(d.get("shapes"), (list, tuple)):
+                raise InputError(f"{source}: 'shapes' must be a list of shapes or shape names")
             for s in d.pop("shapes"):
                 if isinstance(s, str):
                     if s not in PAPER_SHAPES:
                         raise InputError(f"{source}: unknown shape {s!r}; known named shapes: {', '.join(PAPER_SHAPES)}")
                     shapes.append(PAPER_SHAPES[s])
-                else:
+                elif isinstance(s, Mapping):
                     shapes.append(ShapeSpec(**s))
-            corpus = CorpusConfig(**_corpus_fields(d.pop("corpus")))
-            vals = tuple(CorpusConfig(**_corpus_fields(v)) for v in d.pop("val_corpora", ()))
+                else:
+                    raise InputError(f"{source}: a shape is a mapping or a shape name, got {s!r}")
+            corpus = CorpusConfig(**_corpus_fields(d.pop("corpus"), source))
+            vals = d.pop("val_corpora", ())
+            if not isinstance(vals, (list, tuple)):
+                raise InputError(f"{source}: 'val_corpora' must be a list of corpora")
+            vals = tuple(CorpusConfig(**_corpus_fields(v, source)) for v in vals)
             mults = d.pop("multipliers")
             if not isinstance(mults, (list, tuple)) or not all(
                     isinstance(m, (int, float)) and not isinstance(m, bool) for m in mults):
@@ -148,7 +187,10 @@ class LadderConfig:
         return cls.from_json(data, str(p))
 
 
-def _corpus_fields(c) -> dict:
+def _corpus_fields(c, source: str = "<config>") -> dict:
+    if not isinstance(c, Mapping):
+        raise InputError(f"{source}: a corpus is a mapping such as {{name: mytext, sources: [\"data/*.txt\"]}}, "
+                         f"got {c!r}")
     c = dict(c)
     if isinstance(c.get("sources"), str):
         c["sources"] = (c["sources"],)
@@ -282,6 +324,21 @@ def folder_lock(folder: Path):
         fh.close()
 
 
+def _done_row(rec_path: Path) -> dict | None:
+    """The run-table row of a finished run, or None when the run must be (re)done: no record, a
+    failed one, or one cut short or corrupted by a crash (re-recorded from the final checkpoint)."""
+    from lmscale._io import read_json
+
+    if not rec_path.is_file():
+        return None
+    try:
+        record = read_json(rec_path)
+    except InputError:
+        return None
+    row = record.get("row")
+    return row if record.get("status") == "done" and isinstance(row, dict) else None
+
+
 def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
@@ -303,17 +360,24 @@ def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
             on_run(k, len(runs), r)
         rdir = out / "runs" / r.run_id
         rec_path = rdir / "record.json"
-        if rec_path.is_file() and json.loads(rec_path.read_text()).get("status") == "done":
-            rows.append(json.loads(rec_path.read_text())["row"])
+        done = _done_row(rec_path)
+        if done is not None:
+            rows.append(done)
             continue
         s = r.shape
         tc = TrainConfig(ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
                          n_tokens=r.n_tokens, batch_size=s.batch_size, warmup_steps=s.warmup_steps,
                          lr=s.lr or cfg.lr, final_lr=cfg.final_lr, weight_decay=cfg.weight_decay, seed=cfg.seed,
                          checkpoint_every=cfg.checkpoint_every)
-        t0 = time.perf_counter()
-        res = train(tc, packed, rdir, device=device, progress=on_step)
-        wall = time.perf_counter() - t0
+        try:
+            res = train(tc, packed, rdir, device=device, progress=on_step)
+        except TrainingDiverged as exc:
+            # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
+            atomic_write_text(rec_path, json.dumps({"status": "failed", "reason": str(exc), "step": exc.step,
+                                                    "run_id": r.run_id, "ladder": cfg.name}, indent=1))
+            (rdir / "checkpoint.pt").unlink(missing_ok=True)
+            raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
+        wall = res["wall_seconds"]
         losses = evaluate_losses(res["model"], data.val, cfg.seq_len, seed=cfg.seed)
         epochs = r.n_tokens / max(len(data.train), 1)
         row = {"run_id": r.run_id, "dataset": cfg.corpus.name, "model": s.name, "n_params": r.n_params,
@@ -323,7 +387,9 @@ def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
         record = {"status": "done", "row": row, "train_config": asdict(tc), "ladder": cfg.name,
                   "versions": _versions(), "tokenizer_hash": data.tokenizer_hash,
                   "tokenizer_file": str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None}
-        atomic_write_text(rec_path, json.dumps(record, indent=1))
+        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        record["row"] = row
+        atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False))
         rows.append(row)
     path = atomic_write_text(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return path

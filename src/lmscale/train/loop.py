@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lmscale._io import atomic_write, atomic_write_text
-from lmscale.errors import InputError
+from lmscale.errors import InputError, TrainingDiverged
 from lmscale.train.data import PackedSequences
 from lmscale.train.model import ModelConfig, Transformer, lm_loss
 
@@ -177,6 +177,10 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
     rank, world = _dist()
     if cfg.batch_size % world:
         raise InputError(f"global batch {cfg.batch_size} is not divisible by {world} processes")
+    if device not in (None, "cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; use cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda, but PyTorch sees no CUDA GPU here (use --device cpu)")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -231,7 +235,11 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
     per_rank = cfg.batch_size // world
     t_seq = cfg.model.seq_len
-    last_loss, t_last = float("nan"), time.perf_counter()
+    extra = (state or {}).get("extra") or {}
+    # a run resumed after its last step still reports the loss and the time it trained with
+    last_loss = float(extra.get("train_loss", float("nan")))
+    wall_before = float(extra.get("wall_seconds", 0.0))
+    t_start = t_last = time.perf_counter()
     steps_done = 0
     while step < cfg.n_steps:
         # the tokens of this step: all of B·T, except the last step, which stops at exactly D
@@ -259,6 +267,9 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
         step += 1
         steps_done += 1
         last_loss = float(ce.detach()) if world == 1 else _global_mean(ce.detach() * local_n, local_n)
+        if not math.isfinite(last_loss) or not math.isfinite(float(total.detach())):
+            raise TrainingDiverged(f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
+                                   f"(lr {lr_at(cfg, step - 1):.3g}); lower the learning rate", step)
         now = time.perf_counter()
         tps = min(remaining, cfg.tokens_per_step) / max(now - t_last, 1e-9)
         t_last = now
@@ -267,13 +278,15 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
                 fh.write(json.dumps({"step": step, "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
                                      "lr": lr_at(cfg, step - 1), "loss": last_loss}) + "\n")
         if step == cfg.n_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            save_checkpoint(ckpt, model, opt, step, cfg, {"train_loss": last_loss}, sharded=sharded, rank=rank)
+            save_checkpoint(ckpt, model, opt, step, cfg, {"train_loss": last_loss,
+                                                          "wall_seconds": wall_before + time.perf_counter() - t_start},
+                            sharded=sharded, rank=rank)
         if progress is not None and rank == 0:
             progress(step, cfg.n_steps, tps)
         if stop_after is not None and steps_done >= stop_after:
             break
     return {"steps": step, "n_steps": cfg.n_steps, "finished": step >= cfg.n_steps, "train_loss": last_loss,
-            "model": model}
+            "wall_seconds": wall_before + time.perf_counter() - t_start, "model": model}
 
 
 def _global_mean(sum_loss: torch.Tensor, count: torch.Tensor) -> float:
