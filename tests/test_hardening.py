@@ -110,3 +110,34 @@ def test_one_ladder_folder_one_process(tmp_path):
 def test_eval_limit_must_be_positive(tmp_path):
     res = CliRunner().invoke(cli, ["eval", str(tmp_path), "--limit", "0"])
     assert res.exit_code == 2 and "--limit" in res.output and isinstance(res.exception, SystemExit)
+
+
+def test_report_refuses_runs_that_are_both_fitted_and_held_out(tmp_path):
+    res = CliRunner().invoke(cli, ["report", str(EXAMPLE), "--val-set", "python", "--split", "cloze",
+                                   "--fit-runs", "n_params > 0", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "also fit runs" in res.output, res.output
+
+
+def test_an_interrupted_report_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    from lmscale.report import writer
+
+    out = tmp_path / "r"
+    args = ["report", str(EXAMPLE), "--val-set", "python", "--split", "cloze", "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_html", killed)
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    assert CliRunner().invoke(cli, args).exit_code == 0  # and the next run replaces it cleanly
+    assert not list(tmp_path.glob(".r.*"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    res = CliRunner().invoke(cli, args[:-1] + [str(tmp_path / "mine")])
+    assert res.exit_code == 2 and "no lmscale report" in res.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

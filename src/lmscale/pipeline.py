@@ -82,6 +82,12 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
     if len(runs.datasets) != 1:
         raise InputError(f"expected the runs of one training set, found {', '.join(runs.datasets)}")
     ctx = Context(runs, Setting(spec=spec, val_set=val_set, split=split, method=method))
+    for ts in ctx.train_sets:
+        both = sorted(set(ctx.heldout(ts).run_ids) & (set(ctx.loss_runs(ts).run_ids) | set(ctx.error_runs(ts).run_ids)))
+        if both:
+            raise InputError(f"{len(both)} held-out run(s) are also fit runs ({', '.join(both[:3])}"
+                             f"{', …' if len(both) > 3 else ''}): their 'held-out' error would measure nothing; "
+                             "hold out runs the laws do not see")
     rows = [r for ts in ctx.train_sets for r in ctx.study.heldout(ts, ctx.val_set)]
     if not rows:
         raise InputError(f"fit spec {spec.name!r} holds out no runs: nothing to predict")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmscale._io import iter_json_lines, read_yaml
+from lmscale._io import iter_json_lines, read_text, read_yaml
 from lmscale.errors import InputError
 
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
@@ -45,10 +45,15 @@ class TaskConfig:
     seed: int = 1234
 
     def __post_init__(self):
+        if not isinstance(self.label, str) or not self.label:
+            raise InputError(f"a task label must be non-empty text, got {self.label!r}")
         if self.task_type not in TASK_TYPES:
             raise InputError(f"task {self.label!r}: unknown task type {self.task_type!r}; known: {', '.join(TASK_TYPES)}")
-        if self.num_fewshot < 0:
-            raise InputError(f"task {self.label!r}: num_fewshot must be >= 0")
+        if not isinstance(self.num_fewshot, int) or isinstance(self.num_fewshot, bool) or self.num_fewshot < 0:
+            raise InputError(f"task {self.label!r}: num_fewshot must be a whole number ≥ 0, got {self.num_fewshot!r}")
+        for f in ("continuation_delimiter", "example_delimiter", "prompt_string"):
+            if not isinstance(getattr(self, f), str):
+                raise InputError(f"task {self.label!r}: {f} must be text, got {getattr(self, f)!r}")
 
 
 def load_items(cfg: TaskConfig) -> list[dict]:
@@ -57,16 +62,22 @@ def load_items(cfg: TaskConfig) -> list[dict]:
     if not path.is_file():
         raise InputError(f"task {cfg.label!r}: file {path} not found")
     items = []
-    for lineno, obj in iter_json_lines(path.read_text(encoding="utf-8").splitlines(), path):
+    for lineno, obj in iter_json_lines(read_text(path, what="task file").splitlines(), path):
         missing = [f for f in _FIELDS[cfg.task_type] if f not in obj]
         if missing:
             raise InputError(f"{path}, line {lineno}: a {cfg.task_type} item needs field(s) {', '.join(missing)}")
+        text_fields = {"multiple_choice": ("query",), "schema": ("continuation",),
+                       "language_modeling": ("context", "continuation")}[cfg.task_type]
+        wrong = [f for f in text_fields if not isinstance(obj[f], str)]
+        if wrong:
+            raise InputError(f"{path}, line {lineno}: field(s) {', '.join(wrong)} must be text, found "
+                             + ", ".join(f"{obj[f]!r}" for f in wrong))
         if cfg.task_type in ("multiple_choice", "schema"):
             options = obj["choices"] if cfg.task_type == "multiple_choice" else obj["context_options"]
             if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
                 raise InputError(f"{path}, line {lineno}: needs a list of at least two strings")
             gold = obj["gold"]
-            if not isinstance(gold, int) or not 0 <= gold < len(options):
+            if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(options):
                 raise InputError(f"{path}, line {lineno}: gold index {gold!r} is out of range for {len(options)} options")
         items.append(obj)
     if not items:
@@ -188,15 +199,24 @@ def read_suite(yaml_path: str | Path, data_root: str | Path) -> list[TaskConfig]
         raise InputError(f"{p}: no icl_tasks list")
     out = []
     for e in entries:
+        if not isinstance(e, dict):
+            raise InputError(f"{p}: a task entry is a mapping, got {e!r}")
         try:
             uri = str(e["dataset_uri"]).removeprefix("local_data/")
             shots = e.get("num_fewshot", [0])
             shots = shots if isinstance(shots, list) else [shots]
+            bad = [k for k in shots if not isinstance(k, int) or isinstance(k, bool) or k < 0]
+            if bad or not shots:
+                raise InputError(f"{p}: task {e.get('label')!r}: num_fewshot must be whole numbers ≥ 0, got {shots!r}")
             for k in shots:
                 label = e["label"] if len(shots) == 1 else f"{e['label']}_{k}shot"
-                out.append(TaskConfig(label, str(Path(data_root) / uri), e["icl_task_type"], int(k),
+                out.append(TaskConfig(label, str(Path(data_root) / uri), e["icl_task_type"], k,
                                       e.get("continuation_delimiter", " "), e.get("example_delimiter", "\n"),
                                       e.get("prompt_string", "")))
-        except (KeyError, TypeError) as exc:
+        except KeyError as exc:
             raise InputError(f"{p}: task entry {e!r} lacks {exc}") from None
+    labels = [t.label for t in out]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise InputError(f"{p}: task label(s) {', '.join(dup)} appear more than once; each result needs its own label")
     return out

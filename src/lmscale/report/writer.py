@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 
 from lmscale._io import atomic_write, atomic_write_text
 from lmscale.analyses import headline, sweeps
-from lmscale.analyses.context import Analysis, Context
+from lmscale.analyses.context import Analysis, Context, md_escape
 from lmscale.errors import InputError, LmscaleError
 
 #: every analysis of the report, in order (key → function of a Context)
@@ -75,14 +76,21 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
     """Write the report of ``analyses`` into ``out_dir``; returns the path of ``report.md``."""
     from lmscale.report.figures import PLOTS
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} exists and is not a folder")
+    final = Path(out_dir)
+    if final.exists() and not final.is_dir():
+        raise InputError(f"{final} exists and is not a folder")
+    if final.is_dir() and any(final.iterdir()) and not (final / "report.md").is_file():
+        raise InputError(f"{final} holds other files and no lmscale report; give a new or empty folder (a report "
+                         "replaces its folder whole)")
+    # written into a staging folder, then swapped in: a kill leaves the old report whole, never a mix
+    out = final.parent / f".{final.name}.partial"
+    shutil.rmtree(out, ignore_errors=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     s = ctx.setting
     md = [f"# {title}", "",
-          f"{source_label} `{ctx.runs.source}`: {len(ctx.runs)} runs; training sets {', '.join(ctx.train_sets)}. "
+          f"{source_label} `{ctx.runs.source}`: {len(ctx.runs)} runs; training sets "
+          f"{md_escape(', '.join(ctx.train_sets))}. "
           f"Setting: {s.describe()}.", "",
           f"Fit spec `{s.spec.name}`: loss law on `{s.spec.loss_fit}`; error law on `{s.spec.error_fit}`; "
           f"held out `{s.spec.heldout}`.", ""]
@@ -111,7 +119,18 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
     atomic_write_text(out / "report.html", inline_images(_html(text), images))
     numbers = {a.key: {k: (None if not np.isfinite(v) else v) for k, v in a.numbers.items()} for a in analyses}
     atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=1))
-    return path
+    _swap_in(out, final)
+    return final / path.name
+
+
+def _swap_in(staged: Path, final: Path) -> None:
+    """Replace ``final`` by ``staged`` with two renames (the old one is removed last)."""
+    old = final.parent / f".{final.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staged.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _html(md_text: str) -> str:
