@@ -3,6 +3,7 @@ runs on gloo, bad configurations, and a tiny ladder end to end."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -332,3 +333,28 @@ def test_rerecording_after_the_final_checkpoint_keeps_loss_and_time(tmp_path):
     assert np.isfinite(again["train_loss"]) and again["train_loss"] == first["train_loss"]
     assert again["wall_seconds"] == pytest.approx(first["wall_seconds"], rel=0.5)
     assert again["loss_json"] == first["loss_json"]
+
+
+def test_damaged_caches_are_rebuilt_not_fatal(tmp_path):
+    cfg = _tiny_ladder()
+    first = _read_runs(run_ladder(cfg, tmp_path / "l"))
+    cache = tmp_path / "l" / "cache"
+    for meta in cache.rglob("*.json"):
+        if meta.with_suffix(".bin").is_file():
+            meta.unlink()  # a kill between the token file and its metadata
+    for tok in (cache / "tokenizers").glob("*.json"):
+        tok.write_text("garbage")
+    (tmp_path / "l" / "runs" / first.run_ids[0] / ".checkpoint.pt.x1.tmp").write_bytes(b"partial")
+    shutil.rmtree(tmp_path / "l2", ignore_errors=True)
+    shutil.copytree(tmp_path / "l", tmp_path / "l2")
+    for rec in (tmp_path / "l2" / "runs").glob("*/record.json"):
+        rec.unlink()
+    again = _read_runs(run_ladder(cfg, tmp_path / "l2"))
+    assert again.loss("loss_json")[0] == pytest.approx(first.loss("loss_json")[0])
+    assert not list((tmp_path / "l2" / "runs").glob("*/.checkpoint.pt.*.tmp"))
+
+
+def _read_runs(path):
+    from lmscale.records import RunTable
+
+    return RunTable.read(path)

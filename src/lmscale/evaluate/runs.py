@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lmscale._io import atomic_write_text
+from lmscale._io import atomic_write_text, read_json
 from lmscale.errors import InputError
 from lmscale.evaluate.icl import TaskConfig, load_items, score
 
@@ -23,7 +23,10 @@ def load_run(run_dir: str | Path):
     rec_path, ckpt = d / "record.json", d / "checkpoint.pt"
     if not rec_path.is_file() or not ckpt.is_file():
         raise InputError(f"{d} is not a finished run folder (needs record.json and checkpoint.pt)")
-    record = json.loads(rec_path.read_text())
+    record = read_json(rec_path)
+    if record.get("status") != "done" or not isinstance(record.get("row"), dict) \
+            or not isinstance(record.get("train_config"), dict):
+        raise InputError(f"{rec_path}: not the record of a finished run (status {record.get('status')!r})")
     tok_file = record.get("tokenizer_file")
     if not tok_file or not Path(tok_file).is_file():
         raise InputError(f"{rec_path}: its tokenizer file {tok_file!r} is missing")
@@ -50,18 +53,22 @@ def ladder_eval(ladder_dir: str | Path, tasks: Sequence[TaskConfig], *, limit: i
                 progress: Callable[[str], None] | None = None, skip_done: bool = False) -> Path:
     """Evaluate every finished run of a ladder and rewrite ``runs.jsonl`` from the records.
     ``skip_done``: leave runs whose record already has every task's accuracy."""
+    from lmscale.train.ladder import _done_row
+
     root = Path(ladder_dir)
-    runs = sorted(p for p in (root / "runs").glob("*") if (p / "record.json").is_file())
+    runs = sorted(p for p in (root / "runs").glob("*") if _done_row(p / "record.json") is not None)
     if not runs:
         raise InputError(f"{root}: no finished runs to evaluate")
-    rows = []
-    for r in runs:
-        row = json.loads((r / "record.json").read_text())["row"]
-        if skip_done and all("acc_" + t.label in row for t in tasks):
-            if progress is not None:
-                for t in tasks:
-                    progress(t.label)
-        else:
-            eval_run(r, tasks, limit=limit, progress=progress)
-        rows.append(json.loads((r / "record.json").read_text())["row"])
-    return atomic_write_text(root / "runs.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
+    try:
+        for r in runs:
+            row = _done_row(r / "record.json")
+            if skip_done and all("acc_" + t.label in row for t in tasks):
+                if progress is not None:
+                    for t in tasks:
+                        progress(t.label)
+            else:
+                eval_run(r, tasks, limit=limit, progress=progress)
+    finally:  # runs.jsonl always mirrors the records, also when one run's evaluation fails or is killed
+        rows = [_done_row(r / "record.json") for r in runs]
+        path = atomic_write_text(root / "runs.jsonl", "".join(json.dumps(x) + "\n" for x in rows if x is not None))
+    return path

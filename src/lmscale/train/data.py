@@ -187,9 +187,13 @@ def load_or_train_tokenizer(cache: Path, corpus_hash: str, texts: list[str], voc
             raise InputError(f"{path}: not a tokenizers JSON file ({exc})") from None
     else:
         path = cache / "tokenizers" / f"{corpus_hash}-v{vocab_size}.json"
+        tok = None
         if path.is_file():
-            tok = Tokenizer.from_file(str(path))
-        else:
+            try:
+                tok = Tokenizer.from_file(str(path))
+            except Exception:  # a damaged cache entry (the library raises bare Exception): rebuild it
+                tok = None
+        if tok is None:
             tok = train_tokenizer(texts, vocab_size)
             atomic_write_text(path, tok.to_str())
     if tok.token_to_id(EOT) is None:
@@ -199,9 +203,12 @@ def load_or_train_tokenizer(cache: Path, corpus_hash: str, texts: list[str], voc
 
 # --------------------------------------------------------------------------------- token files
 def tokenize_to_file(tok, texts: list[str], path: Path) -> np.memmap:
-    """Encode ``texts`` (each followed by end-of-text) into a flat memory-mapped token file."""
-    if path.is_file():
-        return open_tokens(path)
+    """Encode ``texts`` (each followed by end-of-text) into a flat memory-mapped token file. A cached
+    file is used only with its metadata and of the size it records; anything else (a kill between
+    the two writes, a truncated file) is rebuilt."""
+    cached = _cached_tokens(path)
+    if cached is not None:
+        return cached
     eot = tok.token_to_id(EOT)
     dtype = np.uint16 if tok.get_vocab_size() <= 65536 else np.uint32
     parts = []
@@ -216,9 +223,31 @@ def tokenize_to_file(tok, texts: list[str], path: Path) -> np.memmap:
     return open_tokens(path)
 
 
+def _cached_tokens(path: Path) -> np.memmap | None:
+    try:
+        return open_tokens(path)
+    except InputError:
+        return None
+
+
 def open_tokens(path: Path) -> np.memmap:
-    meta = json.loads(path.with_suffix(".json").read_text())
-    return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
+    """A token file with its metadata (``.json`` beside it); a missing, malformed or inconsistent
+    pair is an :class:`InputError`."""
+    from lmscale._io import read_json
+
+    meta_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise InputError(f"token file {path} not found")
+    meta = read_json(meta_path)
+    try:
+        dtype, n = np.dtype(meta["dtype"]), int(meta["n_tokens"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{meta_path}: malformed token metadata ({exc})") from None
+    if dtype not in (np.uint16, np.uint32) or n < 0 or path.stat().st_size != n * dtype.itemsize:
+        raise InputError(f"{path}: {path.stat().st_size} bytes, but {meta_path} records {n} tokens of {dtype}")
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
 
 
 @dataclass

@@ -175,6 +175,9 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = _dist()
+    if rank == 0:  # temporary files of checkpoint writes cut short by a kill
+        for stale in out.glob(".checkpoint.pt.*.tmp"):
+            stale.unlink(missing_ok=True)
     if cfg.batch_size % world:
         raise InputError(f"global batch {cfg.batch_size} is not divisible by {world} processes")
     if device not in (None, "cpu", "cuda"):
