@@ -48,8 +48,8 @@ _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 def distance(c_factor, m_below=1.0):
     """Extrapolation distance in e-folds: ln⁺(C / C_fit) + ln⁺(M_fit,min / M) — beyond the largest
     fitted compute, and below the smallest fitted token multiplier (under-trained targets)."""
-    c = np.maximum(np.asarray(c_factor, dtype=float), 1.0)
-    m = np.maximum(np.nan_to_num(np.asarray(m_below, dtype=float), nan=1.0), 1.0)
+    c = np.clip(np.nan_to_num(np.asarray(c_factor, dtype=float), nan=1.0), 1.0, 1e300)
+    m = np.clip(np.nan_to_num(np.asarray(m_below, dtype=float), nan=1.0), 1.0, 1e300)
     return np.log(c) + np.log(m)
 
 
@@ -261,7 +261,8 @@ def _m_below(fit, point) -> float:
     if "n_params" not in x:
         return 1.0
     m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
-    return float(m.min() / point.multiplier)
+    with np.errstate(all="ignore"):
+        return float(m.min() / point.multiplier)
 
 
 def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):

@@ -184,6 +184,10 @@ def _read_csv(path: Path):
         raise InputError(f"{path}: the file is empty (expected a header row)") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    header = _csv_header(path)
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise InputError(f"{path}: column(s) {', '.join(map(repr, dup))} appear more than once in the header")
     labels = [f"line {i + 2}" for i in range(len(raw))]
     frame = raw.copy()
     bad: dict[tuple[int, str], str] = {}
@@ -243,6 +247,13 @@ def _read_jsonl(path: Path):
     return frame, labels, bad
 
 
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
+
+
 def _read_parquet(path: Path):
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -255,6 +266,9 @@ def _read_parquet(path: Path):
     bad = {}
     for name in table.column_names:
         col = table.column(name)
+        if (name in NUMERIC_COLUMNS or _is_measure(name)) and not (
+                pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
+            raise InputError(f"{path}: column {name!r} must hold numbers, found Parquet type {col.type}")
         if pa.types.is_floating(col.type):
             flags = pc.fill_null(pc.invert(pc.is_finite(col)), False).to_pylist()
             for i, flag in enumerate(flags):

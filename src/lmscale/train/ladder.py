@@ -169,6 +169,9 @@ class LadderConfig:
             raise InputError(f"{source}: ladder config lacks field {exc.args[0]!r}") from None
         except TypeError as exc:
             raise InputError(f"{source}: bad ladder config ({exc})") from None
+        except InputError as exc:
+            msg = str(exc)
+            raise InputError(msg if msg.startswith(source) else f"{source}: {msg}") from None
 
     @classmethod
     def read(cls, path: str | Path) -> LadderConfig:
