@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from importlib import resources
@@ -142,6 +143,9 @@ def download(dest: str | Path, *, base_url: str = DEFAULT_BASE_URL, timeout: flo
     files = manifest()
     root = Path(dest).expanduser() / "exp_data"
     base = base_url if base_url.endswith("/") else base_url + "/"
+    parts = urllib.parse.urlparse(base)
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise InputError(f"--base-url {base_url!r} is not an http(s):// or file:// address")
     total = len(files)
     for done, (rel, meta) in enumerate(sorted(files.items()), 1):
         target = root / rel

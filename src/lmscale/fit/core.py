@@ -128,6 +128,8 @@ def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *,
     order); the law's grid by default. Returns a :class:`FitResult` with diagnostics.
     """
     law = get_law(law) if isinstance(law, str) else law
+    if not (isinstance(huber_delta, (int, float)) and np.isfinite(huber_delta) and huber_delta > 0):
+        raise InputError(f"the Huber threshold must be a positive number, got {huber_delta!r}")
     method = resolve_method(method, law)
     if method not in METHODS:
         raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")

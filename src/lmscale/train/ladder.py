@@ -231,7 +231,11 @@ def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     for s in cfg.shapes:
         n = count_params(s.d_model, s.n_layers, v)
         for m in cfg.multipliers:
-            runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, int(round(m * n)), float(m)))
+            d = int(round(m * n))
+            if d < cfg.seq_len:
+                raise InputError(f"ladder {cfg.name!r}: M = {m:g} gives shape {s.name!r} (N = {n}) only {d} training "
+                                 f"tokens, less than one sequence of {cfg.seq_len}")
+            runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, d, float(m)))
     return sorted(runs, key=lambda r: (r.flops, r.n_params))
 
 

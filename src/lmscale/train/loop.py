@@ -231,7 +231,8 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
         step = int(state["step"])
         _set_rng_state(state["rng"])
         if rank == 0 and log_path.is_file():  # drop log lines written after the checkpoint
-            keep = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+            keep = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if _log_step(ln) is not None and _log_step(ln) <= step]  # a line cut by a kill is dropped
             atomic_write_text(log_path, "".join(k + "\n" for k in keep))
     if cfg.compile:
         net = torch.compile(net)
@@ -290,6 +291,14 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
             break
     return {"steps": step, "n_steps": cfg.n_steps, "finished": step >= cfg.n_steps, "train_loss": last_loss,
             "wall_seconds": wall_before + time.perf_counter() - t_start, "model": model}
+
+
+def _log_step(line: str) -> int | None:
+    try:
+        step = json.loads(line).get("step")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 def _global_mean(sum_loss: torch.Tensor, count: torch.Tensor) -> float:
