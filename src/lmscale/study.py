@@ -100,6 +100,8 @@ class Study:
         self.error_targets = tuple(error_targets)
         self._datasets: dict[str, RunTable] = {}
         self._fits: dict[tuple, FitResult] = {}
+        self._booted: dict[tuple, FitResult] = {}
+        self._backtests: dict[tuple, list] = {}
         self._heldout: dict[tuple[str, str], list[HeldoutPrediction]] = {}
 
     # -- runs and their roles ----------------------------------------------------------------
@@ -209,29 +211,29 @@ class Study:
 
         key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
         kind = "loss" if quantity == "loss" else "error"
-        if key not in self._fits:
+        if key not in self._backtests:
             lr = self.loss_runs(train_set)
             errors = None
             if quantity != "loss":
                 if set(self.error_runs(train_set).run_ids) != set(lr.run_ids):
                     return fallback or cal.reference(kind)
                 errors = target_values(lr, quantity)
-            self._fits[key] = backtest_arrays(
+            self._backtests[key] = backtest_arrays(
                 lr.column("n_params"), lr.column("multiplier"), lr.loss(loss_column(val_set)), method=self.method,
                 errors=errors, run_ids=lr.run_ids, n_resamples=n_resamples, seed=seed, error_method=self.error_method)
-        return cal.choose(self._fits[key], kind, fallback)
+        return cal.choose(self._backtests[key], kind, fallback)
 
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
         from lmscale.errors import FitError
         from lmscale.fit.bootstrap import bootstrap
 
-        key = ("bootstrap", id(fit), n_resamples, seed)
-        if key not in self._fits:
+        key = (id(fit), n_resamples, seed)  # fits live in self._fits for the study's lifetime
+        if key not in self._booted:
             try:
-                self._fits[key] = bootstrap(fit, n_resamples, seed)
+                self._booted[key] = bootstrap(fit, n_resamples, seed)
             except FitError:
-                self._fits[key] = fit
-        return self._fits[key]
+                self._booted[key] = fit
+        return self._booted[key]
 
     def interval(self, train_set: str, val_set: str, target: str, point: ScalePoint, level: float = 0.9, *,
                  n_resamples: int = 200, seed: int = 0):

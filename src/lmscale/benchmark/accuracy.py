@@ -76,7 +76,6 @@ METHODS_COMPARED = (
     Method("ls-log-tied", "overtrain", "ls-log", "varpro"),
     Method("untied-default", "chinchilla", "default", "default"),
 )
-METHODS = METHODS_COMPARED  # the old name
 
 
 def fit_sets(caps: Sequence[float] = CAPS, k_smallest: Sequence[int] = K_SMALLEST,
