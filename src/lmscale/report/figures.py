@@ -24,23 +24,33 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kw):
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
-def _m_colour(m):
+def m_range(multipliers) -> tuple[float, float]:
+    """The colour scale's M range: the ladder's own multipliers (the paper's 5–640 when there are none)."""
+    m = np.asarray([v for v in np.ravel(multipliers) if np.isfinite(v) and v > 0], dtype=float)
+    if m.size == 0:
+        return M_RANGE
+    lo, hi = float(m.min()), float(m.max())
+    return (lo, hi) if hi > lo else (lo / 2, hi * 2)
+
+
+def _m_colour(m, rng=M_RANGE):
     from matplotlib import colormaps
     from matplotlib.colors import LogNorm
 
-    norm = LogNorm(*M_RANGE)
-    return colormaps["viridis"](norm(np.clip(m, *M_RANGE)))
+    norm = LogNorm(*rng)
+    return colormaps["viridis"](norm(np.clip(m, *rng)))
 
 
-def _m_colourbar(fig, ax):
+def _m_colourbar(fig, ax, rng=M_RANGE, ticks=None):
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm
 
-    sm = ScalarMappable(norm=LogNorm(*M_RANGE), cmap=colormaps["viridis"])
+    sm = ScalarMappable(norm=LogNorm(*rng), cmap=colormaps["viridis"])
     cb = fig.colorbar(sm, ax=ax, pad=0.01)
-    ticks = [5, 10, 20, 40, 80, 160, 320, 640]
-    cb.set_ticks(ticks, labels=[str(t) for t in ticks])
+    ticks = [t for t in (ticks if ticks is not None else [5, 10, 20, 40, 80, 160, 320, 640])
+             if rng[0] * (1 - 1e-9) <= t <= rng[1] * (1 + 1e-9)]
+    cb.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
     cb.minorticks_off()
     cb.set_label("token multiplier M = D/N")
 
@@ -94,14 +104,15 @@ def plot_figure1(a: Analysis):
         fig, ax = _figure(12, 4.8, 1, 2)
         left, right = ax[0]
         markers = _size_markers(d.n_params.unique())
+        mr = m_range(d.multiplier)
         e = lfit.params["E"]
         cgrid = np.logspace(np.log10(d.flops.min() / 2), np.log10(d.flops.max() * 2), 200)
         for m in sorted(d.multiplier.unique()):
             n = np.sqrt(cgrid / (6 * m))
             red = np.asarray(lfit.predict(n_params=n, multiplier=np.full_like(n, m))) - e
-            left.plot(cgrid, red, color=_m_colour(m), lw=1, alpha=0.8)
+            left.plot(cgrid, red, color=_m_colour(m, mr), lw=1, alpha=0.8)
         for _, r in d.iterrows():
-            style = dict(color=_m_colour(r.multiplier), marker=markers[r.n_params], ls="", ms=7)
+            style = dict(color=_m_colour(r.multiplier, mr), marker=markers[r.n_params], ls="", ms=7)
             y = max(r.loss - e, 1e-3)
             if r.loss_role == "fit":
                 left.plot(r.flops, y, mec="k", mew=0.8, **style)
@@ -118,14 +129,14 @@ def plot_figure1(a: Analysis):
             Line2D([], [], ls="", marker="o", color="0.6", mec="k", label="fit run"),
             Line2D([], [], ls="", marker="o", color="0.6", mec="red", mew=1.6, label="held-out run"),
             Line2D([], [], ls="", marker="x", color="red", label="prediction")])
-        _m_colourbar(fig, left)
+        _m_colourbar(fig, left, mr, sorted(d.multiplier.unique()))
         efit = laws["error"]
         ep = efit.params
         lgrid = np.linspace(d.loss.min() - 0.1, d.loss.max() + 0.1, 200)
         right.plot(lgrid, efit.predict(loss=lgrid), color="k", lw=1.2,
                    label=f"{ep['epsilon']:.3f} − {ep['k']:.2f}·exp(−{ep['gamma']:.3f}·L)")
         for _, r in d.iterrows():
-            style = dict(color=_m_colour(r.multiplier), marker=markers[r.n_params], ls="", ms=7)
+            style = dict(color=_m_colour(r.multiplier, mr), marker=markers[r.n_params], ls="", ms=7)
             if r.error_role == "fit":
                 right.plot(r.loss, r.error, mec="k", mew=0.8, **style)
             elif r.error_role == "held-out":
