@@ -358,3 +358,22 @@ def _read_runs(path):
     from lmscale.records import RunTable
 
     return RunTable.read(path)
+
+
+def test_family_warning_for_a_largest_shape_outside_the_family():
+    from lmscale.train.ladder import family_warnings
+
+    old = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": [
+        {"name": "d32-l1", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 32, "warmup_steps": 20},
+        {"name": "d48-l1", "d_model": 48, "n_layers": 1, "n_heads": 2, "batch_size": 32, "warmup_steps": 20},
+        {"name": "d64-l2", "d_model": 64, "n_layers": 2, "n_heads": 4, "batch_size": 32, "warmup_steps": 30}]})
+    (w,) = family_warnings(old)
+    assert "'d64-l2'" in w and "leaves the family" in w
+    for name in ("cpu-tiny", "cpu-small", "paper"):
+        assert family_warnings(preset(name)) == [], name
+    from click.testing import CliRunner
+
+    from lmscale.cli import cli
+
+    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny"])
+    assert res.exit_code == 0 and "warning" not in res.output

@@ -447,10 +447,12 @@ def _ladder_config(config, preset_name):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def ladder_plan(config, preset_name, device, fmt):
     """Show the runs of a ladder: N, D, M, FLOPs and an estimated time."""
-    from lmscale.train.ladder import THROUGHPUT, plan
+    from lmscale.train.ladder import THROUGHPUT, family_warnings, plan
 
     cfg = _ladder_config(config, preset_name)
     runs = plan(cfg)
+    for w in family_warnings(cfg):
+        err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
     if fmt == "json":
         click.echo(json.dumps([r.row() | {"estimated_seconds": r.estimated_seconds(device)} for r in runs], indent=1))
         return

@@ -239,6 +239,32 @@ def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     return sorted(runs, key=lambda r: (r.flops, r.n_params))
 
 
+def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
+    """Warnings when the largest shape leaves the family of the smaller ones: its depth is more than
+    ``tolerance``× off the trend of log depth against log width that the smaller shapes follow (a
+    constant depth when they share one). A law fitted on one family and asked about a shape outside
+    it extrapolates in shape as well as in size (cpu-tiny's old largest shape, 2 layers after two
+    1-layer shapes, was missed by 5.6%)."""
+    from lmscale.train.shapes import count_params
+
+    shapes = sorted(cfg.shapes, key=lambda s: count_params(s.d_model, s.n_layers, cfg.vocab_size))
+    if len(shapes) < 3:
+        return []
+    *small, big = shapes
+    w = np.log([s.d_model for s in small])
+    d = np.log([s.n_layers for s in small])
+    if np.ptp(w) > 0 and np.ptp(d) > 0:
+        slope, icept = np.polyfit(w, d, 1)
+        expected = float(np.exp(icept + slope * np.log(big.d_model)))
+    else:
+        expected = float(np.exp(d.mean()))
+    if max(big.n_layers / expected, expected / big.n_layers) <= tolerance:
+        return []
+    return [f"shape {big.name!r} ({big.n_layers} layers at width {big.d_model}) leaves the family of the smaller "
+            f"shapes, whose trend gives about {expected:.3g} layers at that width: predictions of the largest shape "
+            "then extrapolate in shape as well as in size; scale depth and width by one rule across the ladder"]
+
+
 # ------------------------------------------------------------------------------------ presets
 PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
     "0.011B": ShapeSpec("0.011B", 96, 8, 4, 64, 100),
