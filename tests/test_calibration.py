@@ -115,3 +115,14 @@ def test_own_calibration_is_floored_by_the_reference():
     wild = [pt(i, 0.5) for i in range(30)]  # a ladder whose backtest misses by 50%: wider than the reference
     assert cal.choose(wild, "loss").quantile(0.9) > ref.quantile(0.9)
     assert cal.choose(tiny[:5], "loss").source == "reference"  # too few: the reference itself
+
+
+@pytest.mark.parametrize("bad", [
+    {"quantity": "loss", "source": "reference", "scores": [1.0, 2.0]},
+    {"quantity": "loss", "source": "own", "scores": [1.0, -2.0]},
+    {"quantity": "loss", "source": "own", "scores": [1.0], "tau": float("nan")},
+    {"quantity": "loss", "source": "own", "scores": [1.0], "floor": [1.0]},
+])
+def test_malformed_calibrations_are_refused(bad):
+    with pytest.raises(InputError, match="malformed calibration"):
+        cal.Calibration.from_dict(bad)

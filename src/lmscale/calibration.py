@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -114,9 +114,14 @@ class Calibration:
             raise InputError(f"{where}: malformed calibration ({exc})") from None
         if cal.floor is not None and (len(cal.floor) != len(_REF_LEVELS) or not all(np.isfinite(cal.floor))):
             raise InputError(f"{where}: malformed calibration (floor of {len(cal.floor)} values)")
-        if cal.source not in ("own", "reference") or not all(np.isfinite(cal.scores)) or cal.tau <= 0:
-            raise InputError(f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r})")
-        return cal
+        if cal.source not in ("own", "reference") or not all(np.isfinite(cal.scores)) or min(cal.scores) < 0 \
+                or not (math.isfinite(cal.tau) and cal.tau > 0):
+            raise InputError(f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r}, scores must be "
+                             "finite and non-negative)")
+        if cal.source == "reference" and len(cal.scores) != len(_REF_LEVELS):
+            raise InputError(f"{where}: malformed calibration (a reference holds {len(_REF_LEVELS)} score quantiles, "
+                             f"found {len(cal.scores)})")
+        return replace(cal, scores=tuple(sorted(cal.scores)))
 
 
 def _point_scores(pts) -> np.ndarray:
@@ -269,7 +274,6 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
     """Attach a calibration to a fit: for a loss law of N and M, a backtest of its own runs with its
     method (own scores when there are enough, else the reference); for other laws, the reference
     of the chained error (error law) or of the loss. Returns the fit with ``calibration`` set."""
-    from dataclasses import replace
 
     from lmscale.backtest import backtest_arrays
 
