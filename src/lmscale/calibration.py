@@ -274,7 +274,6 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
     """Attach a calibration to a fit: for a loss law of N and M, a backtest of its own runs with its
     method (own scores when there are enough, else the reference); for other laws, the reference
     of the chained error (error law) or of the loss. Returns the fit with ``calibration`` set."""
-
     from lmscale.backtest import backtest_arrays
 
     if result.law == "error":
