@@ -265,6 +265,54 @@ def _backtest_figures(frame, target):
     return plot_backtest(frame, f"Backtest of {target}: error vs extrapolation")
 
 
+# ----------------------------------------------------------------------------------------- plan
+@cli.command("plan")
+@click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
+@click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
+@click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
+@click.option("--evidence", required=True, type=click.Path(exists=True),
+              help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data).")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
+@click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
+@click.option("--mfu", default=0.4, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).")
+@click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan_cmd(target_params, target_multiplier, target_tokens, evidence, budget, max_runs, mfu, method, out_dir, fmt):
+    """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
+    from lmscale.plan import plan
+    from lmscale.predict import ScalePoint
+
+    point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
+    p = plan(load_runs(evidence), point, budget_flops=budget, max_runs=max_runs, method=method)
+    picks = [{"choice": k, **p.candidates[i].to_dict(mfu)} for k, i in p.picks.items()]
+    payload = {"target": point.inputs(), "budget_flops": budget, "evidence": p.evidence,
+               "n_candidates": len(p.candidates), "proposals": picks}
+    if out_dir:
+        from lmscale._io import atomic_write_text
+        from lmscale.report.figures import plot_plan
+        from lmscale.report.writer import save_figures
+
+        save_figures(out_dir, {}, plot_plan(p))
+        atomic_write_text(Path(out_dir) / "plan.json", json.dumps(payload, indent=1))
+    if fmt == "json":
+        click.echo(json.dumps(payload, indent=1))
+        return
+    tab = Table(title=f"ladders for N = {point.n_params:.3g}, M = {point.multiplier:g} ({len(p.candidates)} candidates"
+                      f"{f', budget {budget:.2g} FLOPs' if budget else ''})")
+    for col in ("choice", "sizes", "M", "runs", "FLOPs", f"GPU-h @ {mfu:g} MFU", "expected error", "90% range"):
+        tab.add_column(col, justify="left" if col in ("choice", "sizes", "M") else "right")
+    for r in picks:
+        tab.add_row(r["choice"], ", ".join(f"{n / 1e9:.3g}B" for n in r["sizes"]),
+                    ", ".join(f"{m:g}" for m in r["multipliers"]), str(r["n_runs"]), f"{r['flops']:.2e}",
+                    f"{r['gpu_hours']:.1f}", f"{100 * r['expected_rel_error']:.2f}%",
+                    f"{100 * r['expected_interval'][0]:.2f}–{100 * r['expected_interval'][1]:.2f}%")
+    out.print(tab)
+    out.print("expected error of the target's loss prediction: backtests of each candidate on the evidence, scaled "
+              "to the target's extrapolation distance")
+
+
 # ------------------------------------------------------------------------------------ reproduce
 @cli.command()
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False),

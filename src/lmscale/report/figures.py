@@ -417,3 +417,27 @@ def plot_backtest(frame, title: str = ""):
            title=title or "Backtest: error vs extrapolation")
     ax.legend(fontsize=8, title="method (predictions); line: median", title_fontsize=8)
     return [("backtest", fig)]
+
+
+def plot_plan(p):
+    """Expected relative error vs ladder cost for every candidate of a :class:`lmscale.plan.Plan`,
+    with the three proposals marked."""
+    fig, axes = _figure(6.4, 4.2)
+    ax = axes[0, 0]
+    c = p.candidates
+    flops = np.array([x.flops for x in c])
+    err = np.array([x.expected_rel_error for x in c])
+    lo = np.array([x.expected_interval[0] for x in c])
+    hi = np.array([x.expected_interval[1] for x in c])
+    ax.errorbar(flops, 100 * err, yerr=[100 * (err - lo), 100 * (hi - err)], fmt="o", color="#999999", ms=4,
+                alpha=0.6, elinewidth=0.8, label="candidate ladders")
+    for (label, i), colour in zip(p.picks.items(), ("#2ca02c", "#d62728", "#1f77b4")):
+        ax.plot(c[i].flops, 100 * c[i].expected_rel_error, "*", ms=14, color=colour, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="ladder cost (FLOPs)", ylabel="expected relative error of the target (%)",
+           title=f"Ladders for N = {p.target.n_params:.3g}, M = {p.target.multiplier:g}")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=8)
+    return [("plan", fig)]

@@ -1,0 +1,195 @@
+"""Plan a ladder before paying for it: which small runs to train, at what cost, to predict a
+target run to within what error.
+
+Candidate ladders are taken from the evidence's own grid — the k smallest model sizes (k ≥ 2) ×
+every contiguous window of its token multipliers — so that each can be *backtested* on the
+evidence: fit the loss law on the candidate's runs of each evidence training set and validation
+loss, predict the evidence run nearest the target, and record the relative error. Scaled to the
+target's own extrapolation distance (errors grow about linearly with the e-folds of compute beyond
+the fitted runs, the same rule the calibrated intervals use), these errors give the candidate's
+expected relative error (median) and a 90% range (5th–95th percentile, :data:`INTERVAL`).
+
+Pure computation over a :class:`RunTable`; the CLI front end is ``lmscale plan``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from lmscale.errors import FitError, InputError
+from lmscale.fit.core import fit
+from lmscale.laws import OVERTRAIN
+from lmscale.predict import ScalePoint
+from lmscale.records import RunTable
+
+#: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
+INTERVAL = (0.05, 0.95)
+#: peak dense bf16 throughput of one H100 (FLOP/s), for GPU-hours at a stated MFU
+H100_PEAK_FLOPS = 989e12
+
+
+@dataclass(frozen=True)
+class LadderCandidate:
+    """One proposed ladder and what the evidence says it buys."""
+
+    sizes: tuple[float, ...]
+    multipliers: tuple[float, ...]
+    #: compute of training every run once (FLOPs)
+    flops: float
+    #: median relative error of the target's loss prediction, and its 90% range (:data:`INTERVAL`)
+    expected_rel_error: float
+    expected_interval: tuple[float, float]
+    #: how many backtest predictions the expectation rests on
+    n_evidence: int
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.sizes) * len(self.multipliers)
+
+    def runs(self) -> list[dict]:
+        return [{"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": 6.0 * n * n * m}
+                for n in self.sizes for m in self.multipliers]
+
+    def gpu_hours(self, mfu: float = 0.4, peak_flops: float = H100_PEAK_FLOPS) -> float:
+        return self.flops / (mfu * peak_flops) / 3600.0
+
+    def to_dict(self, mfu: float = 0.4) -> dict:
+        d = asdict(self)
+        d.update(n_runs=self.n_runs, runs=self.runs(), gpu_hours=self.gpu_hours(mfu), mfu=mfu,
+                 expected_interval=list(self.expected_interval))
+        return d
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: ScalePoint
+    candidates: tuple[LadderCandidate, ...]
+    #: label ("cheaper", "recommended", "safer") → index into ``candidates``
+    picks: dict
+    evidence: str
+    budget_flops: float | None
+
+
+def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
+    c = 6.0 * n * n * m
+    return float(np.log(max(point.flops / c.max(), 1.0)))
+
+
+def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
+               method: str = "default", val_sets: Sequence[str] | None = None) -> list[LadderCandidate]:
+    """Every candidate ladder of the evidence's grid within the budget, with its expected error."""
+    n_all = runs.column("n_params").astype(float)
+    m_all = runs.column("multiplier").astype(float)
+    sizes = np.unique(n_all[n_all < target.n_params / 2])
+    mults = np.unique(np.round(m_all, 6))
+    if len(sizes) < 2:
+        raise InputError(f"{runs.source}: the evidence needs at least two model sizes below half the target's "
+                         f"{target.n_params:.3g} parameters")
+    vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
+    out = []
+    for k in range(2, len(sizes) + 1):
+        for i, j in itertools.combinations(range(len(mults) + 1), 2):
+            ms = mults[i:j]
+            if len(ms) < 2 and k < 3:
+                continue
+            cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
+            flops = sum(6.0 * n * n * m for n in cand_sizes for m in cand_mults)
+            if (budget_flops is not None and flops > budget_flops) or (max_runs and len(cand_sizes) * len(ms) > max_runs):
+                continue
+            errs = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
+            if len(errs) < 3:
+                continue
+            out.append(LadderCandidate(cand_sizes, cand_mults, flops, float(np.median(errs)),
+                                       (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))), len(errs)))
+    if not out:
+        raise InputError("no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
+                         "evidence with more small runs")
+    return out
+
+
+def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: str, vals) -> list[float]:
+    """Backtest a candidate on every evidence training set × validation loss: relative error of the
+    evidence run nearest the target (beyond the candidate), scaled to the target's distance."""
+    errs = []
+    d_target_cache = {}
+    for ts in runs.datasets:
+        ds = runs.subset(runs.column("dataset").astype(str) == ts)
+        n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
+        in_ladder = np.isin(n, sizes) & np.isin(np.round(m, 6), np.round(mults, 6))
+        beyond = n > max(sizes) * 1.5
+        if in_ladder.sum() < OVERTRAIN.n_params + 1 or not beyond.any():
+            continue
+        near = np.flatnonzero(beyond)[np.argmin(np.hypot(np.log(n[beyond] / target.n_params),
+                                                         np.log(m[beyond] / target.multiplier)))]
+        proxy = ScalePoint.make(float(n[near]), multiplier=float(m[near]))
+        key = (ts,)
+        if key not in d_target_cache:
+            d_target_cache[key] = (_distance(target, n[in_ladder], m[in_ladder]),
+                                   _distance(proxy, n[in_ladder], m[in_ladder]))
+        d_t, d_p = d_target_cache[key]
+        scale = (1.0 + d_t) / (1.0 + d_p)
+        for vs in vals:
+            y = ds.loss("loss_" + vs)
+            ok = in_ladder & np.isfinite(y)
+            if ok.sum() < OVERTRAIN.n_params + 1 or not np.isfinite(y[near]):
+                continue
+            try:
+                f = fit(OVERTRAIN, {"n_params": n[ok], "multiplier": m[ok]}, y[ok], method=method)
+            except (FitError, InputError):
+                continue
+            pred = float(f.predict(n_params=proxy.n_params, multiplier=proxy.multiplier))
+            if np.isfinite(pred):
+                errs.append(abs(pred - y[near]) / y[near] * scale)
+    return errs
+
+
+def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
+         method: str = "default", val_sets: Sequence[str] | None = None) -> Plan:
+    """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
+    cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
+    of the error range)."""
+    if budget_flops is not None and not (np.isfinite(budget_flops) and budget_flops > 0):
+        raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
+    if max_runs is not None and max_runs < 5:
+        raise InputError(f"a ladder needs at least 5 runs to fit the loss law, got --max-runs {max_runs}")
+    cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets)
+    best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))
+    ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
+    cheap = min(ok, key=lambda i: (cands[i].flops, cands[i].expected_rel_error))
+    safe = min(range(len(cands)), key=lambda i: (cands[i].expected_interval[1], cands[i].flops))
+    return Plan(target, tuple(cands), {"cheaper": cheap, "recommended": best, "safer": safe}, runs.source, budget_flops)
+
+
+def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max-m", "largest"), *,
+                           budget_flops: float | None = None, method: str = "default") -> list[dict]:
+    """For each training set: plan with the other training sets' evidence, fit the recommended
+    ladder's runs of the held-out set, predict its target runs (every validation loss), and check
+    the realised error against the planner's 90% range."""
+    from lmscale.study import Study
+
+    rows = []
+    for held in runs.datasets:
+        evidence = runs.subset(runs.column("dataset").astype(str) != held)
+        study = Study(runs, "paper-default", method, train_sets=(held,), error_targets=())
+        ds = study.dataset(held)
+        n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
+        for which in targets:
+            i = study.target_run(held, which)
+            point = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
+            p = plan(evidence, point, budget_flops=budget_flops, method=method)
+            rec = p.candidates[p.picks["recommended"]]
+            use = np.isin(n, rec.sizes) & np.isin(np.round(m, 6), np.round(rec.multipliers, 6))
+            for vs in runs.val_sets:
+                y = ds.loss("loss_" + vs)
+                f = fit(OVERTRAIN, {"n_params": n[use], "multiplier": m[use]}, y[use], method=method)
+                realised = abs(float(f.predict(n_params=point.n_params, multiplier=point.multiplier)) - y[i]) / y[i]
+                lo, hi = rec.expected_interval
+                rows.append({"held_out": held, "target": which, "val_set": vs, "ladder_flops": rec.flops,
+                             "n_runs": rec.n_runs, "expected_rel_error": rec.expected_rel_error, "low": lo, "high": hi,
+                             "realised_rel_error": realised, "inside": bool(lo <= realised <= hi),
+                             "at_most_high": bool(realised <= hi)})
+    return rows
