@@ -288,7 +288,7 @@ def plan_cmd(target_params, target_multiplier, target_tokens, evidence, budget, 
     p = plan(load_runs(evidence), point, budget_flops=budget, max_runs=max_runs, method=method)
     picks = [{"choice": k, **p.candidates[i].to_dict(mfu)} for k, i in p.picks.items()]
     payload = {"target": point.inputs(), "budget_flops": budget, "evidence": p.evidence,
-               "n_candidates": len(p.candidates), "proposals": picks}
+               "n_candidates": len(p.candidates), "selection_bias": p.selection_bias, "proposals": picks}
     if out_dir:
         from lmscale._io import atomic_write_text
         from lmscale.report.figures import plot_plan
@@ -310,7 +310,8 @@ def plan_cmd(target_params, target_multiplier, target_tokens, evidence, budget, 
                     f"{100 * r['expected_interval'][0]:.2f}–{100 * r['expected_interval'][1]:.2f}%")
     out.print(tab)
     out.print("expected error of the target's loss prediction: backtests of each candidate on the evidence, scaled "
-              "to the target's extrapolation distance")
+              "to the target's extrapolation distance; the proposals' upper ends are raised "
+              f"{p.selection_bias:.2f}× for having been picked as the best-looking (nested over evidence training sets)")
 
 
 # ------------------------------------------------------------------------------------ reproduce

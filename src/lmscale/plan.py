@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -45,6 +45,8 @@ class LadderCandidate:
     expected_interval: tuple[float, float]
     #: how many backtest predictions the expectation rests on
     n_evidence: int
+    #: the backtest errors per evidence training set (for the selection-bias correction)
+    by_train_set: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
     @property
     def n_runs(self) -> int:
@@ -59,6 +61,7 @@ class LadderCandidate:
 
     def to_dict(self, mfu: float = 0.4) -> dict:
         d = asdict(self)
+        d.pop("by_train_set")
         d.update(n_runs=self.n_runs, runs=self.runs(), gpu_hours=self.gpu_hours(mfu), mfu=mfu,
                  expected_interval=list(self.expected_interval))
         return d
@@ -72,6 +75,8 @@ class Plan:
     picks: dict
     evidence: str
     budget_flops: float | None
+    #: the factor by which the picks' expectations were raised for selection (:func:`selection_bias`)
+    selection_bias: float = 1.0
 
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
@@ -100,23 +105,27 @@ def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None
             flops = sum(6.0 * n * n * m for n in cand_sizes for m in cand_mults)
             if (budget_flops is not None and flops > budget_flops) or (max_runs and len(cand_sizes) * len(ms) > max_runs):
                 continue
-            errs = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
+            per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
+            errs = [e for _ts, es in per_ts for e in es]
             if len(errs) < 3:
                 continue
             out.append(LadderCandidate(cand_sizes, cand_mults, flops, float(np.median(errs)),
-                                       (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))), len(errs)))
+                                       (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
+                                       len(errs), per_ts))
     if not out:
         raise InputError("no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
                          "evidence with more small runs")
     return out
 
 
-def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: str, vals) -> list[float]:
+def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: str,
+                     vals) -> tuple[tuple[str, tuple[float, ...]], ...]:
     """Backtest a candidate on every evidence training set × validation loss: relative error of the
     evidence run nearest the target (beyond the candidate), scaled to the target's distance."""
-    errs = []
+    per_ts = []
     d_target_cache = {}
     for ts in runs.datasets:
+        errs: list[float] = []
         ds = runs.subset(runs.column("dataset").astype(str) == ts)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         in_ladder = np.isin(n, sizes) & np.isin(np.round(m, 6), np.round(mults, 6))
@@ -144,7 +153,9 @@ def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: s
             pred = float(f.predict(n_params=proxy.n_params, multiplier=proxy.multiplier))
             if np.isfinite(pred):
                 errs.append(abs(pred - y[near]) / y[near] * scale)
-    return errs
+        if errs:
+            per_ts.append((ts, tuple(errs)))
+    return tuple(per_ts)
 
 
 def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
@@ -157,11 +168,36 @@ def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = Non
     if max_runs is not None and max_runs < 5:
         raise InputError(f"a ladder needs at least 5 runs to fit the loss law, got --max-runs {max_runs}")
     cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets)
+    bias = selection_bias(cands)
     best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))
     ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
     cheap = min(ok, key=lambda i: (cands[i].flops, cands[i].expected_rel_error))
     safe = min(range(len(cands)), key=lambda i: (cands[i].expected_interval[1], cands[i].flops))
-    return Plan(target, tuple(cands), {"cheaper": cheap, "recommended": best, "safer": safe}, runs.source, budget_flops)
+    picks = {"cheaper": cheap, "recommended": best, "safer": safe}
+    if bias > 1.0:
+        # the picks looked best on the evidence partly by luck: their errors elsewhere run larger, so
+        # the upper end of their range is raised by the nested estimate of that optimism (the median
+        # and the lower end stay: luck makes the evidence optimistic, not pessimistic)
+        cands = [replace(c, expected_interval=(c.expected_interval[0], c.expected_interval[1] * bias))
+                 if i in picks.values() else c for i, c in enumerate(cands)]
+    return Plan(target, tuple(cands), picks, runs.source, budget_flops, bias)
+
+
+def selection_bias(cands: Sequence[LadderCandidate]) -> float:
+    """How optimistic the best-looking candidate's expectation is (nested over evidence training
+    sets: pick the best on all but one set, compare its error on the left-out set with what the
+    others promised). 1 when the evidence has a single training set."""
+    sets = sorted({ts for c in cands for ts, _ in c.by_train_set})
+    ratios = []
+    for out in sets:
+        def promised(c):
+            e = [x for ts, es in c.by_train_set if ts != out for x in es]
+            return float(np.median(e)) if e else np.inf
+        pick = min(cands, key=promised)
+        got = [x for ts, es in pick.by_train_set if ts == out for x in es]
+        if got and np.isfinite(promised(pick)) and promised(pick) > 0:
+            ratios.append(float(np.median(got)) / promised(pick))
+    return max(1.0, float(np.median(ratios))) if ratios else 1.0
 
 
 def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max-m", "largest"), *,
