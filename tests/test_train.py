@@ -377,3 +377,21 @@ def test_family_warning_for_a_largest_shape_outside_the_family():
 
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny"])
     assert res.exit_code == 0 and "warning" not in res.output
+
+
+def test_shape_family_rules():
+    fixed = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": {"widths": [32, 48, 64], "layers": 2}}})
+    assert [(s.name, s.n_layers, s.n_heads) for s in fixed.shapes] == [("d32-l2", 2, 2), ("d48-l2", 2, 3),
+                                                                       ("d64-l2", 2, 4)]
+    # the same shapes as the cpu-tiny preset, up to warm-up (the preset's largest warms up longer)
+    assert [(s.d_model, s.n_layers) for s in fixed.shapes] == [(s.d_model, s.n_layers) for s in preset("cpu-tiny").shapes]
+    aspect = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": {"widths": [64, 128, 256],
+                                                                                "aspect": 64}}})
+    assert [s.n_layers for s in aspect.shapes] == [1, 2, 4]
+    from lmscale.train.ladder import family_warnings
+
+    assert family_warnings(fixed) == [] and family_warnings(aspect) == []
+    for bad in ({"widths": [32]}, {"widths": [32, 48], "layers": 2, "aspect": 16}, {"widths": [30, 48], "layers": 2},
+                {"widths": [32, 48]}, "x"):
+        with pytest.raises(InputError):
+            LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": bad}})

@@ -143,13 +143,17 @@ class LadderConfig:
                 base.update(d)
                 d = base
             shapes = []
+            if isinstance(d.get("shapes"), Mapping) and "family" in d["shapes"]:
+                d["shapes"] = list(family_shapes(d["shapes"]["family"], source))
             if not isinstance(d.get("shapes"), (list, tuple)):
-                raise InputError(f"{source}: 'shapes' must be a list of shapes or shape names")
+                raise InputError(f"{source}: 'shapes' must be a list of shapes or shape names, or {{family: …}}")
             for s in d.pop("shapes"):
                 if isinstance(s, str):
                     if s not in PAPER_SHAPES:
                         raise InputError(f"{source}: unknown shape {s!r}; known named shapes: {', '.join(PAPER_SHAPES)}")
                     shapes.append(PAPER_SHAPES[s])
+                elif isinstance(s, ShapeSpec):
+                    shapes.append(s)
                 elif isinstance(s, Mapping):
                     shapes.append(ShapeSpec(**s))
                 else:
@@ -237,6 +241,38 @@ def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
                                  f"tokens, less than one sequence of {cfg.seq_len}")
             runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, d, float(m)))
     return sorted(runs, key=lambda r: (r.flops, r.n_params))
+
+
+def family_shapes(spec, source: str = "<config>") -> tuple[ShapeSpec, ...]:
+    """Shapes of one family, by a rule: ``widths`` and either a fixed depth (``layers: 2``) or a
+    fixed aspect ratio (``aspect: 64``: layers = width / 64, at least 1), heads of ``head_dim``
+    (default 16), and the same ``batch_size`` and ``warmup_steps`` for every shape. Named
+    ``d<width>-l<layers>``. A family keeps the largest shape inside the trend the laws are fitted on."""
+    if not isinstance(spec, Mapping):
+        raise InputError(f"{source}: 'family' is a mapping such as {{widths: [32, 48, 64], layers: 2}}")
+    widths = spec.get("widths")
+    if not isinstance(widths, (list, tuple)) or len(widths) < 2 or not all(_int_in(w, 1, None) for w in widths):
+        raise InputError(f"{source}: family 'widths' must be a list of at least two whole numbers, got {widths!r}")
+    if ("layers" in spec) == ("aspect" in spec):
+        raise InputError(f"{source}: a family gives exactly one of 'layers' (fixed depth) or 'aspect' (width per layer)")
+    head_dim = spec.get("head_dim", 16)
+    if not _int_in(head_dim, 2, None):
+        raise InputError(f"{source}: family 'head_dim' must be a whole number ≥ 2, got {head_dim!r}")
+    out = []
+    for w in sorted(widths):
+        if "layers" in spec:
+            layers = spec["layers"]
+        else:
+            aspect = spec["aspect"]
+            if not _positive(aspect):
+                raise InputError(f"{source}: family 'aspect' must be a positive number, got {aspect!r}")
+            layers = max(1, round(w / aspect))
+        if not _int_in(layers, 1, None) or w % head_dim:
+            raise InputError(f"{source}: family width {w} needs whole layers ≥ 1 and heads of {head_dim} "
+                             f"(got layers {layers!r})")
+        out.append(ShapeSpec(f"d{w}-l{layers}", w, layers, w // head_dim, spec.get("batch_size", 32),
+                             spec.get("warmup_steps", 20), spec.get("lr")))
+    return tuple(out)
 
 
 def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
