@@ -46,3 +46,22 @@ def test_leave_one_training_set_out_validation(testbed_runs):
     below = sum(r["at_most_high"] for r in rows) / len(rows)
     assert inside == pytest.approx(0.875, abs=0.01) and below == pytest.approx(1.0)
     assert inside >= 0.8
+
+
+def test_plan_with_combined_evidence_and_allowed_sizes(testbed_runs):
+    from lmscale.plan import combine
+    from lmscale.records import RunTable
+
+    from conftest import ROOT
+
+    own = RunTable.read(ROOT / "examples" / "cpu-small" / "runs.jsonl")
+    both = combine([testbed_runs, own])
+    assert set(both.datasets) == set(testbed_runs.datasets) | {"python"}
+    allowed = [1.0569312e7, 7.8914048e7, 1.53677376e8]
+    p = plan(both, ScalePoint.make(6.9e9, multiplier=20), budget_flops=1e20, allowed_sizes=allowed)
+    for c in p.candidates:
+        assert set(c.sizes) <= set(allowed)
+    with pytest.raises(InputError, match="share training-set names"):
+        combine([own, own])
+    with pytest.raises(InputError, match="allowed"):
+        plan(testbed_runs, ScalePoint.make(6.9e9, multiplier=20), allowed_sizes=[1e7])

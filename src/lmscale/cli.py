@@ -270,8 +270,10 @@ def _backtest_figures(frame, target):
 @click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
 @click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
 @click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
-@click.option("--evidence", required=True, type=click.Path(exists=True),
-              help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data).")
+@click.option("--evidence", "evidence", required=True, multiple=True, type=click.Path(exists=True),
+              help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data); "
+                   "repeat to combine (the testbed and your own runs).")
+@click.option("--allowed-sizes", help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).")
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
 @click.option("--mfu", default=0.4, show_default=True, type=click.FloatRange(0, 1, min_open=True),
@@ -279,13 +281,22 @@ def _backtest_figures(frame, target):
 @click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def plan_cmd(target_params, target_multiplier, target_tokens, evidence, budget, max_runs, mfu, method, out_dir, fmt):
+def plan_cmd(target_params, target_multiplier, target_tokens, evidence, allowed_sizes, budget, max_runs, mfu, method,
+             out_dir, fmt):
     """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
-    from lmscale.plan import plan
+    from lmscale.errors import InputError
+    from lmscale.plan import combine, plan
     from lmscale.predict import ScalePoint
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
-    p = plan(load_runs(evidence), point, budget_flops=budget, max_runs=max_runs, method=method)
+    sizes = None
+    if allowed_sizes is not None:
+        try:
+            sizes = [float(v) for v in allowed_sizes.split(",") if v.strip()]
+        except ValueError:
+            raise InputError(f"--allowed-sizes must be comma-separated numbers, got {allowed_sizes!r}") from None
+    p = plan(combine([load_runs(e) for e in evidence]), point, budget_flops=budget, max_runs=max_runs, method=method,
+             allowed_sizes=sizes)
     picks = [{"choice": k, **p.candidates[i].to_dict(mfu)} for k, i in p.picks.items()]
     payload = {"target": point.inputs(), "budget_flops": budget, "evidence": p.evidence,
                "n_candidates": len(p.candidates), "selection_bias": p.selection_bias, "proposals": picks}

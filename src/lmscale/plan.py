@@ -84,16 +84,37 @@ def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
     return float(np.log(max(point.flops / c.max(), 1.0)))
 
 
+def combine(tables: Sequence[RunTable]) -> RunTable:
+    """Several evidence tables (the paper testbed, your own runs) as one; training sets keep their names."""
+    import pandas as pd
+
+    if not tables:
+        raise InputError("give at least one evidence table")
+    if len(tables) == 1:
+        return tables[0]
+    names = [ts for t in tables for ts in t.datasets]
+    if len(set(names)) != len(names):
+        raise InputError(f"evidence tables share training-set names ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
+                         "each training set must come from one table")
+    return RunTable.from_frame(pd.concat([t.frame for t in tables], ignore_index=True),
+                               " + ".join(t.source for t in tables))
+
+
 def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
-               method: str = "default", val_sets: Sequence[str] | None = None) -> list[LadderCandidate]:
-    """Every candidate ladder of the evidence's grid within the budget, with its expected error."""
+               method: str = "default", val_sets: Sequence[str] | None = None,
+               allowed_sizes: Sequence[float] | None = None) -> list[LadderCandidate]:
+    """Every candidate ladder of the evidence's grid within the budget (and among ``allowed_sizes``,
+    matched within 1%), with its expected error."""
     n_all = runs.column("n_params").astype(float)
     m_all = runs.column("multiplier").astype(float)
     sizes = np.unique(n_all[n_all < target.n_params / 2])
+    if allowed_sizes is not None:
+        allowed = np.asarray(list(allowed_sizes), dtype=float)
+        sizes = sizes[[bool(np.any(np.abs(s / allowed - 1) <= 0.01)) for s in sizes]] if allowed.size else sizes[:0]
     mults = np.unique(np.round(m_all, 6))
     if len(sizes) < 2:
-        raise InputError(f"{runs.source}: the evidence needs at least two model sizes below half the target's "
-                         f"{target.n_params:.3g} parameters")
+        raise InputError(f"{runs.source}: the evidence needs at least two (allowed) model sizes below half the "
+                         f"target's {target.n_params:.3g} parameters")
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
     out = []
     for k in range(2, len(sizes) + 1):
@@ -159,7 +180,8 @@ def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: s
 
 
 def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
-         method: str = "default", val_sets: Sequence[str] | None = None) -> Plan:
+         method: str = "default", val_sets: Sequence[str] | None = None,
+         allowed_sizes: Sequence[float] | None = None) -> Plan:
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
@@ -167,7 +189,8 @@ def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = Non
         raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
     if max_runs is not None and max_runs < 5:
         raise InputError(f"a ladder needs at least 5 runs to fit the loss law, got --max-runs {max_runs}")
-    cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets)
+    cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets,
+                       allowed_sizes=allowed_sizes)
     bias = selection_bias(cands)
     best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))
     ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
