@@ -31,7 +31,7 @@ def test_plan_cli_json_for_the_6_9b_target(testbed_dir, tmp_path):
 def test_plan_refuses_what_it_cannot_plan(testbed_runs):
     with pytest.raises(InputError, match="no candidate ladder"):
         plan(testbed_runs, ScalePoint.make(6.9e9, multiplier=20), budget_flops=1e10)
-    with pytest.raises(InputError, match="at least two model sizes"):
+    with pytest.raises(InputError, match="at least two \\(allowed\\) model sizes"):
         plan(testbed_runs, ScalePoint.make(1e7, multiplier=20))
     with pytest.raises(InputError, match="at least 5 runs"):
         plan(testbed_runs, ScalePoint.make(6.9e9, multiplier=20), max_runs=3)
