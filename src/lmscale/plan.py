@@ -244,7 +244,10 @@ def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max
             use = np.isin(n, rec.sizes) & np.isin(np.round(m, 6), np.round(rec.multipliers, 6))
             for vs in runs.val_sets:
                 y = ds.loss("loss_" + vs)
-                f = fit(OVERTRAIN, {"n_params": n[use], "multiplier": m[use]}, y[use], method=method)
+                try:
+                    f = fit(OVERTRAIN, {"n_params": n[use], "multiplier": m[use]}, y[use], method=method)
+                except (FitError, InputError):  # the held-out set lacks some of the ladder's runs
+                    continue
                 realised = abs(float(f.predict(n_params=point.n_params, multiplier=point.multiplier)) - y[i]) / y[i]
                 lo, hi = rec.expected_interval
                 rows.append({"held_out": held, "target": which, "val_set": vs, "ladder_flops": rec.flops,
