@@ -124,7 +124,7 @@ def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *,
         huber_delta: float = 1e-3) -> FitResult:
     """Fit ``law`` to targets ``y`` given inputs ``x`` (a mapping of the law's input names).
 
-    ``method``: one of :data:`METHODS`, or ``recommended`` (see :data:`RECOMMENDED`). ``starts``: starting points (rows in the law's parameter
+    ``method``: one of :data:`METHODS`, or ``default`` (see :func:`resolve_method`). ``starts``: starting points (rows in the law's parameter
     order); the law's grid by default. Returns a :class:`FitResult` with diagnostics.
     """
     law = get_law(law) if isinstance(law, str) else law
