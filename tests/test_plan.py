@@ -24,6 +24,10 @@ def test_plan_cli_json_for_the_6_9b_target(testbed_dir, tmp_path):
         lo, hi = p["expected_interval"]
         assert 0 <= lo <= p["expected_rel_error"] <= hi and p["gpu_hours"] > 0
     rec = next(p for p in out["proposals"] if p["choice"] == "recommended")
+    # README numbers: a 1.45x selection correction, a 0.2-24% range around 3.02%
+    assert out["selection_bias"] == pytest.approx(1.448, abs=0.005)
+    assert rec["expected_rel_error"] == pytest.approx(0.0302, abs=5e-4)
+    assert rec["expected_interval"] == pytest.approx([0.0018, 0.2362], abs=5e-4)
     assert all(rec["expected_rel_error"] <= p["expected_rel_error"] for p in out["proposals"])
     assert (tmp_path / "plan.png").stat().st_size > 1000 and (tmp_path / "plan.json").is_file()
 
@@ -46,6 +50,8 @@ def test_leave_one_training_set_out_validation(testbed_runs):
     below = sum(r["at_most_high"] for r in rows) / len(rows)
     assert inside == pytest.approx(0.875, abs=0.01) and below == pytest.approx(1.0)
     assert inside >= 0.8
+    raw = validate_leave_one_out(testbed_runs, budget_flops=1e20, correct_selection=False)
+    assert sum(r["inside"] for r in raw) / len(raw) == pytest.approx(0.708, abs=0.01)
 
 
 def test_plan_with_combined_evidence_and_allowed_sizes(testbed_runs):

@@ -29,6 +29,8 @@ from lmscale.tasks import target_values
 
 #: compute cuts of the compute origins, as quantiles of the runs' compute
 COMPUTE_QUANTILES = (0.5, 0.65, 0.8)
+#: bootstrap resamples per origin for methods without the batched path (Huber, log least squares)
+SLOW_RESAMPLES = 40
 #: most size origins taken one per size; more sizes than this are cut at quantiles instead
 MAX_SIZE_ORIGINS = 8
 #: bins of the compute extrapolation factor in the summary table
@@ -147,6 +149,12 @@ def backtest_arrays(n_params, multiplier, loss, *, method: str = "default", erro
     label = method
     if method == "paper":  # the same least-squares optimum as the authors' multi-start LM, found fast
         method = "varpro"
+    from lmscale.fit.core import METHODS
+
+    resolved = resolve_method(method, OVERTRAIN)
+    if resolved in METHODS and METHODS[resolved].objective != "ls":
+        # no batched bootstrap (one L-BFGS fit per resample): a robust spread needs few resamples
+        n_resamples = min(n_resamples, SLOW_RESAMPLES)
     for origin in origins(n, m, OVERTRAIN.n_params + 1):
         fm, pm = origin.fit, origin.predict
         try:

@@ -225,6 +225,11 @@ class CalibratedPrediction:
     sd_log: float
     c_factor: float
     calibration: Calibration
+    m_below: float = 1.0
+
+    def at(self, level: float) -> Interval:
+        """The interval at another level, from the same bootstrap spread and distance."""
+        return self.calibration.interval(self.predicted, self.sd_log, self.c_factor, level, self.m_below)
 
 
 def _sd_log(samples: np.ndarray) -> float:
@@ -258,7 +263,7 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
             sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
-    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal)
+    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal, m_below)
 
 
 def _m_below(fit, point) -> float:

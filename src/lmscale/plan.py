@@ -181,7 +181,7 @@ def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: s
 
 def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
          method: str = "default", val_sets: Sequence[str] | None = None,
-         allowed_sizes: Sequence[float] | None = None) -> Plan:
+         allowed_sizes: Sequence[float] | None = None, correct_selection: bool = True) -> Plan:
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
@@ -191,7 +191,7 @@ def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = Non
         raise InputError(f"a ladder needs at least 5 runs to fit the loss law, got --max-runs {max_runs}")
     cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets,
                        allowed_sizes=allowed_sizes)
-    bias = selection_bias(cands)
+    bias = selection_bias(cands) if correct_selection else 1.0
     best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))
     ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
     cheap = min(ok, key=lambda i: (cands[i].flops, cands[i].expected_rel_error))
@@ -224,7 +224,8 @@ def selection_bias(cands: Sequence[LadderCandidate]) -> float:
 
 
 def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max-m", "largest"), *,
-                           budget_flops: float | None = None, method: str = "default") -> list[dict]:
+                           budget_flops: float | None = None, method: str = "default",
+                           correct_selection: bool = True) -> list[dict]:
     """For each training set: plan with the other training sets' evidence, fit the recommended
     ladder's runs of the held-out set, predict its target runs (every validation loss), and check
     the realised error against the planner's 90% range."""
@@ -239,7 +240,7 @@ def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max
         for which in targets:
             i = study.target_run(held, which)
             point = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
-            p = plan(evidence, point, budget_flops=budget_flops, method=method)
+            p = plan(evidence, point, budget_flops=budget_flops, method=method, correct_selection=correct_selection)
             rec = p.candidates[p.picks["recommended"]]
             use = np.isin(n, rec.sizes) & np.isin(np.round(m, 6), np.round(rec.multipliers, 6))
             for vs in runs.val_sets:

@@ -217,14 +217,16 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                 obs = study.observed(ts, i, "loss_" + vs)
                 ivs = None
                 if intervals:
-                    ivs = {lv: cal.calibrated(lf, point, lv, own_loss).interval for lv in LEVELS}
+                    c = cal.calibrated(lf, point, LEVELS[0], own_loss)  # one set of samples, every level
+                    ivs = {lv: c.at(lv) for lv in LEVELS}
                 pred = float(lf.predict(**{k: point.inputs()[k] for k in lf.law_obj.inputs}))
                 loss_rows.append((pred, obs, ivs))
                 for tgt, ef in efits.items():
                     obs_e = study.observed(ts, i, tgt)
                     eivs = None
                     if intervals:
-                        eivs = {lv: cal.calibrated(lf, point, lv, own_err, error_fit=ef).interval for lv in LEVELS}
+                        c = cal.calibrated(lf, point, LEVELS[0], own_err, error_fit=ef)
+                        eivs = {lv: c.at(lv) for lv in LEVELS}
                     err_rows.append((float(ef.predict(loss=pred)), obs_e, eivs))
     ls, es = _score(loss_rows), _score(err_rows)
     return {
@@ -278,7 +280,8 @@ def holdout_coverage(n_params, multiplier, loss, fit_mask, *, method: str = "def
     rows = []
     for i in np.flatnonzero(~fm):
         pt = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
-        ivs = {lv: cal.calibrated(lf, pt, lv, c).interval for lv in LEVELS}
+        cp = cal.calibrated(lf, pt, LEVELS[0], c)
+        ivs = {lv: cp.at(lv) for lv in LEVELS}
         rows.append((float(lf.predict(n_params=n[i], multiplier=m[i])), float(y[i]), ivs))
     s = _score(rows)
     return {"n_fit_runs": int(fm.sum()), "n_predictions": len(rows), "mean_rel_error": s["mean"],

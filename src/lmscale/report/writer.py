@@ -77,6 +77,8 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
     from lmscale.report.figures import PLOTS
 
     final = Path(out_dir)
+    if not final.resolve().name:
+        raise InputError(f"{out_dir!r} cannot hold a report: give a folder of its own (e.g. report/)")
     if final.exists() and not final.is_dir():
         raise InputError(f"{final} exists and is not a folder")
     if final.is_dir() and any(final.iterdir()) and not (final / "report.md").is_file():
