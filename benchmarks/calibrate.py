@@ -6,6 +6,7 @@ from the paper testbed's backtests, and print the τ scan behind :data:`lmscale.
 Without ``--write`` it only prints; ``tests/test_calibration.py`` checks that the shipped file is
 what this script builds.
 """
+
 import argparse
 import json
 import time
@@ -23,13 +24,21 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "lmscale" / "data" / "refere
 
 def reference_payload(runs) -> dict:
     refs = cal.build_reference(runs)
-    return {"format": "lmscale.ReferenceCalibration", "version": 1, "method": "default",
-            "levels": cal._REF_LEVELS.tolist(), "calibrations": {k: v.to_dict() for k, v in refs.items()}}
+    return {
+        "format": "lmscale.ReferenceCalibration",
+        "version": 1,
+        "method": "default",
+        "levels": cal._REF_LEVELS.tolist(),
+        "calibrations": {k: v.to_dict() for k, v in refs.items()},
+    }
 
 
 def tau_scan(runs) -> None:
     """Median 90% width and leave-one-training-set-out coverage for several τ."""
-    for quantity, targets in (("loss", ["loss_" + v for v in runs.val_sets]), ("error", ["error_17", "error_46"])):
+    for quantity, targets in (
+        ("loss", ["loss_" + v for v in runs.val_sets]),
+        ("error", ["error_17", "error_46"]),
+    ):
         pts = []
         for t in targets:
             pts += backtest(runs, t, methods=("default",), loss_column=cal.REFERENCE_ERROR_LOSS).points
@@ -42,8 +51,10 @@ def tau_scan(runs) -> None:
             s = cal.scores(r, sd, c, tau, mb)
             u = cal.unit(sd, c, tau, mb)
             cov = [float(np.mean(s[ts == t] <= np.quantile(s[ts != t], 0.9))) for t in np.unique(ts)]
-            print(f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "
-                  f"held-out-training-set 90% coverage {', '.join(f'{v:.2f}' for v in cov)}")
+            print(
+                f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "
+                f"held-out-training-set 90% coverage {', '.join(f'{v:.2f}' for v in cov)}"
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 Each fit is made, bootstrapped and calibrated exactly as `lmscale fit --bootstrap 200` does.
 """
+
 import sys
 from pathlib import Path
 
@@ -19,10 +20,12 @@ shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
 
 
 def line(name, r):
-    print(f"{name:28s} {r['n_fit_runs']:4d} fit, {r['n_predictions']:3d} predicted: mean rel. error "
-          f"{100 * r['mean_rel_error']:.2f}%, 80% / 90% coverage {100 * r['coverage_80']:.0f}% / "
-          f"{100 * r['coverage_90']:.0f}%, median 90% width {100 * r['median_interval_width']:.1f}% "
-          f"({r['calibration']} calibration)")
+    print(
+        f"{name:28s} {r['n_fit_runs']:4d} fit, {r['n_predictions']:3d} predicted: mean rel. error "
+        f"{100 * r['mean_rel_error']:.2f}%, 80% / 90% coverage {100 * r['coverage_80']:.0f}% / "
+        f"{100 * r['coverage_90']:.0f}%, median 90% width {100 * r['median_interval_width']:.1f}% "
+        f"({r['calibration']} calibration)"
+    )
 
 
 epoch = shared / "peers" / "chinchilla-epoch" / "svg_extracted_data.csv"

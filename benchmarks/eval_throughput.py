@@ -34,9 +34,19 @@ with tempfile.TemporaryDirectory() as tmp:
     path = Path(args.task) if args.task else Path(tmp) / "mc.jsonl"
     if not args.task:
         words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
-        path.write_text("".join(json.dumps({"query": f"Question {i}: which word comes next after {words[i % 8]}?",
-                                            "choices": [" " + w for w in words[:4]], "gold": i % 4}) + "\n"
-                                for i in range(args.items)))
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "query": f"Question {i}: which word comes next after {words[i % 8]}?",
+                        "choices": [" " + w for w in words[:4]],
+                        "gold": i % 4,
+                    }
+                )
+                + "\n"
+                for i in range(args.items)
+            )
+        )
     task = TaskConfig("bench", str(path), args.type)
     items = load_items(task)[: args.items]
     text = [json.dumps(i) for i in items] * 3
@@ -48,7 +58,9 @@ with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         score(model, tok, task, items, batch_size=bs)
         rates[bs] = max(rates.get(bs, 0.0), len(items) / (time.perf_counter() - t0))
-print(f"task {path.name} ({args.type}), {len(items)} examples, model N = {model.cfg.n_params:,}, T = {args.seq}")
+print(
+    f"task {path.name} ({args.type}), {len(items)} examples, model N = {model.cfg.n_params:,}, T = {args.seq}"
+)
 print(f"batch 1:  {rates[1]:,.1f} examples/s")
 print(f"batch 16: {rates[16]:,.1f} examples/s")
 print(f"speed-up from batching: {rates[16] / rates[1]:.2f}x")

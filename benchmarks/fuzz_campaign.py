@@ -13,6 +13,7 @@ outcome is counted as
 Only commands that older lmscale versions have too are used, so the same script measures a
 before/after (run it with PYTHONPATH pointing at another checkout's `src`).
 """
+
 import json
 import math
 import os
@@ -28,8 +29,31 @@ from lmscale.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
-ODD = [None, True, False, 0, -1, 1e-200, 1e300, float("nan"), float("inf"), -float("inf"), 10**40, "", "abc", "12",
-       "../../x", "/etc/passwd", "<img src=x onerror=alert(1)>", [], [1, 2], {}, {"a": 1}, 300.5, "1e400"]
+ODD = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1e-200,
+    1e300,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    10**40,
+    "",
+    "abc",
+    "12",
+    "../../x",
+    "/etc/passwd",
+    "<img src=x onerror=alert(1)>",
+    [],
+    [1, 2],
+    {},
+    {"a": 1},
+    300.5,
+    "1e400",
+]
 
 
 def odd(rng):
@@ -86,10 +110,13 @@ def run_tables(rng, root):
     path = root / "runs.jsonl"
     data = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows).encode()
     if rng.random() < 0.1:
-        data += bytes([0xff, 0xfe, 0x00])
+        data += bytes([0xFF, 0xFE, 0x00])
     path.write_bytes(data)
-    status, res = run(["fit", path, "--target", "loss_python", "--where", "n_params < 3e5", "-o", root / "out" / "f.json"],
-                      root, root / "out")
+    status, res = run(
+        ["fit", path, "--target", "loss_python", "--where", "n_params < 3e5", "-o", root / "out" / "f.json"],
+        root,
+        root / "out",
+    )
     if status == "ok":
         try:
             fit = json.loads((root / "out" / "f.json").read_text(), parse_constant=lambda c: 1 / 0)
@@ -102,35 +129,67 @@ def run_tables(rng, root):
 
 def saved_fits(rng, root, template):
     d = dict(template)
-    key = rng.choice(["law", "params", "x", "y", "run_ids", "bootstrap", "noise_sd", "input_columns", "format"])
-    d[key] = odd(rng) if rng.random() < 0.7 else (
-        {k: odd(rng) for k in template["params"]} if key == "params" else [odd(rng)] * 3)
+    key = rng.choice(
+        ["law", "params", "x", "y", "run_ids", "bootstrap", "noise_sd", "input_columns", "format"]
+    )
+    d[key] = (
+        odd(rng)
+        if rng.random() < 0.7
+        else ({k: odd(rng) for k in template["params"]} if key == "params" else [odd(rng)] * 3)
+    )
     path = root / "fit.json"
     path.write_text(json.dumps(d, allow_nan=True))
     n = rng.choice([1e9, 6.9e9, -1, 0, float("nan"), 1e200, 1e-200])
     m = rng.choice([20, 640, -5, 0, 1e300, float("inf"), 1e-300])
-    status, res = run(["predict", path, "--n-params", n, "--multiplier", m, "--format", "json"], root, root / "out")
+    status, res = run(
+        ["predict", path, "--n-params", n, "--multiplier", m, "--format", "json"], root, root / "out"
+    )
     if status == "ok" and not finite_json(res.output):
         status = "wrong answer"
     return status, res
 
 
-LADDER = {"name": "fz", "shapes": [{"name": "a", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8,
-                                    "warmup_steps": 2}, "0.011B"],
-          "multipliers": [5, 10], "corpus": {"name": "c", "sources": ["python"]}, "vocab_size": 512, "seq_len": 64,
-          "val_corpora": [{"name": "v", "sources": ["licenses"], "val_permille": 1000}]}
+LADDER = {
+    "name": "fz",
+    "shapes": [
+        {"name": "a", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8, "warmup_steps": 2},
+        "0.011B",
+    ],
+    "multipliers": [5, 10],
+    "corpus": {"name": "c", "sources": ["python"]},
+    "vocab_size": 512,
+    "seq_len": 64,
+    "val_corpora": [{"name": "v", "sources": ["licenses"], "val_permille": 1000}],
+}
 
 
 def ladder_configs(rng, root):
     cfg = json.loads(json.dumps(LADDER))
-    where = rng.choice([("name",), ("multipliers",), ("vocab_size",), ("seq_len",), ("seed",), ("lr",), ("corpus",),
-                        ("corpus", "name"), ("corpus", "val_permille"), ("corpus", "max_bytes"), ("shapes", 0, "name"),
-                        ("shapes", 0, "d_model"), ("shapes", 0, "n_heads"), ("val_corpora", 0, "name"),
-                        ("multipliers", 1)])
+    where = rng.choice(
+        [
+            ("name",),
+            ("multipliers",),
+            ("vocab_size",),
+            ("seq_len",),
+            ("seed",),
+            ("lr",),
+            ("corpus",),
+            ("corpus", "name"),
+            ("corpus", "val_permille"),
+            ("corpus", "max_bytes"),
+            ("shapes", 0, "name"),
+            ("shapes", 0, "d_model"),
+            ("shapes", 0, "n_heads"),
+            ("val_corpora", 0, "name"),
+            ("multipliers", 1),
+        ]
+    )
     node = cfg
     for k in where[:-1]:
         node = node[k]
-    node[where[-1]] = odd(rng) if rng.random() < 0.85 else (1e-7 + 5 if where == ("multipliers", 1) else "a b")
+    node[where[-1]] = (
+        odd(rng) if rng.random() < 0.85 else (1e-7 + 5 if where == ("multipliers", 1) else "a b")
+    )
     path = root / "ladder.json"
     path.write_text(json.dumps(cfg, allow_nan=True))
     status, res = run(["ladder", "plan", path, "--format", "json"], root, root / "out")
@@ -138,8 +197,11 @@ def ladder_configs(rng, root):
         try:
             plans = json.loads(res.output)
             ids = [p["run_id"] for p in plans]
-            if len(set(ids)) != len(ids) or any("/" in i or ".." in i or " " in i for i in ids) or \
-                    any(not (p["n_params"] > 0 and p["n_tokens"] > 0) for p in plans):
+            if (
+                len(set(ids)) != len(ids)
+                or any("/" in i or ".." in i or " " in i for i in ids)
+                or any(not (p["n_params"] > 0 and p["n_tokens"] > 0) for p in plans)
+            ):
                 status = "wrong answer"
         except (ValueError, KeyError, TypeError):
             status = "wrong answer"
@@ -154,12 +216,17 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp) / "template"
         t.mkdir()
-        res = CliRunner().invoke(cli, ["fit", str(EXAMPLE), "--target", "loss_python", "--bootstrap", "30", "-o",
-                                       str(t / "fit.json")])
+        res = CliRunner().invoke(
+            cli,
+            ["fit", str(EXAMPLE), "--target", "loss_python", "--bootstrap", "30", "-o", str(t / "fit.json")],
+        )
         assert res.exit_code == 0, res.output
         template = json.loads((t / "fit.json").read_text())
-        for kind, fn in (("run tables", run_tables), ("saved fits", lambda r, d: saved_fits(r, d, template)),
-                         ("ladder configs", ladder_configs)):
+        for kind, fn in (
+            ("run tables", run_tables),
+            ("saved fits", lambda r, d: saved_fits(r, d, template)),
+            ("ladder configs", ladder_configs),
+        ):
             counts = Counter()
             for i in range(n):
                 root = Path(tmp) / f"{kind[:3]}{i}"
@@ -168,7 +235,9 @@ def main():
                 counts[status] += 1
             totals.update(counts)
             print(f"{kind:15s} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    print(f"{'all':15s} " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) + f" (of {3 * n} inputs)")
+    print(
+        f"{'all':15s} " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) + f" (of {3 * n} inputs)"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the evidence of the other two, fit the recommended ladder's runs of the held-out
 target on every validation loss, and count how often the realised error lies inside the planner's
 90% range (and at most its upper end).
 """
+
 import sys
 
 import pandas as pd
@@ -19,12 +20,19 @@ if budget is not None:
 runs = testbed.load(args[0] if args else "../shared/testbed/exp_data")
 raw = pd.DataFrame(validate_leave_one_out(runs, budget_flops=budget, correct_selection=False))
 df = pd.DataFrame(validate_leave_one_out(runs, budget_flops=budget))
-summary = df.groupby(["held_out", "target"]).agg(expected=("expected_rel_error", "median"),
-                                                 realised=("realised_rel_error", "median"),
-                                                 inside=("inside", "mean"), at_most_high=("at_most_high", "mean"))
+summary = df.groupby(["held_out", "target"]).agg(
+    expected=("expected_rel_error", "median"),
+    realised=("realised_rel_error", "median"),
+    inside=("inside", "mean"),
+    at_most_high=("at_most_high", "mean"),
+)
 print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-print(f"budget {budget or 'none'}: {len(df)} cases; realised error inside the planner's 90% range in "
-      f"{100 * df.inside.mean():.0f}%, at most its upper end in {100 * df.at_most_high.mean():.0f}%; median expected "
-      f"{100 * df.expected_rel_error.median():.2f}% vs realised {100 * df.realised_rel_error.median():.2f}%")
-print(f"without the selection correction: inside the 90% range in {100 * raw.inside.mean():.0f}%, at most its "
-      f"upper end in {100 * raw.at_most_high.mean():.0f}%")
+print(
+    f"budget {budget or 'none'}: {len(df)} cases; realised error inside the planner's 90% range in "
+    f"{100 * df.inside.mean():.0f}%, at most its upper end in {100 * df.at_most_high.mean():.0f}%; median expected "
+    f"{100 * df.expected_rel_error.median():.2f}% vs realised {100 * df.realised_rel_error.median():.2f}%"
+)
+print(
+    f"without the selection correction: inside the 90% range in {100 * raw.inside.mean():.0f}%, at most its "
+    f"upper end in {100 * raw.at_most_high.mean():.0f}%"
+)

@@ -2,6 +2,7 @@
 
 Prints the seconds of each analysis and of its figures, and the total (issue 3 asks for < 30 s on a
 2-core machine)."""
+
 import argparse
 import tempfile
 import time
@@ -27,7 +28,9 @@ def progress(key):
 
 t0 = time.perf_counter()
 runs = testbed.load(args.testbed)
-ctx = Context(runs, metadata=testbed.load_task_metadata(args.testbed), grid_path=Path(args.testbed) / "grid.json")
+ctx = Context(
+    runs, metadata=testbed.load_task_metadata(args.testbed), grid_path=Path(args.testbed) / "grid.json"
+)
 with tempfile.TemporaryDirectory() as tmp:
     build_report(ctx, args.out or tmp, progress=progress)
 total = time.perf_counter() - t0

@@ -6,6 +6,7 @@ the choice would be made honestly: for each training set, the power picked on th
 (lowest mean error over the cap and k-smallest fit sets, among the powers no worse than the paper's
 method on any of those fit sets) and what it gives on the held-out one.
 """
+
 import sys
 
 import numpy as np
@@ -37,10 +38,18 @@ for f in fit_sets:
 print("\nleave one training set out: power chosen on the other two, result on the held-out one")
 for held in runs.datasets:
     others = [t for t in runs.datasets if t != held]
-    ok = [p for p in POWERS if all(np.mean([err[(p, t, f)] for t in others]) <= np.mean([err[("paper", t, f)]
-                                                                                     for t in others]) for f in tuned)]
+    ok = [
+        p
+        for p in POWERS
+        if all(
+            np.mean([err[(p, t, f)] for t in others]) <= np.mean([err[("paper", t, f)] for t in others])
+            for f in tuned
+        )
+    ]
     pick = min(ok or POWERS, key=lambda p: np.mean([err[(p, t, f)] for t in others for f in tuned]))
     worse = [f for f in fit_sets if err[(pick, held, f)] > err[("paper", held, f)] * (1 + 1e-3)]
-    print(f"held out {held}: chose p = {pick}; mean error over its fit sets {100 * np.mean([err[(pick, held, f)] for f in fit_sets]):.2f}% "
-          f"vs paper {100 * np.mean([err[('paper', held, f)] for f in fit_sets]):.2f}%; worse than paper on: "
-          f"{', '.join(worse) or 'none'}")
+    print(
+        f"held out {held}: chose p = {pick}; mean error over its fit sets {100 * np.mean([err[(pick, held, f)] for f in fit_sets]):.2f}% "
+        f"vs paper {100 * np.mean([err[('paper', held, f)] for f in fit_sets]):.2f}%; worse than paper on: "
+        f"{', '.join(worse) or 'none'}"
+    )

@@ -1,7 +1,15 @@
 """Fitting speed: `python benchmarks/speed.py [TESTBED]` (same as `lmscale benchmark speed`)."""
+
 import sys
 
 from lmscale.cli import main
 
-main(["benchmark", "speed", "--testbed", sys.argv[1] if len(sys.argv) > 1 else "../shared/testbed/exp_data",
-      *sys.argv[2:]])
+main(
+    [
+        "benchmark",
+        "speed",
+        "--testbed",
+        sys.argv[1] if len(sys.argv) > 1 else "../shared/testbed/exp_data",
+        *sys.argv[2:],
+    ]
+)

@@ -64,8 +64,14 @@ def plain() -> float:
 
 
 def ours() -> float:
-    cfg = TrainConfig(mcfg, n_tokens=n_tok, batch_size=args.batch, warmup_steps=2, checkpoint_every=0,
-                      precision="bf16" if args.bf16 else "fp32")
+    cfg = TrainConfig(
+        mcfg,
+        n_tokens=n_tok,
+        batch_size=args.batch,
+        warmup_steps=2,
+        checkpoint_every=0,
+        precision="bf16" if args.bf16 else "fp32",
+    )
     marks = {}
 
     def progress(step, n_steps, tps):
@@ -82,8 +88,10 @@ def ours() -> float:
 p1, o1 = plain(), ours()
 p2, o2 = plain(), ours()  # interleaved twice: the machine's noise hits both alike
 p, o = max(p1, p2), max(o1, o2)
-print(f"model d={args.d} layers={args.layers} V={args.vocab}: N = {mcfg.n_params:,} parameters, "
-      f"batch {args.batch}×{args.seq} tokens, {args.steps - args.warm} timed steps, device {args.device}")
+print(
+    f"model d={args.d} layers={args.layers} V={args.vocab}: N = {mcfg.n_params:,} parameters, "
+    f"batch {args.batch}×{args.seq} tokens, {args.steps - args.warm} timed steps, device {args.device}"
+)
 print(f"plain PyTorch loop: {p:,.0f} tokens/s")
 print(f"lmscale train():    {o:,.0f} tokens/s")
 print(f"ratio lmscale / plain: {o / p:.3f}")

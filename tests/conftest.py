@@ -15,8 +15,10 @@ EPOCH = SHARED / "peers" / "chinchilla-epoch" / "svg_extracted_data.csv"
 
 def _need(path: Path):
     if not path.exists():
-        pytest.skip(f"shared data not found at {path} (put the shared folder beside the repository "
-                    "or set LMSCALE_SHARED)")
+        pytest.skip(
+            f"shared data not found at {path} (put the shared folder beside the repository "
+            "or set LMSCALE_SHARED)"
+        )
     return path
 
 

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import ROOT
 from lmscale.backtest import backtest, backtest_arrays, origins
 from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.laws import OVERTRAIN
 from lmscale.records import RunTable
 from lmscale.study import Study
-
-from conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
 TRUTH = {"A": 150.0, "B": 400.0, "c": -0.26, "E": 1.8}
@@ -69,15 +68,32 @@ def test_backtest_needs_runs_and_a_loss_column_for_error_targets():
 
 
 def test_backtest_cli_prints_table_and_writes_figure(tmp_path):
-    res = CliRunner().invoke(cli, ["backtest", str(EXAMPLE), "--target", "loss_python", "--out", str(tmp_path),
-                                   "--bootstrap", "50"])
+    res = CliRunner().invoke(
+        cli,
+        ["backtest", str(EXAMPLE), "--target", "loss_python", "--out", str(tmp_path), "--bootstrap", "50"],
+    )
     assert res.exit_code == 0, res.output
     assert res.exception is None
     assert "rel-ls-size" in res.output and "paper" in res.output and "10–100×" in res.output
     for name in ("backtest.csv", "backtest_summary.csv", "backtest.png"):
         assert (tmp_path / name).stat().st_size > 100
-    res = CliRunner().invoke(cli, ["backtest", str(EXAMPLE), "--target", "error:cloze,next_line", "--loss-column",
-                                   "python", "--method", "default", "--out", str(tmp_path), "--format", "json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "backtest",
+            str(EXAMPLE),
+            "--target",
+            "error:cloze,next_line",
+            "--loss-column",
+            "python",
+            "--method",
+            "default",
+            "--out",
+            str(tmp_path),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)["summary"]
     assert {r["quantity"] for r in summary} == {"error"}
@@ -114,4 +130,6 @@ def test_study_interval_uses_own_backtest_when_the_fit_set_is_large(testbed_runs
     e = st.interval("rpj", "c4_val", "error_17", pt, 0.9, n_resamples=100)
     assert e.calibration.quantity == "error" and e.interval.low < e.predicted < e.interval.high
     default = Study(testbed_runs, "paper-default", "default", error_targets=("error_17",))
-    assert default.interval("rpj", "c4_val", "loss", pt, 0.9, n_resamples=100).calibration.source == "reference"
+    assert (
+        default.interval("rpj", "c4_val", "loss", pt, 0.9, n_resamples=100).calibration.source == "reference"
+    )

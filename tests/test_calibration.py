@@ -37,9 +37,12 @@ def test_interval_widens_with_extrapolation_and_bootstrap_spread():
 def test_calibration_round_trips_and_rejects_garbage():
     c = cal.reference("loss")
     assert cal.Calibration.from_dict(c.to_dict()) == c
-    for bad in ({}, {"quantity": "loss", "source": "elsewhere", "scores": [1.0]},
-                {"quantity": "loss", "source": "own", "scores": [float("nan")]},
-                {"quantity": "loss", "source": "own", "scores": "abc"}):
+    for bad in (
+        {},
+        {"quantity": "loss", "source": "elsewhere", "scores": [1.0]},
+        {"quantity": "loss", "source": "own", "scores": [float("nan")]},
+        {"quantity": "loss", "source": "own", "scores": "abc"},
+    ):
         with pytest.raises(InputError):
             cal.Calibration.from_dict(bad)
 
@@ -48,26 +51,72 @@ def test_shipped_reference_is_what_the_testbed_gives(testbed_runs):
     """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests."""
     shipped = {q: cal.reference(q) for q in ("loss", "error")}
     fresh = cal.build_reference(testbed_runs)
-    for q in shipped:
-        assert np.allclose(shipped[q].scores, fresh[q].scores, rtol=1e-6)
-        assert shipped[q].description == fresh[q].description
+    for q, ref in shipped.items():
+        assert np.allclose(ref.scores, fresh[q].scores, rtol=1e-6)
+        assert ref.description == fresh[q].description
 
 
 def test_saved_fit_predicts_calibrated_intervals_by_default(tmp_path, testbed_dir):
     runner = CliRunner()
     fit_file, efit_file = tmp_path / "fit.json", tmp_path / "efit.json"
-    res = runner.invoke(cli, ["fit", str(testbed_dir), "--target", "loss_c4_val", "--dataset", "rpj", "--where",
-                              "n_params <= 5e8", "--bootstrap", "300", "-o", str(fit_file)])
+    res = runner.invoke(
+        cli,
+        [
+            "fit",
+            str(testbed_dir),
+            "--target",
+            "loss_c4_val",
+            "--dataset",
+            "rpj",
+            "--where",
+            "n_params <= 5e8",
+            "--bootstrap",
+            "300",
+            "-o",
+            str(fit_file),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "conformal scores from this ladder's own backtest" in res.output
     saved = FitResult.load(fit_file)
     assert saved.calibration["source"] == "own"
-    res = runner.invoke(cli, ["fit", str(testbed_dir), "--law", "error", "--target", "error_17", "--loss-column",
-                              "loss_c4_val", "--dataset", "rpj", "--where", "n_params <= 2e9 and multiplier == 20",
-                              "--bootstrap", "300", "-o", str(efit_file)])
+    res = runner.invoke(
+        cli,
+        [
+            "fit",
+            str(testbed_dir),
+            "--law",
+            "error",
+            "--target",
+            "error_17",
+            "--loss-column",
+            "loss_c4_val",
+            "--dataset",
+            "rpj",
+            "--where",
+            "n_params <= 2e9 and multiplier == 20",
+            "--bootstrap",
+            "300",
+            "-o",
+            str(efit_file),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["predict", str(fit_file), "--n-params", "6.9e9", "--multiplier", "20",
-                              "--error-fit", str(efit_file), "--format", "json"])
+    res = runner.invoke(
+        cli,
+        [
+            "predict",
+            str(fit_file),
+            "--n-params",
+            "6.9e9",
+            "--multiplier",
+            "20",
+            "--error-fit",
+            str(efit_file),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     lo, hi = out["loss_interval"]
@@ -90,21 +139,56 @@ def test_saved_fit_predicts_calibrated_intervals_by_default(tmp_path, testbed_di
 
 def test_tampered_calibration_in_a_fit_file_is_a_clear_error(tmp_path, testbed_dir):
     out = tmp_path / "fit.json"
-    CliRunner().invoke(cli, ["fit", str(testbed_dir), "--target", "loss_c4_val", "--dataset", "rpj", "--where",
-                             "n_params <= 5e8", "--bootstrap", "50", "-o", str(out)])
+    CliRunner().invoke(
+        cli,
+        [
+            "fit",
+            str(testbed_dir),
+            "--target",
+            "loss_c4_val",
+            "--dataset",
+            "rpj",
+            "--where",
+            "n_params <= 5e8",
+            "--bootstrap",
+            "50",
+            "-o",
+            str(out),
+        ],
+    )
     d = json.loads(out.read_text())
     d["calibration"] = {"quantity": "loss", "source": "own", "scores": ["x"]}
     out.write_text(json.dumps(d))
     res = CliRunner().invoke(cli, ["predict", str(out), "--n-params", "1e9", "--multiplier", "20"])
-    assert res.exit_code == 2 and "malformed calibration" in res.output and isinstance(res.exception, SystemExit)
+    assert (
+        res.exit_code == 2 and "malformed calibration" in res.output and isinstance(res.exception, SystemExit)
+    )
 
 
 def test_own_calibration_is_floored_by_the_reference():
     from lmscale.backtest import BacktestPoint
 
     def pt(i, log_error):
-        return BacktestPoint("default", "size", f"o{i % 3}", f"r{i}", "loss", 1e8, 20.0, 1e18, 3.0, 3.0, 0.0,
-                             log_error, 0.0, 2.0, 1.0, 2.0, 1.0, 10)
+        return BacktestPoint(
+            "default",
+            "size",
+            f"o{i % 3}",
+            f"r{i}",
+            "loss",
+            1e8,
+            20.0,
+            1e18,
+            3.0,
+            3.0,
+            0.0,
+            log_error,
+            0.0,
+            2.0,
+            1.0,
+            2.0,
+            1.0,
+            10,
+        )
 
     tiny = [pt(i, 1e-5) for i in range(30)]  # a ladder whose backtest is (too) good
     ref = cal.reference("loss")
@@ -117,12 +201,15 @@ def test_own_calibration_is_floored_by_the_reference():
     assert cal.choose(tiny[:5], "loss").source == "reference"  # too few: the reference itself
 
 
-@pytest.mark.parametrize("bad", [
-    {"quantity": "loss", "source": "reference", "scores": [1.0, 2.0]},
-    {"quantity": "loss", "source": "own", "scores": [1.0, -2.0]},
-    {"quantity": "loss", "source": "own", "scores": [1.0], "tau": float("nan")},
-    {"quantity": "loss", "source": "own", "scores": [1.0], "floor": [1.0]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"quantity": "loss", "source": "reference", "scores": [1.0, 2.0]},
+        {"quantity": "loss", "source": "own", "scores": [1.0, -2.0]},
+        {"quantity": "loss", "source": "own", "scores": [1.0], "tau": float("nan")},
+        {"quantity": "loss", "source": "own", "scores": [1.0], "floor": [1.0]},
+    ],
+)
 def test_malformed_calibrations_are_refused(bad):
     with pytest.raises(InputError, match="malformed calibration"):
         cal.Calibration.from_dict(bad)

@@ -19,7 +19,9 @@ def test_reproduce_table_and_json(testbed_dir):
     assert res.exit_code == 0, res.output
     for number in ("0.7103%", "0.7320%", "3.6365%", "0.0464%"):
         assert number in res.output
-    res = run("reproduce", "--testbed", testbed_dir, "--val-set", "c4_val", "--train-set", "rpj", "--format", "json")
+    res = run(
+        "reproduce", "--testbed", testbed_dir, "--val-set", "c4_val", "--train-set", "rpj", "--format", "json"
+    )
     rows = json.loads(res.output)
     assert {r["target"] for r in rows} == {"loss", "error_46", "error_17"}
     need = {"train_set", "val_set", "n_params", "multiplier", "target", "predicted", "observed", "rel_error"}
@@ -30,53 +32,136 @@ def test_reproduce_table_and_json(testbed_dir):
 
 def test_fit_then_predict(tmp_path, testbed_dir):
     out = tmp_path / "fit.json"
-    res = run("fit", testbed_dir, "--law", "overtrain", "--target", "loss_c4_val", "--dataset", "rpj",
-              "--where", "n_params <= 5e8 and multiplier == 20", "--where", "n_params < 2e7 and multiplier == 320",
-              "--method", "paper", "-o", out)
+    res = run(
+        "fit",
+        testbed_dir,
+        "--law",
+        "overtrain",
+        "--target",
+        "loss_c4_val",
+        "--dataset",
+        "rpj",
+        "--where",
+        "n_params <= 5e8 and multiplier == 20",
+        "--where",
+        "n_params < 2e7 and multiplier == 320",
+        "--method",
+        "paper",
+        "-o",
+        out,
+    )
     assert res.exit_code == 0, res.output
     assert "7.419" in res.output  # M* for RedPajama
     res = run("predict", out, "--n-params", 6889410560, "--multiplier", 20, "--format", "json")
     pred = json.loads(res.output)
     assert pred["loss"] == pytest.approx(2.4427, abs=1e-4)
     err = tmp_path / "err.json"
-    res = run("fit", testbed_dir, "--law", "error", "--target", "error_17", "--loss-column", "loss_c4_val",
-              "--dataset", "rpj", "--where", "n_params <= 2e9 and multiplier == 20",
-              "--where", "n_params < 2e7 and multiplier == 320", "--method", "paper", "-o", err)
+    res = run(
+        "fit",
+        testbed_dir,
+        "--law",
+        "error",
+        "--target",
+        "error_17",
+        "--loss-column",
+        "loss_c4_val",
+        "--dataset",
+        "rpj",
+        "--where",
+        "n_params <= 2e9 and multiplier == 20",
+        "--where",
+        "n_params < 2e7 and multiplier == 320",
+        "--method",
+        "paper",
+        "-o",
+        err,
+    )
     assert res.exit_code == 0, res.output
-    res = run("predict", out, "--n-params", 6889410560, "--tokens", 20 * 6889410560, "--error-fit", err,
-              "--format", "json")
+    res = run(
+        "predict",
+        out,
+        "--n-params",
+        6889410560,
+        "--tokens",
+        20 * 6889410560,
+        "--error-fit",
+        err,
+        "--format",
+        "json",
+    )
     assert json.loads(res.output)["error"] == pytest.approx(0.4719, abs=1e-4)
 
 
 def test_fit_from_csv(tmp_path, testbed_runs):
     path = testbed_runs.write(tmp_path / "runs.csv")
-    res = run("fit", path, "--target", "loss_c4_val", "--dataset", "rw_original", "--where",
-              "n_params <= 5e8 and multiplier == 20", "--where", "n_params < 2e7 and multiplier == 320",
-              "--method", "paper")
+    res = run(
+        "fit",
+        path,
+        "--target",
+        "loss_c4_val",
+        "--dataset",
+        "rw_original",
+        "--where",
+        "n_params <= 5e8 and multiplier == 20",
+        "--where",
+        "n_params < 2e7 and multiplier == 320",
+        "--method",
+        "paper",
+    )
     assert res.exit_code == 0, res.output
     assert "5.846" in res.output  # M* for RefinedWeb (5.85 in the paper)
 
 
 def test_fit_default_is_the_default_method(tmp_path, testbed_dir):
     out = tmp_path / "fit.json"
-    res = run("fit", testbed_dir, "--target", "loss_c4_val", "--dataset", "rpj", "--where", "n_params <= 5e8", "-o", out)
+    res = run(
+        "fit",
+        testbed_dir,
+        "--target",
+        "loss_c4_val",
+        "--dataset",
+        "rpj",
+        "--where",
+        "n_params <= 5e8",
+        "-o",
+        out,
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["method"] == "rel-ls-size"
-    res = run("fit", testbed_dir, "--law", "error", "--target", "error_17", "--loss-column", "loss_c4_val",
-              "--dataset", "rpj", "--where", "n_params <= 2e9", "-o", out)
+    res = run(
+        "fit",
+        testbed_dir,
+        "--law",
+        "error",
+        "--target",
+        "error_17",
+        "--loss-column",
+        "loss_c4_val",
+        "--dataset",
+        "rpj",
+        "--where",
+        "n_params <= 2e9",
+        "-o",
+        out,
+    )
     assert json.loads(out.read_text())["method"] == "varpro"
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["fit", "{tb}", "--target", "loss_nope"], "unknown validation set 'nope'"),
-    (["fit", "{tb}", "--target", "error_nonsense_task"], "unknown target 'error_nonsense_task'"),
-    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "n_params < 1"], "empty selection"),
-    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "multiplier == 640 and n_params < 2e7"],
-     "too few runs"),
-    (["fit", "{tb}", "--target", "loss_c4_val", "--where", "banana >= 3"], "unknown field 'banana'"),
-    (["fit", "{tb}", "--target", "loss_c4_val", "--law", "kaplan"], "unknown law 'kaplan'"),
-    (["reproduce", "--testbed", "{tb}", "--val-set", "wiki"], "unknown validation set"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["fit", "{tb}", "--target", "loss_nope"], "unknown validation set 'nope'"),
+        (["fit", "{tb}", "--target", "error_nonsense_task"], "unknown target 'error_nonsense_task'"),
+        (["fit", "{tb}", "--target", "loss_c4_val", "--where", "n_params < 1"], "empty selection"),
+        (
+            ["fit", "{tb}", "--target", "loss_c4_val", "--where", "multiplier == 640 and n_params < 2e7"],
+            "too few runs",
+        ),
+        (["fit", "{tb}", "--target", "loss_c4_val", "--where", "banana >= 3"], "unknown field 'banana'"),
+        (["fit", "{tb}", "--target", "loss_c4_val", "--law", "kaplan"], "unknown law 'kaplan'"),
+        (["reproduce", "--testbed", "{tb}", "--val-set", "wiki"], "unknown validation set"),
+    ],
+)
 def test_cli_errors_are_clean(args, needle, testbed_dir):
     res = run(*[a.format(tb=testbed_dir) for a in args])
     assert res.exit_code == 2
@@ -86,8 +171,11 @@ def test_cli_errors_are_clean(args, needle, testbed_dir):
 def test_bad_file_via_subprocess(tmp_path):
     bad = tmp_path / "runs.csv"
     bad.write_text("run_id,dataset,model,n_params,n_tokens,loss_val\na,w,s,1e7,2e8,-3\n")
-    proc = subprocess.run([sys.executable, "-m", "lmscale.cli", "fit", str(bad), "--target", "loss_val"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmscale.cli", "fit", str(bad), "--target", "loss_val"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "line 2 (run 'a'): field 'loss_val' is a loss and must be positive" in proc.stderr
@@ -97,12 +185,37 @@ def test_report_from_a_run_table(tmp_path, testbed_runs):
     from lmscale.selection import Selection
 
     path = Selection.parse("dataset == rpj").apply(testbed_runs).write(tmp_path / "rpj.jsonl")
-    res = run("report", path, "--val-set", "c4_val", "--split", "17-task", "--out", tmp_path / "r", "--method", "paper",
-              "--fit-runs", "n_params <= 5e8 and multiplier == 20", "--fit-runs", "n_params < 2e7 and multiplier == 320",
-              "--heldout", "n_params >= 1e9 and multiplier == 640")
+    res = run(
+        "report",
+        path,
+        "--val-set",
+        "c4_val",
+        "--split",
+        "17-task",
+        "--out",
+        tmp_path / "r",
+        "--method",
+        "paper",
+        "--fit-runs",
+        "n_params <= 5e8 and multiplier == 20",
+        "--fit-runs",
+        "n_params < 2e7 and multiplier == 320",
+        "--heldout",
+        "n_params >= 1e9 and multiplier == 640",
+    )
     assert res.exit_code == 0, res.output
     assert "0.71%" in res.output  # the paper's 1.4B M=640 loss prediction, fitted on the loss-fit runs only
-    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "r" / "figures" / "figure1_rpj.png").is_file()
-    res = run("report", testbed_runs.write(tmp_path / "all.jsonl"), "--val-set", "c4_val", "--split", "17-task",
-              "--out", tmp_path / "r2")
+    assert (tmp_path / "r" / "report.md").is_file() and (
+        tmp_path / "r" / "figures" / "figure1_rpj.png"
+    ).is_file()
+    res = run(
+        "report",
+        testbed_runs.write(tmp_path / "all.jsonl"),
+        "--val-set",
+        "c4_val",
+        "--split",
+        "17-task",
+        "--out",
+        tmp_path / "r2",
+    )
     assert res.exit_code == 2 and "one training set" in res.output

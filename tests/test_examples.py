@@ -28,7 +28,7 @@ def test_example_ladder_reads_and_scales():
 
 def test_example_report(tmp_path):
     runs = RunTable.read(EXAMPLE / "runs.jsonl")
-    path, df = report_runs(runs, "python", SPLIT, tmp_path / "r")
+    _path, df = report_runs(runs, "python", SPLIT, tmp_path / "r")
     assert len(df) == 8 and (df.n_params == df.n_params.max()).all()
     loss, err = df[df.target == "loss"].rel_error, df[df.target != "loss"].rel_error
     assert loss.mean() == pytest.approx(0.0205, abs=5e-5)
@@ -46,6 +46,8 @@ def test_default_method_against_the_papers_on_the_example():
     means = {}
     for method in ("default", "paper"):
         st = Study(runs, holdout_spec(runs), method, error_targets=())
-        means[method] = np.mean([r.rel_error for vs in runs.val_sets for r in st.heldout(runs.datasets[0], vs)])
+        means[method] = np.mean(
+            [r.rel_error for vs in runs.val_sets for r in st.heldout(runs.datasets[0], vs)]
+        )
     assert means["default"] == pytest.approx(0.0162, abs=5e-5)
     assert means["paper"] == pytest.approx(0.0185, abs=5e-5)

@@ -8,17 +8,20 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import ROOT
 from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.records import RunTable
 from lmscale.selection import Selection
 from lmscale.train.ladder import LadderConfig, folder_lock
 
-from conftest import ROOT
-
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
-BASE = {"shapes": [{"name": "a", "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 4, "warmup_steps": 1}],
-        "multipliers": [1, 2], "corpus": {"name": "c", "sources": ["x.txt"]}, "name": "t"}
+BASE = {
+    "shapes": [{"name": "a", "d_model": 16, "n_layers": 1, "n_heads": 2, "batch_size": 4, "warmup_steps": 1}],
+    "multipliers": [1, 2],
+    "corpus": {"name": "c", "sources": ["x.txt"]},
+    "name": "t",
+}
 
 
 def config(**over):
@@ -33,15 +36,32 @@ def config(**over):
     return d
 
 
-@pytest.mark.parametrize("over", [{"shape_name": "../../x"}, {"shape_name": "/etc"}, {"corpus_name": "a/b"},
-                                  {"corpus_name": ".."}, {"name": "x y"}, {"shape_name": ""}])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"shape_name": "../../x"},
+        {"shape_name": "/etc"},
+        {"corpus_name": "a/b"},
+        {"corpus_name": ".."},
+        {"name": "x y"},
+        {"shape_name": ""},
+    ],
+)
 def test_names_that_would_escape_the_folder_are_refused(over):
     with pytest.raises(InputError, match="not a safe file name"):
         LadderConfig.from_json(config(**over))
 
 
-@pytest.mark.parametrize("mults,needle", [([1, 1], "repeat"), ([1, 1.0000001], "repeat"), ("12", "list of numbers"),
-                                          (["abc"], "list of numbers"), ([True, 2], "list of numbers")])
+@pytest.mark.parametrize(
+    "mults,needle",
+    [
+        ([1, 1], "repeat"),
+        ([1, 1.0000001], "repeat"),
+        ("12", "list of numbers"),
+        (["abc"], "list of numbers"),
+        ([True, 2], "list of numbers"),
+    ],
+)
 def test_multipliers_are_checked_before_any_work(mults, needle):
     with pytest.raises(InputError, match=needle):
         LadderConfig.from_json(config(multipliers=mults))
@@ -80,15 +100,26 @@ def test_huge_selection_is_refused_quickly():
 
 def test_markup_in_run_ids_is_not_rendered(tmp_path):
     rows = [json.loads(line) for line in EXAMPLE.read_text().splitlines() if line.strip()]
-    evil = '<img src=x onerror=alert(1)>|[a](javascript:alert(2))'
+    evil = "<img src=x onerror=alert(1)>|[a](javascript:alert(2))"
     biggest = max(r["n_params"] for r in rows)
     for r in rows:
         if r["n_params"] == biggest:
             r["run_id"] = evil + r["run_id"]
     path = tmp_path / "runs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    res = CliRunner().invoke(cli, ["report", str(path), "--val-set", "python", "--split", "cloze,next_line",
-                                   "--out", str(tmp_path / "r")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            str(path),
+            "--val-set",
+            "python",
+            "--split",
+            "cloze,next_line",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     html = (tmp_path / "r" / "report.html").read_text()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -100,10 +131,8 @@ def test_markup_in_run_ids_is_not_rendered(tmp_path):
 
 
 def test_one_ladder_folder_one_process(tmp_path):
-    with folder_lock(tmp_path):
-        with pytest.raises(InputError, match="in use by process"):
-            with folder_lock(tmp_path):
-                pass
+    with folder_lock(tmp_path), pytest.raises(InputError, match="in use by process"), folder_lock(tmp_path):
+        pass
     with folder_lock(tmp_path):  # released
         pass
 
@@ -114,8 +143,21 @@ def test_eval_limit_must_be_positive(tmp_path):
 
 
 def test_report_refuses_runs_that_are_both_fitted_and_held_out(tmp_path):
-    res = CliRunner().invoke(cli, ["report", str(EXAMPLE), "--val-set", "python", "--split", "cloze",
-                                   "--fit-runs", "n_params > 0", "--out", str(tmp_path / "r")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            str(EXAMPLE),
+            "--val-set",
+            "python",
+            "--split",
+            "cloze",
+            "--fit-runs",
+            "n_params > 0",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 2 and "also fit runs" in res.output, res.output
 
 
@@ -155,7 +197,11 @@ def test_unidentifiable_fits_are_refused_with_the_reason():
     with pytest.raises(FitError, match="same token multiplier M.*A and B"):
         fit("overtrain", {"n_params": n, "multiplier": np.full(6, 20.0)}, 3.0 - 0.1 * np.log10(n))
     with pytest.raises(FitError, match="same size N.*A and E"):
-        fit("overtrain", {"n_params": np.full(6, 1e8), "multiplier": np.arange(1.0, 7.0) * 10}, np.linspace(3, 2.5, 6))
+        fit(
+            "overtrain",
+            {"n_params": np.full(6, 1e8), "multiplier": np.arange(1.0, 7.0) * 10},
+            np.linspace(3, 2.5, 6),
+        )
 
 
 def test_bad_numbers_are_refused_not_computed(tmp_path):
@@ -163,8 +209,13 @@ def test_bad_numbers_are_refused_not_computed(tmp_path):
     from lmscale.predict import ScalePoint, relative_error
 
     with pytest.raises(InputError, match="Huber threshold"):
-        fit("overtrain", {"n_params": [1e7, 2e7, 4e7, 8e7, 1e7], "multiplier": [20, 20, 20, 20, 80]},
-            [4.0, 3.8, 3.6, 3.4, 3.7], method="huber-log", huber_delta=0)
+        fit(
+            "overtrain",
+            {"n_params": [1e7, 2e7, 4e7, 8e7, 1e7], "multiplier": [20, 20, 20, 20, 80]},
+            [4.0, 3.8, 3.6, 3.4, 3.7],
+            method="huber-log",
+            huber_delta=0,
+        )
     with pytest.raises(InputError, match="out of floating-point range"):
         ScalePoint.make(1e200, multiplier=1e200)
     with pytest.raises(InputError, match="non-zero finite observed"):
@@ -172,8 +223,18 @@ def test_bad_numbers_are_refused_not_computed(tmp_path):
     with pytest.raises(InputError, match="sequence of mappings"):
         RunTable.from_records(None)
     with pytest.raises(InputError, match="out of floating-point range"):
-        RunTable.from_records([{"run_id": "a", "dataset": "d", "model": "m", "n_params": 1e-200, "n_tokens": 1e-200,
-                                "loss_x": 3.0}])
+        RunTable.from_records(
+            [
+                {
+                    "run_id": "a",
+                    "dataset": "d",
+                    "model": "m",
+                    "n_params": 1e-200,
+                    "n_tokens": 1e-200,
+                    "loss_x": 3.0,
+                }
+            ]
+        )
     res = CliRunner().invoke(cli, ["fit", str(EXAMPLE), "--target", "loss_python", "--huber-delta", "-1"])
     assert res.exit_code == 2
 
@@ -181,23 +242,43 @@ def test_bad_numbers_are_refused_not_computed(tmp_path):
 @pytest.mark.parametrize("value", [float("nan"), 0, -1, float("inf")])
 def test_error_law_predict_refuses_impossible_losses(tmp_path, value):
     out = tmp_path / "e.json"
-    res = CliRunner().invoke(cli, ["fit", str(EXAMPLE), "--law", "error", "--target", "error:cloze,next_line",
-                                   "--loss-column", "loss_python", "-o", str(out)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fit",
+            str(EXAMPLE),
+            "--law",
+            "error",
+            "--target",
+            "error:cloze,next_line",
+            "--loss-column",
+            "loss_python",
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["predict", str(out), "--loss", str(value)])
     assert res.exit_code == 2 and "--loss" in res.output
 
 
-@pytest.mark.parametrize("edit,needle", [
-    (lambda d: d["params"].update(A=float("nan")), "NaN is not JSON"),
-    (lambda d: d.update(x=[1, 2]), "'x' must be an object"),
-    (lambda d: d.update(bootstrap=[[1.0, 2.0]]), "bootstrap row"),
-    (lambda d: d.update(noise_sd=-1.0), "noise_sd"),
-])
+@pytest.mark.parametrize(
+    "edit,needle",
+    [
+        (lambda d: d["params"].update(A=float("nan")), "NaN is not JSON"),
+        (lambda d: d.update(x=[1, 2]), "'x' must be an object"),
+        (lambda d: d.update(bootstrap=[[1.0, 2.0]]), "bootstrap row"),
+        (lambda d: d.update(noise_sd=-1.0), "noise_sd"),
+    ],
+)
 def test_tampered_fit_files_are_refused(tmp_path, edit, needle):
     out = tmp_path / "f.json"
-    assert CliRunner().invoke(cli, ["fit", str(EXAMPLE), "--target", "loss_python", "--bootstrap", "20",
-                                    "-o", str(out)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(cli, ["fit", str(EXAMPLE), "--target", "loss_python", "--bootstrap", "20", "-o", str(out)])
+        .exit_code
+        == 0
+    )
     d = json.loads(out.read_text())
     edit(d)
     out.write_text(json.dumps(d, allow_nan=True))
@@ -213,8 +294,16 @@ def test_run_table_quirks_are_named(tmp_path):
     with pytest.raises(InputError, match="more than once"):
         RunTable.read(csv)
     pq = tmp_path / "r.parquet"
-    pd.DataFrame({"run_id": ["a"], "dataset": ["d"], "model": ["m"], "n_params": [True], "n_tokens": [2e7],
-                  "loss_x": [3.0]}).to_parquet(pq)
+    pd.DataFrame(
+        {
+            "run_id": ["a"],
+            "dataset": ["d"],
+            "model": ["m"],
+            "n_params": [True],
+            "n_tokens": [2e7],
+            "loss_x": [3.0],
+        }
+    ).to_parquet(pq)
     with pytest.raises(InputError, match="must hold numbers"):
         RunTable.read(pq)
 
@@ -234,9 +323,15 @@ def test_loop_checks_before_training(tmp_path):
 
     with pytest.raises(InputError, match="unknown fitting method 'bogus'"):
         run_loop(preset("cpu-tiny"), tmp_path / "l", method="bogus")
-    two = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": [
-        {"name": "a", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8, "warmup_steps": 2},
-        {"name": "b", "d_model": 48, "n_layers": 1, "n_heads": 2, "batch_size": 8, "warmup_steps": 2}]})
+    two = LadderConfig.from_json(
+        {
+            "preset": "cpu-tiny",
+            "shapes": [
+                {"name": "a", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 8, "warmup_steps": 2},
+                {"name": "b", "d_model": 48, "n_layers": 1, "n_heads": 2, "batch_size": 8, "warmup_steps": 2},
+            ],
+        }
+    )
     with pytest.raises(InputError, match="at least 3"):
         run_loop(two, tmp_path / "l")
     assert not (tmp_path / "l").exists()  # nothing trained, nothing written
@@ -246,10 +341,17 @@ def test_suite_quirks_are_named(tmp_path):
     from lmscale.evaluate.icl import TaskConfig, load_items, read_suite
 
     (tmp_path / "t.jsonl").write_text('{"query": "q", "choices": ["a", "b"], "gold": true}\n')
-    for body, needle in (("- {label: a, dataset_uri: t.jsonl, num_fewshot: [1.7], icl_task_type: multiple_choice}",
-                          "num_fewshot"),
-                         ("- {label: a, dataset_uri: t.jsonl, icl_task_type: multiple_choice}\n"
-                          "- {label: a, dataset_uri: t.jsonl, icl_task_type: schema}", "more than once")):
+    for body, needle in (
+        (
+            "- {label: a, dataset_uri: t.jsonl, num_fewshot: [1.7], icl_task_type: multiple_choice}",
+            "num_fewshot",
+        ),
+        (
+            "- {label: a, dataset_uri: t.jsonl, icl_task_type: multiple_choice}\n"
+            "- {label: a, dataset_uri: t.jsonl, icl_task_type: schema}",
+            "more than once",
+        ),
+    ):
         (tmp_path / "s.yaml").write_text("icl_tasks:\n" + body + "\n")
         with pytest.raises(InputError, match=needle):
             read_suite(tmp_path / "s.yaml", tmp_path)
@@ -265,11 +367,17 @@ def test_ladder_eval_keeps_runs_jsonl_in_step_when_a_run_fails(tmp_path, monkeyp
     from lmscale.evaluate import runs as evruns
 
     ladder = tmp_path / "l"
-    for i, acc in ((0, None), (1, None)):
+    for i, _acc in ((0, None), (1, None)):
         d = ladder / "runs" / f"r{i}"
         d.mkdir(parents=True)
-        row = {"run_id": f"r{i}", "dataset": "x", "model": "m", "n_params": 1e6 * (i + 1), "n_tokens": 2e7,
-               "loss_x": 3.0}
+        row = {
+            "run_id": f"r{i}",
+            "dataset": "x",
+            "model": "m",
+            "n_params": 1e6 * (i + 1),
+            "n_tokens": 2e7,
+            "loss_x": 3.0,
+        }
         (d / "record.json").write_text(json.dumps({"status": "done", "row": row}))
     (ladder / "runs.jsonl").write_text("stale\n")
     calls = []

@@ -1,6 +1,7 @@
 """In-context-learning evaluation (issue 6, first part): real task files load and render, prompts
 are pinned, each task type scores hand-made items as expected, and bad files fail clearly."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def _model_preferring(text_to_complete: str):
             self.cfg = type("C", (), {"seq_len": 512})()
             self.w = torch.nn.Parameter(torch.zeros(1))
             self.table = torch.full((128, 128), -5.0)
-            for a, b in zip(text_to_complete, text_to_complete[1:]):
+            for a, b in itertools.pairwise(text_to_complete):
                 self.table[ord(a) % 128, ord(b) % 128] = 5.0
 
         def forward(self, x):
@@ -100,17 +101,32 @@ def test_each_task_type_scores_hand_made_items(tmp_path):
 
     tok = _CharTokenizer()
     model = _model_preferring("Q: sky? blue")
-    mc = _write(tmp_path, "mc.jsonl", [{"query": "Q: sky?", "choices": ["green", "blue"], "gold": 1},
-                                       {"query": "Q: sky?", "choices": ["blue", "red"], "gold": 1}])
+    mc = _write(
+        tmp_path,
+        "mc.jsonl",
+        [
+            {"query": "Q: sky?", "choices": ["green", "blue"], "gold": 1},
+            {"query": "Q: sky?", "choices": ["blue", "red"], "gold": 1},
+        ],
+    )
     res = score(model, tok, TaskConfig("mc", str(mc), "multiple_choice"))
     assert res == {"accuracy": 0.5, "n_items": 2, "n_correct": 1}  # the stub always prefers "blue"
     # the bigram stub only sees the last context character: "?" (not "d") leads into " blue"
-    schema = _write(tmp_path, "s.jsonl", [{"context_options": ["Q: red", "Q: sky?"], "continuation": " blue", "gold": 1},
-                                          {"context_options": ["Q: sky?", "Q: red"], "continuation": " blue", "gold": 1}])
+    schema = _write(
+        tmp_path,
+        "s.jsonl",
+        [
+            {"context_options": ["Q: red", "Q: sky?"], "continuation": " blue", "gold": 1},
+            {"context_options": ["Q: sky?", "Q: red"], "continuation": " blue", "gold": 1},
+        ],
+    )
     res = score(model, tok, TaskConfig("s", str(schema), "schema", continuation_delimiter=""))
     assert res["n_correct"] == 1
-    lm = _write(tmp_path, "lm.jsonl", [{"context": "Q: sky?", "continuation": "blue"},
-                                       {"context": "Q: sky?", "continuation": "blues"}])
+    lm = _write(
+        tmp_path,
+        "lm.jsonl",
+        [{"context": "Q: sky?", "continuation": "blue"}, {"context": "Q: sky?", "continuation": "blues"}],
+    )
     res = score(model, tok, TaskConfig("lm", str(lm), "language_modeling"))
     assert res["n_correct"] == 1  # greedy reproduces "blue" but not "blues"
 
@@ -132,8 +148,11 @@ def test_bad_task_files(tmp_path):
         load_items(TaskConfig("x", str(bad), "language_modeling"))
     bad.write_text('{"context": "c", "continuation": "d"}\n')
     with pytest.raises(InputError, match="few-shot"):
-        render(TaskConfig("x", str(bad), "language_modeling", num_fewshot=3), load_items(
-            TaskConfig("x", str(bad), "language_modeling")), 0)
+        render(
+            TaskConfig("x", str(bad), "language_modeling", num_fewshot=3),
+            load_items(TaskConfig("x", str(bad), "language_modeling")),
+            0,
+        )
 
 
 def test_builtin_suite_from_held_out_text(tmp_path):

@@ -3,11 +3,16 @@ import math
 import numpy as np
 import pytest
 
+from lmscale.errors import InputError
 from lmscale.fit import fit
 from lmscale.laws import CHINCHILLA, ERROR, OVERTRAIN, get_law
-from lmscale.laws.overtrain import (from_paper_form, loss_from_compute, n_params_from_compute,
-                                    optimal_multiplier, to_paper_form)
-from lmscale.errors import InputError
+from lmscale.laws.overtrain import (
+    from_paper_form,
+    loss_from_compute,
+    n_params_from_compute,
+    optimal_multiplier,
+    to_paper_form,
+)
 
 P_OT = {"A": 150.0, "B": 250.0, "c": -0.26, "E": 1.8}
 
@@ -36,7 +41,9 @@ def test_paper_form_roundtrip_and_mstar():
 
 def test_chinchilla_and_error_hand_computed():
     p = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 2000.0, "beta": 0.37}
-    assert CHINCHILLA(p, n_params=1e9, n_tokens=2e10) == pytest.approx(1.7 + 400 * 1e9**-0.34 + 2000 * 2e10**-0.37)
+    assert CHINCHILLA(p, n_params=1e9, n_tokens=2e10) == pytest.approx(
+        1.7 + 400 * 1e9**-0.34 + 2000 * 2e10**-0.37
+    )
     q = {"k": 2.0, "gamma": 0.75, "epsilon": 0.85}
     assert ERROR(q, loss=3.0) == pytest.approx(0.85 - 2.0 * math.exp(-2.25))
 
@@ -44,10 +51,17 @@ def test_chinchilla_and_error_hand_computed():
 @pytest.mark.parametrize("law", [OVERTRAIN, CHINCHILLA, ERROR])
 def test_jacobian_matches_finite_differences(law):
     rng = np.random.default_rng(0)
-    p = {"overtrain": [150.0, 250.0, -0.26, 1.8], "chinchilla": [1.7, 400.0, 0.34, 2000.0, 0.37],
-         "error": [2.0, 0.75, 0.85]}[law.name]
-    x = {"n_params": 10 ** rng.uniform(7, 9, 6), "multiplier": 10 ** rng.uniform(0.7, 2.8, 6),
-         "n_tokens": 10 ** rng.uniform(8, 11, 6), "loss": rng.uniform(2.5, 5, 6)}
+    p = {
+        "overtrain": [150.0, 250.0, -0.26, 1.8],
+        "chinchilla": [1.7, 400.0, 0.34, 2000.0, 0.37],
+        "error": [2.0, 0.75, 0.85],
+    }[law.name]
+    x = {
+        "n_params": 10 ** rng.uniform(7, 9, 6),
+        "multiplier": 10 ** rng.uniform(0.7, 2.8, 6),
+        "n_tokens": 10 ** rng.uniform(8, 11, 6),
+        "loss": rng.uniform(2.5, 5, 6),
+    }
     x = {k: x[k] for k in law.inputs}
     j = law.jacobian_vector(np.array(p), x)
     for i in range(len(p)):
@@ -60,10 +74,14 @@ def test_jacobian_matches_finite_differences(law):
 
 
 SYNTH = {
-    "overtrain": ({"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7},
-                  {"n_params": [1e7, 8e7, 1.5e8, 4e8, 1e7, 8e7], "multiplier": [20, 20, 20, 20, 320, 80]}),
-    "chinchilla": ({"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37},
-                   {"n_params": [1e7, 1e8, 1e9, 1e7, 1e8, 1e9, 3e8], "n_tokens": [2e8, 2e9, 2e10, 2e10, 2e11, 2e9, 6e9]}),
+    "overtrain": (
+        {"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7},
+        {"n_params": [1e7, 8e7, 1.5e8, 4e8, 1e7, 8e7], "multiplier": [20, 20, 20, 20, 320, 80]},
+    ),
+    "chinchilla": (
+        {"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37},
+        {"n_params": [1e7, 1e8, 1e9, 1e7, 1e8, 1e9, 3e8], "n_tokens": [2e8, 2e9, 2e10, 2e10, 2e11, 2e9, 6e9]},
+    ),
     "error": ({"k": 2.0, "gamma": 0.75, "epsilon": 0.85}, {"loss": [5.2, 3.8, 3.4, 3.0, 4.5, 2.7]}),
 }
 
@@ -90,8 +108,13 @@ def test_unknown_law():
 @pytest.mark.parametrize("law", [OVERTRAIN, CHINCHILLA, ERROR, get_law("power")], ids=lambda l: l.name)
 def test_fast_evaluator_agrees(law):
     rng = np.random.default_rng(1)
-    x = {"n_params": rng.uniform(1e7, 1e10, 20), "multiplier": rng.uniform(5, 640, 20),
-         "n_tokens": rng.uniform(1e8, 1e12, 20), "loss": rng.uniform(2, 6, 20), "flops": rng.uniform(1e16, 1e22, 20)}
+    x = {
+        "n_params": rng.uniform(1e7, 1e10, 20),
+        "multiplier": rng.uniform(5, 640, 20),
+        "n_tokens": rng.uniform(1e8, 1e12, 20),
+        "loss": rng.uniform(2, 6, 20),
+        "flops": rng.uniform(1e16, 1e22, 20),
+    }
     x = {k: x[k] for k in law.inputs}
     p = law.start_grid()[-1]
     np.testing.assert_allclose(law.evaluator(x)(p), law.evaluate_vector(p, x), rtol=1e-13)
@@ -112,6 +135,8 @@ def test_custom_split_target(testbed_runs):
     got = target_values(testbed_runs, "error:arc_easy,piqa")
     want = 1 - (testbed_runs.accuracy("arc_easy") + testbed_runs.accuracy("piqa")) / 2
     np.testing.assert_allclose(got, want)
-    np.testing.assert_allclose(target_values(testbed_runs, "error:17-task"), average_error(testbed_runs, "17-task"))
+    np.testing.assert_allclose(
+        target_values(testbed_runs, "error:17-task"), average_error(testbed_runs, "17-task")
+    )
     with pytest.raises(InputError, match="unknown task"):
         target_values(testbed_runs, "error:arc_easy,nope")

@@ -12,8 +12,24 @@ from lmscale.predict import ScalePoint
 
 
 def test_plan_cli_json_for_the_6_9b_target(testbed_dir, tmp_path):
-    res = CliRunner().invoke(cli, ["plan", "--target-params", "6.9e9", "--target-multiplier", "20", "--evidence",
-                                   str(testbed_dir), "--budget", "1e20", "--format", "json", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "plan",
+            "--target-params",
+            "6.9e9",
+            "--target-multiplier",
+            "20",
+            "--evidence",
+            str(testbed_dir),
+            "--budget",
+            "1e20",
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert {p["choice"] for p in out["proposals"]} == {"cheaper", "recommended", "safer"}
@@ -55,10 +71,9 @@ def test_leave_one_training_set_out_validation(testbed_runs):
 
 
 def test_plan_with_combined_evidence_and_allowed_sizes(testbed_runs):
+    from conftest import ROOT
     from lmscale.plan import combine
     from lmscale.records import RunTable
-
-    from conftest import ROOT
 
     own = RunTable.read(ROOT / "examples" / "cpu-small" / "runs.jsonl")
     both = combine([testbed_runs, own])

@@ -11,10 +11,30 @@ from lmscale.records import RunTable
 
 def _rows():
     return [
-        {"run_id": "a", "dataset": "web", "model": "s", "n_params": 1e7, "n_tokens": 2e8, "loss_val": 4.0,
-         "loss_lower_val": 3.9, "loss_upper_val": 4.1, "acc_copa": 0.55, "seed": 1},
-        {"run_id": "b", "dataset": "web", "model": "m", "n_params": 1e8, "n_tokens": 2e9, "loss_val": 3.2,
-         "loss_lower_val": None, "loss_upper_val": None, "acc_copa": None, "seed": 2},
+        {
+            "run_id": "a",
+            "dataset": "web",
+            "model": "s",
+            "n_params": 1e7,
+            "n_tokens": 2e8,
+            "loss_val": 4.0,
+            "loss_lower_val": 3.9,
+            "loss_upper_val": 4.1,
+            "acc_copa": 0.55,
+            "seed": 1,
+        },
+        {
+            "run_id": "b",
+            "dataset": "web",
+            "model": "m",
+            "n_params": 1e8,
+            "n_tokens": 2e9,
+            "loss_val": 3.2,
+            "loss_lower_val": None,
+            "loss_upper_val": None,
+            "acc_copa": None,
+            "seed": 2,
+        },
     ]
 
 
@@ -44,14 +64,17 @@ def _csv(tmp_path, text, name="runs.csv"):
 HEADER = "run_id,dataset,model,n_params,n_tokens,loss_val\n"
 
 
-@pytest.mark.parametrize("body,expected", [
-    ("a,web,s,1e7,2e8,nan\n", ["line 2", "'loss_val'", "finite"]),
-    ("a,web,s,1e7,2e8,inf\n", ["line 2", "finite"]),
-    ("a,web,s,1e7,2e8,-1.5\n", ["line 2", "must be positive", "-1.5"]),
-    ("a,web,s,1e7,2e8,abc\n", ["line 2", "not a number", "'abc'"]),
-    ("a,web,s,-1e7,2e8,3\n", ["line 2", "'n_params'", "positive"]),
-    ("a,web,s,1e7,2e8,3\na,web,s,1e8,2e9,2\n", ["line 3", "duplicate run_id 'a'", "line 2"]),
-])
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("a,web,s,1e7,2e8,nan\n", ["line 2", "'loss_val'", "finite"]),
+        ("a,web,s,1e7,2e8,inf\n", ["line 2", "finite"]),
+        ("a,web,s,1e7,2e8,-1.5\n", ["line 2", "must be positive", "-1.5"]),
+        ("a,web,s,1e7,2e8,abc\n", ["line 2", "not a number", "'abc'"]),
+        ("a,web,s,-1e7,2e8,3\n", ["line 2", "'n_params'", "positive"]),
+        ("a,web,s,1e7,2e8,3\na,web,s,1e8,2e9,2\n", ["line 3", "duplicate run_id 'a'", "line 2"]),
+    ],
+)
 def test_bad_csv_rows_are_named(tmp_path, body, expected):
     with pytest.raises(InputError) as exc:
         RunTable.read(_csv(tmp_path, HEADER + body))
@@ -63,7 +86,9 @@ def test_bad_csv_rows_are_named(tmp_path, body, expected):
 
 def test_inconsistent_multiplier(tmp_path):
     p = _csv(tmp_path, "run_id,dataset,model,n_params,n_tokens,multiplier\na,web,s,1e7,2e8,40\n")
-    with pytest.raises(InputError, match=r"line 2 \(run 'a'\): inconsistent multiplier: 40 given, but D/N = 20"):
+    with pytest.raises(
+        InputError, match=r"line 2 \(run 'a'\): inconsistent multiplier: 40 given, but D/N = 20"
+    ):
         RunTable.read(p)
 
 
@@ -82,7 +107,7 @@ def test_malformed_csv(tmp_path):
 def test_malformed_jsonl_names_line(tmp_path):
     p = tmp_path / "runs.jsonl"
     good = json.dumps(_rows()[0])
-    p.write_text(good + "\n{\"run_id\": \"b\", oops}\n")
+    p.write_text(good + '\n{"run_id": "b", oops}\n')
     with pytest.raises(InputError, match=r"runs.jsonl, line 2: malformed JSON"):
         RunTable.read(p)
 
@@ -102,7 +127,9 @@ def test_parquet_nan_vs_null(tmp_path):
     base = {"run_id": ["a"], "dataset": ["w"], "model": ["s"], "n_params": [1e7], "n_tokens": [2e8]}
     pq.write_table(pa.table({**base, "loss_val": pa.array([None], pa.float64())}), tmp_path / "ok.parquet")
     assert math.isnan(RunTable.read(tmp_path / "ok.parquet").loss("val")[0])
-    pq.write_table(pa.table({**base, "loss_val": pa.array([float("nan")], pa.float64())}), tmp_path / "bad.parquet")
+    pq.write_table(
+        pa.table({**base, "loss_val": pa.array([float("nan")], pa.float64())}), tmp_path / "bad.parquet"
+    )
     with pytest.raises(InputError, match="must be finite"):
         RunTable.read(tmp_path / "bad.parquet")
 

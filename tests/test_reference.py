@@ -24,7 +24,12 @@ def test_every_fit_and_prediction_matches_reference(paper_reproduction, referenc
         fits = by_fit[(ref["train"], ref["val"])]
         p = fits.loss_fit.params
         rp = ref["loss_params"]
-        for ours, theirs in ((p["A"], rp["a"]), (p["B"], rp["b"]), (p["c"], rp["alpha_c"]), (p["E"], rp["E"])):
+        for ours, theirs in (
+            (p["A"], rp["a"]),
+            (p["B"], rp["b"]),
+            (p["c"], rp["alpha_c"]),
+            (p["E"], rp["E"]),
+        ):
             assert ours == pytest.approx(theirs, rel=RTOL)
         paper_form = to_paper_form(p)
         pf = ref["loss_params_paper_form"]
@@ -60,7 +65,7 @@ def test_every_fit_and_prediction_matches_reference(paper_reproduction, referenc
 def test_all_runs_predictions_match_reference(paper_reproduction, reference, testbed_runs):
     by_fit, _ = _index(paper_reproduction)
     models = dict(zip(testbed_runs.run_ids, testbed_runs.column("model")))
-    n_of = {m: n for m, n in zip(testbed_runs.column("model"), testbed_runs.column("n_params"))}
+    n_of = dict(zip(testbed_runs.column("model"), testbed_runs.column("n_params")))
     checked = 0
     for ref in reference["fits"]:
         fit = by_fit[(ref["train"], ref["val"])].loss_fit
@@ -102,9 +107,13 @@ def test_c4_eval_relative_errors(paper_reproduction):
     """PAPER.md §5: C4-eval loss and chained downstream relative errors (percent, 1 decimal)."""
     rows = [r for r in paper_reproduction[1] if r.val_set == "c4_val"]
     expected = {  # (train, N class, target) -> C4/RPJ/RW values
-        "loss_1b20": (0.8, 0.1, 0.6), "loss_1bmax": (1.5, 0.7, 0.0), "loss_7b": (4.3, 0.7, 1.6),
-        "error_17_1bmax": (9.6, 3.6, 5.6), "error_17_7b": (0.1, 0.0, 2.9),
-        "error_46_1bmax": (3.1, 3.4, 4.3), "error_46_7b": (0.1, 2.1, 2.8),
+        "loss_1b20": (0.8, 0.1, 0.6),
+        "loss_1bmax": (1.5, 0.7, 0.0),
+        "loss_7b": (4.3, 0.7, 1.6),
+        "error_17_1bmax": (9.6, 3.6, 5.6),
+        "error_17_7b": (0.1, 0.0, 2.9),
+        "error_46_1bmax": (3.1, 3.4, 4.3),
+        "error_46_7b": (0.1, 2.1, 2.8),
     }
     for key, values in expected.items():
         target, which = key.rsplit("_", 1)

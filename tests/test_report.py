@@ -20,8 +20,9 @@ TS = ("c4_original", "rpj", "rw_original")
 def ctx(testbed_runs, testbed_dir):
     from lmscale import testbed
 
-    return Context(testbed_runs, metadata=testbed.load_task_metadata(testbed_dir),
-                   grid_path=testbed_dir / "grid.json")
+    return Context(
+        testbed_runs, metadata=testbed.load_task_metadata(testbed_dir), grid_path=testbed_dir / "grid.json"
+    )
 
 
 def _printed(value, printed, decimals):
@@ -32,13 +33,23 @@ def _printed(value, printed, decimals):
 # ---------------------------------------------------------------------------- items 2–7
 def test_table6(ctx):
     df = headline.table6(ctx).tables["table6"].set_index("train_set")
-    paper = {"c4_original": (1.51, 141, 190, 0.121, 0.850, 2.08, 0.756, 3.36),
-             "rpj": (1.84, 212, 367, 0.136, 0.857, 2.21, 0.715, 7.42),
-             "rw_original": (1.73, 157, 246, 0.127, 0.865, 2.21, 0.707, 5.85)}
+    paper = {
+        "c4_original": (1.51, 141, 190, 0.121, 0.850, 2.08, 0.756, 3.36),
+        "rpj": (1.84, 212, 367, 0.136, 0.857, 2.21, 0.715, 7.42),
+        "rw_original": (1.73, 157, 246, 0.127, 0.865, 2.21, 0.707, 5.85),
+    }
     for ts, (e, a, b, eta, eps, k, gamma, mstar) in paper.items():
         r = df.loc[ts]
-        for ours, theirs, dec in ((r.E, e, 2), (r.a, a, 0), (r.b, b, 0), (r.eta, eta, 3), (r.epsilon, eps, 3),
-                                  (r.k, k, 2), (r.gamma, gamma, 3), (r.M_star, mstar, 2)):
+        for ours, theirs, dec in (
+            (r.E, e, 2),
+            (r.a, a, 0),
+            (r.b, b, 0),
+            (r.eta, eta, 3),
+            (r.epsilon, eps, 3),
+            (r.k, k, 2),
+            (r.gamma, gamma, 3),
+            (r.M_star, mstar, 2),
+        ):
             assert _printed(ours, theirs, dec), (ts, ours, theirs)
 
 
@@ -49,17 +60,32 @@ def test_heatmap_c4_eval_cells(ctx):
     # every run of every training set, for every target
     assert len(df) == len(ctx.runs) * (len(ctx.runs.val_sets) + 2)
     paper = {  # PAPER.md §5, percent: 1.4B M=20, 1.4B max M, 6.9B
-        "loss_c4_val": {"c4_original": (0.8, 1.5, 4.3), "rpj": (0.1, 0.7, 0.7), "rw_original": (0.6, 0.0, 1.6)},
-        "error_17": {"c4_original": (None, 9.6, 0.1), "rpj": (None, 3.6, 0.0), "rw_original": (None, 5.6, 2.9)},
-        "error_46": {"c4_original": (None, 3.1, 0.1), "rpj": (None, 3.4, 2.1), "rw_original": (None, 4.3, 2.8)},
+        "loss_c4_val": {
+            "c4_original": (0.8, 1.5, 4.3),
+            "rpj": (0.1, 0.7, 0.7),
+            "rw_original": (0.6, 0.0, 1.6),
+        },
+        "error_17": {
+            "c4_original": (None, 9.6, 0.1),
+            "rpj": (None, 3.6, 0.0),
+            "rw_original": (None, 5.6, 2.9),
+        },
+        "error_46": {
+            "c4_original": (None, 3.1, 0.1),
+            "rpj": (None, 3.4, 2.1),
+            "rw_original": (None, 4.3, 2.8),
+        },
     }
     for target, per_ts in paper.items():
         for ts, cells in per_ts.items():
             d = df[(df.train_set == ts) & (df.target == target)]
             big = d[d.n_params > 1e9]
             one = big[big.n_params < 2e9]
-            got = (100 * one[one.multiplier == 20].rel_error.iloc[0], 100 * one.sort_values("multiplier").rel_error.iloc[-1],
-                   100 * big[big.n_params > 5e9].rel_error.iloc[0])
+            got = (
+                100 * one[one.multiplier == 20].rel_error.iloc[0],
+                100 * one.sort_values("multiplier").rel_error.iloc[-1],
+                100 * big[big.n_params > 5e9].rel_error.iloc[0],
+            )
             for g, p in zip(got, cells):
                 if p is not None:
                     assert _printed(g, p, 1), (target, ts, got, cells)
@@ -71,20 +97,29 @@ def test_heatmap_c4_eval_cells(ctx):
 def test_per_task_highlighted(ctx):
     df = headline.per_task(ctx).tables["per_task"]
     assert df.task.nunique() == 47  # 46 tasks and the 17-task average
-    paper = {"arc_easy": (29.0, 5.2, 26.1), "lambada_openai": (15.0, 14.4, 16.6), "openbook_qa": (16.8, 8.4, 1.9),
-             "hellaswag_zeroshot": (79.6, 25.7, 82.0), "17-task average": (0.14, 0.05, 2.94)}
+    paper = {
+        "arc_easy": (29.0, 5.2, 26.1),
+        "lambada_openai": (15.0, 14.4, 16.6),
+        "openbook_qa": (16.8, 8.4, 1.9),
+        "hellaswag_zeroshot": (79.6, 25.7, 82.0),
+        "17-task average": (0.14, 0.05, 2.94),
+    }
     for task, vals in paper.items():
         for ts, p in zip(TS, vals):
             got = 100 * df[(df.train_set == ts) & (df.task == task)].rel_error.iloc[0]
             dec = 2 if task.endswith("average") else 1
             # RefinedWeb LAMBADA is 16.548%: the paper's 16.6 rounds a value already rounded to 16.55
-            tol = 0.5 * 10.0 ** -dec + (0.005 if (task, ts) == ("lambada_openai", "rw_original") else 0)
+            tol = 0.5 * 10.0**-dec + (0.005 if (task, ts) == ("lambada_openai", "rw_original") else 0)
             assert abs(got - p) <= tol + 1e-12, (task, ts, got, p)
 
 
 def test_table7(ctx):
     df = headline.table7(ctx).tables["table7"].set_index("train_set")
-    for ts, (w, wo) in {"c4_original": (0.14, 0.42), "rpj": (0.05, 10.64), "rw_original": (2.94, 15.79)}.items():
+    for ts, (w, wo) in {
+        "c4_original": (0.14, 0.42),
+        "rpj": (0.05, 10.64),
+        "rw_original": (2.94, 15.79),
+    }.items():
         assert _printed(100 * df.loc[ts, "rel_error_with"], w, 2)
         assert _printed(100 * df.loc[ts, "rel_error_without"], wo, 2)
         assert df.loc[ts, "n_error_fit_runs"] - df.loc[ts, "n_without"] == 1
@@ -153,8 +188,14 @@ def test_hparam_search(ctx):
 
 
 def test_shape_params_and_pareto():
-    for d, l, n in ((96, 8, 10569312), (512, 8, 78914048), (576, 24, 153677376), (1024, 24, 411616256),
-                    (2048, 24, 1439795200), (4096, 32, 6889410560)):
+    for d, l, n in (
+        (96, 8, 10569312),
+        (512, 8, 78914048),
+        (576, 24, 153677376),
+        (1024, 24, 411616256),
+        (2048, 24, 1439795200),
+        (4096, 32, 6889410560),
+    ):
         assert count_params(d, l, sweeps.PAPER_VOCAB) == n
     f, loss = np.array([1.0, 2, 3, 3, 4]), np.array([5.0, 4, 4.5, 3.9, 4.0])
     assert sweeps.pareto_mask(f, loss).tolist() == [True, True, False, True, False]
@@ -186,8 +227,12 @@ def test_changed_settings(testbed_runs):
     c2 = Context(testbed_runs, Setting(split="arc_easy,piqa,copa", train_sets=("c4_original",)))
     assert headline.table7(c2).tables["table7"].rel_error_with.notna().all()
     # other fit runs change the laws
-    wider = Setting(spec=type(spec)("wider", Selection.parse("n_params <= 5e8 and multiplier <= 80"),
-                                    spec.error_fit, spec.heldout), train_sets=("rpj",))
+    wider = Setting(
+        spec=type(spec)(
+            "wider", Selection.parse("n_params <= 5e8 and multiplier <= 80"), spec.error_fit, spec.heldout
+        ),
+        train_sets=("rpj",),
+    )
     assert headline.table6(Context(testbed_runs, wider)).numbers["rpj/eta"] != pytest.approx(t6.eta.iloc[0])
     with pytest.raises(InputError, match="unknown task"):
         Context(testbed_runs, Setting(split="arc_easy,nope"))
@@ -202,7 +247,7 @@ def test_report_files(ctx, tmp_path):
     from lmscale.report.writer import build_report
 
     only = ["figure1", "table6", "heatmaps", "rank_correlation", "hparam_search"]
-    path, analyses, skipped, seconds = build_report(ctx, tmp_path / "rep", only)
+    path, analyses, skipped, _seconds = build_report(ctx, tmp_path / "rep", only)
     assert not skipped and [a.key for a in analyses] == only
     md = path.read_text()
     assert "0.7103%" in md and "7.42" in md and "Spearman ρ = 0.88" in md
@@ -225,13 +270,32 @@ def test_report_cli(testbed_dir, tmp_path):
     from lmscale.cli import cli
 
     out = tmp_path / "r"
-    res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--out", str(out), "--only", "table6",
-                                   "--only", "table7", "--train-set", "rpj", "--split", "46-task"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "reproduce",
+            "--testbed",
+            str(testbed_dir),
+            "--out",
+            str(out),
+            "--only",
+            "table6",
+            "--only",
+            "table7",
+            "--train-set",
+            "rpj",
+            "--split",
+            "46-task",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "report.md").is_file() and (out / "tables" / "table7.csv").is_file()
     assert "46-task" in (out / "report.md").read_text()
-    res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--out", str(out), "--only", "nope"])
+    res = CliRunner().invoke(
+        cli, ["reproduce", "--testbed", str(testbed_dir), "--out", str(out), "--only", "nope"]
+    )
     assert res.exit_code == 2 and "unknown analysis" in res.output
-    res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--out", str(out),
-                                   "--split", "arc_easy,banana"])
+    res = CliRunner().invoke(
+        cli, ["reproduce", "--testbed", str(testbed_dir), "--out", str(out), "--split", "arc_easy,banana"]
+    )
     assert res.exit_code == 2 and "banana" in res.output

@@ -23,7 +23,9 @@ def test_load_counts(testbed_runs):
 
 def test_above_chance_rule_rederives_17(testbed_runs, testbed_dir):
     meta = testbed.load_task_metadata(testbed_dir)
-    assert tasks.above_chance_tasks(testbed_runs, meta) == tuple(t for t in tasks.PAPER_46 if t in tasks.PAPER_17)
+    assert tasks.above_chance_tasks(testbed_runs, meta) == tuple(
+        t for t in tasks.PAPER_46 if t in tasks.PAPER_17
+    )
     assert len(tasks.above_chance_tasks(testbed_runs, meta, threshold_points=5)) > 17
     assert meta["copa"].random_baseline == 0.5
 
@@ -32,7 +34,9 @@ def test_average_error_and_random_baseline(testbed_runs, testbed_dir):
     err46 = tasks.average_error(testbed_runs, "46-task")
     manual = 1 - np.mean([testbed_runs.accuracy(t) for t in tasks.PAPER_46], axis=0)
     assert np.allclose(err46, manual)
-    assert np.allclose(tasks.target_values(testbed_runs, "error_17"), tasks.average_error(testbed_runs, "17-task"))
+    assert np.allclose(
+        tasks.target_values(testbed_runs, "error_17"), tasks.average_error(testbed_runs, "17-task")
+    )
     meta = testbed.load_task_metadata(testbed_dir)
     assert 0.5 < tasks.random_error(meta, "46-task") < 0.9
     with pytest.raises(InputError, match="unknown task name.*nonsense"):

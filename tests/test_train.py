@@ -1,6 +1,7 @@
 """Ladder training (issue 5): parameter counts, determinism, kill -9 and resume, data-parallel
 runs on gloo, bad configurations, and a tiny ladder end to end."""
 
+import itertools
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs torch (pip install torch==2.13.0 tokenizers)")
 pytest.importorskip("tokenizers", reason="training needs tokenizers")
 
+
 from lmscale.errors import InputError  # noqa: E402
 from lmscale.train import data as tdata  # noqa: E402
 from lmscale.train.ladder import LadderConfig, ShapeSpec, plan, preset, run_ladder  # noqa: E402
@@ -29,8 +31,14 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def test_parameter_counts():
-    for (d, l), n in {(96, 8): 10569312, (512, 8): 78914048, (576, 24): 153677376, (1024, 24): 411616256,
-                      (2048, 24): 1439795200, (4096, 32): 6889410560}.items():
+    for (d, l), n in {
+        (96, 8): 10569312,
+        (512, 8): 78914048,
+        (576, 24): 153677376,
+        (1024, 24): 411616256,
+        (2048, 24): 1439795200,
+        (4096, 32): 6889410560,
+    }.items():
         assert count_params(d, l, 50432) == n
     for d, l, h, v in ((96, 8, 4, 50432), (64, 2, 4, 512), (48, 3, 2, 1000)):
         m = Transformer(ModelConfig(d, l, h, v, seq_len=32))
@@ -38,19 +46,22 @@ def test_parameter_counts():
 
 
 def test_lr_schedule():
-    cfg = TrainConfig(ModelConfig(32, 1, 2, 300, seq_len=16), n_tokens=16 * 4 * 100, batch_size=4, warmup_steps=10)
+    cfg = TrainConfig(
+        ModelConfig(32, 1, 2, 300, seq_len=16), n_tokens=16 * 4 * 100, batch_size=4, warmup_steps=10
+    )
     assert cfg.n_steps == 100
     assert lr_at(cfg, 0) == pytest.approx(3e-4) and lr_at(cfg, 9) == pytest.approx(3e-3)
     assert lr_at(cfg, 99) == pytest.approx(3e-5, rel=1e-2)
     lrs = [lr_at(cfg, s) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    corpus = tdata.CorpusConfig("json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")),
-                                val_permille=200)
+    corpus = tdata.CorpusConfig(
+        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
+    )
     return tdata.prepare(corpus, (), cache, 300)
 
 
@@ -90,11 +101,14 @@ WORKER = textwrap.dedent("""
 
 
 def test_kill_9_and_resume_is_bit_identical(tokens, tmp_path):
-    tokfile = next((p for p in Path(tokens.train.filename).parent.glob("*-train.bin")))
+    tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
     script = tmp_path / "w.py"
     for name, pause in (("full", 0.0), ("killed", 0.25)):
-        script.write_text(WORKER.format(src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size,
-                                        out=str(tmp_path / name), pause=pause))
+        script.write_text(
+            WORKER.format(
+                src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size, out=str(tmp_path / name), pause=pause
+            )
+        )
         proc = subprocess.Popen([sys.executable, str(script)])
         if name == "killed":
             ckpt = tmp_path / name / "checkpoint.pt"
@@ -107,13 +121,22 @@ def test_kill_9_and_resume_is_bit_identical(tokens, tmp_path):
             assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
             step_at_kill = torch.load(ckpt, weights_only=True)["step"]
             assert 3 <= step_at_kill < 12
-            script.write_text(WORKER.format(src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size,
-                                            out=str(tmp_path / name), pause=0.0))
+            script.write_text(
+                WORKER.format(
+                    src=SRC,
+                    tokfile=str(tokfile),
+                    vocab=tokens.vocab_size,
+                    out=str(tmp_path / name),
+                    pause=0.0,
+                )
+            )
             proc = subprocess.Popen([sys.executable, str(script)])
         assert proc.wait(timeout=300) == 0
     full, resumed = _state(tmp_path / "full" / "checkpoint.pt"), _state(tmp_path / "killed" / "checkpoint.pt")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
-    assert (tmp_path / "full" / "train_log.jsonl").read_text() == (tmp_path / "killed" / "train_log.jsonl").read_text()
+    assert (tmp_path / "full" / "train_log.jsonl").read_text() == (
+        tmp_path / "killed" / "train_log.jsonl"
+    ).read_text()
 
 
 DDP_WORKER = textwrap.dedent("""
@@ -135,14 +158,28 @@ DDP_ATOL = 1e-5
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_gloo_two_processes_match_one(tokens, tmp_path, parallel):
-    tokfile = next((p for p in Path(tokens.train.filename).parent.glob("*-train.bin")))
+    tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
     outs = {}
     for name, nproc in (("one", 1), ("two", 2)):
         script = tmp_path / f"{name}.py"
-        script.write_text(DDP_WORKER.format(src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size,
-                                            out=str(tmp_path / name), parallel=parallel))
+        script.write_text(
+            DDP_WORKER.format(
+                src=SRC,
+                tokfile=str(tokfile),
+                vocab=tokens.vocab_size,
+                out=str(tmp_path / name),
+                parallel=parallel,
+            )
+        )
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(script),
+        ]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
         outs[name] = _state(tmp_path / name / "checkpoint.pt")
@@ -184,10 +221,20 @@ def test_tiny_ladder_end_to_end(tmp_path):
     from lmscale.fit.tables import fit_table
     from lmscale.records import RunTable
 
-    corpus = tdata.CorpusConfig("json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200)
+    corpus = tdata.CorpusConfig(
+        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
+    )
     val = tdata.CorpusConfig("csv", (str(STDLIB / "csv.py"), str(STDLIB / "textwrap.py")), val_permille=1000)
-    cfg = LadderConfig("t", (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2)), (0.25, 0.5, 1.0),
-                       corpus, (val,), vocab_size=300, seq_len=16, checkpoint_every=0)
+    cfg = LadderConfig(
+        "t",
+        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2)),
+        (0.25, 0.5, 1.0),
+        corpus,
+        (val,),
+        vocab_size=300,
+        seq_len=16,
+        checkpoint_every=0,
+    )
     assert [r.n_params for r in plan(cfg)][:1] == [count_params(16, 1, 300)]
     path = run_ladder(cfg, tmp_path / "ladder")
     table = RunTable.read(path)
@@ -197,26 +244,36 @@ def test_tiny_ladder_end_to_end(tmp_path):
     assert np.all(lo <= table.loss("loss_json")) and np.all(table.loss("loss_json") <= hi)
     fit_table(table, "chinchilla", "loss_json", method="varpro")  # the records fit without conversion
     # evaluate on a small suite in LLM-Foundry's YAML form: accuracies land in the run table
-    from lmscale.evaluate.runs import ladder_eval
     from lmscale.evaluate.icl import read_suite
+    from lmscale.evaluate.runs import ladder_eval
 
     (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "mc.jsonl").write_text("".join(json.dumps(
-        {"query": f"def f{i}(x):", "choices": ["    return x", "zzzz qqqq"], "gold": 0}) + "\n" for i in range(6)))
-    (tmp_path / "tasks" / "lm.jsonl").write_text("".join(json.dumps(
-        {"context": f"import os{i}", "continuation": "\n"}) + "\n" for i in range(6)))
+    (tmp_path / "tasks" / "mc.jsonl").write_text(
+        "".join(
+            json.dumps({"query": f"def f{i}(x):", "choices": ["    return x", "zzzz qqqq"], "gold": 0}) + "\n"
+            for i in range(6)
+        )
+    )
+    (tmp_path / "tasks" / "lm.jsonl").write_text(
+        "".join(json.dumps({"context": f"import os{i}", "continuation": "\n"}) + "\n" for i in range(6))
+    )
     (tmp_path / "suite.yaml").write_text(
         "icl_tasks:\n- {label: mc, dataset_uri: local_data/mc.jsonl, num_fewshot: [1], icl_task_type: multiple_choice}\n"
-        "- {label: lm, dataset_uri: local_data/lm.jsonl, num_fewshot: [0], icl_task_type: language_modeling}\n")
+        "- {label: lm, dataset_uri: local_data/lm.jsonl, num_fewshot: [0], icl_task_type: language_modeling}\n"
+    )
     ladder_eval(tmp_path / "ladder", read_suite(tmp_path / "suite.yaml", tmp_path / "tasks"))
     table = RunTable.read(tmp_path / "ladder" / "runs.jsonl")
-    assert set(table.tasks) == {"mc", "lm"} and np.all((table.accuracy("mc") >= 0) & (table.accuracy("mc") <= 1))
+    assert set(table.tasks) == {"mc", "lm"} and np.all(
+        (table.accuracy("mc") >= 0) & (table.accuracy("mc") <= 1)
+    )
     # a second call skips every finished run
     t0 = time.perf_counter()
     run_ladder(cfg, tmp_path / "ladder")
     assert time.perf_counter() - t0 < 10
     with pytest.raises(InputError, match="different ladder"):
-        run_ladder(LadderConfig("t2", cfg.shapes, (1.0,), corpus, vocab_size=300, seq_len=16), tmp_path / "ladder")
+        run_ladder(
+            LadderConfig("t2", cfg.shapes, (1.0,), corpus, vocab_size=300, seq_len=16), tmp_path / "ladder"
+        )
 
 
 def test_the_whole_loop(tmp_path):
@@ -224,10 +281,19 @@ def test_the_whole_loop(tmp_path):
     predict the largest: predicted vs observed with a report."""
     from lmscale.pipeline import run_loop
 
-    corpus = tdata.CorpusConfig("json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200)
-    cfg = LadderConfig("t", (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2),
-                             ShapeSpec("c", 48, 1, 2, 16, 2)), (0.25, 0.5, 1.0), corpus, (), vocab_size=300,
-                       seq_len=32, checkpoint_every=0)
+    corpus = tdata.CorpusConfig(
+        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
+    )
+    cfg = LadderConfig(
+        "t",
+        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2), ShapeSpec("c", 48, 1, 2, 16, 2)),
+        (0.25, 0.5, 1.0),
+        corpus,
+        (),
+        vocab_size=300,
+        seq_len=32,
+        checkpoint_every=0,
+    )
     res = run_loop(cfg, tmp_path / "loop", n_items=30)
     df = res.heldout
     assert len(df) == 6 and set(df.target) == {"loss", "error:cloze,brackets,next_line,first_word"}
@@ -277,26 +343,36 @@ def test_ladder_cli_plan_run_eval(tmp_path):
     assert len(rows) == 9 and {"shape", "n_params", "n_tokens", "multiplier", "flops"} <= set(rows[0])
     assert all(r["n_tokens"] == round(r["multiplier"] * r["n_params"]) for r in rows)
     cfg = tmp_path / "ladder.yaml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         name: cli
         shapes: [{{name: a, d_model: 16, n_layers: 1, n_heads: 2, batch_size: 16, warmup_steps: 2}}]
         multipliers: [0.25, 0.5]
-        corpus: {{name: json, sources: ["{STDLIB / 'json' / '*.py'}", "{STDLIB / 'email' / '*.py'}"], val_permille: 200}}
+        corpus: {{name: json, sources: ["{STDLIB / "json" / "*.py"}", "{STDLIB / "email" / "*.py"}"], val_permille: 200}}
         vocab_size: 300
         seq_len: 32
         checkpoint_every: 0
-    """))
+    """)
+    )
     res = CliRunner().invoke(cli, ["ladder", "run", str(cfg), "--out", str(tmp_path / "l")])
     assert res.exit_code == 0, res.output
     assert "2 runs" in res.output
-    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"query": "def f(x):", "choices": [" return", " zzz"],
-                                                          "gold": 0}) + "\n" for _ in range(4)))
-    (tmp_path / "s.yaml").write_text("icl_tasks:\n- {label: mc, dataset_uri: t.jsonl, icl_task_type: multiple_choice}\n")
+    (tmp_path / "t.jsonl").write_text(
+        "".join(
+            json.dumps({"query": "def f(x):", "choices": [" return", " zzz"], "gold": 0}) + "\n"
+            for _ in range(4)
+        )
+    )
+    (tmp_path / "s.yaml").write_text(
+        "icl_tasks:\n- {label: mc, dataset_uri: t.jsonl, icl_task_type: multiple_choice}\n"
+    )
     run_dir = next((tmp_path / "l" / "runs").iterdir())
     res = CliRunner().invoke(cli, ["eval", str(run_dir), "--suite", str(tmp_path / "s.yaml")])
     assert res.exit_code == 0, res.output
     assert "acc_mc" in (run_dir / "record.json").read_text()
-    res = CliRunner().invoke(cli, ["eval", str(run_dir), "--suite", str(tmp_path / "s.yaml"), "--task", "nope"])
+    res = CliRunner().invoke(
+        cli, ["eval", str(run_dir), "--suite", str(tmp_path / "s.yaml"), "--task", "nope"]
+    )
     assert res.exit_code == 2 and "unknown task" in res.output
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "gpu-huge"])
     assert res.exit_code == 2 and "unknown ladder preset" in res.output
@@ -363,10 +439,37 @@ def _read_runs(path):
 def test_family_warning_for_a_largest_shape_outside_the_family():
     from lmscale.train.ladder import family_warnings
 
-    old = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": [
-        {"name": "d32-l1", "d_model": 32, "n_layers": 1, "n_heads": 2, "batch_size": 32, "warmup_steps": 20},
-        {"name": "d48-l1", "d_model": 48, "n_layers": 1, "n_heads": 2, "batch_size": 32, "warmup_steps": 20},
-        {"name": "d64-l2", "d_model": 64, "n_layers": 2, "n_heads": 4, "batch_size": 32, "warmup_steps": 30}]})
+    old = LadderConfig.from_json(
+        {
+            "preset": "cpu-tiny",
+            "shapes": [
+                {
+                    "name": "d32-l1",
+                    "d_model": 32,
+                    "n_layers": 1,
+                    "n_heads": 2,
+                    "batch_size": 32,
+                    "warmup_steps": 20,
+                },
+                {
+                    "name": "d48-l1",
+                    "d_model": 48,
+                    "n_layers": 1,
+                    "n_heads": 2,
+                    "batch_size": 32,
+                    "warmup_steps": 20,
+                },
+                {
+                    "name": "d64-l2",
+                    "d_model": 64,
+                    "n_layers": 2,
+                    "n_heads": 4,
+                    "batch_size": 32,
+                    "warmup_steps": 30,
+                },
+            ],
+        }
+    )
     (w,) = family_warnings(old)
     assert "'d64-l2'" in w and "leaves the family" in w
     for name in ("cpu-tiny", "cpu-small", "paper"):
@@ -380,18 +483,31 @@ def test_family_warning_for_a_largest_shape_outside_the_family():
 
 
 def test_shape_family_rules():
-    fixed = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": {"widths": [32, 48, 64], "layers": 2}}})
-    assert [(s.name, s.n_layers, s.n_heads) for s in fixed.shapes] == [("d32-l2", 2, 2), ("d48-l2", 2, 3),
-                                                                       ("d64-l2", 2, 4)]
+    fixed = LadderConfig.from_json(
+        {"preset": "cpu-tiny", "shapes": {"family": {"widths": [32, 48, 64], "layers": 2}}}
+    )
+    assert [(s.name, s.n_layers, s.n_heads) for s in fixed.shapes] == [
+        ("d32-l2", 2, 2),
+        ("d48-l2", 2, 3),
+        ("d64-l2", 2, 4),
+    ]
     # the same shapes as the cpu-tiny preset, up to warm-up (the preset's largest warms up longer)
-    assert [(s.d_model, s.n_layers) for s in fixed.shapes] == [(s.d_model, s.n_layers) for s in preset("cpu-tiny").shapes]
-    aspect = LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": {"widths": [64, 128, 256],
-                                                                                "aspect": 64}}})
+    assert [(s.d_model, s.n_layers) for s in fixed.shapes] == [
+        (s.d_model, s.n_layers) for s in preset("cpu-tiny").shapes
+    ]
+    aspect = LadderConfig.from_json(
+        {"preset": "cpu-tiny", "shapes": {"family": {"widths": [64, 128, 256], "aspect": 64}}}
+    )
     assert [s.n_layers for s in aspect.shapes] == [1, 2, 4]
     from lmscale.train.ladder import family_warnings
 
     assert family_warnings(fixed) == [] and family_warnings(aspect) == []
-    for bad in ({"widths": [32]}, {"widths": [32, 48], "layers": 2, "aspect": 16}, {"widths": [30, 48], "layers": 2},
-                {"widths": [32, 48]}, "x"):
+    for bad in (
+        {"widths": [32]},
+        {"widths": [32, 48], "layers": 2, "aspect": 16},
+        {"widths": [30, 48], "layers": 2},
+        {"widths": [32, 48]},
+        "x",
+    ):
         with pytest.raises(InputError):
             LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": bad}})

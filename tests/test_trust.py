@@ -44,8 +44,13 @@ def test_lbfgs_ls_matches_lm_optimum():
 
 # -------------------------------------------------------------------------------- property tests
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(A=st.floats(30, 3000), B=st.floats(30, 3000), eta=st.floats(0.08, 0.2), E=st.floats(0.5, 3.0),
-       seed=st.integers(0, 2**16))
+@given(
+    A=st.floats(30, 3000),
+    B=st.floats(30, 3000),
+    eta=st.floats(0.08, 0.2),
+    E=st.floats(0.5, 3.0),
+    seed=st.integers(0, 2**16),
+)
 def test_overtrain_recovery_with_noise(A, B, eta, E, seed):
     rng = np.random.default_rng(seed)
     n = np.repeat([1e7, 3e7, 8e7, 1.5e8, 4e8], 4)
@@ -55,7 +60,10 @@ def test_overtrain_recovery_with_noise(A, B, eta, E, seed):
     for method in ("paper", "varpro", "huber-log"):
         starts = OVERTRAIN.start_grid()[::16] if method != "varpro" else None  # a thinned grid keeps it quick
         res = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, y, method=method, starts=starts)
-        pred, true = res.predict(n_params=1.4e9, multiplier=100), OVERTRAIN(truth, n_params=1.4e9, multiplier=100)
+        pred, true = (
+            res.predict(n_params=1.4e9, multiplier=100),
+            OVERTRAIN(truth, n_params=1.4e9, multiplier=100),
+        )
         assert pred == pytest.approx(true, rel=2e-3), method
         assert res.params["c"] == pytest.approx(truth["c"], rel=0.1), method
 
@@ -69,7 +77,9 @@ def test_error_law_recovery_with_noise(k, gamma, eps, seed):
     assume(ERROR(truth, loss=2.2) > 0.05)  # errors must stay positive for the log objective
     y = ERROR(truth, loss=loss) + 1e-5 * rng.standard_normal(loss.size)
     for method in ("varpro", "huber-log", "paper"):
-        wide = np.array([[k0, g0, e0] for k0 in (0.5, 1, 2, 4) for g0 in (0.3, 0.7, 1.5) for e0 in (0.6, 0.8, 1.0)])
+        wide = np.array(
+            [[k0, g0, e0] for k0 in (0.5, 1, 2, 4) for g0 in (0.3, 0.7, 1.5) for e0 in (0.6, 0.8, 1.0)]
+        )
         # every solver from the same start grid (the paper's single start (1, 1, 1) is fragile by design)
         res = fit(ERROR, {"loss": loss}, y, method=method, starts=wide)
         # k and γ trade off on a short loss range, so the law is checked where it is used: its curve
@@ -78,7 +88,9 @@ def test_error_law_recovery_with_noise(k, gamma, eps, seed):
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(alpha=st.floats(0.25, 0.5), beta=st.floats(0.25, 0.5), E=st.floats(1.0, 2.5), seed=st.integers(0, 2**16))
+@given(
+    alpha=st.floats(0.25, 0.5), beta=st.floats(0.25, 0.5), E=st.floats(1.0, 2.5), seed=st.integers(0, 2**16)
+)
 def test_chinchilla_recovery_with_noise(alpha, beta, E, seed):
     rng = np.random.default_rng(seed)
     n = np.repeat(np.geomspace(1e7, 3e9, 6), 5)
@@ -106,8 +118,12 @@ def _loss_fit():
     n = np.repeat([1e7, 3e7, 8e7, 1.5e8, 4e8], 3)
     m = np.tile([10, 20, 80], 5).astype(float)
     y = OVERTRAIN({"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7}, n_params=n, multiplier=m)
-    return fit(OVERTRAIN, {"n_params": n, "multiplier": m}, y * (1 + 0.005 * rng.standard_normal(n.size)),
-               method="varpro")
+    return fit(
+        OVERTRAIN,
+        {"n_params": n, "multiplier": m},
+        y * (1 + 0.005 * rng.standard_normal(n.size)),
+        method="varpro",
+    )
 
 
 def test_batched_bootstrap_matches_per_resample_fits():
@@ -153,8 +169,13 @@ def test_bootstrap_roundtrip(tmp_path):
 
 
 # ------------------------------------------------------------------------- Epoch's Chinchilla fit
-EPOCH = {"E": (1.817, 0.026), "A": (482.0, 124.5), "B": (2085.0, 1293.0), "alpha": (0.348, 0.015),
-         "beta": (0.366, 0.021)}
+EPOCH = {
+    "E": (1.817, 0.026),
+    "A": (482.0, 124.5),
+    "B": (2085.0, 1293.0),
+    "alpha": (0.348, 0.015),
+    "beta": (0.366, 0.021),
+}
 
 
 def _epoch_fit(epoch_csv):
@@ -162,8 +183,13 @@ def _epoch_fit(epoch_csv):
     df = df.drop(df["loss"].nlargest(5).index)  # their procedure drops the 5 highest-loss runs
     n = df["Model Size"].to_numpy()
     d = df["Training FLOP"].to_numpy() / (6 * n)
-    return fit(CHINCHILLA, {"n_params": n, "n_tokens": d}, df["loss"].to_numpy(), method="huber-log",
-               huber_delta=1e-3)
+    return fit(
+        CHINCHILLA,
+        {"n_params": n, "n_tokens": d},
+        df["loss"].to_numpy(),
+        method="huber-log",
+        huber_delta=1e-3,
+    )
 
 
 def test_epoch_point_estimates(epoch_csv):

@@ -3,6 +3,7 @@ that a reader never sees half a file and an interrupted write leaves the old fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,16 +21,16 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], *, binar
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as fh:
+        with os.fdopen(
+            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})
+        ) as fh:
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return path
 
@@ -46,8 +47,10 @@ def read_json(path: str | os.PathLike, *, expect: type | None = dict):
         raise InputError(f"{path}: no such file")
     data = parse_json(read_text(path, what="JSON file"), path)
     if expect is not None and not isinstance(data, expect):
-        raise InputError(f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
-                         f"found {type(data).__name__}")
+        raise InputError(
+            f"{path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
+            f"found {type(data).__name__}"
+        )
     return data
 
 
@@ -68,7 +71,9 @@ def parse_json(text: str, source: object):
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{source}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise InputError(
+            f"{source}: malformed JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     except ValueError as exc:
         raise InputError(f"{source}: malformed JSON: {exc}") from None
     except RecursionError:
@@ -94,7 +99,9 @@ def iter_json_lines(lines: Iterable[str], source: object) -> Iterator[tuple[int,
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{source}, line {lineno}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+            raise InputError(
+                f"{source}, line {lineno}: malformed JSON: {exc.msg} (column {exc.colno})"
+            ) from None
         except RecursionError:
             raise InputError(f"{source}, line {lineno}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
@@ -133,12 +140,13 @@ def read_yaml(path: str | os.PathLike, *, what: str = "config"):
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
-                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted in lmscale files",
-                                                  event.start_mark)
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases (*name) are not accepted in lmscale files", event.start_mark
+                )
             return super().compose_node(parent, index)
 
     text = read_text(path, max_bytes=MAX_CONFIG_BYTES, what=what)
     try:
-        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliases)
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: malformed YAML ({exc})") from None

@@ -101,8 +101,11 @@ def origins(n_params: np.ndarray, multiplier: np.ndarray, min_runs: int) -> list
 
     # a ladder of a few sizes: every size is an origin; a cloud of sizes (a peer's scatter of
     # runs): the size quantiles of the compute origins
-    cuts = sizes[1:-1] if len(sizes) <= MAX_SIZE_ORIGINS + 2 else np.unique(
-        [sizes[np.searchsorted(sizes, np.quantile(sizes, q))] for q in COMPUTE_QUANTILES])
+    cuts = (
+        sizes[1:-1]
+        if len(sizes) <= MAX_SIZE_ORIGINS + 2
+        else np.unique([sizes[np.searchsorted(sizes, np.quantile(sizes, q))] for q in COMPUTE_QUANTILES])
+    )
     for s in cuts:
         mask = n <= s * (1 + 1e-9)
         add("size", f"N ≤ {s:.3g}", mask, ~mask)
@@ -134,9 +137,18 @@ def _boot(result: FitResult, n_resamples: int, seed: int) -> FitResult | None:
         return None
 
 
-def backtest_arrays(n_params, multiplier, loss, *, method: str = "default", errors=None,
-                    run_ids: Sequence[str] | None = None, n_resamples: int = 200, seed: int = 0,
-                    error_method: str = "default") -> list[BacktestPoint]:
+def backtest_arrays(
+    n_params,
+    multiplier,
+    loss,
+    *,
+    method: str = "default",
+    errors=None,
+    run_ids: Sequence[str] | None = None,
+    n_resamples: int = 200,
+    seed: int = 0,
+    error_method: str = "default",
+) -> list[BacktestPoint]:
     """Rolling-origin backtest of the loss law (and, with ``errors``, the error law chained through
     the predicted loss) on one ladder given as arrays."""
     n, m, y = (np.asarray(v, dtype=float).ravel() for v in (n_params, multiplier, loss))
@@ -165,7 +177,12 @@ def backtest_arrays(n_params, multiplier, loss, *, method: str = "default", erro
         pred = np.asarray(lf.predict(n_params=n[pm], multiplier=m[pm]), dtype=float)
         loss_s = lb.predict_samples(n_params=n[pm], multiplier=m[pm]) if lb else None
         factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max(), m[fm].min() / m[pm])
-        common = dict(method=label if label == "paper" else lf.method, origin_kind=origin.kind, origin=origin.label, n_fit_runs=int(fm.sum()))
+        common = dict(
+            method=label if label == "paper" else lf.method,
+            origin_kind=origin.kind,
+            origin=origin.label,
+            n_fit_runs=int(fm.sum()),
+        )
         idx = np.flatnonzero(pm)
         sd = log_spread(loss_s) if loss_s is not None else np.full(len(idx), np.nan)
         points += _points(common, "loss", idx, ids, n, m, c, pred, y[pm], sd, factors)
@@ -182,8 +199,19 @@ def backtest_arrays(n_params, multiplier, loss, *, method: str = "default", erro
             ep = np.asarray(eb.bootstrap)
             k = min(len(ep), len(loss_s))
             sd_e = log_spread(ERROR.evaluate_vector(ep[:k], {"loss": loss_s[:k]}))  # (samples, targets)
-        points += _points(dict(common, method=f"{common['method']}+{ef.method}"), "error", idx, ids, n, m, c, epred,
-                          e[pm], sd_e, factors)
+        points += _points(
+            dict(common, method=f"{common['method']}+{ef.method}"),
+            "error",
+            idx,
+            ids,
+            n,
+            m,
+            c,
+            epred,
+            e[pm],
+            sd_e,
+            factors,
+        )
     return points
 
 
@@ -195,11 +223,25 @@ def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list
             continue
         with np.errstate(all="ignore"):
             le = float(np.log(o / p)) if p > 0 else float("inf")
-        out.append(BacktestPoint(**common, run_id=ids[i], quantity=quantity, n_params=float(n[i]),
-                                 multiplier=float(m[i]), flops=float(c[i]), predicted=p, observed=o,
-                                 rel_error=abs(p - o) / abs(o), log_error=le, sd_log=float(sd[j]),
-                                 n_factor=float(factors[0][j]), m_factor=float(factors[1][j]),
-                                 c_factor=float(factors[2][j]), m_below_factor=float(factors[3][j])))
+        out.append(
+            BacktestPoint(
+                **common,
+                run_id=ids[i],
+                quantity=quantity,
+                n_params=float(n[i]),
+                multiplier=float(m[i]),
+                flops=float(c[i]),
+                predicted=p,
+                observed=o,
+                rel_error=abs(p - o) / abs(o),
+                log_error=le,
+                sd_log=float(sd[j]),
+                n_factor=float(factors[0][j]),
+                m_factor=float(factors[1][j]),
+                c_factor=float(factors[2][j]),
+                m_below_factor=float(factors[3][j]),
+            )
+        )
     return out
 
 
@@ -212,28 +254,52 @@ class BacktestResult:
     points: tuple[BacktestPoint, ...]
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame([p.to_dict() for p in self.points], columns=list(BacktestPoint.__dataclass_fields__))
+        return pd.DataFrame(
+            [p.to_dict() for p in self.points], columns=list(BacktestPoint.__dataclass_fields__)
+        )
 
     def summary(self) -> pd.DataFrame:
         """Mean / median / max relative error per method, quantity and compute-extrapolation bin."""
         df = self.frame()
         if df.empty:
-            return pd.DataFrame(columns=["method", "quantity", "c_factor_bin", "n", "mean_rel_error",
-                                         "median_rel_error", "max_rel_error"])
+            return pd.DataFrame(
+                columns=[
+                    "method",
+                    "quantity",
+                    "c_factor_bin",
+                    "n",
+                    "mean_rel_error",
+                    "median_rel_error",
+                    "max_rel_error",
+                ]
+            )
         labels = ["≤1×", "1–10×", "10–100×", ">100×"]
         df["c_factor_bin"] = pd.cut(df.c_factor, FACTOR_BINS, labels=labels, include_lowest=True)
         g = df.groupby(["method", "quantity", "c_factor_bin"], observed=True).rel_error
-        out = g.agg(n="size", mean_rel_error="mean", median_rel_error="median", max_rel_error="max").reset_index()
-        allbins = df.groupby(["method", "quantity"]).rel_error.agg(
-            n="size", mean_rel_error="mean", median_rel_error="median", max_rel_error="max").reset_index()
+        out = g.agg(
+            n="size", mean_rel_error="mean", median_rel_error="median", max_rel_error="max"
+        ).reset_index()
+        allbins = (
+            df.groupby(["method", "quantity"])
+            .rel_error.agg(n="size", mean_rel_error="mean", median_rel_error="median", max_rel_error="max")
+            .reset_index()
+        )
         allbins["c_factor_bin"] = "all"
         return pd.concat([out.astype({"c_factor_bin": str}), allbins], ignore_index=True)[
-            ["method", "quantity", "c_factor_bin", "n", "mean_rel_error", "median_rel_error", "max_rel_error"]]
+            ["method", "quantity", "c_factor_bin", "n", "mean_rel_error", "median_rel_error", "max_rel_error"]
+        ]
 
 
-def backtest(runs: RunTable, target: str, *, methods: Sequence[str] = ("default", "paper"),
-             loss_column: str | None = None, n_resamples: int = 200, seed: int = 0,
-             progress: Callable[[str], None] | None = None) -> BacktestResult:
+def backtest(
+    runs: RunTable,
+    target: str,
+    *,
+    methods: Sequence[str] = ("default", "paper"),
+    loss_column: str | None = None,
+    n_resamples: int = 200,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
     ``loss_column`` (required then)."""
@@ -241,14 +307,18 @@ def backtest(runs: RunTable, target: str, *, methods: Sequence[str] = ("default"
 
     unknown = [m for m in methods if m not in METHODS and m not in ALIASES]
     if unknown or not methods:
-        raise InputError(f"unknown fitting method(s) {', '.join(unknown) or '(none given)'}; "
-                         f"known: default, {', '.join(METHODS)}")
+        raise InputError(
+            f"unknown fitting method(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: default, {', '.join(METHODS)}"
+        )
     if target.startswith("loss_"):
         loss_col, err_target = target, None
     else:
         if not loss_column:
-            raise InputError(f"backtesting the error target {target!r} chains it through a validation loss: "
-                             "give --loss-column (e.g. loss_c4_val)")
+            raise InputError(
+                f"backtesting the error target {target!r} chains it through a validation loss: "
+                "give --loss-column (e.g. loss_c4_val)"
+            )
         loss_col = loss_column if loss_column.startswith("loss_") else "loss_" + loss_column
         err_target = target
     points: list[BacktestPoint] = []
@@ -260,15 +330,27 @@ def backtest(runs: RunTable, target: str, *, methods: Sequence[str] = ("default"
         ds, y = ds.subset(keep), y[keep]
         e = e[keep] if e is not None else None
         for meth in methods:
-            points += [replace(p, train_set=ts) for p in backtest_arrays(
-                ds.column("n_params"), ds.column("multiplier"), y, method=meth, errors=e, run_ids=ds.run_ids,
-                n_resamples=n_resamples, seed=seed)]
+            points += [
+                replace(p, train_set=ts)
+                for p in backtest_arrays(
+                    ds.column("n_params"),
+                    ds.column("multiplier"),
+                    y,
+                    method=meth,
+                    errors=e,
+                    run_ids=ds.run_ids,
+                    n_resamples=n_resamples,
+                    seed=seed,
+                )
+            ]
             if progress is not None:
                 progress(f"{ts} × {meth}")
     if not points:
-        raise InputError(f"{runs.source}: too few runs for a backtest: each origin needs at least "
-                         f"{OVERTRAIN.n_params + 1} fit runs over two sizes and two multipliers, and a larger run "
-                         "to predict")
+        raise InputError(
+            f"{runs.source}: too few runs for a backtest: each origin needs at least "
+            f"{OVERTRAIN.n_params + 1} fit runs over two sizes and two multipliers, and a larger run "
+            "to predict"
+        )
     if err_target:
         points = [p for p in points if p.quantity == "error"]
     return BacktestResult(target, loss_col, tuple(points))

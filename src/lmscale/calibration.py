@@ -93,43 +93,69 @@ class Calibration:
         own = float(s[min(k, len(s)) - 1])
         return own if self.floor is None else max(own, float(np.interp(level, _REF_LEVELS, self.floor)))
 
-    def interval(self, predicted: float, sd_log: float, c_factor: float, level: float,
-                 m_below: float = 1.0) -> Interval:
+    def interval(
+        self, predicted: float, sd_log: float, c_factor: float, level: float, m_below: float = 1.0
+    ) -> Interval:
         half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below))
         return Interval(level, float(predicted * math.exp(-half)), float(predicted * math.exp(half)))
 
     def to_dict(self) -> dict:
-        return {"quantity": self.quantity, "source": self.source, "description": self.description,
-                "tau": self.tau, "scores": list(self.scores),
-                "floor": None if self.floor is None else list(self.floor)}
+        return {
+            "quantity": self.quantity,
+            "source": self.source,
+            "description": self.description,
+            "tau": self.tau,
+            "scores": list(self.scores),
+            "floor": None if self.floor is None else list(self.floor),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str = "calibration") -> Calibration:
         try:
             s = tuple(float(v) for v in d["scores"])
             floor = None if d.get("floor") is None else tuple(float(v) for v in d["floor"])
-            cal = cls(str(d["quantity"]), s, str(d["source"]), str(d.get("description", "")), float(d.get("tau", TAU)),
-                      floor)
+            cal = cls(
+                str(d["quantity"]),
+                s,
+                str(d["source"]),
+                str(d.get("description", "")),
+                float(d.get("tau", TAU)),
+                floor,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: malformed calibration ({exc})") from None
         if cal.floor is not None and (len(cal.floor) != len(_REF_LEVELS) or not all(np.isfinite(cal.floor))):
             raise InputError(f"{where}: malformed calibration (floor of {len(cal.floor)} values)")
-        if cal.source not in ("own", "reference") or not all(np.isfinite(cal.scores)) or min(cal.scores) < 0 \
-                or not (math.isfinite(cal.tau) and cal.tau > 0):
-            raise InputError(f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r}, scores must be "
-                             "finite and non-negative)")
+        if (
+            cal.source not in ("own", "reference")
+            or not all(np.isfinite(cal.scores))
+            or min(cal.scores) < 0
+            or not (math.isfinite(cal.tau) and cal.tau > 0)
+        ):
+            raise InputError(
+                f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r}, scores must be "
+                "finite and non-negative)"
+            )
         if cal.source == "reference" and len(cal.scores) != len(_REF_LEVELS):
-            raise InputError(f"{where}: malformed calibration (a reference holds {len(_REF_LEVELS)} score quantiles, "
-                             f"found {len(cal.scores)})")
+            raise InputError(
+                f"{where}: malformed calibration (a reference holds {len(_REF_LEVELS)} score quantiles, "
+                f"found {len(cal.scores)})"
+            )
         return replace(cal, scores=tuple(sorted(cal.scores)))
 
 
 def _point_scores(pts) -> np.ndarray:
-    return scores([p.log_error for p in pts], [p.sd_log for p in pts], [p.c_factor for p in pts],
-                  m_below=[p.m_below_factor for p in pts])
+    return scores(
+        [p.log_error for p in pts],
+        [p.sd_log for p in pts],
+        [p.c_factor for p in pts],
+        m_below=[p.m_below_factor for p in pts],
+    )
 
 
-def from_backtest(points: Sequence, quantity: str = "loss", floor: Calibration | None = None) -> Calibration | None:
+def from_backtest(
+    points: Sequence, quantity: str = "loss", floor: Calibration | None = None
+) -> Calibration | None:
     """The user's own calibration from backtest points (:class:`lmscale.backtest.BacktestPoint`) of
     one method, floored by the reference ``floor``; None when there are too few (fewer than
     :data:`MIN_OWN_SCORES` or one origin)."""
@@ -138,10 +164,14 @@ def from_backtest(points: Sequence, quantity: str = "loss", floor: Calibration |
         return None
     s = _point_scores(pts)
     origins = len({(p.train_set, p.origin) for p in pts})
-    return Calibration(quantity, tuple(np.sort(s).tolist()), "own",
-                       f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins"
-                       + (", never narrower than the reference ladder's" if floor is not None else ""),
-                       floor=None if floor is None else floor.scores)
+    return Calibration(
+        quantity,
+        tuple(np.sort(s).tolist()),
+        "own",
+        f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins"
+        + (", never narrower than the reference ladder's" if floor is not None else ""),
+        floor=None if floor is None else floor.scores,
+    )
 
 
 def reference_from_backtest(points: Sequence, quantity: str, description: str) -> Calibration:
@@ -150,8 +180,9 @@ def reference_from_backtest(points: Sequence, quantity: str, description: str) -
     if not pts:
         raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
     s = _point_scores(pts)
-    return Calibration(quantity, tuple(np.quantile(s, _REF_LEVELS, method="higher").tolist()), "reference",
-                       description)
+    return Calibration(
+        quantity, tuple(np.quantile(s, _REF_LEVELS, method="higher").tolist()), "reference", description
+    )
 
 
 @cache
@@ -164,11 +195,15 @@ def reference(quantity: str = "loss") -> Calibration:
     """The shipped reference calibration (the paper testbed's backtests) of ``loss`` or ``error``."""
     data = _reference_file()
     if quantity not in data["calibrations"]:
-        raise InputError(f"no reference calibration for {quantity!r}; known: {', '.join(data['calibrations'])}")
+        raise InputError(
+            f"no reference calibration for {quantity!r}; known: {', '.join(data['calibrations'])}"
+        )
     return Calibration.from_dict(data["calibrations"][quantity], "reference_calibration.json")
 
 
-def choose(points: Sequence | None, quantity: str = "loss", fallback: Calibration | None = None) -> Calibration:
+def choose(
+    points: Sequence | None, quantity: str = "loss", fallback: Calibration | None = None
+) -> Calibration:
     """The user's own calibration (floored by the reference) when their backtest is large enough,
     else the reference: ``fallback``, by default the shipped one."""
     ref = fallback if fallback is not None else reference(quantity)
@@ -178,10 +213,19 @@ def choose(points: Sequence | None, quantity: str = "loss", fallback: Calibratio
 
 def describe(cal: Calibration) -> str:
     """One line for outputs: how the interval was calibrated."""
-    where = "from " + cal.description if cal.source == "own" else (
-        "from the reference ladder (" + cal.description + "): this ladder has too few runs for its own backtest")
-    return (f"calibrated interval: bootstrap ⊕ extrapolation error (τ = {cal.tau:g} per e-fold of compute), "
-            f"conformal scores {where}")
+    where = (
+        "from " + cal.description
+        if cal.source == "own"
+        else (
+            "from the reference ladder ("
+            + cal.description
+            + "): this ladder has too few runs for its own backtest"
+        )
+    )
+    return (
+        f"calibrated interval: bootstrap ⊕ extrapolation error (τ = {cal.tau:g} per e-fold of compute), "
+        f"conformal scores {where}"
+    )
 
 
 # ------------------------------------------------------------------------- the reference ladder
@@ -191,8 +235,15 @@ REFERENCE_ERROR_TARGETS = ("error_17", "error_46")
 REFERENCE_ERROR_LOSS = "c4_val"
 
 
-def build_reference(runs, *, method: str = "default", exclude_train_set: str | None = None,
-                    n_resamples: int = 200, seed: int = 0, progress=None) -> dict[str, Calibration]:
+def build_reference(
+    runs,
+    *,
+    method: str = "default",
+    exclude_train_set: str | None = None,
+    n_resamples: int = 200,
+    seed: int = 0,
+    progress=None,
+) -> dict[str, Calibration]:
     """Reference calibrations from the backtests of a testbed run table (the paper's), optionally
     leaving one training set out (how the accuracy benchmark scores a training set honestly)."""
     from lmscale.backtest import backtest
@@ -201,17 +252,33 @@ def build_reference(runs, *, method: str = "default", exclude_train_set: str | N
         runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
     loss_pts, err_pts = [], []
     for vs in runs.val_sets:
-        loss_pts += backtest(runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed,
-                             progress=progress).points
+        loss_pts += backtest(
+            runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed, progress=progress
+        ).points
     for tgt in REFERENCE_ERROR_TARGETS:
-        err_pts += backtest(runs, tgt, methods=(method,), loss_column=REFERENCE_ERROR_LOSS, n_resamples=n_resamples,
-                            seed=seed, progress=progress).points
+        err_pts += backtest(
+            runs,
+            tgt,
+            methods=(method,),
+            loss_column=REFERENCE_ERROR_LOSS,
+            n_resamples=n_resamples,
+            seed=seed,
+            progress=progress,
+        ).points
     sets = ", ".join(runs.datasets)
     return {
-        "loss": reference_from_backtest(loss_pts, "loss", f"paper testbed backtests, training sets {sets}, "
-                                        f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions"),
-        "error": reference_from_backtest(err_pts, "error", f"paper testbed backtests, training sets {sets}, "
-                                         f"17- and 46-task error chained through C4-eval loss, {len(err_pts)} predictions"),
+        "loss": reference_from_backtest(
+            loss_pts,
+            "loss",
+            f"paper testbed backtests, training sets {sets}, "
+            f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions",
+        ),
+        "error": reference_from_backtest(
+            err_pts,
+            "error",
+            f"paper testbed backtests, training sets {sets}, "
+            f"17- and 46-task error chained through C4-eval loss, {len(err_pts)} predictions",
+        ),
     }
 
 
@@ -263,7 +330,9 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
             sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
-    return CalibratedPrediction(pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal, m_below)
+    return CalibratedPrediction(
+        pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal, m_below
+    )
 
 
 def _m_below(fit, point) -> float:
@@ -286,8 +355,15 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
     x = result.x_arrays
     points = []
     if result.law == "overtrain":
-        points = backtest_arrays(x["n_params"], x["multiplier"], result.y, method=result.method,
-                                 run_ids=result.run_ids, n_resamples=n_resamples, seed=seed)
+        points = backtest_arrays(
+            x["n_params"],
+            x["multiplier"],
+            result.y,
+            method=result.method,
+            run_ids=result.run_ids,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
     return replace(result, calibration=choose(points, "loss").to_dict())
 
 

@@ -5,6 +5,7 @@ stderr and a non-zero exit code, never a traceback."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -31,8 +32,11 @@ class _Group(click.Group):
             sys.exit(2)
         except OSError as exc:  # permissions, a file where a folder should be, a full disk …
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-            err.print(f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}", markup=True,
-                      soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}",
+                markup=True,
+                soft_wrap=True,
+            )
             sys.exit(2)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -66,20 +70,45 @@ def cli():
 @cli.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=True))
 @click.option("--law", default="overtrain", show_default=True, help="overtrain, chinchilla or error.")
-@click.option("--target", required=True, help="loss_<set>, error_46, error_17, error:<split or comma-separated tasks>, error_<task> or acc_<task>.")
-@click.option("--where", "where", multiple=True, help="Run selection, e.g. 'n_params <= 5e8 and multiplier == 20'. "
-              "Repeat to OR several clauses.")
+@click.option(
+    "--target",
+    required=True,
+    help="loss_<set>, error_46, error_17, error:<split or comma-separated tasks>, error_<task> or acc_<task>.",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    help="Run selection, e.g. 'n_params <= 5e8 and multiplier == 20'. Repeat to OR several clauses.",
+)
 @click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
 @click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
-@click.option("--method", default="default", show_default=True,
-              help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
-                   "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
-                   "rel-ls-size, ls-log, huber-log.")
-@click.option("--huber-delta", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Huber threshold on log residuals.")
-@click.option("--bootstrap", "n_boot", default=0, show_default=True, type=click.IntRange(0, 100_000),
-              help="Bootstrap resamples over runs (intervals for parameters and predictions).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the bootstrap.")
+@click.option(
+    "--method",
+    default="default",
+    show_default=True,
+    help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
+    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
+    "rel-ls-size, ls-log, huber-log.",
+)
+@click.option(
+    "--huber-delta",
+    default=1e-3,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Huber threshold on log residuals.",
+)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Bootstrap resamples over runs (intervals for parameters and predictions).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the bootstrap."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
@@ -108,7 +137,9 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
 def _print_fit(result):
     from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
 
-    tab = Table(title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})")
+    tab = Table(
+        title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})"
+    )
     tab.add_column("parameter")
     tab.add_column("value", justify="right")
     ci = {}
@@ -125,13 +156,17 @@ def _print_fit(result):
         tab.add_row("M* (compute-optimal)", _fmt(optimal_multiplier(result.params), 4))
     out.print(tab)
     d = result.diagnostics
-    out.print(f"starts converged {d.get('n_converged')}/{d.get('n_starts')}, at the optimum {d.get('n_at_optimum')}, "
-              f"parameter spread {_fmt(d.get('param_spread'), 2)}, RMSE {_fmt(d.get('rmse'), 4)}, "
-              f"condition {_fmt(d.get('condition_number'), 3)}"
-              + (f", at bounds: {', '.join(d['at_bounds'])}" if d.get("at_bounds") else ""))
+    out.print(
+        f"starts converged {d.get('n_converged')}/{d.get('n_starts')}, at the optimum {d.get('n_at_optimum')}, "
+        f"parameter spread {_fmt(d.get('param_spread'), 2)}, RMSE {_fmt(d.get('rmse'), 4)}, "
+        f"condition {_fmt(d.get('condition_number'), 3)}"
+        + (f", at bounds: {', '.join(d['at_bounds'])}" if d.get("at_bounds") else "")
+    )
     if result.bootstrap:
-        out.print(f"bootstrap: {d.get('bootstrap_n')} usable resamples, {d.get('bootstrap_n_degenerate')} dropped "
-                  "(too few distinct runs to identify the law)")
+        out.print(
+            f"bootstrap: {d.get('bootstrap_n')} usable resamples, {d.get('bootstrap_n_degenerate')} dropped "
+            "(too few distinct runs to identify the law)"
+        )
 
 
 # -------------------------------------------------------------------------------------- predict
@@ -141,9 +176,16 @@ def _print_fit(result):
 @click.option("--tokens", type=float, help="D, training tokens.")
 @click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
 @click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
-@click.option("--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit.")
-@click.option("--level", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Interval level (fits saved with --bootstrap).")
+@click.option(
+    "--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit."
+)
+@click.option(
+    "--level",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Interval level (fits saved with --bootstrap).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt):
     """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
@@ -155,7 +197,7 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     if fit_res.law == "error":
         if loss is None:
             raise InputError(f"{fit_file} is an error-law fit: give --loss")
-        if not (loss == loss and 0 < loss < float("inf")):
+        if not (math.isfinite(loss) and loss > 0):
             raise InputError(f"--loss must be a positive finite validation loss (nats), got {loss!r}")
         result = {"loss": loss, "error": float(fit_res.predict(loss=loss))}
     else:
@@ -216,14 +258,32 @@ def _intervals(loss_fit, error_fit, point, level) -> dict:
 @cli.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=True))
 @click.option("--target", required=True, help="loss_<set>, or an error target chained through --loss-column.")
-@click.option("--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val).")
-@click.option("--method", "methods", multiple=True,
-              help="Fitting method(s) to compare (repeatable; default: default and paper).")
+@click.option(
+    "--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val)."
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    help="Fitting method(s) to compare (repeatable; default: default and paper).",
+)
 @click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
-@click.option("--bootstrap", "n_boot", default=200, show_default=True, type=click.IntRange(0, 100_000),
-              help="Bootstrap resamples per origin (the spread the intervals are calibrated with).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="backtest", show_default=True,
-              help="Folder for backtest.csv, backtest_summary.csv and backtest.png.")
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Bootstrap resamples per origin (the spread the intervals are calibrated with).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="backtest",
+    show_default=True,
+    help="Folder for backtest.csv, backtest_summary.csv and backtest.png.",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
@@ -236,26 +296,47 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     table = load_runs(runs)
     if where:
         table = Selection.parse(list(where)).apply(table)
-    res = run_backtest(table, target, methods=tuple(methods) or ("default", "paper"), loss_column=loss_column,
-                       n_resamples=n_boot)
+    res = run_backtest(
+        table,
+        target,
+        methods=tuple(methods) or ("default", "paper"),
+        loss_column=loss_column,
+        n_resamples=n_boot,
+    )
     summary = res.summary()
     folder = Path(out_dir)
     frame = res.frame()
-    paths = save_figures(folder, {"backtest.csv": frame, "backtest_summary.csv": summary},
-                         _backtest_figures(frame, target))
+    paths = save_figures(
+        folder, {"backtest.csv": frame, "backtest_summary.csv": summary}, _backtest_figures(frame, target)
+    )
     if fmt == "json":
-        click.echo(json.dumps({"summary": json.loads(summary.to_json(orient="records")),
-                               "files": [str(p) for p in paths]}, indent=1))
+        click.echo(
+            json.dumps(
+                {"summary": json.loads(summary.to_json(orient="records")), "files": [str(p) for p in paths]},
+                indent=1,
+            )
+        )
         return
-    tab = Table(title=f"backtest of {target} on {runs}: relative error by compute extrapolation (C ÷ largest fitted)")
+    tab = Table(
+        title=f"backtest of {target} on {runs}: relative error by compute extrapolation (C ÷ largest fitted)"
+    )
     for col in ("method", "quantity", "C factor", "predictions", "mean", "median", "max"):
         tab.add_column(col, justify="left" if col in ("method", "quantity", "C factor") else "right")
     for r in summary.itertuples():
-        tab.add_row(r.method, r.quantity, r.c_factor_bin, str(r.n), f"{100 * r.mean_rel_error:.2f}%",
-                    f"{100 * r.median_rel_error:.2f}%", f"{100 * r.max_rel_error:.2f}%")
+        tab.add_row(
+            r.method,
+            r.quantity,
+            r.c_factor_bin,
+            str(r.n),
+            f"{100 * r.mean_rel_error:.2f}%",
+            f"{100 * r.median_rel_error:.2f}%",
+            f"{100 * r.max_rel_error:.2f}%",
+        )
     out.print(tab)
     first = res.points[0].method
-    out.print(f"{first}: " + describe(choose([p for p in res.points if p.method == first], res.points[0].quantity)))
+    out.print(
+        f"{first}: " + describe(choose([p for p in res.points if p.method == first], res.points[0].quantity))
+    )
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -270,19 +351,45 @@ def _backtest_figures(frame, target):
 @click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
 @click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
 @click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
-@click.option("--evidence", "evidence", required=True, multiple=True, type=click.Path(exists=True),
-              help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data); "
-                   "repeat to combine (the testbed and your own runs).")
-@click.option("--allowed-sizes", help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).")
+@click.option(
+    "--evidence",
+    "evidence",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True),
+    help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data); "
+    "repeat to combine (the testbed and your own runs).",
+)
+@click.option(
+    "--allowed-sizes", help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8)."
+)
 @click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
-@click.option("--mfu", default=0.4, show_default=True, type=click.FloatRange(0, 1, min_open=True),
-              help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).")
+@click.option(
+    "--mfu",
+    default=0.4,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
+)
 @click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def plan_cmd(target_params, target_multiplier, target_tokens, evidence, allowed_sizes, budget, max_runs, mfu, method,
-             out_dir, fmt):
+def plan_cmd(
+    target_params,
+    target_multiplier,
+    target_tokens,
+    evidence,
+    allowed_sizes,
+    budget,
+    max_runs,
+    mfu,
+    method,
+    out_dir,
+    fmt,
+):
     """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
     from lmscale.errors import InputError
     from lmscale.plan import combine, plan
@@ -294,12 +401,26 @@ def plan_cmd(target_params, target_multiplier, target_tokens, evidence, allowed_
         try:
             sizes = [float(v) for v in allowed_sizes.split(",") if v.strip()]
         except ValueError:
-            raise InputError(f"--allowed-sizes must be comma-separated numbers, got {allowed_sizes!r}") from None
-    p = plan(combine([load_runs(e) for e in evidence]), point, budget_flops=budget, max_runs=max_runs, method=method,
-             allowed_sizes=sizes)
+            raise InputError(
+                f"--allowed-sizes must be comma-separated numbers, got {allowed_sizes!r}"
+            ) from None
+    p = plan(
+        combine([load_runs(e) for e in evidence]),
+        point,
+        budget_flops=budget,
+        max_runs=max_runs,
+        method=method,
+        allowed_sizes=sizes,
+    )
     picks = [{"choice": k, **p.candidates[i].to_dict(mfu)} for k, i in p.picks.items()]
-    payload = {"target": point.inputs(), "budget_flops": budget, "evidence": p.evidence,
-               "n_candidates": len(p.candidates), "selection_bias": p.selection_bias, "proposals": picks}
+    payload = {
+        "target": point.inputs(),
+        "budget_flops": budget,
+        "evidence": p.evidence,
+        "n_candidates": len(p.candidates),
+        "selection_bias": p.selection_bias,
+        "proposals": picks,
+    }
     if out_dir:
         from lmscale._io import atomic_write_text
         from lmscale.report.figures import plot_plan
@@ -310,43 +431,90 @@ def plan_cmd(target_params, target_multiplier, target_tokens, evidence, allowed_
     if fmt == "json":
         click.echo(json.dumps(payload, indent=1))
         return
-    tab = Table(title=f"ladders for N = {point.n_params:.3g}, M = {point.multiplier:g} ({len(p.candidates)} candidates"
-                      f"{f', budget {budget:.2g} FLOPs' if budget else ''})")
-    for col in ("choice", "sizes", "M", "runs", "FLOPs", f"GPU-h @ {mfu:g} MFU", "expected error", "90% range"):
+    tab = Table(
+        title=f"ladders for N = {point.n_params:.3g}, M = {point.multiplier:g} ({len(p.candidates)} candidates"
+        f"{f', budget {budget:.2g} FLOPs' if budget else ''})"
+    )
+    for col in (
+        "choice",
+        "sizes",
+        "M",
+        "runs",
+        "FLOPs",
+        f"GPU-h @ {mfu:g} MFU",
+        "expected error",
+        "90% range",
+    ):
         tab.add_column(col, justify="left" if col in ("choice", "sizes", "M") else "right")
     for r in picks:
-        tab.add_row(r["choice"], ", ".join(f"{n / 1e9:.3g}B" for n in r["sizes"]),
-                    ", ".join(f"{m:g}" for m in r["multipliers"]), str(r["n_runs"]), f"{r['flops']:.2e}",
-                    f"{r['gpu_hours']:.1f}", f"{100 * r['expected_rel_error']:.2f}%",
-                    f"{100 * r['expected_interval'][0]:.2f}–{100 * r['expected_interval'][1]:.2f}%")
+        tab.add_row(
+            r["choice"],
+            ", ".join(f"{n / 1e9:.3g}B" for n in r["sizes"]),
+            ", ".join(f"{m:g}" for m in r["multipliers"]),
+            str(r["n_runs"]),
+            f"{r['flops']:.2e}",
+            f"{r['gpu_hours']:.1f}",
+            f"{100 * r['expected_rel_error']:.2f}%",
+            f"{100 * r['expected_interval'][0]:.2f}–{100 * r['expected_interval'][1]:.2f}%",
+        )
     out.print(tab)
-    out.print("expected error of the target's loss prediction: backtests of each candidate on the evidence, scaled "
-              "to the target's extrapolation distance; the proposals' upper ends are raised "
-              f"{p.selection_bias:.2f}× for having been picked as the best-looking (nested over evidence training sets)")
+    out.print(
+        "expected error of the target's loss prediction: backtests of each candidate on the evidence, scaled "
+        "to the target's extrapolation distance; the proposals' upper ends are raised "
+        f"{p.selection_bias:.2f}× for having been picked as the best-looking (nested over evidence training sets)"
+    )
 
 
 # ------------------------------------------------------------------------------------ reproduce
 @cli.command()
-@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The paper's testbed folder (exp_data), e.g. from `lmscale testbed download`.")
+@click.option(
+    "--testbed",
+    "testbed_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The paper's testbed folder (exp_data), e.g. from `lmscale testbed download`.",
+)
 @click.option("--spec", default="paper-default", show_default=True, help="Fit-spec preset or a JSON file.")
 @click.option("--train-set", "train_sets", multiple=True, help="Training set(s); default all.")
 @click.option("--val-set", "val_sets", multiple=True, help="Validation set(s); default all 8.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Write the full report (12 analyses: report.md, report.html, figures/*.png, tables/*.csv|json) "
-                   "into this folder instead of printing the held-out table.")
-@click.option("--split", default="17-task", show_default=True,
-              help="Report: task split of the error law: 17-task, 46-task or comma-separated task names.")
-@click.option("--loss-fit", "loss_fit", multiple=True,
-              help="Report: runs that fit the loss law, e.g. 'n_params <= 5e8 and multiplier == 20' (repeat to OR); "
-                   "overrides the spec's.")
-@click.option("--error-fit", "error_fit", multiple=True, help="Report: runs that fit the error law (overrides the spec's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    help="Write the full report (12 analyses: report.md, report.html, figures/*.png, tables/*.csv|json) "
+    "into this folder instead of printing the held-out table.",
+)
+@click.option(
+    "--split",
+    default="17-task",
+    show_default=True,
+    help="Report: task split of the error law: 17-task, 46-task or comma-separated task names.",
+)
+@click.option(
+    "--loss-fit",
+    "loss_fit",
+    multiple=True,
+    help="Report: runs that fit the loss law, e.g. 'n_params <= 5e8 and multiplier == 20' (repeat to OR); "
+    "overrides the spec's.",
+)
+@click.option(
+    "--error-fit",
+    "error_fit",
+    multiple=True,
+    help="Report: runs that fit the error law (overrides the spec's).",
+)
 @click.option("--heldout", "heldout", multiple=True, help="Report: held-out runs (overrides the spec's).")
-@click.option("--method", default="paper", show_default=True,
-              help="Report: fitting method of the headline fits (paper, default, varpro, rel-ls, rel-ls-size, ls-log, huber-log).")
+@click.option(
+    "--method",
+    default="paper",
+    show_default=True,
+    help="Report: fitting method of the headline fits (paper, default, varpro, rel-ls, rel-ls-size, ls-log, huber-log).",
+)
 @click.option("--only", multiple=True, help="Report: run only these analyses (default all).")
-def reproduce(testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss_fit, error_fit, heldout, method, only):
+def reproduce(
+    testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss_fit, error_fit, heldout, method, only
+):
     """Reproduce the paper's held-out predictions (Figure 1 and every training × validation set), or
     with --out, every table and figure of the paper as one report."""
     from lmscale import paper, testbed
@@ -358,17 +526,32 @@ def reproduce(testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss
 
         from lmscale.selection import Selection
 
-        fit_spec = replace(fit_spec, name=fit_spec.name + " (modified)",
-                           loss_fit=Selection.parse(list(loss_fit)) if loss_fit else fit_spec.loss_fit,
-                           error_fit=Selection.parse(list(error_fit)) if error_fit else fit_spec.error_fit,
-                           heldout=Selection.parse(list(heldout)) if heldout else fit_spec.heldout)
+        fit_spec = replace(
+            fit_spec,
+            name=fit_spec.name + " (modified)",
+            loss_fit=Selection.parse(list(loss_fit)) if loss_fit else fit_spec.loss_fit,
+            error_fit=Selection.parse(list(error_fit)) if error_fit else fit_spec.error_fit,
+            heldout=Selection.parse(list(heldout)) if heldout else fit_spec.heldout,
+        )
     if out_dir:
         _report(runs, testbed_dir, fit_spec, train_sets, val_sets, split, method, only, out_dir)
         return
     _fits, rows = paper.reproduce(runs, fit_spec, train_sets or None, val_sets or None)
     if fmt == "json":
-        keys = ("train_set", "val_set", "n_params", "multiplier", "target", "predicted", "observed", "rel_error",
-                "run_id", "predicted_from_true_loss", "rel_error_from_true_loss", "used_in_error_fit")
+        keys = (
+            "train_set",
+            "val_set",
+            "n_params",
+            "multiplier",
+            "target",
+            "predicted",
+            "observed",
+            "rel_error",
+            "run_id",
+            "predicted_from_true_loss",
+            "rel_error_from_true_loss",
+            "used_in_error_fit",
+        )
         click.echo(json.dumps([{k: r.to_dict()[k] for k in keys} for r in rows], indent=1))
         return
     try:
@@ -383,12 +566,30 @@ def reproduce(testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss
             t.add_row(k, f"{100 * v:.4f}%")
         out.print(t)
     tab = Table(title=f"held-out predictions ({fit_spec.name})")
-    for col in ("train", "val set", "N", "M", "target", "predicted", "observed", "rel. err", "from true loss"):
+    for col in (
+        "train",
+        "val set",
+        "N",
+        "M",
+        "target",
+        "predicted",
+        "observed",
+        "rel. err",
+        "from true loss",
+    ):
         tab.add_column(col, justify="right" if col not in ("train", "val set", "target") else "left")
     for r in rows:
-        tab.add_row(r.train_set, r.val_set, f"{r.n_params / 1e9:.2f}B", f"{r.multiplier:g}", r.target,
-                    f"{r.predicted:.4f}", f"{r.observed:.4f}", f"{100 * r.rel_error:.2f}%",
-                    "" if r.rel_error_from_true_loss is None else f"{100 * r.rel_error_from_true_loss:.2f}%")
+        tab.add_row(
+            r.train_set,
+            r.val_set,
+            f"{r.n_params / 1e9:.2f}B",
+            f"{r.multiplier:g}",
+            r.target,
+            f"{r.predicted:.4f}",
+            f"{r.observed:.4f}",
+            f"{100 * r.rel_error:.2f}%",
+            "" if r.rel_error_from_true_loss is None else f"{100 * r.rel_error_from_true_loss:.2f}%",
+        )
     out.print(tab)
 
 
@@ -404,8 +605,14 @@ def _report(runs, testbed_dir, fit_spec, train_sets, val_sets, split, method, on
         from lmscale.errors import InputError
 
         raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
-    setting = Setting(spec=fit_spec, val_set=val_sets[0] if val_sets else "c4_val", split=split,
-                      train_sets=tuple(train_sets) or None, method=method, val_sets=tuple(val_sets) or None)
+    setting = Setting(
+        spec=fit_spec,
+        val_set=val_sets[0] if val_sets else "c4_val",
+        split=split,
+        train_sets=tuple(train_sets) or None,
+        method=method,
+        val_sets=tuple(val_sets) or None,
+    )
     try:
         metadata = testbed.load_task_metadata(testbed_dir)
     except LmscaleError:
@@ -413,13 +620,17 @@ def _report(runs, testbed_dir, fit_spec, train_sets, val_sets, split, method, on
     grid = Path(testbed_dir) / "grid.json"
     ctx = Context(runs, setting, metadata=metadata, grid_path=grid if grid.is_file() else None)
     n = len(only or ANALYSES)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as bar:
         task = bar.add_task("analyses", total=2 * n)
-        path, analyses, skipped, seconds = build_report(ctx, out_dir, only or None,
-                                                        progress=lambda k: bar.update(task, advance=1, description=k))
-    out.print(f"wrote {path} and {Path(out_dir) / 'report.html'}: {len(analyses)} analyses in {seconds:.1f} s "
-              f"(figures in {Path(out_dir) / 'figures'}, tables in {Path(out_dir) / 'tables'})")
+        path, analyses, skipped, seconds = build_report(
+            ctx, out_dir, only or None, progress=lambda k: bar.update(task, advance=1, description=k)
+        )
+    out.print(
+        f"wrote {path} and {Path(out_dir) / 'report.html'}: {len(analyses)} analyses in {seconds:.1f} s "
+        f"(figures in {Path(out_dir) / 'figures'}, tables in {Path(out_dir) / 'tables'})"
+    )
     for k, why in skipped.items():
         out.print(f"[yellow]skipped {k}:[/] {why}")
     fig1 = next((a for a in analyses if a.key == "figure1"), None)
@@ -429,7 +640,7 @@ def _report(runs, testbed_dir, fit_spec, train_sets, val_sets, split, method, on
 
 def _load_spec(spec: str):
     from lmscale.errors import InputError
-    from lmscale.selection import FitSpec, PRESETS, preset
+    from lmscale.selection import PRESETS, FitSpec, preset
 
     if spec in PRESETS:
         return preset(spec)
@@ -449,8 +660,11 @@ def testbed():
 
 @testbed.command("download")
 @click.option("--dest", required=True, type=click.Path(file_okay=False), help="Folder to download into.")
-@click.option("--base-url", default=None, help="Mirror of the release's exp_data folder (default: the authors' "
-              "repository at the pinned commit).")
+@click.option(
+    "--base-url",
+    default=None,
+    help="Mirror of the release's exp_data folder (default: the authors' repository at the pinned commit).",
+)
 def testbed_download(dest, base_url):
     """Fetch the pinned public release into DEST/exp_data, verifying every file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -458,28 +672,46 @@ def testbed_download(dest, base_url):
     from lmscale import testbed as tb
 
     kwargs = {"base_url": base_url} if base_url else {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task("downloading testbed", total=len(tb.manifest()))
-        root = tb.download(dest, progress=lambda name, done, total: bar.update(task, completed=done), **kwargs)
+        root = tb.download(
+            dest, progress=lambda name, done, total: bar.update(task, completed=done), **kwargs
+        )
     runs = tb.load(root)
-    out.print(f"testbed ready at {root}: {len(runs)} runs, {len(runs.val_sets)} validation losses, "
-              f"{len(runs.tasks)} tasks (pinned commit {tb.UPSTREAM_COMMIT[:12]}, all files verified)")
+    out.print(
+        f"testbed ready at {root}: {len(runs)} runs, {len(runs.val_sets)} validation losses, "
+        f"{len(runs.tasks)} tasks (pinned commit {tb.UPSTREAM_COMMIT[:12]}, all files verified)"
+    )
 
 
 @testbed.command("tasks")
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--threshold", default=10.0, show_default=True, help="Points above chance.")
-@click.option("--reference-n-params", default=153677376.0, show_default=True, help="Model size the rule looks at.")
+@click.option(
+    "--reference-n-params", default=153677376.0, show_default=True, help="Model size the rule looks at."
+)
 def testbed_tasks(testbed_dir, threshold, reference_n_params):
     """The above-chance task subset (the paper's 17 tasks at the defaults)."""
     from lmscale import tasks
     from lmscale import testbed as tb
 
     runs = tb.load(testbed_dir)
-    chosen = tasks.above_chance_tasks(runs, tb.load_task_metadata(testbed_dir), threshold_points=threshold,
-                                      reference_n_params=reference_n_params)
-    out.print(f"{len(chosen)} tasks at >= {threshold:g} points above chance for N = {reference_n_params:.6g}:")
+    chosen = tasks.above_chance_tasks(
+        runs,
+        tb.load_task_metadata(testbed_dir),
+        threshold_points=threshold,
+        reference_n_params=reference_n_params,
+    )
+    out.print(
+        f"{len(chosen)} tasks at >= {threshold:g} points above chance for N = {reference_n_params:.6g}:"
+    )
     out.print(", ".join(chosen))
 
 
@@ -502,8 +734,13 @@ def _ladder_config(config, preset_name):
 @ladder.command("plan")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="For the time estimate.")
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="For the time estimate.",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def ladder_plan(config, preset_name, device, fmt):
     """Show the runs of a ladder: N, D, M, FLOPs and an estimated time."""
@@ -514,19 +751,32 @@ def ladder_plan(config, preset_name, device, fmt):
     for w in family_warnings(cfg):
         err.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
     if fmt == "json":
-        click.echo(json.dumps([r.row() | {"estimated_seconds": r.estimated_seconds(device)} for r in runs], indent=1))
+        click.echo(
+            json.dumps([r.row() | {"estimated_seconds": r.estimated_seconds(device)} for r in runs], indent=1)
+        )
         return
-    tab = Table(title=f"ladder {cfg.name}: {len(runs)} runs on corpus {cfg.corpus.name!r} (V = {cfg.vocab_size}, "
-                      f"T = {cfg.seq_len})")
+    tab = Table(
+        title=f"ladder {cfg.name}: {len(runs)} runs on corpus {cfg.corpus.name!r} (V = {cfg.vocab_size}, "
+        f"T = {cfg.seq_len})"
+    )
     for col in ("run", "shape", "N", "M", "D tokens", "FLOPs", f"est. time ({device})"):
         tab.add_column(col, justify="left" if col in ("run", "shape") else "right")
     for r in runs:
-        tab.add_row(r.run_id, r.shape.name, f"{r.n_params:,}", f"{r.multiplier:g}", f"{r.n_tokens:,}",
-                    f"{r.flops:.2e}", f"{r.estimated_seconds(device):.0f} s")
+        tab.add_row(
+            r.run_id,
+            r.shape.name,
+            f"{r.n_params:,}",
+            f"{r.multiplier:g}",
+            f"{r.n_tokens:,}",
+            f"{r.flops:.2e}",
+            f"{r.estimated_seconds(device):.0f} s",
+        )
     out.print(tab)
     total = sum(r.estimated_seconds(device) for r in runs)
-    out.print(f"total {sum(r.n_tokens for r in runs):,} tokens, {sum(r.flops for r in runs):.2e} FLOPs, "
-              f"about {total / 60:.1f} min (rough: assumes {THROUGHPUT[device]:.2g} FLOP/s)")
+    out.print(
+        f"total {sum(r.n_tokens for r in runs):,} tokens, {sum(r.flops for r in runs):.2e} FLOPs, "
+        f"about {total / 60:.1f} min (rough: assumes {THROUGHPUT[device]:.2g} FLOP/s)"
+    )
 
 
 class _LadderProgress:
@@ -537,8 +787,14 @@ class _LadderProgress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.n_runs = n_runs
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                            TimeRemainingColumn(), console=err, transient=transient)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=transient,
+        )
 
     def __enter__(self):
         self.bar.__enter__()
@@ -565,8 +821,12 @@ class _LadderProgress:
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder folder.")
-@click.option("--device", default=None, type=click.Choice(["cpu", "cuda"]),
-              help="cpu or cuda (default: cuda when available).")
+@click.option(
+    "--device",
+    default=None,
+    type=click.Choice(["cpu", "cuda"]),
+    help="cpu or cuda (default: cuda when available).",
+)
 def ladder_run(config, preset_name, out_dir, device):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.train.ladder import plan, run_ladder
@@ -578,8 +838,10 @@ def ladder_run(config, preset_name, out_dir, device):
     from lmscale.records import RunTable
 
     table = RunTable.read(path)
-    out.print(f"wrote {path}: {len(table)} runs in {time.perf_counter() - t0:.0f} s; "
-              f"validation sets {', '.join(table.val_sets)}")
+    out.print(
+        f"wrote {path}: {len(table)} runs in {time.perf_counter() - t0:.0f} s; "
+        f"validation sets {', '.join(table.val_sets)}"
+    )
     tab = Table(title="final validation losses")
     tab.add_column("run")
     for v in table.val_sets:
@@ -610,12 +872,21 @@ def _suite(suite, data_root, task_labels):
 
 
 _suite_options = [
-    click.option("--suite", required=True, type=click.Path(exists=True, dir_okay=False),
-                 help="Task suite in LLM-Foundry's icl_tasks YAML form (e.g. the testbed's heavy.yaml)."),
-    click.option("--data-root", type=click.Path(exists=True, file_okay=False),
-                 help="Folder the suite's dataset_uri paths are relative to (default: the suite's folder)."),
+    click.option(
+        "--suite",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="Task suite in LLM-Foundry's icl_tasks YAML form (e.g. the testbed's heavy.yaml).",
+    ),
+    click.option(
+        "--data-root",
+        type=click.Path(exists=True, file_okay=False),
+        help="Folder the suite's dataset_uri paths are relative to (default: the suite's folder).",
+    ),
     click.option("--task", "task_labels", multiple=True, help="Only these tasks."),
-    click.option("--limit", type=click.IntRange(min=1), default=None, help="Score at most this many items per task."),
+    click.option(
+        "--limit", type=click.IntRange(min=1), default=None, help="Score at most this many items per task."
+    ),
 ]
 
 
@@ -673,20 +944,35 @@ def _print_heldout(df, title: str) -> None:
         tab.add_column(col, justify="left" if col in ("run", "target") else "right")
     for r in df.itertuples():
         iv = f"[{r.interval_low:.4f}, {r.interval_high:.4f}]" if "interval_low" in df else "—"
-        tab.add_row(r.run_id, f"{r.multiplier:g}", target_title(r.target), f"{r.predicted:.4f}", iv, f"{r.observed:.4f}",
-                    f"{100 * r.rel_error:.2f}%")
+        tab.add_row(
+            r.run_id,
+            f"{r.multiplier:g}",
+            target_title(r.target),
+            f"{r.predicted:.4f}",
+            iv,
+            f"{r.observed:.4f}",
+            f"{100 * r.rel_error:.2f}%",
+        )
     out.print(tab)
     if "inside_interval" in df:
-        out.print(f"{int(df.inside_interval.sum())} of {len(df)} observed values inside their {level}s "
-                  "(calibrated: see the report for how)")
+        out.print(
+            f"{int(df.inside_interval.sum())} of {len(df)} observed values inside their {level}s "
+            "(calibrated: see the report for how)"
+        )
 
 
 @cli.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder + report folder.")
-@click.option("--device", default=None, type=click.Choice(["cpu", "cuda"]),
-              help="cpu or cuda (default: cuda when available).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder + report folder."
+)
+@click.option(
+    "--device",
+    default=None,
+    type=click.Choice(["cpu", "cuda"]),
+    help="cpu or cuda (default: cuda when available).",
+)
 @click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
@@ -697,19 +983,28 @@ def loop(config, preset_name, out_dir, device, method):
     cfg = _ladder_config(config, preset_name)
     t0 = time.perf_counter()
     with _LadderProgress(len(plan(cfg)), transient=True) as p:
-        res = run_loop(cfg, out_dir, device=device, method=method, on_run=p.on_run, on_step=p.on_step,
-                       on_eval=p.on_eval)
-    out.print(f"ladder {cfg.name}: {res.runs_path}; report {res.report_path} ({time.perf_counter() - t0:.0f} s)")
+        res = run_loop(
+            cfg, out_dir, device=device, method=method, on_run=p.on_run, on_step=p.on_step, on_eval=p.on_eval
+        )
+    out.print(
+        f"ladder {cfg.name}: {res.runs_path}; report {res.report_path} ({time.perf_counter() - t0:.0f} s)"
+    )
     _print_heldout(res.heldout, "held-out predictions (laws fitted on the smaller runs)")
 
 
 @cli.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=False))
 @click.option("--val-set", required=True, help="Validation loss the laws use (e.g. python).")
-@click.option("--split", required=True, help="Tasks averaged by the error law: comma-separated names or a split name.")
+@click.option(
+    "--split", required=True, help="Tasks averaged by the error law: comma-separated names or a split name."
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
-@click.option("--fit-runs", "fit_runs", multiple=True,
-              help="Runs that fit both laws (default: every run below the largest model size).")
+@click.option(
+    "--fit-runs",
+    "fit_runs",
+    multiple=True,
+    help="Runs that fit both laws (default: every run below the largest model size).",
+)
 @click.option("--heldout", multiple=True, help="Runs to predict (default: the largest model size).")
 @click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
 def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
@@ -739,7 +1034,13 @@ def benchmark():
 
 @benchmark.command("speed")
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(min=1), help="Timing repeats (best is kept).")
+@click.option(
+    "--repeats",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Timing repeats (best is kept).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def benchmark_speed(testbed_dir, repeats, fmt):
     """The paper's 128-start LM against the variable-projection fast path, and a 1000-resample bootstrap."""
@@ -760,10 +1061,17 @@ def benchmark_speed(testbed_dir, repeats, fmt):
 
 @benchmark.command("accuracy")
 @click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--resamples", default=100, show_default=True, type=click.IntRange(0, 10_000),
-              help="Bootstrap resamples per fit (intervals; 0: errors only).")
+@click.option(
+    "--resamples",
+    default=100,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Bootstrap resamples per fit (intervals; 0: errors only).",
+)
 @click.option("--method", "methods", multiple=True, help="Only these methods (default all).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True
+)
 def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
     """Held-out relative error and interval coverage of every method × fit set."""
     from rich.progress import Progress
@@ -776,13 +1084,17 @@ def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
     if unknown:
         from lmscale.errors import InputError
 
-        raise InputError(f"unknown method(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(m.name for m in accuracy.METHODS_COMPARED)}")
+        raise InputError(
+            f"unknown method(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(m.name for m in accuracy.METHODS_COMPARED)}"
+        )
     runs = tb.load(testbed_dir)
     t0 = time.perf_counter()
     with Progress(console=err, transient=True) as bar:
         n_refs = len(runs.datasets) if resamples > 0 and any(m.has_intervals for m in chosen) else 0
-        task = bar.add_task("accuracy benchmark", total=len(chosen) * len(accuracy.fit_sets(runs=runs)) + n_refs)
+        task = bar.add_task(
+            "accuracy benchmark", total=len(chosen) * len(accuracy.fit_sets(runs=runs)) + n_refs
+        )
         rows = accuracy.run(runs, methods=chosen, n_resamples=resamples, progress=lambda _: bar.advance(task))
     err.print(f"{len(rows)} rows in {time.perf_counter() - t0:.0f} s")
     if fmt == "json":
@@ -790,19 +1102,43 @@ def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
     elif fmt == "markdown":
         click.echo(accuracy.markdown_table(rows))
     else:
-        tab = Table(title="held-out accuracy (48 loss + 12 chained-error predictions per row); calibrated intervals")
+        tab = Table(
+            title="held-out accuracy (48 loss + 12 chained-error predictions per row); calibrated intervals"
+        )
 
         def p(v, d=2):
-            return "n/a" if v is None or v != v else f"{100 * v:.{d}f}%"
+            return "n/a" if v is None or math.isnan(v) else f"{100 * v:.{d}f}%"
 
-        for col in ("fit set", "fit FLOPs", "method", "loss mean", "median", "max", "cov 80", "cov 90", "width 90",
-                    "error mean", "err cov 80", "err cov 90"):
+        for col in (
+            "fit set",
+            "fit FLOPs",
+            "method",
+            "loss mean",
+            "median",
+            "max",
+            "cov 80",
+            "cov 90",
+            "width 90",
+            "error mean",
+            "err cov 80",
+            "err cov 90",
+        ):
             tab.add_column(col)
         for r in rows:
-            tab.add_row(r["fit_set"], f"{r['fit_flops']:.2e}", r["method"], p(r["mean_rel_error"]),
-                        p(r["median_rel_error"]), p(r["max_rel_error"]), p(r["coverage_80"], 0),
-                        p(r["coverage_90"], 0), p(r["median_interval_width"], 1), p(r["error_mean_rel_error"]),
-                        p(r["error_coverage_80"], 0), p(r["error_coverage_90"], 0))
+            tab.add_row(
+                r["fit_set"],
+                f"{r['fit_flops']:.2e}",
+                r["method"],
+                p(r["mean_rel_error"]),
+                p(r["median_rel_error"]),
+                p(r["max_rel_error"]),
+                p(r["coverage_80"], 0),
+                p(r["coverage_90"], 0),
+                p(r["median_interval_width"], 1),
+                p(r["error_mean_rel_error"]),
+                p(r["error_coverage_80"], 0),
+                p(r["error_coverage_90"], 0),
+            )
         out.print(tab)
 
 

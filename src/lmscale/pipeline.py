@@ -28,11 +28,18 @@ def holdout_spec(runs: RunTable) -> FitSpec:
     """Fit both laws on every run smaller than the largest model; hold out the largest model's runs."""
     n = np.unique(runs.column("n_params").astype(float))
     if len(n) < 3:
-        raise InputError(f"the ladder has {len(n)} model size(s); the loop needs at least 3 (2 to fit, 1 to predict)")
+        raise InputError(
+            f"the ladder has {len(n)} model size(s); the loop needs at least 3 (2 to fit, 1 to predict)"
+        )
     cut = f"{(n[-1] + n[-2]) / 2:.10g}"
     small = Selection.parse(f"n_params < {cut}")
-    return FitSpec("ladder-holdout", small, small, Selection.parse(f"n_params > {cut}"),
-                   "laws fitted on all runs below the largest size; the largest size is predicted")
+    return FitSpec(
+        "ladder-holdout",
+        small,
+        small,
+        Selection.parse(f"n_params > {cut}"),
+        "laws fitted on all runs below the largest size; the largest size is predicted",
+    )
 
 
 def check_loop(cfg, method: str) -> None:
@@ -46,13 +53,23 @@ def check_loop(cfg, method: str) -> None:
         raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
     sizes = {r.n_params for r in plan(cfg)}
     if len(sizes) < 3:
-        raise InputError(f"ladder {cfg.name!r} has {len(sizes)} model size(s); the loop needs at least 3 "
-                         "(two to fit the laws on, one to predict)")
+        raise InputError(
+            f"ladder {cfg.name!r} has {len(sizes)} model size(s); the loop needs at least 3 "
+            "(two to fit the laws on, one to predict)"
+        )
 
 
-def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str = "default", n_items: int = 200,
-             on_run: Callable | None = None, on_step: Callable | None = None,
-             on_eval: Callable[[str], None] | None = None) -> LoopResult:
+def run_loop(
+    cfg,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    method: str = "default",
+    n_items: int = 200,
+    on_run: Callable | None = None,
+    on_step: Callable | None = None,
+    on_eval: Callable[[str], None] | None = None,
+) -> LoopResult:
     from lmscale.evaluate.builtin import builtin_tasks, write_suite
     from lmscale.evaluate.runs import ladder_eval
     from lmscale.train.data import split_documents
@@ -65,12 +82,22 @@ def run_loop(cfg, out_dir: str | Path, *, device: str | None = None, method: str
     tasks = builtin_tasks(write_suite(held_text, out / "tasks", n_items=n_items, seed=cfg.seed))
     runs_path = ladder_eval(out, tasks, progress=on_eval, skip_done=True)
     runs = RunTable.read(runs_path)
-    report, df = report_runs(runs, cfg.corpus.name, ",".join(t.label for t in tasks), out / "report", method=method)
+    report, df = report_runs(
+        runs, cfg.corpus.name, ",".join(t.label for t in tasks), out / "report", method=method
+    )
     return LoopResult(runs_path, report, df)
 
 
-def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *, method: str = "default",
-                spec: FitSpec | None = None, level: float = 0.9) -> tuple[Path, pd.DataFrame]:
+def report_runs(
+    runs: RunTable,
+    val_set: str,
+    split: str,
+    out_dir: str | Path,
+    *,
+    method: str = "default",
+    spec: FitSpec | None = None,
+    level: float = 0.9,
+) -> tuple[Path, pd.DataFrame]:
     """Fit on the smaller runs of a run table (or ``spec``'s), predict the held-out ones, and write
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
     from lmscale.calibration import describe
@@ -83,37 +110,74 @@ def report_runs(runs: RunTable, val_set: str, split: str, out_dir: str | Path, *
         raise InputError(f"expected the runs of one training set, found {', '.join(runs.datasets)}")
     ctx = Context(runs, Setting(spec=spec, val_set=val_set, split=split, method=method))
     for ts in ctx.train_sets:
-        both = sorted(set(ctx.heldout(ts).run_ids) & (set(ctx.loss_runs(ts).run_ids) | set(ctx.error_runs(ts).run_ids)))
+        both = sorted(
+            set(ctx.heldout(ts).run_ids) & (set(ctx.loss_runs(ts).run_ids) | set(ctx.error_runs(ts).run_ids))
+        )
         if both:
-            raise InputError(f"{len(both)} held-out run(s) are also fit runs ({', '.join(both[:3])}"
-                             f"{', …' if len(both) > 3 else ''}): their 'held-out' error would measure nothing; "
-                             "hold out runs the laws do not see")
+            raise InputError(
+                f"{len(both)} held-out run(s) are also fit runs ({', '.join(both[:3])}"
+                f"{', …' if len(both) > 3 else ''}): their 'held-out' error would measure nothing; "
+                "hold out runs the laws do not see"
+            )
     rows = [r for ts in ctx.train_sets for r in ctx.study.heldout(ts, ctx.val_set)]
     if not rows:
         raise InputError(f"fit spec {spec.name!r} holds out no runs: nothing to predict")
     df = pd.DataFrame([r.to_dict() for r in rows])
-    calibrated = [ctx.study.interval(r.train_set, r.val_set, r.target, ScalePoint.make(r.n_params, multiplier=r.multiplier),
-                                     level) for r in rows]
+    calibrated = [
+        ctx.study.interval(
+            r.train_set, r.val_set, r.target, ScalePoint.make(r.n_params, multiplier=r.multiplier), level
+        )
+        for r in rows
+    ]
     df["interval_level"] = level
     df["interval_low"] = [c.interval.low for c in calibrated]
     df["interval_high"] = [c.interval.high for c in calibrated]
     df["inside_interval"] = [c.interval.contains(r.observed) for c, r in zip(calibrated, rows)]
     sources = sorted({describe(c.calibration) for c in calibrated})
-    cells = [(r.run_id, size_label(r.n_params), f"{r.multiplier:g}", target_title(r.target), f"{r.predicted:.4f}",
-              f"[{r.interval_low:.4f}, {r.interval_high:.4f}]", f"{r.observed:.4f}", pct(r.rel_error))
-             for r in df.itertuples()]
+    cells = [
+        (
+            r.run_id,
+            size_label(r.n_params),
+            f"{r.multiplier:g}",
+            target_title(r.target),
+            f"{r.predicted:.4f}",
+            f"[{r.interval_low:.4f}, {r.interval_high:.4f}]",
+            f"{r.observed:.4f}",
+            pct(r.rel_error),
+        )
+        for r in df.itertuples()
+    ]
     loss_err = df[df.target == "loss"].rel_error
     err_err = df[df.target != "loss"].rel_error
-    text = (f"Laws fitted ({method}) on the {len(spec.loss_fit.apply(runs))} runs of `{spec.loss_fit}`; the "
-            f"{len(spec.heldout.apply(runs))} runs of `{spec.heldout}` are predicted. Mean relative error: loss "
-            f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({md_escape(split)}) {pct(err_err.mean())}. "
-            f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
-            "(" + "; ".join(sources) + ").\n\n"
-            + md_table(cells, ["run", "N", "M", "target", "predicted", f"{100 * level:g}% interval", "observed",
-                               "rel. error"]))
-    heldout = Analysis("heldout", "Held-out predictions", text, {"heldout": df},
-                       numbers={"loss_mean_rel_error": float(loss_err.mean()),
-                                "error_mean_rel_error": float(err_err.mean())})
+    text = (
+        f"Laws fitted ({method}) on the {len(spec.loss_fit.apply(runs))} runs of `{spec.loss_fit}`; the "
+        f"{len(spec.heldout.apply(runs))} runs of `{spec.heldout}` are predicted. Mean relative error: loss "
+        f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({md_escape(split)}) {pct(err_err.mean())}. "
+        f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
+        "("
+        + "; ".join(sources)
+        + ").\n\n"
+        + md_table(
+            cells,
+            ["run", "N", "M", "target", "predicted", f"{100 * level:g}% interval", "observed", "rel. error"],
+        )
+    )
+    heldout = Analysis(
+        "heldout",
+        "Held-out predictions",
+        text,
+        {"heldout": df},
+        numbers={
+            "loss_mean_rel_error": float(loss_err.mean()),
+            "error_mean_rel_error": float(err_err.mean()),
+        },
+    )
     analyses, skipped = run_analyses(ctx, ["figure1", "table6", "heatmaps"])
-    return write_report(ctx, out_dir, [heldout, *analyses], skipped, title="lmscale: held-out predictions",
-                        source_label="Runs"), df
+    return write_report(
+        ctx,
+        out_dir,
+        [heldout, *analyses],
+        skipped,
+        title="lmscale: held-out predictions",
+        source_label="Runs",
+    ), df

@@ -53,8 +53,11 @@ class LadderCandidate:
         return len(self.sizes) * len(self.multipliers)
 
     def runs(self) -> list[dict]:
-        return [{"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": 6.0 * n * n * m}
-                for n in self.sizes for m in self.multipliers]
+        return [
+            {"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": 6.0 * n * n * m}
+            for n in self.sizes
+            for m in self.multipliers
+        ]
 
     def gpu_hours(self, mfu: float = 0.4, peak_flops: float = H100_PEAK_FLOPS) -> float:
         return self.flops / (mfu * peak_flops) / 3600.0
@@ -62,8 +65,13 @@ class LadderCandidate:
     def to_dict(self, mfu: float = 0.4) -> dict:
         d = asdict(self)
         d.pop("by_train_set")
-        d.update(n_runs=self.n_runs, runs=self.runs(), gpu_hours=self.gpu_hours(mfu), mfu=mfu,
-                 expected_interval=list(self.expected_interval))
+        d.update(
+            n_runs=self.n_runs,
+            runs=self.runs(),
+            gpu_hours=self.gpu_hours(mfu),
+            mfu=mfu,
+            expected_interval=list(self.expected_interval),
+        )
         return d
 
 
@@ -94,15 +102,25 @@ def combine(tables: Sequence[RunTable]) -> RunTable:
         return tables[0]
     names = [ts for t in tables for ts in t.datasets]
     if len(set(names)) != len(names):
-        raise InputError(f"evidence tables share training-set names ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
-                         "each training set must come from one table")
-    return RunTable.from_frame(pd.concat([t.frame for t in tables], ignore_index=True),
-                               " + ".join(t.source for t in tables))
+        raise InputError(
+            f"evidence tables share training-set names ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
+            "each training set must come from one table"
+        )
+    return RunTable.from_frame(
+        pd.concat([t.frame for t in tables], ignore_index=True), " + ".join(t.source for t in tables)
+    )
 
 
-def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
-               method: str = "default", val_sets: Sequence[str] | None = None,
-               allowed_sizes: Sequence[float] | None = None) -> list[LadderCandidate]:
+def candidates(
+    runs: RunTable,
+    target: ScalePoint,
+    *,
+    budget_flops: float | None = None,
+    max_runs: int | None = None,
+    method: str = "default",
+    val_sets: Sequence[str] | None = None,
+    allowed_sizes: Sequence[float] | None = None,
+) -> list[LadderCandidate]:
     """Every candidate ladder of the evidence's grid within the budget (and among ``allowed_sizes``,
     matched within 1%), with its expected error."""
     n_all = runs.column("n_params").astype(float)
@@ -110,11 +128,17 @@ def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None
     sizes = np.unique(n_all[n_all < target.n_params / 2])
     if allowed_sizes is not None:
         allowed = np.asarray(list(allowed_sizes), dtype=float)
-        sizes = sizes[[bool(np.any(np.abs(s / allowed - 1) <= 0.01)) for s in sizes]] if allowed.size else sizes[:0]
+        sizes = (
+            sizes[[bool(np.any(np.abs(s / allowed - 1) <= 0.01)) for s in sizes]]
+            if allowed.size
+            else sizes[:0]
+        )
     mults = np.unique(np.round(m_all, 6))
     if len(sizes) < 2:
-        raise InputError(f"{runs.source}: the evidence needs at least two (allowed) model sizes below half the "
-                         f"target's {target.n_params:.3g} parameters")
+        raise InputError(
+            f"{runs.source}: the evidence needs at least two (allowed) model sizes below half the "
+            f"target's {target.n_params:.3g} parameters"
+        )
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
     out = []
     for k in range(2, len(sizes) + 1):
@@ -124,23 +148,36 @@ def candidates(runs: RunTable, target: ScalePoint, *, budget_flops: float | None
                 continue
             cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
             flops = sum(6.0 * n * n * m for n in cand_sizes for m in cand_mults)
-            if (budget_flops is not None and flops > budget_flops) or (max_runs and len(cand_sizes) * len(ms) > max_runs):
+            if (budget_flops is not None and flops > budget_flops) or (
+                max_runs and len(cand_sizes) * len(ms) > max_runs
+            ):
                 continue
             per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
             errs = [e for _ts, es in per_ts for e in es]
             if len(errs) < 3:
                 continue
-            out.append(LadderCandidate(cand_sizes, cand_mults, flops, float(np.median(errs)),
-                                       (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
-                                       len(errs), per_ts))
+            out.append(
+                LadderCandidate(
+                    cand_sizes,
+                    cand_mults,
+                    flops,
+                    float(np.median(errs)),
+                    (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
+                    len(errs),
+                    per_ts,
+                )
+            )
     if not out:
-        raise InputError("no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
-                         "evidence with more small runs")
+        raise InputError(
+            "no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
+            "evidence with more small runs"
+        )
     return out
 
 
-def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: str,
-                     vals) -> tuple[tuple[str, tuple[float, ...]], ...]:
+def _evidence_errors(
+    runs: RunTable, sizes, mults, target: ScalePoint, method: str, vals
+) -> tuple[tuple[str, tuple[float, ...]], ...]:
     """Backtest a candidate on every evidence training set × validation loss: relative error of the
     evidence run nearest the target (beyond the candidate), scaled to the target's distance."""
     per_ts = []
@@ -153,13 +190,16 @@ def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: s
         beyond = n > max(sizes) * 1.5
         if in_ladder.sum() < OVERTRAIN.n_params + 1 or not beyond.any():
             continue
-        near = np.flatnonzero(beyond)[np.argmin(np.hypot(np.log(n[beyond] / target.n_params),
-                                                         np.log(m[beyond] / target.multiplier)))]
+        near = np.flatnonzero(beyond)[
+            np.argmin(np.hypot(np.log(n[beyond] / target.n_params), np.log(m[beyond] / target.multiplier)))
+        ]
         proxy = ScalePoint.make(float(n[near]), multiplier=float(m[near]))
         key = (ts,)
         if key not in d_target_cache:
-            d_target_cache[key] = (_distance(target, n[in_ladder], m[in_ladder]),
-                                   _distance(proxy, n[in_ladder], m[in_ladder]))
+            d_target_cache[key] = (
+                _distance(target, n[in_ladder], m[in_ladder]),
+                _distance(proxy, n[in_ladder], m[in_ladder]),
+            )
         d_t, d_p = d_target_cache[key]
         scale = (1.0 + d_t) / (1.0 + d_p)
         for vs in vals:
@@ -179,9 +219,17 @@ def _evidence_errors(runs: RunTable, sizes, mults, target: ScalePoint, method: s
     return tuple(per_ts)
 
 
-def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = None, max_runs: int | None = None,
-         method: str = "default", val_sets: Sequence[str] | None = None,
-         allowed_sizes: Sequence[float] | None = None, correct_selection: bool = True) -> Plan:
+def plan(
+    runs: RunTable,
+    target: ScalePoint,
+    *,
+    budget_flops: float | None = None,
+    max_runs: int | None = None,
+    method: str = "default",
+    val_sets: Sequence[str] | None = None,
+    allowed_sizes: Sequence[float] | None = None,
+    correct_selection: bool = True,
+) -> Plan:
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
@@ -189,8 +237,15 @@ def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = Non
         raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
     if max_runs is not None and max_runs < 5:
         raise InputError(f"a ladder needs at least 5 runs to fit the loss law, got --max-runs {max_runs}")
-    cands = candidates(runs, target, budget_flops=budget_flops, max_runs=max_runs, method=method, val_sets=val_sets,
-                       allowed_sizes=allowed_sizes)
+    cands = candidates(
+        runs,
+        target,
+        budget_flops=budget_flops,
+        max_runs=max_runs,
+        method=method,
+        val_sets=val_sets,
+        allowed_sizes=allowed_sizes,
+    )
     bias = selection_bias(cands) if correct_selection else 1.0
     best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))
     ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
@@ -201,8 +256,12 @@ def plan(runs: RunTable, target: ScalePoint, *, budget_flops: float | None = Non
         # the picks looked best on the evidence partly by luck: their errors elsewhere run larger, so
         # the upper end of their range is raised by the nested estimate of that optimism (the median
         # and the lower end stay: luck makes the evidence optimistic, not pessimistic)
-        cands = [replace(c, expected_interval=(c.expected_interval[0], c.expected_interval[1] * bias))
-                 if i in picks.values() else c for i, c in enumerate(cands)]
+        cands = [
+            replace(c, expected_interval=(c.expected_interval[0], c.expected_interval[1] * bias))
+            if i in picks.values()
+            else c
+            for i, c in enumerate(cands)
+        ]
     return Plan(target, tuple(cands), picks, runs.source, budget_flops, bias)
 
 
@@ -213,9 +272,11 @@ def selection_bias(cands: Sequence[LadderCandidate]) -> float:
     sets = sorted({ts for c in cands for ts, _ in c.by_train_set})
     ratios = []
     for out in sets:
-        def promised(c):
+
+        def promised(c, out=out):
             e = [x for ts, es in c.by_train_set if ts != out for x in es]
             return float(np.median(e)) if e else np.inf
+
         pick = min(cands, key=promised)
         got = [x for ts, es in pick.by_train_set if ts == out for x in es]
         if got and np.isfinite(promised(pick)) and promised(pick) > 0:
@@ -223,9 +284,14 @@ def selection_bias(cands: Sequence[LadderCandidate]) -> float:
     return max(1.0, float(np.median(ratios))) if ratios else 1.0
 
 
-def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max-m", "largest"), *,
-                           budget_flops: float | None = None, method: str = "default",
-                           correct_selection: bool = True) -> list[dict]:
+def validate_leave_one_out(
+    runs: RunTable,
+    targets: Sequence[str] = ("second-max-m", "largest"),
+    *,
+    budget_flops: float | None = None,
+    method: str = "default",
+    correct_selection: bool = True,
+) -> list[dict]:
     """For each training set: plan with the other training sets' evidence, fit the recommended
     ladder's runs of the held-out set, predict its target runs (every validation loss), and check
     the realised error against the planner's 90% range."""
@@ -240,7 +306,9 @@ def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max
         for which in targets:
             i = study.target_run(held, which)
             point = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
-            p = plan(evidence, point, budget_flops=budget_flops, method=method, correct_selection=correct_selection)
+            p = plan(
+                evidence, point, budget_flops=budget_flops, method=method, correct_selection=correct_selection
+            )
             rec = p.candidates[p.picks["recommended"]]
             use = np.isin(n, rec.sizes) & np.isin(np.round(m, 6), np.round(rec.multipliers, 6))
             for vs in runs.val_sets:
@@ -249,10 +317,23 @@ def validate_leave_one_out(runs: RunTable, targets: Sequence[str] = ("second-max
                     f = fit(OVERTRAIN, {"n_params": n[use], "multiplier": m[use]}, y[use], method=method)
                 except (FitError, InputError):  # the held-out set lacks some of the ladder's runs
                     continue
-                realised = abs(float(f.predict(n_params=point.n_params, multiplier=point.multiplier)) - y[i]) / y[i]
+                realised = (
+                    abs(float(f.predict(n_params=point.n_params, multiplier=point.multiplier)) - y[i]) / y[i]
+                )
                 lo, hi = rec.expected_interval
-                rows.append({"held_out": held, "target": which, "val_set": vs, "ladder_flops": rec.flops,
-                             "n_runs": rec.n_runs, "expected_rel_error": rec.expected_rel_error, "low": lo, "high": hi,
-                             "realised_rel_error": realised, "inside": bool(lo <= realised <= hi),
-                             "at_most_high": bool(realised <= hi)})
+                rows.append(
+                    {
+                        "held_out": held,
+                        "target": which,
+                        "val_set": vs,
+                        "ladder_flops": rec.flops,
+                        "n_runs": rec.n_runs,
+                        "expected_rel_error": rec.expected_rel_error,
+                        "low": lo,
+                        "high": hi,
+                        "realised_rel_error": realised,
+                        "inside": bool(lo <= realised <= hi),
+                        "at_most_high": bool(realised <= hi),
+                    }
+                )
     return rows

@@ -27,25 +27,39 @@ class ScalePoint:
         return 6.0 * self.n_params * self.n_tokens
 
     @classmethod
-    def make(cls, n_params: float, *, multiplier: float | None = None, n_tokens: float | None = None) -> ScalePoint:
+    def make(
+        cls, n_params: float, *, multiplier: float | None = None, n_tokens: float | None = None
+    ) -> ScalePoint:
         if (multiplier is None) == (n_tokens is None):
             raise InputError("give exactly one of the token multiplier M or the token count D")
         for name, v in (("n_params", n_params), ("multiplier", multiplier), ("n_tokens", n_tokens)):
-            if v is not None and not (isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                                      and np.isfinite(v) and v > 0):
+            if v is not None and not (
+                isinstance(v, (int, float, np.number))
+                and not isinstance(v, bool)
+                and np.isfinite(v)
+                and v > 0
+            ):
                 raise InputError(f"{name} must be a positive number, got {v!r}")
-        point = cls(float(n_params), float(n_tokens) if n_tokens is not None else float(multiplier) * float(n_params))
+        point = cls(
+            float(n_params), float(n_tokens) if n_tokens is not None else float(multiplier) * float(n_params)
+        )
         with np.errstate(all="ignore"):
             derived = (point.n_tokens, point.multiplier, point.flops)
         if not all(np.isfinite(v) and v > 0 for v in derived):
-            raise InputError(f"N = {n_params!r} with {'M' if multiplier is not None else 'D'} = "
-                             f"{multiplier if multiplier is not None else n_tokens!r} puts D, M or C = 6·N·D out of "
-                             "floating-point range")
+            raise InputError(
+                f"N = {n_params!r} with {'M' if multiplier is not None else 'D'} = "
+                f"{multiplier if multiplier is not None else n_tokens!r} puts D, M or C = 6·N·D out of "
+                "floating-point range"
+            )
         return point
 
     def inputs(self) -> dict[str, float]:
-        return {"n_params": self.n_params, "n_tokens": self.n_tokens, "multiplier": self.multiplier,
-                "flops": self.flops}
+        return {
+            "n_params": self.n_params,
+            "n_tokens": self.n_tokens,
+            "multiplier": self.multiplier,
+            "flops": self.flops,
+        }
 
 
 @dataclass(frozen=True)
@@ -68,8 +82,10 @@ def predict_error(error_fit: FitResult, loss: float) -> float:
 def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint) -> ChainedPrediction:
     """Predict the loss of ``point`` and, with an error fit, the error at that predicted loss."""
     if error_fit is not None and loss_fit.target != error_fit.input_columns.get("loss", loss_fit.target):
-        raise InputError(f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "
-                         f"predicts {loss_fit.target!r}; chain fits of the same validation loss")
+        raise InputError(
+            f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "
+            f"predicts {loss_fit.target!r}; chain fits of the same validation loss"
+        )
     loss = predict_loss(loss_fit, point)
     return ChainedPrediction(point, loss, None if error_fit is None else predict_error(error_fit, loss))
 
@@ -120,8 +136,9 @@ def _interval(samples: np.ndarray, level: float) -> Interval:
     return Interval(level, float(lo), float(hi))
 
 
-def predict_with_intervals(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint, *,
-                           level: float = 0.9, seed: int = 0) -> UncertainPrediction:
+def predict_with_intervals(
+    loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint, *, level: float = 0.9, seed: int = 0
+) -> UncertainPrediction:
     """Chained prediction with percentile intervals from the fits' bootstrap samples.
 
     For the error, each bootstrap loss (with run noise for the prediction interval) is mapped
@@ -136,17 +153,27 @@ def predict_with_intervals(loss_fit: FitResult, error_fit: FitResult | None, poi
     loss_s = loss_fit.predict_samples(**{k: np.array([values[k]]) for k in law.inputs})[:, 0]
     loss_s = loss_s[np.isfinite(loss_s)]
     loss_noisy = loss_s + _noise(loss_fit, len(loss_s), rng)
-    out = dict(point=point, loss=base.loss, loss_confidence=_interval(loss_s, level),
-               loss_prediction=_interval(loss_noisy, level), warnings=tuple(extrapolation_warnings(loss_fit, point)))
+    out = dict(
+        point=point,
+        loss=base.loss,
+        loss_confidence=_interval(loss_s, level),
+        loss_prediction=_interval(loss_noisy, level),
+        warnings=tuple(extrapolation_warnings(loss_fit, point)),
+    )
     if error_fit is not None:
-        ep = np.asarray(error_fit.bootstrap if error_fit.bootstrap else [error_fit.law_obj.vector(error_fit.params)])
+        ep = np.asarray(
+            error_fit.bootstrap if error_fit.bootstrap else [error_fit.law_obj.vector(error_fit.params)]
+        )
         pick = ep[rng.integers(0, len(ep), len(loss_s))]
         elaw = error_fit.law_obj
         err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
         err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
         err_pred = err_pred + _noise(error_fit, len(err_pred), rng)
-        out.update(error=base.error, error_confidence=_interval(err_conf, level),
-                   error_prediction=_interval(err_pred, level))
+        out.update(
+            error=base.error,
+            error_confidence=_interval(err_conf, level),
+            error_prediction=_interval(err_pred, level),
+        )
     return UncertainPrediction(**out)
 
 
@@ -159,11 +186,17 @@ def extrapolation_factors(fit: FitResult, point: ScalePoint) -> dict[str, float]
         return {}
     m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / n
     c = 6.0 * n * n * m
-    return {"n_params": point.n_params / n.max(), "multiplier": point.multiplier / m.max(),
-            "flops": point.flops / c.max()}
+    return {
+        "n_params": point.n_params / n.max(),
+        "multiplier": point.multiplier / m.max(),
+        "flops": point.flops / c.max(),
+    }
 
 
 def extrapolation_warnings(fit: FitResult, point: ScalePoint) -> list[str]:
     labels = {"n_params": "parameters N", "multiplier": "token multiplier M", "flops": "compute C"}
-    return [f"extrapolating {labels[k]} {f:.3g}× beyond the largest fitted run"
-            for k, f in extrapolation_factors(fit, point).items() if f > 1.0 + 1e-9]
+    return [
+        f"extrapolating {labels[k]} {f:.3g}× beyond the largest fitted run"
+        for k, f in extrapolation_factors(fit, point).items()
+        if f > 1.0 + 1e-9
+    ]

@@ -68,19 +68,31 @@ class RunTable:
 
     # ----------------------------------------------------------------------------- construction
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, source: str = "<table>", row_labels: Sequence[str] | None = None,
-                   bad_numbers: dict[tuple[int, str], str] | None = None) -> RunTable:
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        source: str = "<table>",
+        row_labels: Sequence[str] | None = None,
+        bad_numbers: dict[tuple[int, str], str] | None = None,
+    ) -> RunTable:
         frame = frame.reset_index(drop=True).copy()
-        labels = tuple(row_labels) if row_labels is not None else tuple(f"row {i + 1}" for i in range(len(frame)))
+        labels = (
+            tuple(row_labels) if row_labels is not None else tuple(f"row {i + 1}" for i in range(len(frame)))
+        )
         normalised = _validate(frame, source, labels, bad_numbers or {})
         return cls(normalised, source, labels)
 
     @classmethod
     def from_records(cls, records: Sequence[dict], source: str = "<records>") -> RunTable:
-        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable) \
-                or not all(isinstance(r, Mapping) for r in records):
-            raise InputError(f"{source}: run records must be a sequence of mappings (one per run), "
-                             f"got {type(records).__name__}")
+        if (
+            isinstance(records, (str, bytes, Mapping))
+            or not isinstance(records, Iterable)
+            or not all(isinstance(r, Mapping) for r in records)
+        ):
+            raise InputError(
+                f"{source}: run records must be a sequence of mappings (one per run), "
+                f"got {type(records).__name__}"
+            )
         return cls.from_frame(pd.DataFrame.from_records([dict(r) for r in records]), source)
 
     @classmethod
@@ -89,7 +101,9 @@ class RunTable:
         path = Path(path)
         fmt = _FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise InputError(f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet")
+            raise InputError(
+                f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet"
+            )
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[fmt]
@@ -102,13 +116,17 @@ class RunTable:
         path = Path(path)
         fmt = _FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise InputError(f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet")
+            raise InputError(
+                f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet"
+            )
         if fmt == "csv":
             return atomic_write(path, lambda fh: self.frame.to_csv(fh, index=False, float_format="%.17g"))
         if fmt == "jsonl":
+
             def write_jsonl(fh):
                 for rec in self.to_records():
                     fh.write(json.dumps(rec, allow_nan=False) + "\n")
+
             return atomic_write(path, write_jsonl)
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -120,7 +138,9 @@ class RunTable:
         """Rows as plain dicts; missing values are ``None``."""
         out = []
         for rec in self.frame.to_dict(orient="records"):
-            out.append({k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in rec.items()})
+            out.append(
+                {k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in rec.items()}
+            )
         return out
 
     # -------------------------------------------------------------------------------- accessors
@@ -129,11 +149,11 @@ class RunTable:
 
     @property
     def val_sets(self) -> list[str]:
-        return [c[len(LOSS_PREFIX):] for c in self.frame.columns if _is_loss_column(c)]
+        return [c[len(LOSS_PREFIX) :] for c in self.frame.columns if _is_loss_column(c)]
 
     @property
     def tasks(self) -> list[str]:
-        return [c[len(ACC_PREFIX):] for c in self.frame.columns if c.startswith(ACC_PREFIX)]
+        return [c[len(ACC_PREFIX) :] for c in self.frame.columns if c.startswith(ACC_PREFIX)]
 
     @property
     def datasets(self) -> list[str]:
@@ -152,14 +172,18 @@ class RunTable:
         """Losses on ``val_set`` (with or without the ``loss_`` prefix)."""
         name = val_set if val_set.startswith(LOSS_PREFIX) else LOSS_PREFIX + val_set
         if name not in self.frame.columns:
-            raise InputError(f"{self.source}: unknown validation set {val_set.removeprefix(LOSS_PREFIX)!r}; "
-                             f"known: {', '.join(self.val_sets) or 'none'}")
+            raise InputError(
+                f"{self.source}: unknown validation set {val_set.removeprefix(LOSS_PREFIX)!r}; "
+                f"known: {', '.join(self.val_sets) or 'none'}"
+            )
         return self.frame[name].to_numpy(dtype=float)
 
     def accuracy(self, task: str) -> np.ndarray:
         name = task if task.startswith(ACC_PREFIX) else ACC_PREFIX + task
         if name not in self.frame.columns:
-            raise InputError(f"{self.source}: unknown task {task!r}; known: {', '.join(self.tasks) or 'none'}")
+            raise InputError(
+                f"{self.source}: unknown task {task!r}; known: {', '.join(self.tasks) or 'none'}"
+            )
         return self.frame[name].to_numpy(dtype=float)
 
     def subset(self, mask) -> RunTable:
@@ -195,8 +219,8 @@ def _read_csv(path: Path):
         if col in STRING_COLUMNS:
             continue
         values = []
-        for i, text in enumerate(raw[col]):
-            text = text.strip()
+        for i, cell in enumerate(raw[col]):
+            text = cell.strip()
             if text == "":
                 values.append(np.nan)
                 continue
@@ -267,7 +291,8 @@ def _read_parquet(path: Path):
     for name in table.column_names:
         col = table.column(name)
         if (name in NUMERIC_COLUMNS or _is_measure(name)) and not (
-                pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type)):
+            pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type)
+        ):
             raise InputError(f"{path}: column {name!r} must hold numbers, found Parquet type {col.type}")
         if pa.types.is_floating(col.type):
             flags = pc.fill_null(pc.invert(pc.is_finite(col)), False).to_pylist()
@@ -299,8 +324,10 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
 
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError(f"{source}: missing required column(s) {', '.join(missing)}; "
-                         f"found: {', '.join(map(str, frame.columns)) or 'none'}")
+        raise InputError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"found: {', '.join(map(str, frame.columns)) or 'none'}"
+        )
     if len(frame) == 0:
         raise InputError(f"{source}: no runs in the table")
     for (i, col), msg in sorted(bad.items()):
@@ -314,7 +341,9 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
         if not isinstance(name, str):
             raise InputError(f"{source}: column names must be strings, found {name!r}")
 
-    numeric = [c for c in frame.columns if c in ("n_params", "n_tokens", "multiplier", "flops") or _is_measure(c)]
+    numeric = [
+        c for c in frame.columns if c in ("n_params", "n_tokens", "multiplier", "flops") or _is_measure(c)
+    ]
     for col in numeric:
         try:
             frame[col] = pd.to_numeric(frame[col], errors="raise").astype(float)
@@ -338,10 +367,22 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
     with np.errstate(invalid="ignore", divide="ignore"):
         m_derived, c_derived = d / n, 6.0 * n * d
     for i in range(len(frame)):
-        if math.isfinite(n[i]) and math.isfinite(d[i]) and n[i] > 0 and d[i] > 0 and not (
-                math.isfinite(c_derived[i]) and c_derived[i] > 0 and math.isfinite(m_derived[i]) and m_derived[i] > 0):
-            problems.append(f"{where(i)}: n_params={n[i]!r} and n_tokens={d[i]!r} give compute 6·N·D = "
-                            f"{c_derived[i]!r} or D/N = {m_derived[i]!r}, out of floating-point range")
+        if (
+            math.isfinite(n[i])
+            and math.isfinite(d[i])
+            and n[i] > 0
+            and d[i] > 0
+            and not (
+                math.isfinite(c_derived[i])
+                and c_derived[i] > 0
+                and math.isfinite(m_derived[i])
+                and m_derived[i] > 0
+            )
+        ):
+            problems.append(
+                f"{where(i)}: n_params={n[i]!r} and n_tokens={d[i]!r} give compute 6·N·D = "
+                f"{c_derived[i]!r} or D/N = {m_derived[i]!r}, out of floating-point range"
+            )
     for col, derived, rule in (("multiplier", m_derived, "D/N"), ("flops", c_derived, "6·N·D")):
         if col not in frame.columns:
             frame[col] = derived
@@ -353,10 +394,14 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
             if math.isnan(given[i]):
                 frame.loc[i, col] = derived[i]
             elif not (math.isfinite(given[i]) and given[i] > 0):
-                problems.append(f"{where(i)}: field {col!r} must be a positive finite number, found {float(given[i])!r}")
+                problems.append(
+                    f"{where(i)}: field {col!r} must be a positive finite number, found {float(given[i])!r}"
+                )
             elif abs(given[i] - derived[i]) > CONSISTENCY_RTOL * derived[i]:
-                problems.append(f"{where(i)}: inconsistent {col}: {given[i]:.6g} given, but {rule} = "
-                                f"{derived[i]:.6g} (n_params={n[i]:.6g}, n_tokens={d[i]:.6g})")
+                problems.append(
+                    f"{where(i)}: inconsistent {col}: {given[i]:.6g} given, but {rule} = "
+                    f"{derived[i]:.6g} (n_params={n[i]:.6g}, n_tokens={d[i]:.6g})"
+                )
 
     for col in frame.columns:
         if not _is_measure(col):
@@ -368,16 +413,20 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
             if not math.isfinite(v):
                 problems.append(f"{where(i)}: field {col!r} must be finite, found {v!r}")
             elif is_acc and not 0.0 <= v <= 1.0:
-                problems.append(f"{where(i)}: field {col!r} is an accuracy and must lie in [0, 1], found {v!r}")
+                problems.append(
+                    f"{where(i)}: field {col!r} is an accuracy and must lie in [0, 1], found {v!r}"
+                )
             elif not is_acc and v <= 0:
                 problems.append(f"{where(i)}: field {col!r} is a loss and must be positive, found {v!r}")
     for col in frame.columns:
         if col.startswith(LOWER_PREFIX):
-            upper = UPPER_PREFIX + col[len(LOWER_PREFIX):]
+            upper = UPPER_PREFIX + col[len(LOWER_PREFIX) :]
             if upper in frame.columns:
                 lo, hi = frame[col].to_numpy(), frame[upper].to_numpy()
                 for i in np.flatnonzero(lo > hi):
-                    problems.append(f"{where(i)}: {col} = {float(lo[i])!r} exceeds {upper} = {float(hi[i])!r}")
+                    problems.append(
+                        f"{where(i)}: {col} = {float(lo[i])!r} exceeds {upper} = {float(hi[i])!r}"
+                    )
 
     seen: dict[str, int] = {}
     for i, rid in enumerate(frame["run_id"]):

@@ -42,11 +42,15 @@ class Condition:
 
     def __post_init__(self):
         if self.op not in OPS:
-            raise InputError(f"unknown operator {self.op!r} in condition on {self.field!r}; use one of {', '.join(OPS)}")
+            raise InputError(
+                f"unknown operator {self.op!r} in condition on {self.field!r}; use one of {', '.join(OPS)}"
+            )
 
     def mask(self, runs: RunTable) -> np.ndarray:
         if self.field not in runs.frame.columns:
-            raise InputError(f"selection names unknown field {self.field!r}; fields: {', '.join(runs.frame.columns)}")
+            raise InputError(
+                f"selection names unknown field {self.field!r}; fields: {', '.join(runs.frame.columns)}"
+            )
         col = runs.frame[self.field]
         values = self.value if self.op == "in" else [self.value]
         if not isinstance(values, (list, tuple)):
@@ -55,7 +59,9 @@ class Condition:
         if numeric:
             nums = [_number(v) for v in values]
             if any(v is None for v in nums):
-                raise InputError(f"field {self.field!r} is numeric but the selection compares it with {self.value!r}")
+                raise InputError(
+                    f"field {self.field!r} is numeric but the selection compares it with {self.value!r}"
+                )
             a = col.to_numpy(dtype=float)
             if self.op in ("==", "in", "!="):
                 eq = np.zeros(len(a), bool)
@@ -99,16 +105,20 @@ class Selection:
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
             raise InputError(f"a selection is text such as 'n_params <= 5e8', got {texts!r}")
         if sum(map(len, texts)) > MAX_SELECTION_CHARS:
-            raise InputError(f"selection of {sum(map(len, texts))} characters; at most {MAX_SELECTION_CHARS} are "
-                             "accepted (use a fit-spec JSON file for long lists)")
+            raise InputError(
+                f"selection of {sum(map(len, texts))} characters; at most {MAX_SELECTION_CHARS} are "
+                "accepted (use a fit-spec JSON file for long lists)"
+            )
         clauses = []
         for text in texts:
             conds = []
             for part in re.split(r"\s+and\s+|\s*&&\s*", text.strip()):
                 m = _COND.match(part)
                 if not m:
-                    raise InputError(f"cannot parse selection condition {part!r}; expected e.g. "
-                                     "'n_params <= 5e8', 'multiplier == 20', 'dataset in [rpj, c4_original]'")
+                    raise InputError(
+                        f"cannot parse selection condition {part!r}; expected e.g. "
+                        "'n_params <= 5e8', 'multiplier == 20', 'dataset in [rpj, c4_original]'"
+                    )
                 name, op, raw = m.groups()
                 op = "==" if op == "=" else op
                 if op == "in":
@@ -125,8 +135,14 @@ class Selection:
     @classmethod
     def from_json(cls, data) -> Selection:
         try:
-            return cls(tuple(tuple(Condition(c[0], c[1], tuple(c[2]) if isinstance(c[2], list) else c[2])
-                                   for c in clause) for clause in data))
+            return cls(
+                tuple(
+                    tuple(
+                        Condition(c[0], c[1], tuple(c[2]) if isinstance(c[2], list) else c[2]) for c in clause
+                    )
+                    for clause in data
+                )
+            )
         except (TypeError, IndexError) as exc:
             raise InputError(f"malformed selection {data!r}: {exc}") from None
 
@@ -167,14 +183,24 @@ class FitSpec:
     extras: Mapping[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "description": self.description, "loss_fit": self.loss_fit.to_json(),
-                "error_fit": self.error_fit.to_json(), "heldout": self.heldout.to_json()}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "loss_fit": self.loss_fit.to_json(),
+            "error_fit": self.error_fit.to_json(),
+            "heldout": self.heldout.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping) -> FitSpec:
         try:
-            return cls(data["name"], Selection.from_json(data["loss_fit"]), Selection.from_json(data["error_fit"]),
-                       Selection.from_json(data["heldout"]), data.get("description", ""))
+            return cls(
+                data["name"],
+                Selection.from_json(data["loss_fit"]),
+                Selection.from_json(data["error_fit"]),
+                Selection.from_json(data["heldout"]),
+                data.get("description", ""),
+            )
         except KeyError as exc:
             raise InputError(f"fit spec lacks field {exc.args[0]!r}") from None
 
@@ -184,21 +210,29 @@ PRESETS: dict[str, dict] = {
     "paper-default": {
         "name": "paper-default",
         "description": "Gadre et al. default: loss law on the 0.011-0.411B runs at M=20 plus 0.011B at "
-                       "M=320; error law on those plus 1.4B at M=20; runs >= 1B parameters held out.",
-        "loss_fit": [[["n_params", "<=", 5e8], ["multiplier", "==", 20]],
-                     [["n_params", "<=", 2e7], ["multiplier", "==", 320]]],
-        "error_fit": [[["n_params", "<=", 5e8], ["multiplier", "==", 20]],
-                      [["n_params", "<=", 2e7], ["multiplier", "==", 320]],
-                      [["n_params", ">=", 1e9], ["n_params", "<=", 2e9], ["multiplier", "==", 20]]],
+        "M=320; error law on those plus 1.4B at M=20; runs >= 1B parameters held out.",
+        "loss_fit": [
+            [["n_params", "<=", 5e8], ["multiplier", "==", 20]],
+            [["n_params", "<=", 2e7], ["multiplier", "==", 320]],
+        ],
+        "error_fit": [
+            [["n_params", "<=", 5e8], ["multiplier", "==", 20]],
+            [["n_params", "<=", 2e7], ["multiplier", "==", 320]],
+            [["n_params", ">=", 1e9], ["n_params", "<=", 2e9], ["multiplier", "==", 20]],
+        ],
         "heldout": [[["n_params", ">=", 1e9]]],
     },
     "paper-no-1b": {
         "name": "paper-no-1b",
         "description": "As paper-default, but the error law is fitted without the 1.4B run (paper Table 7).",
-        "loss_fit": [[["n_params", "<=", 5e8], ["multiplier", "==", 20]],
-                     [["n_params", "<=", 2e7], ["multiplier", "==", 320]]],
-        "error_fit": [[["n_params", "<=", 5e8], ["multiplier", "==", 20]],
-                      [["n_params", "<=", 2e7], ["multiplier", "==", 320]]],
+        "loss_fit": [
+            [["n_params", "<=", 5e8], ["multiplier", "==", 20]],
+            [["n_params", "<=", 2e7], ["multiplier", "==", 320]],
+        ],
+        "error_fit": [
+            [["n_params", "<=", 5e8], ["multiplier", "==", 20]],
+            [["n_params", "<=", 2e7], ["multiplier", "==", 320]],
+        ],
         "heldout": [[["n_params", ">=", 1e9]]],
     },
 }

@@ -79,10 +79,18 @@ class Study:
     ``error_method``: the error law's method when it differs.
     """
 
-    def __init__(self, runs: RunTable, spec: FitSpec | str = "paper-default", method: str = "paper", *,
-                 train_sets: Sequence[str] | None = None, val_sets: Sequence[str] | None = None,
-                 error_targets: Sequence[str] = ERROR_TARGETS, loss_law: str = "overtrain",
-                 error_method: str | None = None):
+    def __init__(
+        self,
+        runs: RunTable,
+        spec: FitSpec | str = "paper-default",
+        method: str = "paper",
+        *,
+        train_sets: Sequence[str] | None = None,
+        val_sets: Sequence[str] | None = None,
+        error_targets: Sequence[str] = ERROR_TARGETS,
+        loss_law: str = "overtrain",
+        error_method: str | None = None,
+    ):
         self.runs = runs
         self.error_method = error_method or method
         self.loss_law = loss_law
@@ -91,8 +99,10 @@ class Study:
         self.train_sets = tuple(train_sets or runs.datasets)
         unknown = [t for t in self.train_sets if t not in runs.datasets]
         if unknown:
-            raise InputError(f"{runs.source}: unknown training set(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(runs.datasets)}")
+            raise InputError(
+                f"{runs.source}: unknown training set(s) {', '.join(unknown)}; "
+                f"known: {', '.join(runs.datasets)}"
+            )
         self.val_sets = tuple(v.removeprefix("loss_") for v in (val_sets or runs.val_sets))
         bad = [v for v in self.val_sets if v not in runs.val_sets]
         if bad:
@@ -109,8 +119,10 @@ class Study:
         if train_set not in self._datasets:
             sub = self.runs.subset(self.runs.column("dataset").astype(str) == train_set)
             if len(sub) == 0:
-                raise InputError(f"{self.runs.source}: no runs of training set {train_set!r}; "
-                                 f"known: {', '.join(self.runs.datasets)}")
+                raise InputError(
+                    f"{self.runs.source}: no runs of training set {train_set!r}; "
+                    f"known: {', '.join(self.runs.datasets)}"
+                )
             self._datasets[train_set] = sub
         return self._datasets[train_set]
 
@@ -126,8 +138,9 @@ class Study:
     def _nonempty(self, sel: Selection, train_set: str, role: str) -> RunTable:
         sub = sel.apply(self.dataset(train_set))
         if len(sub) == 0:
-            raise InputError(f"fit spec {self.spec.name!r}: empty {role} selection for training set "
-                             f"{train_set!r} ({sel})")
+            raise InputError(
+                f"fit spec {self.spec.name!r}: empty {role} selection for training set {train_set!r} ({sel})"
+            )
         return sub
 
     # -- fits --------------------------------------------------------------------------------
@@ -143,19 +156,27 @@ class Study:
         col = loss_column(val_set)
         return self._fit(("loss", train_set, col), self.loss_runs(train_set), self.loss_law, col, None)
 
-    def error_fit(self, train_set: str, val_set: str, target: str, *, runs: RunTable | None = None) -> FitResult:
+    def error_fit(
+        self, train_set: str, val_set: str, target: str, *, runs: RunTable | None = None
+    ) -> FitResult:
         """Error law of ``target`` against ``val_set`` on the spec's error-fit runs, or on ``runs``."""
         col = loss_column(val_set)
         use = self.error_runs(train_set) if runs is None else runs
         return self._fit(("error", train_set, col, target), use, "error", target, col)
 
     def fits(self, train_set: str, val_set: str) -> TrainingSetFits:
-        return TrainingSetFits(train_set, val_set.removeprefix("loss_"), self.loss_fit(train_set, val_set),
-                               {t: self.error_fit(train_set, val_set, t) for t in self.error_targets})
+        return TrainingSetFits(
+            train_set,
+            val_set.removeprefix("loss_"),
+            self.loss_fit(train_set, val_set),
+            {t: self.error_fit(train_set, val_set, t) for t in self.error_targets},
+        )
 
     # -- predictions -----------------------------------------------------------------------------
     def predict_loss(self, train_set: str, val_set: str, n_params: float, multiplier: float) -> float:
-        return predict_loss(self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier))
+        return predict_loss(
+            self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier)
+        )
 
     def heldout(self, train_set: str, val_set: str) -> list[HeldoutPrediction]:
         """Predictions of every held-out run of ``train_set``: its loss, then each error target
@@ -173,21 +194,41 @@ class Study:
         rows = []
         for i in order:
             n, m = float(held.column("n_params")[i]), float(held.column("multiplier")[i])
-            base = dict(train_set=train_set, val_set=val_set, run_id=held.run_ids[i],
-                        model=str(held.column("model")[i]), n_params=n, multiplier=m)
+            base = dict(
+                train_set=train_set,
+                val_set=val_set,
+                run_id=held.run_ids[i],
+                model=str(held.column("model")[i]),
+                n_params=n,
+                multiplier=m,
+            )
             pred_loss = predict_loss(fits.loss_fit, ScalePoint.make(n, multiplier=m))
-            rows.append(HeldoutPrediction(**base, target="loss", predicted=pred_loss, observed=float(true_loss[i]),
-                                          rel_error=relative_error(pred_loss, float(true_loss[i]))))
+            rows.append(
+                HeldoutPrediction(
+                    **base,
+                    target="loss",
+                    predicted=pred_loss,
+                    observed=float(true_loss[i]),
+                    rel_error=relative_error(pred_loss, float(true_loss[i])),
+                )
+            )
             one = held.subset(np.arange(len(held)) == i)
             for target, efit in fits.error_fits.items():
                 observed = float(target_values(one, target)[0])
                 chained = float(efit.predict(loss=pred_loss))
                 from_true = float(efit.predict(loss=float(true_loss[i])))
-                rows.append(HeldoutPrediction(
-                    **base, target=target, predicted=chained, observed=observed,
-                    rel_error=relative_error(chained, observed), predicted_from_true_loss=from_true,
-                    rel_error_from_true_loss=relative_error(from_true, observed),
-                    used_in_error_fit=held.run_ids[i] in efit.run_ids))
+                rows.append(
+                    HeldoutPrediction(
+                        **base,
+                        target=target,
+                        predicted=chained,
+                        observed=observed,
+                        rel_error=relative_error(chained, observed),
+                        predicted_from_true_loss=from_true,
+                        rel_error_from_true_loss=relative_error(from_true, observed),
+                        used_in_error_fit=held.run_ids[i] in efit.run_ids,
+                    )
+                )
         return rows
 
     def all_heldout(self, progress=None) -> list[HeldoutPrediction]:
@@ -201,8 +242,16 @@ class Study:
         return rows
 
     # -- calibrated intervals ------------------------------------------------------------------
-    def calibration(self, train_set: str, val_set: str, quantity: str = "loss", *, n_resamples: int = 200,
-                    seed: int = 0, fallback=None):
+    def calibration(
+        self,
+        train_set: str,
+        val_set: str,
+        quantity: str = "loss",
+        *,
+        n_resamples: int = 200,
+        seed: int = 0,
+        fallback=None,
+    ):
         """How the intervals of this training set × validation loss are calibrated: the loss-fit runs'
         own backtest (the chained error's too, when the error law is fitted on the same runs), else
         ``fallback`` (default: the shipped reference). See :mod:`lmscale.calibration`."""
@@ -219,8 +268,16 @@ class Study:
                     return fallback or cal.reference(kind)
                 errors = target_values(lr, quantity)
             self._backtests[key] = backtest_arrays(
-                lr.column("n_params"), lr.column("multiplier"), lr.loss(loss_column(val_set)), method=self.method,
-                errors=errors, run_ids=lr.run_ids, n_resamples=n_resamples, seed=seed, error_method=self.error_method)
+                lr.column("n_params"),
+                lr.column("multiplier"),
+                lr.loss(loss_column(val_set)),
+                method=self.method,
+                errors=errors,
+                run_ids=lr.run_ids,
+                n_resamples=n_resamples,
+                seed=seed,
+                error_method=self.error_method,
+            )
         return cal.choose(self._backtests[key], kind, fallback)
 
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
@@ -235,16 +292,29 @@ class Study:
                 self._booted[key] = fit
         return self._booted[key]
 
-    def interval(self, train_set: str, val_set: str, target: str, point: ScalePoint, level: float = 0.9, *,
-                 n_resamples: int = 200, seed: int = 0):
+    def interval(
+        self,
+        train_set: str,
+        val_set: str,
+        target: str,
+        point: ScalePoint,
+        level: float = 0.9,
+        *,
+        n_resamples: int = 200,
+        seed: int = 0,
+    ):
         """Calibrated prediction (:class:`lmscale.calibration.CalibratedPrediction`) of ``target``
         (``loss`` or an error target) at ``point``."""
         from lmscale import calibration as cal
 
         lf = self._bootstrapped(self.loss_fit(train_set, val_set), n_resamples, seed)
         if target == "loss":
-            return cal.calibrated(lf, point, level, self.calibration(train_set, val_set, "loss",
-                                                                     n_resamples=n_resamples, seed=seed))
+            return cal.calibrated(
+                lf,
+                point,
+                level,
+                self.calibration(train_set, val_set, "loss", n_resamples=n_resamples, seed=seed),
+            )
         ef = self._bootstrapped(self.error_fit(train_set, val_set, target), n_resamples, seed + 1)
         c = self.calibration(train_set, val_set, target, n_resamples=n_resamples, seed=seed)
         return cal.calibrated(lf, point, level, c, error_fit=ef)

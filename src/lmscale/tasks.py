@@ -19,24 +19,72 @@ from lmscale.records import ACC_PREFIX, LOSS_PREFIX, RunTable
 
 #: The paper's 46 downstream tasks.
 PAPER_46 = (
-    "agi_eval_lsat_ar", "agi_eval_lsat_rc", "agi_eval_lsat_lr", "agi_eval_sat_en", "arc_easy",
-    "arc_challenge", "bbq", "bigbench_conceptual_combinations", "bigbench_conlang_translation",
-    "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_elementary_math_qa",
-    "bigbench_misconceptions", "bigbench_language_identification", "bigbench_logical_deduction",
-    "bigbench_novel_concepts", "bigbench_operators", "bigbench_repeat_copy_logic",
-    "bigbench_qa_wikidata", "bigbench_strange_stories", "bigbench_strategy_qa",
-    "bigbench_understanding_fables", "boolq", "commonsense_qa", "copa", "coqa",
-    "enterprise_pii_classification", "hellaswag", "hellaswag_zeroshot", "jeopardy", "lambada_openai",
-    "logi_qa", "math_qa", "mmlu", "mmlu_zeroshot", "openbook_qa", "piqa", "pubmed_qa_labeled",
-    "simple_arithmetic_nospaces", "simple_arithmetic_withspaces", "siqa", "squad",
-    "winogender_mc_female", "winogender_mc_male", "winograd", "winogrande",
+    "agi_eval_lsat_ar",
+    "agi_eval_lsat_rc",
+    "agi_eval_lsat_lr",
+    "agi_eval_sat_en",
+    "arc_easy",
+    "arc_challenge",
+    "bbq",
+    "bigbench_conceptual_combinations",
+    "bigbench_conlang_translation",
+    "bigbench_cs_algorithms",
+    "bigbench_dyck_languages",
+    "bigbench_elementary_math_qa",
+    "bigbench_misconceptions",
+    "bigbench_language_identification",
+    "bigbench_logical_deduction",
+    "bigbench_novel_concepts",
+    "bigbench_operators",
+    "bigbench_repeat_copy_logic",
+    "bigbench_qa_wikidata",
+    "bigbench_strange_stories",
+    "bigbench_strategy_qa",
+    "bigbench_understanding_fables",
+    "boolq",
+    "commonsense_qa",
+    "copa",
+    "coqa",
+    "enterprise_pii_classification",
+    "hellaswag",
+    "hellaswag_zeroshot",
+    "jeopardy",
+    "lambada_openai",
+    "logi_qa",
+    "math_qa",
+    "mmlu",
+    "mmlu_zeroshot",
+    "openbook_qa",
+    "piqa",
+    "pubmed_qa_labeled",
+    "simple_arithmetic_nospaces",
+    "simple_arithmetic_withspaces",
+    "siqa",
+    "squad",
+    "winogender_mc_female",
+    "winogender_mc_male",
+    "winograd",
+    "winogrande",
 )
 
 #: The paper's 17-task subset: tasks where some 0.154B run is >= 10 points above chance.
 PAPER_17 = (
-    "arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
-    "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa",
-    "hellaswag", "hellaswag_zeroshot", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad",
+    "arc_easy",
+    "bigbench_cs_algorithms",
+    "bigbench_dyck_languages",
+    "bigbench_novel_concepts",
+    "bigbench_operators",
+    "bigbench_qa_wikidata",
+    "boolq",
+    "commonsense_qa",
+    "copa",
+    "coqa",
+    "hellaswag",
+    "hellaswag_zeroshot",
+    "lambada_openai",
+    "piqa",
+    "pubmed_qa_labeled",
+    "squad",
     "winograd",
 )
 
@@ -73,8 +121,14 @@ def read_task_metadata(path: str | Path) -> dict[str, TaskInfo]:
             raise InputError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for lineno, row in enumerate(reader, 2):
             try:
-                info = TaskInfo(row["Eval Task"].strip(), row["Task Category"], row["Task Type"],
-                                int(row["#shots"]), int(row["#datapoints"]), float(row["Random baseline"]) / 100.0)
+                info = TaskInfo(
+                    row["Eval Task"].strip(),
+                    row["Task Category"],
+                    row["Task Type"],
+                    int(row["#shots"]),
+                    int(row["#datapoints"]),
+                    float(row["Random baseline"]) / 100.0,
+                )
             except ValueError as exc:
                 raise InputError(f"{path}, line {lineno}: {exc}") from None
             out[info.name] = info
@@ -84,10 +138,7 @@ def read_task_metadata(path: str | Path) -> dict[str, TaskInfo]:
 def resolve_split(split: str | Sequence[str], available: Iterable[str] | None = None) -> tuple[str, ...]:
     """A split name (``46-task``, ``17-task``) or a list / comma-separated string of task names."""
     if isinstance(split, str):
-        if split in SPLITS:
-            tasks = SPLITS[split]
-        else:
-            tasks = tuple(t.strip() for t in split.split(",") if t.strip())
+        tasks = SPLITS[split] if split in SPLITS else tuple(t.strip() for t in split.split(",") if t.strip())
     else:
         tasks = tuple(split)
     if not tasks:
@@ -96,8 +147,10 @@ def resolve_split(split: str | Sequence[str], available: Iterable[str] | None = 
         known = set(available)
         unknown = [t for t in tasks if t not in known]
         if unknown:
-            raise InputError(f"unknown task name(s) {', '.join(unknown)} in split {split!r}; "
-                             f"known splits: {', '.join(SPLITS)}")
+            raise InputError(
+                f"unknown task name(s) {', '.join(unknown)} in split {split!r}; "
+                f"known splits: {', '.join(SPLITS)}"
+            )
     return tasks
 
 
@@ -115,16 +168,25 @@ def random_error(baselines: Mapping[str, TaskInfo | float], split: str | Sequenc
     return 1.0 - float(np.mean(vals))
 
 
-def above_chance_tasks(runs: RunTable, baselines: Mapping[str, TaskInfo | float], *, threshold_points: float = 10.0,
-                       reference_n_params: float = PAPER_REFERENCE_N, candidates: Sequence[str] | None = None
-                       ) -> tuple[str, ...]:
+def above_chance_tasks(
+    runs: RunTable,
+    baselines: Mapping[str, TaskInfo | float],
+    *,
+    threshold_points: float = 10.0,
+    reference_n_params: float = PAPER_REFERENCE_N,
+    candidates: Sequence[str] | None = None,
+) -> tuple[str, ...]:
     """Tasks on which at least one run of size ``reference_n_params`` (any M, any dataset)
     scores at least ``threshold_points`` percentage points above the random baseline."""
     ref = runs.subset(np.isclose(runs.column("n_params").astype(float), reference_n_params, rtol=1e-6))
     if len(ref) == 0:
-        raise InputError(f"{runs.source}: no run has n_params = {reference_n_params:.6g}, the reference size "
-                         "of the above-chance rule")
-    names = list(candidates) if candidates is not None else [t for t in PAPER_46 if t in runs.tasks] or runs.tasks
+        raise InputError(
+            f"{runs.source}: no run has n_params = {reference_n_params:.6g}, the reference size "
+            "of the above-chance rule"
+        )
+    names = (
+        list(candidates) if candidates is not None else [t for t in PAPER_46 if t in runs.tasks] or runs.tasks
+    )
     chosen = []
     for task in names:
         if task not in baselines:
@@ -150,14 +212,18 @@ def target_values(runs: RunTable, target: str) -> np.ndarray:
     if target.startswith(ACC_PREFIX):
         return runs.accuracy(target)
     if target.startswith("error:"):  # error:<split name or comma-separated tasks>
-        return average_error(runs, target[len("error:"):])
+        return average_error(runs, target[len("error:") :])
     if target.startswith("error_"):
-        rest = target[len("error_"):]
+        rest = target[len("error_") :]
         if f"{rest}-task" in SPLITS:
             return average_error(runs, f"{rest}-task")
         if rest in runs.tasks:
             return 1.0 - runs.accuracy(rest)
-        raise InputError(f"{runs.source}: unknown target {target!r}: neither a split "
-                         f"({', '.join('error_' + s.split('-')[0] for s in SPLITS)}) nor a task")
-    raise InputError(f"unknown target {target!r}: use loss_<validation set>, error_46, error_17, "
-                     "error:<split or tasks>, error_<task> or acc_<task>")
+        raise InputError(
+            f"{runs.source}: unknown target {target!r}: neither a split "
+            f"({', '.join('error_' + s.split('-')[0] for s in SPLITS)}) nor a task"
+        )
+    raise InputError(
+        f"unknown target {target!r}: use loss_<validation set>, error_46, error_17, "
+        "error:<split or tasks>, error_<task> or acc_<task>"
+    )

@@ -50,8 +50,10 @@ def resolve(path: str | Path) -> Path:
     for cand in (path, path / "exp_data", path / "testbed" / "exp_data"):
         if (cand / "models").is_dir():
             return cand
-    raise InputError(f"{path}: not a testbed folder (expected models/, evals/ and eval_metadata.csv; "
-                     "get one with `lmscale testbed download --dest DIR`)")
+    raise InputError(
+        f"{path}: not a testbed folder (expected models/, evals/ and eval_metadata.csv; "
+        "get one with `lmscale testbed download --dest DIR`)"
+    )
 
 
 def _val_key(val_data: list, where: str) -> str:
@@ -108,8 +110,9 @@ def load(path: str | Path) -> RunTable:
     rows = [_run_row(p, root / "evals") for p in models]
     import pandas as pd
 
-    return RunTable.from_frame(pd.DataFrame.from_records(rows), str(root / "models"),
-                               row_labels=[p.name for p in models])
+    return RunTable.from_frame(
+        pd.DataFrame.from_records(rows), str(root / "models"), row_labels=[p.name for p in models]
+    )
 
 
 def load_task_metadata(path: str | Path) -> dict[str, TaskInfo]:
@@ -132,8 +135,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(dest: str | Path, *, base_url: str = DEFAULT_BASE_URL, timeout: float = 30.0,
-             progress: Callable[[str, int, int], None] | None = None) -> Path:
+def download(
+    dest: str | Path,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    timeout: float = 30.0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Path:
     """Fetch the pinned release into ``dest/exp_data``, verifying every file's SHA-256.
 
     Files already present with the right hash are kept, so an interrupted download resumes.
@@ -149,7 +157,9 @@ def download(dest: str | Path, *, base_url: str = DEFAULT_BASE_URL, timeout: flo
     total = len(files)
     for done, (rel, meta) in enumerate(sorted(files.items()), 1):
         target = root / rel
-        if not (target.is_file() and target.stat().st_size == meta["size"] and _sha256(target) == meta["sha256"]):
+        if not (
+            target.is_file() and target.stat().st_size == meta["size"] and _sha256(target) == meta["sha256"]
+        ):
             url = base + urllib.request.pathname2url(rel)
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -158,12 +168,16 @@ def download(dest: str | Path, *, base_url: str = DEFAULT_BASE_URL, timeout: flo
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise DownloadError(f"{url}: could not connect ({reason}); check the network or pass --base-url") from None
+                raise DownloadError(
+                    f"{url}: could not connect ({reason}); check the network or pass --base-url"
+                ) from None
             got = hashlib.sha256(payload).hexdigest()
             if got != meta["sha256"] or len(payload) != meta["size"]:
-                raise DownloadError(f"{url}: integrity check failed for {rel}: expected sha256 {meta['sha256']} "
-                                    f"({meta['size']} bytes), got {got} ({len(payload)} bytes)")
-            atomic_write(target, lambda fh: fh.write(payload), binary=True)
+                raise DownloadError(
+                    f"{url}: integrity check failed for {rel}: expected sha256 {meta['sha256']} "
+                    f"({meta['size']} bytes), got {got} ({len(payload)} bytes)"
+                )
+            atomic_write(target, lambda fh, data=payload: fh.write(data), binary=True)
         if progress is not None:
             progress(rel, done, total)
     return root

@@ -21,7 +21,7 @@ from lmscale.tasks import SPLITS, resolve_split
 def split_target(split: str) -> str:
     """Fitting target of a task split: ``17-task`` → ``error_17``; a task list → ``error:<list>``."""
     if split in SPLITS:
-        return "error_" + split.split("-")[0]
+        return "error_" + split.split("-", maxsplit=1)[0]
     return "error:" + split
 
 
@@ -50,8 +50,10 @@ class Setting:
     val_sets: tuple[str, ...] | None = None
 
     def describe(self) -> str:
-        return (f"fit spec `{self.spec.name}`, validation loss `{self.val_set}`, split {split_label(self.split)}, "
-                f"method `{self.method}`")
+        return (
+            f"fit spec `{self.spec.name}`, validation loss `{self.val_set}`, split {split_label(self.split)}, "
+            f"method `{self.method}`"
+        )
 
 
 class Context:
@@ -69,8 +71,9 @@ class Context:
             raise InputError(f"unknown validation set {s.val_set!r}; known: {', '.join(runs.val_sets)}")
         resolve_split(s.split, runs.tasks)  # unknown task names fail here, before any fitting
         self.target = split_target(s.split)
-        self.study = Study(runs, s.spec, s.method, train_sets=s.train_sets, val_sets=s.val_sets,
-                           error_targets=(self.target,))
+        self.study = Study(
+            runs, s.spec, s.method, train_sets=s.train_sets, val_sets=s.val_sets, error_targets=(self.target,)
+        )
         self.train_sets = self.study.train_sets
         self.val_sets = self.study.val_sets
 
@@ -96,7 +99,9 @@ class Context:
         loss, on the spec's error-fit runs (or on ``runs``)."""
         return self.study.error_fit(train_set, self.val_set, target or self.target, runs=runs)
 
-    def predict_loss(self, train_set: str, n_params: float, multiplier: float, val_set: str | None = None) -> float:
+    def predict_loss(
+        self, train_set: str, n_params: float, multiplier: float, val_set: str | None = None
+    ) -> float:
         return self.study.predict_loss(train_set, val_set or self.val_set, n_params, multiplier)
 
     def target_run(self, train_set: str, which: str) -> int:
@@ -107,14 +112,20 @@ class Context:
 
 
 #: the paper's names of its model sizes (it truncates 0.4116B to 0.411B)
-PAPER_SIZE_LABELS = {10569312: "0.011B", 78914048: "0.079B", 153677376: "0.154B", 411616256: "0.411B",
-                     1439795200: "1.4B", 6889410560: "6.9B"}
+PAPER_SIZE_LABELS = {
+    10569312: "0.011B",
+    78914048: "0.079B",
+    153677376: "0.154B",
+    411616256: "0.411B",
+    1439795200: "1.4B",
+    6889410560: "6.9B",
+}
 
 
 def size_label(n_params: float) -> str:
     """0.011B, 0.079B, …, 1.4B, 6.9B: the paper's way of naming sizes."""
-    if int(round(n_params)) in PAPER_SIZE_LABELS:
-        return PAPER_SIZE_LABELS[int(round(n_params))]
+    if round(n_params) in PAPER_SIZE_LABELS:
+        return PAPER_SIZE_LABELS[round(n_params)]
     b = n_params / 1e9
     if b >= 1:
         return f"{b:.1f}B"
@@ -148,7 +159,10 @@ def md_escape(value: object) -> str:
 
 def md_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     """A small GitHub-flavoured markdown table from already formatted cells (escaped here)."""
-    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        "| " + " | ".join(md_escape(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, train_set_name
 from lmscale._io import read_json
+from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, train_set_name
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap, parameter_intervals
 from lmscale.fit.core import fit
@@ -40,8 +40,16 @@ def exponent_vs_m(ctx: Context, n_resamples: int = 1000, level: float = 0.9, see
         eta_tied = to_paper_form(ctx.loss_fit(ts).params)["eta"]
         for m in np.unique(m_all):
             sub = small.subset(np.isclose(m_all, m))
-            row = {"train_set": ts, "multiplier": float(m), "n_runs": len(sub), "eta": np.nan, "eta_low": np.nan,
-                   "eta_high": np.nan, "eta_default_fit": eta_tied, "note": ""}
+            row = {
+                "train_set": ts,
+                "multiplier": float(m),
+                "n_runs": len(sub),
+                "eta": np.nan,
+                "eta_low": np.nan,
+                "eta_high": np.nan,
+                "eta_default_fit": eta_tied,
+                "note": "",
+            }
             try:
                 res = fit_table(sub, "power", "loss_" + ctx.val_set, method="varpro")
                 row["eta"] = res.params["eta"]
@@ -58,14 +66,23 @@ def exponent_vs_m(ctx: Context, n_resamples: int = 1000, level: float = 0.9, see
     for ts in ctx.train_sets:
         d = df[df.train_set == ts]
         ok = d.dropna(subset=["eta"])
-        cells.append((train_set_name(ts), f"{d.eta_default_fit.iloc[0]:.3f}",
-                      f"{ok.eta.min():.3f} – {ok.eta.max():.3f}" if len(ok) else "—",
-                      f"{ok.eta.median():.3f}" if len(ok) else "—"))
-    text = (f"η fitted per M on the {int(df.n_runs.max()) if len(df) else 0} small models at each M "
-            f"(L = E + K·C^-η, {int(100 * level)}% bootstrap intervals over runs, {n_resamples} resamples; with "
-            "four runs per fit the intervals are wide):\n\n"
-            + md_table(cells, ["training set", "η of the default fit", "η per M (range)", "median"]))
-    return Analysis("exponent_vs_m", "Exponent η vs token multiplier M (Fig. 17)", text, {"exponent_vs_m": df})
+        cells.append(
+            (
+                train_set_name(ts),
+                f"{d.eta_default_fit.iloc[0]:.3f}",
+                f"{ok.eta.min():.3f} – {ok.eta.max():.3f}" if len(ok) else "—",
+                f"{ok.eta.median():.3f}" if len(ok) else "—",
+            )
+        )
+    text = (
+        f"η fitted per M on the {int(df.n_runs.max()) if len(df) else 0} small models at each M "
+        f"(L = E + K·C^-η, {int(100 * level)}% bootstrap intervals over runs, {n_resamples} resamples; with "
+        "four runs per fit the intervals are wide):\n\n"
+        + md_table(cells, ["training set", "η of the default fit", "η per M (range)", "median"])
+    )
+    return Analysis(
+        "exponent_vs_m", "Exponent η vs token multiplier M (Fig. 17)", text, {"exponent_vs_m": df}
+    )
 
 
 # ------------------------------------------------------------------------------- under-training
@@ -81,24 +98,50 @@ def undertraining(ctx: Context) -> Analysis:
         obs = ds.loss("loss_" + ctx.val_set)
         for i, rid in enumerate(ds.run_ids):
             if rid not in fit_ids:
-                rows.append({"train_set": ts, "run_id": rid, "n_params": n[i], "multiplier": m[i],
-                             "predicted": pred[i], "observed": float(obs[i]),
-                             "signed_rel_error": (pred[i] - obs[i]) / obs[i],
-                             "rel_error": relative_error(pred[i], float(obs[i]))})
+                rows.append(
+                    {
+                        "train_set": ts,
+                        "run_id": rid,
+                        "n_params": n[i],
+                        "multiplier": m[i],
+                        "predicted": pred[i],
+                        "observed": float(obs[i]),
+                        "signed_rel_error": (pred[i] - obs[i]) / obs[i],
+                        "rel_error": relative_error(pred[i], float(obs[i])),
+                    }
+                )
     df = pd.DataFrame(rows)
-    summ = df.assign(group=np.where(df.multiplier <= 10, df.multiplier.map(lambda v: f"M={v:g}"), "M≥20")) \
-        .groupby(["train_set", "group"]).rel_error.agg(["mean", "max", "count"]).reset_index()
+    summ = (
+        df.assign(group=np.where(df.multiplier <= 10, df.multiplier.map(lambda v: f"M={v:g}"), "M≥20"))
+        .groupby(["train_set", "group"])
+        .rel_error.agg(["mean", "max", "count"])
+        .reset_index()
+    )
     numbers = {f"{r.train_set}/{r.group}/mean": float(r["mean"]) for _, r in summ.iterrows()}
     cells = []
     for ts in ctx.train_sets:
         s = summ[summ.train_set == ts].set_index("group")
-        cells.append((train_set_name(ts), *(f"{pct(s.loc[g, 'mean'])} / {pct(s.loc[g, 'max'])}" if g in s.index else "—"
-                                            for g in ("M=5", "M=10", "M≥20"))))
-    text = ("Mean / max relative error of the default loss fit on runs it did not see, by M "
-            "(M = 5 and 10 are under-trained; the law is fitted at M = 20 and 320):\n\n"
-            + md_table(cells, ["training set", "M=5", "M=10", "M≥20"]))
-    return Analysis("undertraining", "Under-training: the default fit at M = 5 and 10", text,
-                    {"undertraining": df, "undertraining_summary": summ}, numbers=numbers)
+        cells.append(
+            (
+                train_set_name(ts),
+                *(
+                    f"{pct(s.loc[g, 'mean'])} / {pct(s.loc[g, 'max'])}" if g in s.index else "—"
+                    for g in ("M=5", "M=10", "M≥20")
+                ),
+            )
+        )
+    text = (
+        "Mean / max relative error of the default loss fit on runs it did not see, by M "
+        "(M = 5 and 10 are under-trained; the law is fitted at M = 20 and 320):\n\n"
+        + md_table(cells, ["training set", "M=5", "M=10", "M≥20"])
+    )
+    return Analysis(
+        "undertraining",
+        "Under-training: the default fit at M = 5 and 10",
+        text,
+        {"undertraining": df, "undertraining_summary": summ},
+        numbers=numbers,
+    )
 
 
 # ------------------------------------------------------------------------- fit compute sweep
@@ -115,8 +158,15 @@ def compute_fit_sets(ctx: Context, ts: str) -> list[dict]:
             for j in range(i + 1, len(ms)):
                 mask = (n <= sizes[k - 1]) & (m >= ms[i]) & (m <= ms[j])
                 if mask.sum() >= 6:
-                    out.append({"label": f"N≤{size_label(sizes[k - 1])} M{ms[i]:g}–{ms[j]:g}", "mask": mask,
-                                "n_sizes": k, "m_low": float(ms[i]), "m_high": float(ms[j])})
+                    out.append(
+                        {
+                            "label": f"N≤{size_label(sizes[k - 1])} M{ms[i]:g}–{ms[j]:g}",
+                            "mask": mask,
+                            "n_sizes": k,
+                            "m_low": float(ms[i]),
+                            "m_high": float(ms[j]),
+                        }
+                    )
     return out
 
 
@@ -135,32 +185,66 @@ def compute_sweep(ctx: Context) -> Analysis:
         ds = ctx.dataset(ts)
         small = _small(ctx, ts)
         targets = {"1.4B max M": ctx.target_run(ts, "second-max-m"), "largest": ctx.target_run(ts, "largest")}
-        obs = {w: (float(ds.loss("loss_" + ctx.val_set)[i]), ctx.observed(ts, i, ctx.target)) for w, i in targets.items()}
-        points = {w: ScalePoint.make(float(ds.column("n_params")[i]), multiplier=float(ds.column("multiplier")[i]))
-                  for w, i in targets.items()}
+        obs = {
+            w: (float(ds.loss("loss_" + ctx.val_set)[i]), ctx.observed(ts, i, ctx.target))
+            for w, i in targets.items()
+        }
+        points = {
+            w: ScalePoint.make(float(ds.column("n_params")[i]), multiplier=float(ds.column("multiplier")[i]))
+            for w, i in targets.items()
+        }
         names = {w: f"{size_label(p.n_params)} M={p.multiplier:g}" for w, p in points.items()}
-        sets = [dict(s, runs=small.subset(s["mask"]), err_runs=small.subset(s["mask"]), default=False)
-                for s in compute_fit_sets(ctx, ts)]
-        sets.append({"label": f"default ({ctx.setting.spec.name})", "runs": ctx.loss_runs(ts),
-                     "err_runs": ctx.error_runs(ts), "default": True, "n_sizes": np.nan, "m_low": np.nan,
-                     "m_high": np.nan})
+        sets = [
+            dict(s, runs=small.subset(s["mask"]), err_runs=small.subset(s["mask"]), default=False)
+            for s in compute_fit_sets(ctx, ts)
+        ]
+        sets.append(
+            {
+                "label": f"default ({ctx.setting.spec.name})",
+                "runs": ctx.loss_runs(ts),
+                "err_runs": ctx.error_runs(ts),
+                "default": True,
+                "n_sizes": np.nan,
+                "m_low": np.nan,
+                "m_high": np.nan,
+            }
+        )
         for s in sets:
             used = set(s["runs"].run_ids) | set(s["err_runs"].run_ids)
             flops = float(sum(f for r, f in zip(ds.run_ids, ds.column("flops")) if r in used))
             try:
-                lf = fit_table(s["runs"], "overtrain", "loss_" + ctx.val_set, method="varpro", starts=_LOSS_STARTS)
-                ef = fit_table(s["err_runs"], "error", ctx.target, method="varpro", loss_column="loss_" + ctx.val_set,
-                               starts=_ERROR_STARTS)
+                lf = fit_table(
+                    s["runs"], "overtrain", "loss_" + ctx.val_set, method="varpro", starts=_LOSS_STARTS
+                )
+                ef = fit_table(
+                    s["err_runs"],
+                    "error",
+                    ctx.target,
+                    method="varpro",
+                    loss_column="loss_" + ctx.val_set,
+                    starts=_ERROR_STARTS,
+                )
             except FitError:
                 continue
             for w, p in points.items():
                 pl = predict_loss(lf, p)
                 pe = float(ef.predict(loss=pl))
                 for qty, pred, true in (("loss", pl, obs[w][0]), ("error", pe, obs[w][1])):
-                    rows.append({"train_set": ts, "fit_set": s["label"], "default": s["default"],
-                                 "n_runs": len(used), "fit_flops": flops, "target_run": names[w], "target": w,
-                                 "quantity": qty, "predicted": pred, "observed": true,
-                                 "rel_error": relative_error(pred, true)})
+                    rows.append(
+                        {
+                            "train_set": ts,
+                            "fit_set": s["label"],
+                            "default": s["default"],
+                            "n_runs": len(used),
+                            "fit_flops": flops,
+                            "target_run": names[w],
+                            "target": w,
+                            "quantity": qty,
+                            "predicted": pred,
+                            "observed": true,
+                            "rel_error": relative_error(pred, true),
+                        }
+                    )
     df = pd.DataFrame(rows)
     cells, numbers = [], {}
     for qty in ("loss", "error"):
@@ -172,17 +256,29 @@ def compute_sweep(ctx: Context) -> Analysis:
             med = d.groupby(terc, observed=False).rel_error.median()
             rho = float(d[["fit_flops", "rel_error"]].corr(method="spearman").iloc[0, 1])
             dflt = df[(df.quantity == qty) & (df.target == w) & df.default].rel_error.median()
-            cells.append((qty, w, pct(med["low"]), pct(med["mid"]), pct(med["high"]), f"{rho:.2f}", pct(dflt)))
+            cells.append(
+                (qty, w, pct(med["low"]), pct(med["mid"]), pct(med["high"]), f"{rho:.2f}", pct(dflt))
+            )
             numbers[f"{qty}/{w}/spearman"] = rho
-            numbers[f"{qty}/{w}/median_low"], numbers[f"{qty}/{w}/median_high"] = float(med["low"]), float(med["high"])
+            numbers[f"{qty}/{w}/median_low"], numbers[f"{qty}/{w}/median_high"] = (
+                float(med["low"]),
+                float(med["high"]),
+            )
     n_sets = df[~df.default].groupby("train_set").fit_set.nunique().to_dict() if len(df) else {}
-    text = ("Fit sets: the k smallest model sizes (k = 2, 3, 4) × every contiguous window [M_lo, M_hi] of the M "
-            "values with ≥ 2 values and ≥ 6 runs; both laws fitted on the same runs by exact least squares; "
-            f"{', '.join(f'{train_set_name(k)} {v}' for k, v in n_sets.items())} fit sets. Median relative error by "
-            "tercile of fit compute (Spearman ρ of compute vs error; negative: more compute, lower error):\n\n"
-            + md_table(cells, ["quantity", "target", "low compute", "mid", "high", "ρ", "default fit"]))
-    return Analysis("compute_sweep", "Fitting compute vs prediction error (Figs. 14–16)", text,
-                    {"compute_sweep": df}, numbers=numbers)
+    text = (
+        "Fit sets: the k smallest model sizes (k = 2, 3, 4) × every contiguous window [M_lo, M_hi] of the M "
+        "values with ≥ 2 values and ≥ 6 runs; both laws fitted on the same runs by exact least squares; "
+        f"{', '.join(f'{train_set_name(k)} {v}' for k, v in n_sets.items())} fit sets. Median relative error by "
+        "tercile of fit compute (Spearman ρ of compute vs error; negative: more compute, lower error):\n\n"
+        + md_table(cells, ["quantity", "target", "low compute", "mid", "high", "ρ", "default fit"])
+    )
+    return Analysis(
+        "compute_sweep",
+        "Fitting compute vs prediction error (Figs. 14–16)",
+        text,
+        {"compute_sweep": df},
+        numbers=numbers,
+    )
 
 
 # ------------------------------------------------------------------------ tied vs untied
@@ -193,12 +289,23 @@ def tied_vs_untied(ctx: Context) -> Analysis:
     for ts in ctx.train_sets:
         held = ctx.heldout(ts)
         obs = held.loss("loss_" + ctx.val_set)
-        for fs_name, runs in (("spec loss-fit runs", ctx.loss_runs(ts)), ("all 0.011–0.411B runs", _small(ctx, ts))):
+        for fs_name, runs in (
+            ("spec loss-fit runs", ctx.loss_runs(ts)),
+            ("all 0.011–0.411B runs", _small(ctx, ts)),
+        ):
             for law in ("overtrain", "chinchilla"):
                 try:
                     f = fit_table(runs, law, "loss_" + ctx.val_set, method="varpro")
                 except FitError as exc:
-                    fits.append({"train_set": ts, "fit_runs": fs_name, "law": law, "n_runs": len(runs), "note": str(exc)})
+                    fits.append(
+                        {
+                            "train_set": ts,
+                            "fit_runs": fs_name,
+                            "law": law,
+                            "n_runs": len(runs),
+                            "note": str(exc),
+                        }
+                    )
                     continue
                 if law == "overtrain":
                     exps = {"alpha": -f.params["c"], "beta": -f.params["c"]}
@@ -206,28 +313,74 @@ def tied_vs_untied(ctx: Context) -> Analysis:
                     exps = {"alpha": f.params["alpha"], "beta": f.params["beta"]}
                 errs = []
                 for i in range(len(held)):
-                    p = ScalePoint.make(float(held.column("n_params")[i]), n_tokens=float(held.column("n_tokens")[i]))
+                    p = ScalePoint.make(
+                        float(held.column("n_params")[i]), n_tokens=float(held.column("n_tokens")[i])
+                    )
                     pred = predict_loss(f, p)
                     errs.append(relative_error(pred, float(obs[i])))
-                    rows.append({"train_set": ts, "fit_runs": fs_name, "law": law, "run_id": held.run_ids[i],
-                                 "n_params": p.n_params, "multiplier": p.multiplier, "predicted": pred,
-                                 "observed": float(obs[i]), "rel_error": errs[-1]})
-                fits.append({"train_set": ts, "fit_runs": fs_name, "law": law, "n_runs": len(runs), **exps,
-                             "E": f.params["E"], "rmse": f.diagnostics["rmse"], "mean_rel_error": float(np.mean(errs)),
-                             "max_rel_error": float(np.max(errs)), "note": ""})
+                    rows.append(
+                        {
+                            "train_set": ts,
+                            "fit_runs": fs_name,
+                            "law": law,
+                            "run_id": held.run_ids[i],
+                            "n_params": p.n_params,
+                            "multiplier": p.multiplier,
+                            "predicted": pred,
+                            "observed": float(obs[i]),
+                            "rel_error": errs[-1],
+                        }
+                    )
+                fits.append(
+                    {
+                        "train_set": ts,
+                        "fit_runs": fs_name,
+                        "law": law,
+                        "n_runs": len(runs),
+                        **exps,
+                        "E": f.params["E"],
+                        "rmse": f.diagnostics["rmse"],
+                        "mean_rel_error": float(np.mean(errs)),
+                        "max_rel_error": float(np.max(errs)),
+                        "note": "",
+                    }
+                )
     fdf = pd.DataFrame(fits)
-    cells = [(train_set_name(r["train_set"]), r["fit_runs"], r["law"], int(r["n_runs"]),
-              f"{r.get('alpha', np.nan):.3f} / {r.get('beta', np.nan):.3f}", f"{r.get('rmse', np.nan):.4f}",
-              pct(r.get("mean_rel_error", np.nan)), pct(r.get("max_rel_error", np.nan))) for r in fits]
-    numbers = {f"{r['train_set']}/{r['fit_runs']}/{r['law']}": float(r.get("mean_rel_error", np.nan)) for r in fits}
-    same = [r for r in fits if r["law"] == "chinchilla" and "alpha" in r and abs(r["alpha"] - r["beta"]) < 1e-4]
-    text = ("Held-out loss relative error of the tied law (Eq. 4: α = β, 4 parameters) and the untied Chinchilla "
-            "form L = E + A·N^-α + B·D^-β (5 parameters), both by least squares on raw loss"
-            + (f"; in {len(same)} fit(s) the untied optimum is the tied one (α = β)" if same else "")
-            + ". Exponents are those of N and D (α = β = 2η for Eq. 4).\n\n"
-            + md_table(cells, ["training set", "fit runs", "law", "runs", "α / β", "RMSE", "mean rel. err", "max"]))
-    return Analysis("tied_vs_untied", "Tied vs untied exponents", text,
-                    {"tied_vs_untied": fdf, "tied_vs_untied_runs": pd.DataFrame(rows)}, numbers=numbers)
+    cells = [
+        (
+            train_set_name(r["train_set"]),
+            r["fit_runs"],
+            r["law"],
+            int(r["n_runs"]),
+            f"{r.get('alpha', np.nan):.3f} / {r.get('beta', np.nan):.3f}",
+            f"{r.get('rmse', np.nan):.4f}",
+            pct(r.get("mean_rel_error", np.nan)),
+            pct(r.get("max_rel_error", np.nan)),
+        )
+        for r in fits
+    ]
+    numbers = {
+        f"{r['train_set']}/{r['fit_runs']}/{r['law']}": float(r.get("mean_rel_error", np.nan)) for r in fits
+    }
+    same = [
+        r for r in fits if r["law"] == "chinchilla" and "alpha" in r and abs(r["alpha"] - r["beta"]) < 1e-4
+    ]
+    text = (
+        "Held-out loss relative error of the tied law (Eq. 4: α = β, 4 parameters) and the untied Chinchilla "
+        "form L = E + A·N^-α + B·D^-β (5 parameters), both by least squares on raw loss"
+        + (f"; in {len(same)} fit(s) the untied optimum is the tied one (α = β)" if same else "")
+        + ". Exponents are those of N and D (α = β = 2η for Eq. 4).\n\n"
+        + md_table(
+            cells, ["training set", "fit runs", "law", "runs", "α / β", "RMSE", "mean rel. err", "max"]
+        )
+    )
+    return Analysis(
+        "tied_vs_untied",
+        "Tied vs untied exponents",
+        text,
+        {"tied_vs_untied": fdf, "tied_vs_untied_runs": pd.DataFrame(rows)},
+        numbers=numbers,
+    )
 
 
 # ------------------------------------------------------------------------ hyper-parameter search
@@ -240,20 +393,32 @@ def read_grid(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     raw = read_json(path)
     rows = []
-    for key, loss in raw.items():
+    for key, raw_loss in raw.items():
         try:
             shape, batch, lr, wd, _batch2, tokens, warmup, *_ = key.split("-")
             dims = dict(p.split("=") for p in shape.split("_"))
             d, layers, heads = int(dims["d"]), int(dims["l"]), int(dims["h"])
-            tokens, loss = float(tokens), float(loss)
+            tokens, loss = float(tokens), float(raw_loss)
         except (ValueError, KeyError) as exc:
             raise InputError(f"{path}: entry {key!r} does not parse as a grid run ({exc})") from None
         if not (np.isfinite(loss) and loss > 0):
             raise InputError(f"{path}: entry {key!r} has a non-positive or non-finite loss {loss!r}")
         n = count_params(d, layers, PAPER_VOCAB)
-        rows.append({"d_model": d, "n_layers": layers, "n_heads": heads, "batch": int(batch), "lr": float(lr),
-                     "weight_decay": float(wd), "warmup": int(warmup), "n_params": n, "n_tokens": tokens,
-                     "flops": 6.0 * n * tokens, "loss": loss})
+        rows.append(
+            {
+                "d_model": d,
+                "n_layers": layers,
+                "n_heads": heads,
+                "batch": int(batch),
+                "lr": float(lr),
+                "weight_decay": float(wd),
+                "warmup": int(warmup),
+                "n_params": n,
+                "n_tokens": tokens,
+                "flops": 6.0 * n * tokens,
+                "loss": loss,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -278,11 +443,18 @@ def hparam_search(ctx: Context) -> Analysis:
     df["frontier"] = pareto_mask(df.flops.to_numpy(), df.loss.to_numpy())
     fr = df[df.frontier]
     res = fit(POWER, {"flops": fr.flops.to_numpy()}, fr.loss.to_numpy(), method="varpro", target="loss")
-    fitd = {**res.params, "n_frontier": int(len(fr)), "rmse": res.diagnostics["rmse"]}
-    text = (f"{len(df)} runs of the search ({df.d_model.nunique()} widths, {df.n_layers.nunique()} depths, "
-            f"warm-up {', '.join(str(int(w)) for w in sorted(df.warmup.unique()))} steps); {len(fr)} are on the "
-            f"Pareto frontier of loss vs compute, fitted by L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f} "
-            f"(least squares, RMSE {fitd['rmse']:.4f} nats).")
-    return Analysis("hparam_search", "Hyper-parameter search and its frontier (Fig. 4)", text,
-                    {"hparam_search": df, "hparam_frontier_fit": pd.DataFrame([fitd])}, data={"fit": res},
-                    numbers=fitd)
+    fitd = {**res.params, "n_frontier": len(fr), "rmse": res.diagnostics["rmse"]}
+    text = (
+        f"{len(df)} runs of the search ({df.d_model.nunique()} widths, {df.n_layers.nunique()} depths, "
+        f"warm-up {', '.join(str(int(w)) for w in sorted(df.warmup.unique()))} steps); {len(fr)} are on the "
+        f"Pareto frontier of loss vs compute, fitted by L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f} "
+        f"(least squares, RMSE {fitd['rmse']:.4f} nats)."
+    )
+    return Analysis(
+        "hparam_search",
+        "Hyper-parameter search and its frontier (Fig. 4)",
+        text,
+        {"hparam_search": df, "hparam_frontier_fit": pd.DataFrame([fitd])},
+        data={"fit": res},
+        numbers=fitd,
+    )

@@ -78,36 +78,57 @@ METHODS_COMPARED = (
 )
 
 
-def fit_sets(caps: Sequence[float] = CAPS, k_smallest: Sequence[int] = K_SMALLEST,
-             runs: RunTable | None = None) -> dict[str, FitSpec]:
+def fit_sets(
+    caps: Sequence[float] = CAPS, k_smallest: Sequence[int] = K_SMALLEST, runs: RunTable | None = None
+) -> dict[str, FitSpec]:
     heldout = Selection.parse("n_params >= 1e9")
     out = {"paper-default": preset("paper-default"), "paper-no-1b": preset("paper-no-1b")}
     for c in caps:
         sel = Selection.parse(f"n_params <= 5e8 and flops <= {c:g}")
         name = f"cap-{c:.0e}".replace("+", "")
         out[name] = FitSpec(name, sel, sel, heldout, f"0.011–0.411B runs with C ≤ {c:g}")
-    sizes = np.unique(runs.column("n_params").astype(float)) if runs is not None else np.array(
-        [10569312, 78914048, 153677376, 411616256], float)
+    sizes = (
+        np.unique(runs.column("n_params").astype(float))
+        if runs is not None
+        else np.array([10569312, 78914048, 153677376, 411616256], float)
+    )
     sizes = sizes[sizes < 1e9]
     for k in k_smallest:
         if k <= len(sizes):
             sel = Selection.parse(f"n_params <= {sizes[k - 1] * 1.0001:.6g}")
-            out[f"k{k}-smallest"] = FitSpec(f"k{k}-smallest", sel, sel, heldout, f"every run of the {k} smallest sizes")
+            out[f"k{k}-smallest"] = FitSpec(
+                f"k{k}-smallest", sel, sel, heldout, f"every run of the {k} smallest sizes"
+            )
     return out
 
 
 def _score(rows: list[tuple]) -> dict:
     """rows: (predicted, observed, {level: Interval} or None)."""
     if not rows:
-        return {"mean": float("nan"), "median": float("nan"), "max": float("nan"), "cov80": float("nan"),
-                "cov90": float("nan"), "width": float("nan")}
+        return {
+            "mean": float("nan"),
+            "median": float("nan"),
+            "max": float("nan"),
+            "cov80": float("nan"),
+            "cov90": float("nan"),
+            "width": float("nan"),
+        }
     rel = np.array([abs(p - o) / abs(o) for p, o, _ in rows])
     iv = [(o, i) for p, o, i in rows if i is not None]
     cov = {lv: float(np.mean([i[lv].contains(o) for o, i in iv])) if iv else float("nan") for lv in LEVELS}
-    width = float(np.median([(i[0.9].high - i[0.9].low) / p for (p, _o, i) in rows if i is not None])) if iv \
+    width = (
+        float(np.median([(i[0.9].high - i[0.9].low) / p for (p, _o, i) in rows if i is not None]))
+        if iv
         else float("nan")
-    return {"mean": float(np.mean(rel)), "median": float(np.median(rel)), "max": float(np.max(rel)),
-            "cov80": cov[0.8], "cov90": cov[0.9], "width": width}
+    )
+    return {
+        "mean": float(np.mean(rel)),
+        "median": float(np.median(rel)),
+        "max": float(np.max(rel)),
+        "cov80": cov[0.8],
+        "cov90": cov[0.9],
+        "width": width,
+    }
 
 
 def _boot(fit, n, seed):
@@ -117,9 +138,17 @@ def _boot(fit, n, seed):
         return fit
 
 
-def run(runs: RunTable, *, caps: Sequence[float] = CAPS, methods: Sequence[Method] = METHODS_COMPARED,
-        n_resamples: int = 200, seed: int = 0, progress: Callable[[str], None] | None = None,
-        fit_set_names: Sequence[str] | None = None, workers: int | None = None) -> list[dict]:
+def run(
+    runs: RunTable,
+    *,
+    caps: Sequence[float] = CAPS,
+    methods: Sequence[Method] = METHODS_COMPARED,
+    n_resamples: int = 200,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    fit_set_names: Sequence[str] | None = None,
+    workers: int | None = None,
+) -> list[dict]:
     """One row per fit set × method (see the module docstring for every column). The rows are
     independent: ``workers`` processes (default: the machine's cores, at most 4) compute them."""
     specs = fit_sets(caps, runs=runs)
@@ -131,14 +160,21 @@ def run(runs: RunTable, *, caps: Sequence[float] = CAPS, methods: Sequence[Metho
         if any(m.has_intervals for m in methods) and n_resamples > 0:
             # leave-one-training-set-out reference calibrations: a training set is never scored
             # with intervals calibrated on its own runs
-            jobs = {ts: pool.submit(cal.build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples,
-                                    seed=seed) for ts in runs.datasets}
+            jobs = {
+                ts: pool.submit(
+                    cal.build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed
+                )
+                for ts in runs.datasets
+            }
             for ts, job in jobs.items():
                 references[ts] = job.result()
                 if progress is not None:
                     progress(f"reference without {ts}")
-        jobs = [(f"{fs} × {m.name}", pool.submit(_one, runs, fs, spec, m, references, n_resamples, seed))
-                for fs, spec in specs.items() for m in methods]
+        jobs = [
+            (f"{fs} × {m.name}", pool.submit(_one, runs, fs, spec, m, references, n_resamples, seed))
+            for fs, spec in specs.items()
+            for m in methods
+        ]
         rows = []
         for label, job in jobs:
             rows.append(job.result())
@@ -167,8 +203,14 @@ def _pool(workers: int):
 
 
 def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
-    study = Study(runs, spec, meth.loss_method, error_targets=ERROR_TARGETS, loss_law=meth.law,
-                  error_method=meth.error_method)
+    study = Study(
+        runs,
+        spec,
+        meth.loss_method,
+        error_targets=ERROR_TARGETS,
+        loss_law=meth.law,
+        error_method=meth.error_method,
+    )
     intervals = meth.has_intervals and n_resamples > 0
     loss_rows, err_rows, flops, failures, note, sources = [], [], [], 0, "", set()
     for ts in runs.datasets:
@@ -177,8 +219,10 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
         used = set(lruns.run_ids) | set(eruns.run_ids)
         flops.append(float(sum(f for r, f in zip(ds.run_ids, ds.column("flops")) if r in used)))
         targets = [study.target_run(ts, w) for w in TARGET_RUNS]
-        points = [ScalePoint.make(float(ds.column("n_params")[i]), n_tokens=float(ds.column("n_tokens")[i]))
-                  for i in targets]
+        points = [
+            ScalePoint.make(float(ds.column("n_params")[i]), n_tokens=float(ds.column("n_tokens")[i]))
+            for i in targets
+        ]
         for vs in runs.val_sets:
             try:
                 lf = study.loss_fit(ts, vs)
@@ -199,16 +243,29 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                 errs = None
                 if vs == ERROR_LOSS and set(eruns.run_ids) == set(lruns.run_ids):
                     errs = {t: target_values(lruns, t) for t in ERROR_TARGETS}
-                bt = backtest_arrays(lruns.column("n_params"), lruns.column("multiplier"), lruns.loss("loss_" + vs),
-                                     method=meth.loss_method, run_ids=lruns.run_ids, n_resamples=n_resamples,
-                                     seed=seed)
+                bt = backtest_arrays(
+                    lruns.column("n_params"),
+                    lruns.column("multiplier"),
+                    lruns.loss("loss_" + vs),
+                    method=meth.loss_method,
+                    run_ids=lruns.run_ids,
+                    n_resamples=n_resamples,
+                    seed=seed,
+                )
                 own_loss = cal.choose(bt, "loss", references[ts]["loss"])
                 if errs:
                     ebt = []
                     for t in ERROR_TARGETS:
-                        ebt += backtest_arrays(lruns.column("n_params"), lruns.column("multiplier"),
-                                               lruns.loss("loss_" + vs), method=meth.loss_method, errors=errs[t],
-                                               run_ids=lruns.run_ids, n_resamples=n_resamples, seed=seed)
+                        ebt += backtest_arrays(
+                            lruns.column("n_params"),
+                            lruns.column("multiplier"),
+                            lruns.loss("loss_" + vs),
+                            method=meth.loss_method,
+                            errors=errs[t],
+                            run_ids=lruns.run_ids,
+                            n_resamples=n_resamples,
+                            seed=seed,
+                        )
                     own_err = cal.choose(ebt, "error", references[ts]["error"])
                 else:
                     own_err = references[ts]["error"]
@@ -230,22 +287,35 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                     err_rows.append((float(ef.predict(loss=pred)), obs_e, eivs))
     ls, es = _score(loss_rows), _score(err_rows)
     return {
-        "method": meth.name, "fit_set": fs_name, "fit_flops": float(np.mean(flops)),
-        "n_loss_predictions": len(loss_rows), "mean_rel_error": ls["mean"], "median_rel_error": ls["median"],
-        "max_rel_error": ls["max"], "coverage_80": ls["cov80"], "coverage_90": ls["cov90"],
+        "method": meth.name,
+        "fit_set": fs_name,
+        "fit_flops": float(np.mean(flops)),
+        "n_loss_predictions": len(loss_rows),
+        "mean_rel_error": ls["mean"],
+        "median_rel_error": ls["median"],
+        "max_rel_error": ls["max"],
+        "coverage_80": ls["cov80"],
+        "coverage_90": ls["cov90"],
         "median_interval_width": ls["width"],
-        "n_error_predictions": len(err_rows), "error_mean_rel_error": es["mean"],
-        "error_median_rel_error": es["median"], "error_max_rel_error": es["max"],
-        "error_coverage_80": es["cov80"], "error_coverage_90": es["cov90"],
+        "n_error_predictions": len(err_rows),
+        "error_mean_rel_error": es["mean"],
+        "error_median_rel_error": es["median"],
+        "error_max_rel_error": es["max"],
+        "error_coverage_80": es["cov80"],
+        "error_coverage_90": es["cov90"],
         "error_median_interval_width": es["width"],
-        "calibration": "+".join(sorted(sources)) if sources else "", "failed_fits": failures, "note": note,
+        "calibration": "+".join(sorted(sources)) if sources else "",
+        "failed_fits": failures,
+        "note": note,
     }
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    head = ("| fit set | fit FLOPs | method | loss mean / median / max rel. err | loss 80% / 90% cover | "
-            "90% width | error mean / max rel. err | error 80% / 90% cover | calibration | notes |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| fit set | fit FLOPs | method | loss mean / median / max rel. err | loss 80% / 90% cover | "
+        "90% width | error mean / max rel. err | error 80% / 90% cover | calibration | notes |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
 
     def p(v, digits=2):
@@ -260,13 +330,16 @@ def markdown_table(rows: Sequence[dict]) -> str:
             f"{p(r['coverage_80'], 0)} / {p(r['coverage_90'], 0)} | {p(r['median_interval_width'], 1)} | "
             f"{p(r['error_mean_rel_error'])} / {p(r['error_max_rel_error'])} | "
             f"{p(r['error_coverage_80'], 0)} / {p(r['error_coverage_90'], 0)} | {r.get('calibration') or '—'} | "
-            + (f"{r['failed_fits']} fits failed: {r.get('note', '')}" if r.get("failed_fits") else "") + " |")
+            + (f"{r['failed_fits']} fits failed: {r.get('note', '')}" if r.get("failed_fits") else "")
+            + " |"
+        )
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------- other ladders: coverage
-def holdout_coverage(n_params, multiplier, loss, fit_mask, *, method: str = "default", n_resamples: int = 200,
-                     seed: int = 0) -> dict:
+def holdout_coverage(
+    n_params, multiplier, loss, fit_mask, *, method: str = "default", n_resamples: int = 200, seed: int = 0
+) -> dict:
     """Fit on ``fit_mask``'s runs exactly as ``lmscale fit --bootstrap`` does (bootstrap, then the
     fit's own backtest or the reference), predict every other run; relative error, 80% / 90%
     coverage and median width of the calibrated loss intervals."""
@@ -284,9 +357,15 @@ def holdout_coverage(n_params, multiplier, loss, fit_mask, *, method: str = "def
         ivs = {lv: cp.at(lv) for lv in LEVELS}
         rows.append((float(lf.predict(n_params=n[i], multiplier=m[i])), float(y[i]), ivs))
     s = _score(rows)
-    return {"n_fit_runs": int(fm.sum()), "n_predictions": len(rows), "mean_rel_error": s["mean"],
-            "coverage_80": s["cov80"], "coverage_90": s["cov90"], "median_interval_width": s["width"],
-            "calibration": c.source}
+    return {
+        "n_fit_runs": int(fm.sum()),
+        "n_predictions": len(rows),
+        "mean_rel_error": s["mean"],
+        "coverage_80": s["cov80"],
+        "coverage_90": s["cov90"],
+        "median_interval_width": s["width"],
+        "calibration": c.source,
+    }
 
 
 def epoch_coverage(csv_path, fit_quantile: float = 0.75, **kw) -> dict:
@@ -304,5 +383,7 @@ def ladder_coverage(runs: RunTable, **kw) -> dict[str, dict]:
     """A ladder of one training set (e.g. ``examples/cpu-small``): fit every run below the largest
     size, predict the largest size's runs; per validation loss."""
     n = runs.column("n_params").astype(float)
-    return {vs: holdout_coverage(n, runs.column("multiplier"), runs.loss("loss_" + vs), n < n.max(), **kw)
-            for vs in runs.val_sets}
+    return {
+        vs: holdout_coverage(n, runs.column("multiplier"), runs.loss("loss_" + vs), n < n.max(), **kw)
+        for vs in runs.val_sets
+    }

@@ -7,9 +7,9 @@ import time
 
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.study import Study
 from lmscale.records import RunTable
 from lmscale.selection import preset
+from lmscale.study import Study
 
 
 def _best_of(fn, repeats: int) -> tuple[float, object]:
@@ -36,9 +36,15 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
 
     t_paper, paper_fits = _best_of(lambda: fit_all("paper"), repeats)
     t_fast, fast_fits = _best_of(lambda: fit_all("varpro"), repeats)
-    diff = max(abs(a.params[k] - b.params[k]) / abs(a.params[k]) for a, b in zip(paper_fits, fast_fits) for k in a.params)
-    obj_gap = max((b.diagnostics["objective"] - a.diagnostics["objective"]) / a.diagnostics["objective"]
-                  for a, b in zip(paper_fits, fast_fits))
+    diff = max(
+        abs(a.params[k] - b.params[k]) / abs(a.params[k])
+        for a, b in zip(paper_fits, fast_fits)
+        for k in a.params
+    )
+    obj_gap = max(
+        (b.diagnostics["objective"] - a.diagnostics["objective"]) / a.diagnostics["objective"]
+        for a, b in zip(paper_fits, fast_fits)
+    )
     default = Study(runs, "paper-default", "paper", error_targets=()).loss_fit("rpj", "c4_val")
     t_boot, booted = _best_of(lambda: bootstrap(default, n_resamples, seed=0), repeats)
     # lmscale's default method on a 16-run table (the four small sizes of RedPajama at M = 10 … 80),

@@ -54,9 +54,13 @@ def _cloze(docs, rng, n):
                 distract.add(w)
         choices = list(distract) + [true]
         rng.shuffle(choices)
-        items.append({"query": ln[:m.start()].rstrip(" "), "choices": [(" " if ln[m.start() - 1] == " " else "") + c
-                                                                      for c in choices],
-                      "gold": choices.index(true)})
+        items.append(
+            {
+                "query": ln[: m.start()].rstrip(" "),
+                "choices": [(" " if ln[m.start() - 1] == " " else "") + c for c in choices],
+                "gold": choices.index(true),
+            }
+        )
         if len(items) == n:
             break
     return items
@@ -85,8 +89,13 @@ def _brackets(docs, rng, n):
         i = rng.choice(cuts)
         true = _closers(ln[:i])
         wrong = set()
-        for alt in (true[::-1], true.translate(str.maketrans(")]}", "]})")), true.translate(str.maketrans(")]}", "})]")),
-                    true + true[-1], true[:-1] or "]"):
+        for alt in (
+            true[::-1],
+            true.translate(str.maketrans(")]}", "]})")),
+            true.translate(str.maketrans(")]}", "})]")),
+            true + true[-1],
+            true[:-1] or "]",
+        ):
             if alt != true:
                 wrong.add(alt)
         wrong = sorted(wrong)[:2]
@@ -125,9 +134,9 @@ def _first_word(docs, rng, n):
     items = []
     for k, j in pool[:n]:
         ln = docs[k][j]
-        indent = ln[:len(ln) - len(ln.lstrip())]
+        indent = ln[: len(ln) - len(ln.lstrip())]
         word = _WORD.match(ln.lstrip()).group(0)
-        items.append({"context": "\n".join(docs[k][j - 2:j]) + "\n" + indent, "continuation": word})
+        items.append({"context": "\n".join(docs[k][j - 2 : j]) + "\n" + indent, "continuation": word})
     return items
 
 
@@ -142,13 +151,19 @@ def write_suite(texts: list[str], out_dir: str | Path, *, n_items: int = 200, se
     docs = [d for d in _lines(texts) if d]
     if not docs:
         raise InputError("no held-out text to build the built-in tasks from")
-    makers = {"cloze": ("multiple_choice", _cloze), "brackets": ("multiple_choice", _brackets),
-              "next_line": ("schema", _next_line), "first_word": ("language_modeling", _first_word)}
+    makers = {
+        "cloze": ("multiple_choice", _cloze),
+        "brackets": ("multiple_choice", _brackets),
+        "next_line": ("schema", _next_line),
+        "first_word": ("language_modeling", _first_word),
+    }
     entries, baselines = [], {}
     for name, (kind, make) in makers.items():
         items = make(docs, random.Random(f"{seed}:{name}"), n_items)
         if len(items) < 10:
-            raise InputError(f"built-in task {name!r}: only {len(items)} items could be made from the held-out text")
+            raise InputError(
+                f"built-in task {name!r}: only {len(items)} items could be made from the held-out text"
+            )
         atomic_write_text(out / f"{name}.jsonl", "".join(json.dumps(i) + "\n" for i in items))
         if kind == "multiple_choice":
             baselines[name] = sum(1 / len(i["choices"]) for i in items) / len(items)
@@ -156,8 +171,15 @@ def write_suite(texts: list[str], out_dir: str | Path, *, n_items: int = 200, se
             baselines[name] = sum(1 / len(i["context_options"]) for i in items) / len(items)
         else:
             baselines[name] = 0.0
-        entries.append({"label": name, "dataset_uri": f"{name}.jsonl", "num_fewshot": [0], "icl_task_type": kind,
-                        "continuation_delimiter": ""})
+        entries.append(
+            {
+                "label": name,
+                "dataset_uri": f"{name}.jsonl",
+                "num_fewshot": [0],
+                "icl_task_type": kind,
+                "continuation_delimiter": "",
+            }
+        )
     atomic_write_text(out / "baselines.json", json.dumps(baselines, indent=1))
     atomic_write_text(suite, yaml.safe_dump({"icl_tasks": entries}, sort_keys=False))
     return suite

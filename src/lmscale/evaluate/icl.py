@@ -27,8 +27,11 @@ from lmscale._io import iter_json_lines, read_text, read_yaml
 from lmscale.errors import InputError
 
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
-_FIELDS = {"multiple_choice": ("query", "choices", "gold"), "schema": ("context_options", "continuation", "gold"),
-           "language_modeling": ("context", "continuation")}
+_FIELDS = {
+    "multiple_choice": ("query", "choices", "gold"),
+    "schema": ("context_options", "continuation", "gold"),
+    "language_modeling": ("context", "continuation"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,17 @@ class TaskConfig:
         if not isinstance(self.label, str) or not self.label:
             raise InputError(f"a task label must be non-empty text, got {self.label!r}")
         if self.task_type not in TASK_TYPES:
-            raise InputError(f"task {self.label!r}: unknown task type {self.task_type!r}; known: {', '.join(TASK_TYPES)}")
-        if not isinstance(self.num_fewshot, int) or isinstance(self.num_fewshot, bool) or self.num_fewshot < 0:
-            raise InputError(f"task {self.label!r}: num_fewshot must be a whole number ≥ 0, got {self.num_fewshot!r}")
+            raise InputError(
+                f"task {self.label!r}: unknown task type {self.task_type!r}; known: {', '.join(TASK_TYPES)}"
+            )
+        if (
+            not isinstance(self.num_fewshot, int)
+            or isinstance(self.num_fewshot, bool)
+            or self.num_fewshot < 0
+        ):
+            raise InputError(
+                f"task {self.label!r}: num_fewshot must be a whole number ≥ 0, got {self.num_fewshot!r}"
+            )
         for f in ("continuation_delimiter", "example_delimiter", "prompt_string"):
             if not isinstance(getattr(self, f), str):
                 raise InputError(f"task {self.label!r}: {f} must be text, got {getattr(self, f)!r}")
@@ -65,20 +76,33 @@ def load_items(cfg: TaskConfig) -> list[dict]:
     for lineno, obj in iter_json_lines(read_text(path, what="task file").splitlines(), path):
         missing = [f for f in _FIELDS[cfg.task_type] if f not in obj]
         if missing:
-            raise InputError(f"{path}, line {lineno}: a {cfg.task_type} item needs field(s) {', '.join(missing)}")
-        text_fields = {"multiple_choice": ("query",), "schema": ("continuation",),
-                       "language_modeling": ("context", "continuation")}[cfg.task_type]
+            raise InputError(
+                f"{path}, line {lineno}: a {cfg.task_type} item needs field(s) {', '.join(missing)}"
+            )
+        text_fields = {
+            "multiple_choice": ("query",),
+            "schema": ("continuation",),
+            "language_modeling": ("context", "continuation"),
+        }[cfg.task_type]
         wrong = [f for f in text_fields if not isinstance(obj[f], str)]
         if wrong:
-            raise InputError(f"{path}, line {lineno}: field(s) {', '.join(wrong)} must be text, found "
-                             + ", ".join(f"{obj[f]!r}" for f in wrong))
+            raise InputError(
+                f"{path}, line {lineno}: field(s) {', '.join(wrong)} must be text, found "
+                + ", ".join(f"{obj[f]!r}" for f in wrong)
+            )
         if cfg.task_type in ("multiple_choice", "schema"):
             options = obj["choices"] if cfg.task_type == "multiple_choice" else obj["context_options"]
-            if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options):
+            if (
+                not isinstance(options, list)
+                or len(options) < 2
+                or not all(isinstance(o, str) for o in options)
+            ):
                 raise InputError(f"{path}, line {lineno}: needs a list of at least two strings")
             gold = obj["gold"]
             if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(options):
-                raise InputError(f"{path}, line {lineno}: gold index {gold!r} is out of range for {len(options)} options")
+                raise InputError(
+                    f"{path}, line {lineno}: gold index {gold!r} is out of range for {len(options)} options"
+                )
         items.append(obj)
     if not items:
         raise InputError(f"task {cfg.label!r}: {path} has no items")
@@ -123,7 +147,9 @@ def render(cfg: TaskConfig, items: Sequence[dict], index: int) -> Rendered:
         ctx = prefix + item["query"] + d
         return Rendered(tuple((ctx, c) for c in item["choices"]), int(item["gold"]))
     if cfg.task_type == "schema":
-        return Rendered(tuple((prefix + c + d, item["continuation"]) for c in item["context_options"]), int(item["gold"]))
+        return Rendered(
+            tuple((prefix + c + d, item["continuation"]) for c in item["context_options"]), int(item["gold"])
+        )
     return Rendered(((prefix + item["context"] + d, item["continuation"]),), 0)
 
 
@@ -136,13 +162,21 @@ def encode_pair(tokenizer, context: str, continuation: str, max_len: int) -> tup
     if not cont:
         raise InputError(f"empty continuation after tokenisation: {continuation!r}")
     if len(cont) > max_len - 1:  # keep at least one context token: a continuation is scored after something
-        cont = cont[:max_len - 1]
-    ids = (ctx + cont)[-(max_len + 1):]
+        cont = cont[: max_len - 1]
+    ids = (ctx + cont)[-(max_len + 1) :]
     return ids, len(cont)
 
 
-def score(model, tokenizer, cfg: TaskConfig, items: Sequence[dict] | None = None, *, limit: int | None = None,
-          batch_size: int = 16, max_len: int | None = None) -> dict:
+def score(
+    model,
+    tokenizer,
+    cfg: TaskConfig,
+    items: Sequence[dict] | None = None,
+    *,
+    limit: int | None = None,
+    batch_size: int = 16,
+    max_len: int | None = None,
+) -> dict:
     """Accuracy of ``model`` on the task: {accuracy, n_items, n_correct}."""
     import torch
 
@@ -162,16 +196,16 @@ def score(model, tokenizer, cfg: TaskConfig, items: Sequence[dict] | None = None
     model.eval()
     with torch.no_grad():
         for b in range(0, len(seqs), batch_size):
-            chunk = seqs[b:b + batch_size]
+            chunk = seqs[b : b + batch_size]
             width = max(len(ids) for ids, _ in chunk)
             x = torch.zeros(len(chunk), width, dtype=torch.long)
             for j, (ids, _) in enumerate(chunk):
-                x[j, :len(ids)] = torch.tensor(ids)
+                x[j, : len(ids)] = torch.tensor(ids)
             logp = torch.log_softmax(model(x[:, :-1].to(dev)).float(), dim=-1).cpu()
             for j, (ids, nc) in enumerate(chunk):
                 t = len(ids)
                 pos = torch.arange(t - 1 - nc, t - 1)
-                target = torch.tensor(ids[t - nc:])
+                target = torch.tensor(ids[t - nc :])
                 lp = logp[j, pos, target]
                 if cfg.task_type == "language_modeling":
                     scores.append(float(torch.equal(logp[j, pos].argmax(-1), target)))
@@ -184,7 +218,11 @@ def score(model, tokenizer, cfg: TaskConfig, items: Sequence[dict] | None = None
     correct = 0
     for i in range(n):
         s = per_item[i]
-        correct += int(s[0] == 1.0) if cfg.task_type == "language_modeling" else int(max(range(len(s)), key=s.__getitem__) == golds[i])
+        correct += (
+            int(s[0] == 1.0)
+            if cfg.task_type == "language_modeling"
+            else int(max(range(len(s)), key=s.__getitem__) == golds[i])
+        )
     return {"accuracy": correct / n, "n_items": n, "n_correct": correct}
 
 
@@ -207,16 +245,28 @@ def read_suite(yaml_path: str | Path, data_root: str | Path) -> list[TaskConfig]
             shots = shots if isinstance(shots, list) else [shots]
             bad = [k for k in shots if not isinstance(k, int) or isinstance(k, bool) or k < 0]
             if bad or not shots:
-                raise InputError(f"{p}: task {e.get('label')!r}: num_fewshot must be whole numbers ≥ 0, got {shots!r}")
+                raise InputError(
+                    f"{p}: task {e.get('label')!r}: num_fewshot must be whole numbers ≥ 0, got {shots!r}"
+                )
             for k in shots:
                 label = e["label"] if len(shots) == 1 else f"{e['label']}_{k}shot"
-                out.append(TaskConfig(label, str(Path(data_root) / uri), e["icl_task_type"], k,
-                                      e.get("continuation_delimiter", " "), e.get("example_delimiter", "\n"),
-                                      e.get("prompt_string", "")))
+                out.append(
+                    TaskConfig(
+                        label,
+                        str(Path(data_root) / uri),
+                        e["icl_task_type"],
+                        k,
+                        e.get("continuation_delimiter", " "),
+                        e.get("example_delimiter", "\n"),
+                        e.get("prompt_string", ""),
+                    )
+                )
         except KeyError as exc:
             raise InputError(f"{p}: task entry {e!r} lacks {exc}") from None
     labels = [t.label for t in out]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
-        raise InputError(f"{p}: task label(s) {', '.join(dup)} appear more than once; each result needs its own label")
+        raise InputError(
+            f"{p}: task label(s) {', '.join(dup)} appear more than once; each result needs its own label"
+        )
     return out

@@ -9,8 +9,16 @@ import numpy as np
 from lmscale.errors import InputError
 
 
-def evaluate_losses(model, val: Mapping[str, np.ndarray], seq_len: int, *, max_sequences: int = 64,
-                    n_boot: int = 1000, seed: int = 0, device=None) -> dict[str, float]:
+def evaluate_losses(
+    model,
+    val: Mapping[str, np.ndarray],
+    seq_len: int,
+    *,
+    max_sequences: int = 64,
+    n_boot: int = 1000,
+    seed: int = 0,
+    device=None,
+) -> dict[str, float]:
     """Token-averaged validation loss per set on up to ``max_sequences`` windows (evenly spread over
     the set), with 95% bootstrap bounds over the per-sequence mean losses (``loss_lower_<set>``,
     ``loss_upper_<set>``, the testbed's convention) and over single tokens
@@ -25,21 +33,27 @@ def evaluate_losses(model, val: Mapping[str, np.ndarray], seq_len: int, *, max_s
     for name, tokens in val.items():
         n = (len(tokens) - 1) // seq_len
         if n < 1:
-            raise InputError(f"validation set {name!r} has {len(tokens)} tokens, fewer than one sequence of {seq_len}")
+            raise InputError(
+                f"validation set {name!r} has {len(tokens)} tokens, fewer than one sequence of {seq_len}"
+            )
         idx = np.linspace(0, n - 1, min(n, max_sequences)).astype(int)
-        seqs = np.stack([np.asarray(tokens[i * seq_len:i * seq_len + seq_len + 1], dtype=np.int64) for i in idx])
+        seqs = np.stack(
+            [np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1], dtype=np.int64) for i in idx]
+        )
         per_tok = []
         with torch.no_grad():
             for i in range(0, len(seqs), 16):
-                b = torch.from_numpy(seqs[i:i + 16]).to(dev)
+                b = torch.from_numpy(seqs[i : i + 16]).to(dev)
                 logits = model(b[:, :-1]).float()
                 ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
                 per_tok.append(ce.cpu().numpy())
-        per_tok = np.concatenate(per_tok)                      # (sequences, T)
+        per_tok = np.concatenate(per_tok)  # (sequences, T)
         per_seq = per_tok.mean(axis=1)
         boots = per_seq[rng.integers(0, len(per_seq), (n_boot, len(per_seq)))].mean(axis=1)
         flat = per_tok.ravel()
-        tboots = np.array([flat[rng.integers(0, flat.size, flat.size)].mean() for _ in range(min(n_boot, 200))])
+        tboots = np.array(
+            [flat[rng.integers(0, flat.size, flat.size)].mean() for _ in range(min(n_boot, 200))]
+        )
         out[f"loss_{name}"] = float(flat.mean())
         out[f"loss_lower_{name}"] = float(np.percentile(boots, 2.5))
         out[f"loss_upper_{name}"] = float(np.percentile(boots, 97.5))

@@ -24,8 +24,11 @@ def load_run(run_dir: str | Path):
     if not rec_path.is_file() or not ckpt.is_file():
         raise InputError(f"{d} is not a finished run folder (needs record.json and checkpoint.pt)")
     record = read_json(rec_path)
-    if record.get("status") != "done" or not isinstance(record.get("row"), dict) \
-            or not isinstance(record.get("train_config"), dict):
+    if (
+        record.get("status") != "done"
+        or not isinstance(record.get("row"), dict)
+        or not isinstance(record.get("train_config"), dict)
+    ):
         raise InputError(f"{rec_path}: not the record of a finished run (status {record.get('status')!r})")
     tok_file = record.get("tokenizer_file")
     if not tok_file or not Path(tok_file).is_file():
@@ -35,8 +38,13 @@ def load_run(run_dir: str | Path):
     return model, Tokenizer.from_file(tok_file), record
 
 
-def eval_run(run_dir: str | Path, tasks: Sequence[TaskConfig], *, limit: int | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, float]:
+def eval_run(
+    run_dir: str | Path,
+    tasks: Sequence[TaskConfig],
+    *,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, float]:
     """Score every task; store ``acc_<label>`` in the run's record; return the accuracies."""
     model, tok, record = load_run(run_dir)
     accs = {}
@@ -49,8 +57,14 @@ def eval_run(run_dir: str | Path, tasks: Sequence[TaskConfig], *, limit: int | N
     return accs
 
 
-def ladder_eval(ladder_dir: str | Path, tasks: Sequence[TaskConfig], *, limit: int | None = None,
-                progress: Callable[[str], None] | None = None, skip_done: bool = False) -> Path:
+def ladder_eval(
+    ladder_dir: str | Path,
+    tasks: Sequence[TaskConfig],
+    *,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    skip_done: bool = False,
+) -> Path:
     """Evaluate every finished run of a ladder and rewrite ``runs.jsonl`` from the records.
     ``skip_done``: leave runs whose record already has every task's accuracy."""
     from lmscale.train.ladder import _done_row
@@ -70,5 +84,7 @@ def ladder_eval(ladder_dir: str | Path, tasks: Sequence[TaskConfig], *, limit: i
                 eval_run(r, tasks, limit=limit, progress=progress)
     finally:  # runs.jsonl always mirrors the records, also when one run's evaluation fails or is killed
         rows = [_done_row(r / "record.json") for r in runs]
-        path = atomic_write_text(root / "runs.jsonl", "".join(json.dumps(x) + "\n" for x in rows if x is not None))
+        path = atomic_write_text(
+            root / "runs.jsonl", "".join(json.dumps(x) + "\n" for x in rows if x is not None)
+        )
     return path

@@ -3,4 +3,4 @@
 from lmscale.fit.core import METHODS, fit
 from lmscale.fit.result import FitResult
 
-__all__ = ["fit", "FitResult", "METHODS"]
+__all__ = ["METHODS", "FitResult", "fit"]

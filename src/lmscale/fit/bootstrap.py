@@ -19,8 +19,8 @@ import numpy as np
 
 from lmscale.errors import FitError
 from lmscale.fit.core import METHODS, fit, run_weights
-from lmscale.fit.solvers import batched_projection, single_threaded_blas
 from lmscale.fit.result import FitResult
+from lmscale.fit.solvers import batched_projection, single_threaded_blas
 from lmscale.laws import Law
 
 _GRID = 96
@@ -38,8 +38,8 @@ def _batched_varpro_1d(law: Law, x: dict, y: np.ndarray, w: np.ndarray) -> np.nd
     name = law.nonlinear[0]
     lo, hi = law.search_range[name]
     grid = np.linspace(lo, hi, _GRID)
-    phi = law.basis(grid[:, None], x)                              # (G, n, k)
-    _, obj = batched_projection(phi[None], w[:, None, :], y)          # (B, G)
+    phi = law.basis(grid[:, None], x)  # (G, n, k)
+    _, obj = batched_projection(phi[None], w[:, None, :], y)  # (B, G)
     i = np.clip(np.argmin(obj, axis=1), 1, _GRID - 2)
     a, b = grid[i - 1], grid[i + 1]
 
@@ -78,8 +78,10 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
     if len(y) <= law.n_params:
         # every usable resample would have to contain every run, i.e. be the data itself: the
         # spread would be zero, which is not an honest interval
-        raise FitError(f"cannot bootstrap law {law.name!r}: {len(y)} runs for {law.n_params} parameters leave no "
-                       "freedom to resample; fit on more runs than parameters to get intervals")
+        raise FitError(
+            f"cannot bootstrap law {law.name!r}: {len(y)} runs for {law.n_params} parameters leave no "
+            "freedom to resample; fit on more runs than parameters to get intervals"
+        )
     counts = resample_counts(len(y), n_resamples, rng)
     ok = (counts > 0).sum(axis=1) >= law.n_params
     distinct_pts = _distinct_ok(law, x, counts)
@@ -96,15 +98,18 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
             try:
                 samples.append(fit(law, x, y, method=result.method, weights=wb, starts=start).params)
             except FitError:
-                samples.append({p: np.nan for p in law.params})
+                samples.append(dict.fromkeys(law.params, np.nan))
         samples = np.array([[s[p] for p in law.params] for s in samples])
     good = np.all(np.isfinite(samples), axis=1)
     samples = samples[good]
     if len(samples) == 0:
         raise FitError(f"no bootstrap resample of the {len(y)} runs could be fitted")
     diag = dict(result.diagnostics)
-    diag.update(bootstrap_n=int(len(samples)), bootstrap_n_degenerate=int(n_resamples - len(samples)),
-                bootstrap_seed=seed if isinstance(seed, int) else None)
+    diag.update(
+        bootstrap_n=len(samples),
+        bootstrap_n_degenerate=int(n_resamples - len(samples)),
+        bootstrap_seed=seed if isinstance(seed, int) else None,
+    )
     return replace(result, bootstrap=tuple(map(tuple, samples.tolist())), diagnostics=diag)
 
 

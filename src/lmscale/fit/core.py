@@ -18,6 +18,7 @@ from lmscale.fit import solvers
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
 
+
 class Method(NamedTuple):
     """A fitting method: an objective, a solver, and a weighting of the runs (see :func:`run_weights`)."""
 
@@ -76,8 +77,15 @@ def run_weights(weighting: str, x: Mapping[str, np.ndarray], y: np.ndarray) -> n
 SAME_OPTIMUM_RTOL = 1e-6
 
 
-def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], run_ids: Sequence[str],
-               weights: Sequence[float] | None, target: str, log_target: bool) -> tuple[dict, np.ndarray, np.ndarray | None]:
+def check_data(
+    law: Law,
+    x: Mapping[str, Sequence[float]],
+    y: Sequence[float],
+    run_ids: Sequence[str],
+    weights: Sequence[float] | None,
+    target: str,
+    log_target: bool,
+) -> tuple[dict, np.ndarray, np.ndarray | None]:
     """Validate fitting data; return float arrays. Names the run of every bad value."""
     xa = law.inputs_from(x)
     ya = np.asarray(y, dtype=float).ravel()
@@ -92,7 +100,9 @@ def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], r
         if not np.isfinite(ya[i]):
             problems.append(f"run {run_ids[i]!r}: target {target!r} is missing or not finite ({ya[i]!r})")
         elif log_target and ya[i] <= 0:
-            problems.append(f"run {run_ids[i]!r}: target {target!r} must be positive for a log objective ({ya[i]!r})")
+            problems.append(
+                f"run {run_ids[i]!r}: target {target!r} must be positive for a log objective ({ya[i]!r})"
+            )
         for k, v in xa.items():
             if not np.isfinite(v[i]):
                 problems.append(f"run {run_ids[i]!r}: input {k!r} is missing or not finite ({v[i]!r})")
@@ -101,12 +111,16 @@ def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], r
     if problems:
         raise InputError("cannot fit:\n  " + "\n  ".join(problems))
     if n < law.n_params:
-        raise FitError(f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
-                       f"{law.n_params} parameters ({', '.join(law.params)}); select at least {law.n_params}")
+        raise FitError(
+            f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
+            f"{law.n_params} parameters ({', '.join(law.params)}); select at least {law.n_params}"
+        )
     distinct = len({tuple(v[i] for v in xa.values()) for i in range(n)})
     if distinct < law.n_params:
-        raise FitError(f"degenerate data for law {law.name!r}: only {distinct} distinct input points for "
-                       f"{law.n_params} parameters")
+        raise FitError(
+            f"degenerate data for law {law.name!r}: only {distinct} distinct input points for "
+            f"{law.n_params} parameters"
+        )
     why = law.unidentified(xa)
     if why:
         raise FitError(f"cannot fit law {law.name!r} on {target!r}: {why}")
@@ -118,10 +132,19 @@ def check_data(law: Law, x: Mapping[str, Sequence[float]], y: Sequence[float], r
     return xa, ya, w
 
 
-def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *, method: str = "paper",
-        run_ids: Sequence[str] | None = None, target: str = "y", input_columns: Mapping[str, str] | None = None,
-        weights: Sequence[float] | None = None, starts: np.ndarray | None = None,
-        huber_delta: float = 1e-3) -> FitResult:
+def fit(
+    law: Law | str,
+    x: Mapping[str, Sequence[float]],
+    y: Sequence[float],
+    *,
+    method: str = "paper",
+    run_ids: Sequence[str] | None = None,
+    target: str = "y",
+    input_columns: Mapping[str, str] | None = None,
+    weights: Sequence[float] | None = None,
+    starts: np.ndarray | None = None,
+    huber_delta: float = 1e-3,
+) -> FitResult:
     """Fit ``law`` to targets ``y`` given inputs ``x`` (a mapping of the law's input names).
 
     ``method``: one of :data:`METHODS`, or ``default`` (see :func:`resolve_method`). ``starts``: starting points (rows in the law's parameter
@@ -136,7 +159,9 @@ def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *,
     objective, solver, weighting = METHODS[method]
     n = len(np.atleast_1d(np.asarray(y)))
     ids = tuple(run_ids) if run_ids is not None else tuple(f"#{i}" for i in range(n))
-    xa, ya, w = check_data(law, x, y, ids, weights, target, objective.endswith("log") or weighting != "uniform")
+    xa, ya, w = check_data(
+        law, x, y, ids, weights, target, objective.endswith("log") or weighting != "uniform"
+    )
     base = run_weights(weighting, xa, ya)
     if base is not None:
         w = base if w is None else w * base
@@ -154,9 +179,15 @@ def fit(law: Law | str, x: Mapping[str, Sequence[float]], y: Sequence[float], *,
     outcome = solvers.run(solver, law, xa, ya, w, grid, objective=objective, huber_delta=huber_delta)
     diagnostics = summarise(law, outcome, xa, ya)
     return FitResult(
-        law=law.name, method=method, params=dict(zip(law.params, map(float, outcome.best))), target=target,
-        input_columns=dict(input_columns or {k: k for k in law.inputs}), run_ids=ids,
-        x={k: tuple(map(float, v)) for k, v in xa.items()}, y=tuple(map(float, ya)), diagnostics=diagnostics,
+        law=law.name,
+        method=method,
+        params=dict(zip(law.params, map(float, outcome.best))),
+        target=target,
+        input_columns=dict(input_columns or {k: k for k in law.inputs}),
+        run_ids=ids,
+        x={k: tuple(map(float, v)) for k, v in xa.items()},
+        y=tuple(map(float, ya)),
+        diagnostics=diagnostics,
         noise_sd=diagnostics["residual_sd"],
     )
 
@@ -172,7 +203,7 @@ def _grid_projection(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, the
     from lmscale.fit.solvers import batched_projection
 
     with np.errstate(all="ignore"):
-        phi = law.basis(thetas, x)                                            # (G, n, k)
+        phi = law.basis(thetas, x)  # (G, n, k)
         ww = np.broadcast_to(np.ones_like(y) if w is None else w, phi.shape[:-1])
         beta, obj = batched_projection(phi, ww, y)
     full = law.join(thetas, beta)
@@ -180,7 +211,9 @@ def _grid_projection(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, the
     return full, np.where(ok, obj, np.inf)
 
 
-def projected_starts(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, per_dim: int | None = None) -> np.ndarray:
+def projected_starts(
+    law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, per_dim: int | None = None
+) -> np.ndarray:
     """Starting points for the general-objective solver: a grid over the exponents only (inside
     the law's ``search_range``), each completed with the least-squares coefficients for those
     exponents (clipped to the bounds), plus the exact least-squares optimum. A handful of such
@@ -214,12 +247,14 @@ def scanned_starts(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, point
     return full[np.argmin(obj)][None, :]
 
 
-def summarise(law: Law, outcome: "solvers.Outcome", x, y) -> dict:
+def summarise(law: Law, outcome: solvers.Outcome, x, y) -> dict:
     """Agreement of the starts, parameters at bounds, and conditioning at the optimum."""
     ok = outcome.converged
     if not np.any(ok):
-        raise FitError(f"law {law.name!r}: none of {len(ok)} starts converged "
-                       f"({outcome.messages[0] if outcome.messages else 'no message'})")
+        raise FitError(
+            f"law {law.name!r}: none of {len(ok)} starts converged "
+            f"({outcome.messages[0] if outcome.messages else 'no message'})"
+        )
     obj = outcome.objectives[ok]
     best = float(np.min(obj))
     same = obj <= best + SAME_OPTIMUM_RTOL * max(abs(best), 1e-300)
@@ -228,17 +263,20 @@ def summarise(law: Law, outcome: "solvers.Outcome", x, y) -> dict:
     spread = float(np.max((ps.max(axis=0) - ps.min(axis=0)) / scale)) if len(ps) > 1 else 0.0
     lo, hi = law.lower(), law.upper()
     tol = 1e-8 * np.maximum(1.0, np.abs(outcome.best))
-    at_bounds = [p for p, v, a, b in zip(law.params, outcome.best, lo, hi)
-                 if (np.isfinite(a) and v - a <= tol[law.params.index(p)])
-                 or (np.isfinite(b) and b - v <= tol[law.params.index(p)])]
+    at_bounds = [
+        p
+        for p, v, a, b in zip(law.params, outcome.best, lo, hi)
+        if (np.isfinite(a) and v - a <= tol[law.params.index(p)])
+        or (np.isfinite(b) and b - v <= tol[law.params.index(p)])
+    ]
     jac = law.jacobian_vector(outcome.best, x) * scale
     with np.errstate(all="ignore"):
         cond = float(np.linalg.cond(jac)) if np.all(np.isfinite(jac)) else float("inf")
     resid = y - law.evaluate_vector(outcome.best, x)
     dof = max(len(y) - law.n_params, 0)
     return {
-        "n_runs": int(len(y)),
-        "n_starts": int(len(ok)),
+        "n_runs": len(y),
+        "n_starts": len(ok),
         "n_converged": int(np.sum(ok)),
         "n_at_optimum": int(np.sum(same)),
         "objective": best,

@@ -101,11 +101,18 @@ class FitResult:
             if not isinstance(d["x"], Mapping) or not isinstance(d["y"], list):
                 raise TypeError("'x' must be an object of input columns and 'y' a list")
             res = cls(
-                law=d["law"], method=str(d["method"]), params=params, target=str(d["target"]),
-                input_columns=dict(d["input_columns"]), run_ids=tuple(str(r) for r in d["run_ids"]),
+                law=d["law"],
+                method=str(d["method"]),
+                params=params,
+                target=str(d["target"]),
+                input_columns=dict(d["input_columns"]),
+                run_ids=tuple(str(r) for r in d["run_ids"]),
                 x={k: tuple(float(v) for v in vals) for k, vals in d["x"].items()},
-                y=tuple(float(v) for v in d["y"]), diagnostics=dict(d.get("diagnostics") or {}),
-                bootstrap=None if d.get("bootstrap") is None else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
+                y=tuple(float(v) for v in d["y"]),
+                diagnostics=dict(d.get("diagnostics") or {}),
+                bootstrap=None
+                if d.get("bootstrap") is None
+                else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
                 noise_sd=None if d.get("noise_sd") is None else float(d["noise_sd"]),
                 calibration=_calibration(d.get("calibration"), source),
             )
@@ -141,9 +148,14 @@ def _check(res: FitResult, law, source: str) -> None:
         problems.append(f"'x', 'y' and 'run_ids' must each hold one value per run ({n} in 'y')")
     if not all(np.isfinite(res.y)) or not all(np.isfinite(v).all() for v in map(np.asarray, res.x.values())):
         problems.append("'x' and 'y' must be finite numbers")
-    if res.bootstrap is not None and (not res.bootstrap or any(len(r) != law.n_params for r in res.bootstrap)
-                                      or not np.all(np.isfinite(np.asarray(res.bootstrap)))):
-        problems.append(f"every bootstrap row must hold {law.n_params} finite parameters ({', '.join(law.params)})")
+    if res.bootstrap is not None and (
+        not res.bootstrap
+        or any(len(r) != law.n_params for r in res.bootstrap)
+        or not np.all(np.isfinite(np.asarray(res.bootstrap)))
+    ):
+        problems.append(
+            f"every bootstrap row must hold {law.n_params} finite parameters ({', '.join(law.params)})"
+        )
     if res.noise_sd is not None and not (np.isfinite(res.noise_sd) and res.noise_sd >= 0):
         problems.append(f"noise_sd must be a non-negative number, found {res.noise_sd!r}")
     if problems:

@@ -30,14 +30,16 @@ _LBFGS_OPTS = dict(maxiter=20000, ftol=1e-15, gtol=1e-12, maxcor=20)
 
 @dataclass
 class Outcome:
-    best: np.ndarray          # best parameter vector (law order)
-    params: np.ndarray        # (n_starts, n_params): end point of every start
-    objectives: np.ndarray    # (n_starts,): objective at each end point (inf when it failed)
-    converged: np.ndarray     # (n_starts,) bool
+    best: np.ndarray  # best parameter vector (law order)
+    params: np.ndarray  # (n_starts, n_params): end point of every start
+    objectives: np.ndarray  # (n_starts,): objective at each end point (inf when it failed)
+    converged: np.ndarray  # (n_starts,) bool
     messages: list[str]
 
 
-def objective_value(objective: str, f: np.ndarray, y: np.ndarray, w: np.ndarray | None, delta: float = 1e-3) -> float:
+def objective_value(
+    objective: str, f: np.ndarray, y: np.ndarray, w: np.ndarray | None, delta: float = 1e-3
+) -> float:
     w = np.ones_like(y) if w is None else w
     if objective == "ls":
         return float(np.sum(w * (f - y) ** 2))
@@ -77,8 +79,15 @@ def _run(solver: str, law: Law, x, y, w, starts, *, objective: str, huber_delta:
             raise InputError("Levenberg–Marquardt solves the least-squares objective only")
         return _collect([_lm_one(law, x, y, w, s) for s in starts], law, x, y, w, objective, huber_delta)
     if solver == "lbfgs":
-        return _collect([_lbfgs_one(law, x, y, w, s, objective, huber_delta) for s in starts],
-                        law, x, y, w, objective, huber_delta)
+        return _collect(
+            [_lbfgs_one(law, x, y, w, s, objective, huber_delta) for s in starts],
+            law,
+            x,
+            y,
+            w,
+            objective,
+            huber_delta,
+        )
     if solver == "varpro":
         if objective != "ls":
             raise InputError("variable projection solves the least-squares objective only")
@@ -154,8 +163,11 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
             g = ww * np.clip(r, -delta, delta)
         return val, ((g * dlog) @ jac) * scale
 
-    z0 = np.clip(start / scale, [b[0] if b[0] is not None else -np.inf for b in bounds],
-                 [b[1] if b[1] is not None else np.inf for b in bounds])
+    z0 = np.clip(
+        start / scale,
+        [b[0] if b[0] is not None else -np.inf for b in bounds],
+        [b[1] if b[1] is not None else np.inf for b in bounds],
+    )
     # L-BFGS-B measures progress relative to max(|f|, 1): rescale the objective so that it starts at
     # ~1e3, otherwise a small objective (Huber with δ = 1e-3) stops it after one step
     with np.errstate(all="ignore"):
@@ -179,9 +191,9 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
 
 def batched_projection(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
     """Batched weighted least squares. phi (..., n, k), w (..., n) → beta (..., k), objective (...)."""
-    pw = np.swapaxes(phi * w[..., None], -1, -2)                   # (..., k, n)
-    a = pw @ phi                                                    # (..., k, k)
-    rhs = pw @ y                                                    # (..., k)
+    pw = np.swapaxes(phi * w[..., None], -1, -2)  # (..., k, n)
+    a = pw @ phi  # (..., k, k)
+    rhs = pw @ y  # (..., k)
     k = a.shape[-1]
     ridge = 1e-13 * np.trace(a, axis1=-2, axis2=-1)[..., None, None] * np.eye(k)
     beta = np.linalg.solve(a + ridge, rhs[..., None])[..., 0]

@@ -16,16 +16,24 @@ def input_columns(law: Law, loss_column: str | None = None) -> dict[str, str]:
     for name in law.inputs:
         if name == "loss":
             if not loss_column:
-                raise InputError(f"law {law.name!r} takes a validation loss as input: name its column "
-                                 "(e.g. loss_c4_val)")
+                raise InputError(
+                    f"law {law.name!r} takes a validation loss as input: name its column (e.g. loss_c4_val)"
+                )
             cols[name] = loss_column if loss_column.startswith(LOSS_PREFIX) else LOSS_PREFIX + loss_column
         else:
             cols[name] = name
     return cols
 
 
-def fit_table(runs: RunTable, law: Law | str, target: str, *, method: str = "paper", loss_column: str | None = None,
-              **kwargs) -> FitResult:
+def fit_table(
+    runs: RunTable,
+    law: Law | str,
+    target: str,
+    *,
+    method: str = "paper",
+    loss_column: str | None = None,
+    **kwargs,
+) -> FitResult:
     """Fit ``law`` on every run of ``runs`` to ``target`` (see :func:`lmscale.tasks.target_values`)."""
     law = get_law(law) if isinstance(law, str) else law
     if len(runs) == 0:

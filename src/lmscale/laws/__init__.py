@@ -17,4 +17,4 @@ def get_law(name: str) -> Law:
         raise InputError(f"unknown law {name!r}; known laws: {', '.join(LAWS)}") from None
 
 
-__all__ = ["Law", "LAWS", "get_law", "OVERTRAIN", "CHINCHILLA", "ERROR", "POWER"]
+__all__ = ["CHINCHILLA", "ERROR", "LAWS", "OVERTRAIN", "POWER", "Law", "get_law"]

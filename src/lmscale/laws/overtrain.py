@@ -29,11 +29,15 @@ _LOG6 = math.log(6.0)
 class OvertrainLaw(Law):
     def unidentified(self, x):
         if len(np.unique(x["multiplier"])) < 2:
-            return ("every run has the same token multiplier M, so A·N^c and B·(M·N)^c are one term: A and B "
-                    "are not identified; add runs at another M")
+            return (
+                "every run has the same token multiplier M, so A·N^c and B·(M·N)^c are one term: A and B "
+                "are not identified; add runs at another M"
+            )
         if len(np.unique(x["n_params"])) < 2:
-            return ("every run has the same size N, so A·N^c is a constant like E: A and E are not identified; "
-                    "add runs of another size")
+            return (
+                "every run has the same size N, so A·N^c is a constant like E: A and E are not identified; "
+                "add runs of another size"
+            )
         return None
 
     def basis(self, theta, x):
@@ -69,7 +73,12 @@ OVERTRAIN = OvertrainLaw(
     params=("A", "B", "c", "E"),
     linear=("A", "B", "E"),
     bounds={"A": (-np.inf, np.inf), "B": (-np.inf, np.inf), "c": (-np.inf, np.inf), "E": (-np.inf, np.inf)},
-    start_values={"A": (1e2, 3e2, 1e3, 3e3), "B": (1e2, 3e2, 1e3, 3e3), "c": (-0.1, -0.3), "E": (0.0, 1.0, 2.0, 10.0)},
+    start_values={
+        "A": (1e2, 3e2, 1e3, 3e3),
+        "B": (1e2, 3e2, 1e3, 3e3),
+        "c": (-0.1, -0.3),
+        "E": (0.0, 1.0, 2.0, 10.0),
+    },
     search_range={"c": (-1.5, -0.005)},
     equation="L(N, M) = A·N^c + B·6^(c/2)·(M·N)^c + E;  paper: L(C, M) = E + (a·M^η + b·M^-η)·C^-η, η = -c/2",
     reference="Gadre et al. 2024, arXiv:2403.08540, Eq. 4",
@@ -92,7 +101,9 @@ def loss_from_compute(params: Mapping[str, float], flops, multiplier):
     """Evaluate Eq. 4 in the paper's (C, M) form."""
     p = to_paper_form(params)
     flops, multiplier = np.asarray(flops, float), np.asarray(multiplier, float)
-    out = p["E"] + (p["a"] * multiplier ** p["eta"] + p["b"] * multiplier ** (-p["eta"])) * flops ** (-p["eta"])
+    out = p["E"] + (p["a"] * multiplier ** p["eta"] + p["b"] * multiplier ** (-p["eta"])) * flops ** (
+        -p["eta"]
+    )
     return float(out) if out.ndim == 0 else out
 
 

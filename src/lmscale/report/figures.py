@@ -7,6 +7,8 @@ headless and in threads; matplotlib is imported only when a figure is drawn.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from lmscale.analyses.context import Analysis, size_label, train_set_name
@@ -48,8 +50,11 @@ def _m_colourbar(fig, ax, rng=M_RANGE, ticks=None):
 
     sm = ScalarMappable(norm=LogNorm(*rng), cmap=colormaps["viridis"])
     cb = fig.colorbar(sm, ax=ax, pad=0.01)
-    ticks = [t for t in (ticks if ticks is not None else [5, 10, 20, 40, 80, 160, 320, 640])
-             if rng[0] * (1 - 1e-9) <= t <= rng[1] * (1 + 1e-9)]
+    ticks = [
+        t
+        for t in (ticks if ticks is not None else [5, 10, 20, 40, 80, 160, 320, 640])
+        if rng[0] * (1 - 1e-9) <= t <= rng[1] * (1 + 1e-9)
+    ]
     cb.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
     cb.minorticks_off()
     cb.set_label("token multiplier M = D/N")
@@ -88,7 +93,10 @@ def _size_markers(sizes) -> dict[float, str]:
 def _size_legend(ax, markers: dict[float, str], loc="lower left", extra=()):
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], ls="", marker=mk, color="0.3", label=f"N = {size_label(n)}") for n, mk in markers.items()]
+    handles = [
+        Line2D([], [], ls="", marker=mk, color="0.3", label=f"N = {size_label(n)}")
+        for n, mk in markers.items()
+    ]
     ax.legend(handles=[*handles, *extra], loc=loc, fontsize=7, framealpha=0.85)
 
 
@@ -121,20 +129,34 @@ def plot_figure1(a: Analysis):
                 left.plot(r.flops, max(r.predicted_loss - e, 1e-3), marker="x", color="red", ms=6, ls="")
             else:
                 left.plot(r.flops, y, alpha=0.45, **style)
-        left.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)",
-                 ylabel=f"reducible loss L − E (nats, {a.data['val_set']})",
-                 title=f"{train_set_name(ts)}: loss law, E = {e:.2f}")
+        left.set(
+            xscale="log",
+            yscale="log",
+            xlabel="compute C = 6ND (FLOPs)",
+            ylabel=f"reducible loss L − E (nats, {a.data['val_set']})",
+            title=f"{train_set_name(ts)}: loss law, E = {e:.2f}",
+        )
         _plain_log_ticks(left.yaxis)
-        _size_legend(left, markers, extra=[
-            Line2D([], [], ls="", marker="o", color="0.6", mec="k", label="fit run"),
-            Line2D([], [], ls="", marker="o", color="0.6", mec="red", mew=1.6, label="held-out run"),
-            Line2D([], [], ls="", marker="x", color="red", label="prediction")])
+        _size_legend(
+            left,
+            markers,
+            extra=[
+                Line2D([], [], ls="", marker="o", color="0.6", mec="k", label="fit run"),
+                Line2D([], [], ls="", marker="o", color="0.6", mec="red", mew=1.6, label="held-out run"),
+                Line2D([], [], ls="", marker="x", color="red", label="prediction"),
+            ],
+        )
         _m_colourbar(fig, left, mr, sorted(d.multiplier.unique()))
         efit = laws["error"]
         ep = efit.params
         lgrid = np.linspace(d.loss.min() - 0.1, d.loss.max() + 0.1, 200)
-        right.plot(lgrid, efit.predict(loss=lgrid), color="k", lw=1.2,
-                   label=f"{ep['epsilon']:.3f} − {ep['k']:.2f}·exp(−{ep['gamma']:.3f}·L)")
+        right.plot(
+            lgrid,
+            efit.predict(loss=lgrid),
+            color="k",
+            lw=1.2,
+            label=f"{ep['epsilon']:.3f} − {ep['k']:.2f}·exp(−{ep['gamma']:.3f}·L)",
+        )
         for _, r in d.iterrows():
             style = dict(color=_m_colour(r.multiplier, mr), marker=markers[r.n_params], ls="", ms=7)
             if r.error_role == "fit":
@@ -143,8 +165,11 @@ def plot_figure1(a: Analysis):
                 right.plot(r.loss, r.error, mec="red", mew=1.6, **style)
             else:
                 right.plot(r.loss, r.error, alpha=0.45, **style)
-        right.set(xlabel=f"validation loss L (nats, {a.data['val_set']})",
-                  ylabel=f"average top-1 error ({a.data['split']})", title=f"{train_set_name(ts)}: error law")
+        right.set(
+            xlabel=f"validation loss L (nats, {a.data['val_set']})",
+            ylabel=f"average top-1 error ({a.data['split']})",
+            title=f"{train_set_name(ts)}: error law",
+        )
         right.legend(loc="lower right", fontsize=8)
         out.append((f"figure1_{ts}", fig))
     return out
@@ -177,12 +202,21 @@ def plot_heatmaps(a: Analysis, vmax: float = 10.0):
                 grid[i, j] = 100 * r.rel_error
                 if r.fit_point:
                     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="k", lw=1.6))
-            im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
+            im = ax.imshow(
+                np.ma.masked_invalid(grid), origin="lower", cmap=cmap, vmin=0, vmax=vmax, aspect="auto"
+            )
             for i in range(len(sizes)):
                 for j in range(len(ms)):
                     if np.isfinite(grid[i, j]):
-                        ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=6.5,
-                                color="white" if grid[i, j] > 0.6 * vmax else "black")
+                        ax.text(
+                            j,
+                            i,
+                            f"{grid[i, j]:.1f}",
+                            ha="center",
+                            va="center",
+                            fontsize=6.5,
+                            color="white" if grid[i, j] > 0.6 * vmax else "black",
+                        )
             ax.set_xticks(range(len(ms)), [f"{m:g}" for m in ms], fontsize=7)
             ax.set_yticks(range(len(sizes)), [size_label(s) for s in sizes], fontsize=7)
             ax.set_xlabel("token multiplier M", fontsize=8)
@@ -206,14 +240,22 @@ def plot_per_task(a: Analysis):
     h = 0.8 / len(order)
     for k, ts in enumerate(order):
         s = df[df.train_set == ts].set_index("task").reindex(tasks)
-        ax.barh(np.arange(len(tasks)) + (k - (len(order) - 1) / 2) * h, 100 * s.rel_error, height=h,
-                color=_ts_colour(ts, order), label=train_set_name(ts))
+        ax.barh(
+            np.arange(len(tasks)) + (k - (len(order) - 1) / 2) * h,
+            100 * s.rel_error,
+            height=h,
+            color=_ts_colour(ts, order),
+            label=train_set_name(ts),
+        )
     ax.set_yticks(range(len(tasks)), tasks, fontsize=7)
     for lbl in ax.get_yticklabels():
         if lbl.get_text().endswith("average"):
             lbl.set_fontweight("bold")
-    ax.set(xscale="log", xlabel="relative error at the largest run, chained (%)",
-           title="per-task error laws vs the task average")
+    ax.set(
+        xscale="log",
+        xlabel="relative error at the largest run, chained (%)",
+        title="per-task error laws vs the task average",
+    )
     ax.legend(fontsize=8, loc="lower right")
     return [("per_task", fig)]
 
@@ -226,7 +268,9 @@ def plot_table7(a: Analysis):
     ax.bar(x - 0.2, 100 * df.rel_error_with, 0.4, label="with the 1.4B run", color="#4c72b0")
     ax.bar(x + 0.2, 100 * df.rel_error_without, 0.4, label="without", color="#dd8452")
     ax.set_xticks(x, [train_set_name(t) for t in df.train_set])
-    ax.set(ylabel="relative error of the largest run's error (%)", title="error-law fit with and without 1.4B")
+    ax.set(
+        ylabel="relative error of the largest run's error (%)", title="error-law fit with and without 1.4B"
+    )
     ax.legend(fontsize=8)
     return [("table7", fig)]
 
@@ -239,17 +283,30 @@ def plot_rank_correlation(a: Analysis):
     ax = ax[0, 0]
     markers = _size_markers(df.n_params.unique())
     for _, r in df.iterrows():
-        ax.plot(r.observed, r.predicted, ls="", marker=markers[r.n_params], ms=8, color=_ts_colour(r.train_set, order),
-                mec="k", mew=0.5)
+        ax.plot(
+            r.observed,
+            r.predicted,
+            ls="",
+            marker=markers[r.n_params],
+            ms=8,
+            color=_ts_colour(r.train_set, order),
+            mec="k",
+            mew=0.5,
+        )
     lo, hi = min(df.observed.min(), df.predicted.min()), max(df.observed.max(), df.predicted.max())
     pad = 0.05 * (hi - lo)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
     from matplotlib.lines import Line2D
 
-    extra = [Line2D([], [], ls="", marker="s", color=_ts_colour(t, order), label=train_set_name(t)) for t in order]
+    extra = [
+        Line2D([], [], ls="", marker="s", color=_ts_colour(t, order), label=train_set_name(t)) for t in order
+    ]
     _size_legend(ax, markers, loc="upper left", extra=extra)
-    ax.set(xlabel="true average error", ylabel="predicted average error (chained)",
-           title=f"Spearman ρ = {s.spearman:.2f}, Kendall τ = {s.kendall:.2f} (n = {int(s.n_runs)})")
+    ax.set(
+        xlabel="true average error",
+        ylabel="predicted average error (chained)",
+        title=f"Spearman ρ = {s.spearman:.2f}, Kendall τ = {s.kendall:.2f} (n = {int(s.n_runs)})",
+    )
     return [("rank_correlation", fig)]
 
 
@@ -259,16 +316,25 @@ def plot_threshold_sweep(a: Analysis):
     fig, ax = _figure(10, 3.8, 1, 2)
     for ts in order:
         d = df[df.train_set == ts]
-        ax[0, 0].plot(d.threshold_points, 100 * d.rel_error, "o-", color=_ts_colour(ts, order), label=train_set_name(ts))
+        ax[0, 0].plot(
+            d.threshold_points, 100 * d.rel_error, "o-", color=_ts_colour(ts, order), label=train_set_name(ts)
+        )
     n = df.groupby("threshold_points").n_tasks.first()
     ax[0, 1].step(n.index, n.values, where="post", color="k")
     for k in range(2):
         ax[0, k].axvline(10, color="0.5", ls="--", lw=0.8)
-    ax[0, 0].set(yscale="log", xlabel="threshold (points above chance at 0.154B)",
-                 ylabel="relative error at the largest run (%)", title="chained error of the suite")
+    ax[0, 0].set(
+        yscale="log",
+        xlabel="threshold (points above chance at 0.154B)",
+        ylabel="relative error at the largest run (%)",
+        title="chained error of the suite",
+    )
     ax[0, 0].legend(fontsize=8)
-    ax[0, 1].set(xlabel="threshold (points above chance at 0.154B)", ylabel="tasks in the suite",
-                 title="suite size (dashed: the paper's 10 points)")
+    ax[0, 1].set(
+        xlabel="threshold (points above chance at 0.154B)",
+        ylabel="tasks in the suite",
+        title="suite size (dashed: the paper's 10 points)",
+    )
     return [("threshold_sweep", fig)]
 
 
@@ -289,8 +355,11 @@ def plot_exponent_vs_m(a: Analysis):
     ms = sorted(df.multiplier.unique())
     ax.set_xticks(ms, [f"{m:g}" for m in ms])
     ax.minorticks_off()
-    ax.set(xlabel="token multiplier M", ylabel="exponent η (per-M power law)",
-           title="η per M with 90% bootstrap intervals (dashed: Eq. 4 fit)")
+    ax.set(
+        xlabel="token multiplier M",
+        ylabel="exponent η (per-M power law)",
+        title="η per M with 90% bootstrap intervals (dashed: Eq. 4 fit)",
+    )
     ax.legend(fontsize=8)
     return [("exponent_vs_m", fig)]
 
@@ -302,9 +371,11 @@ def plot_undertraining(a: Analysis):
     markers = _size_markers(df.n_params.unique())
     for ax, ts in zip(axes[0], order):
         d = df[df.train_set == ts]
-        for n, g in d.groupby("n_params"):
-            g = g.sort_values("multiplier")
-            ax.plot(g.multiplier, 100 * g.signed_rel_error, marker=markers[n], ms=6, label=f"N = {size_label(n)}")
+        for n, group in d.groupby("n_params"):
+            g = group.sort_values("multiplier")
+            ax.plot(
+                g.multiplier, 100 * g.signed_rel_error, marker=markers[n], ms=6, label=f"N = {size_label(n)}"
+            )
         ax.axhline(0, color="k", lw=0.6)
         ax.axvspan(4, 12, color="orange", alpha=0.12)
         ax.set_xscale("log")
@@ -327,13 +398,24 @@ def plot_compute_sweep(a: Analysis):
             d = df[(df.quantity == qty) & (df.target == tgt)]
             for ts in order:
                 g = d[(d.train_set == ts) & ~d["default"]]
-                ax.plot(g.fit_flops, 100 * g.rel_error, "o", ms=3.5, alpha=0.6, color=_ts_colour(ts, order),
-                        label=train_set_name(ts))
+                ax.plot(
+                    g.fit_flops,
+                    100 * g.rel_error,
+                    "o",
+                    ms=3.5,
+                    alpha=0.6,
+                    color=_ts_colour(ts, order),
+                    label=train_set_name(ts),
+                )
                 g = d[(d.train_set == ts) & d["default"]]
                 ax.plot(g.fit_flops, 100 * g.rel_error, "*", ms=15, mec="k", color=_ts_colour(ts, order))
             name = d.target_run.iloc[0] if len(d) else tgt
-            ax.set(xscale="log", yscale="log", title=f"{qty} of {name if tgt != 'largest' else 'the largest run'}",
-                   ylabel="relative error (%)")
+            ax.set(
+                xscale="log",
+                yscale="log",
+                title=f"{qty} of {name if tgt != 'largest' else 'the largest run'}",
+                ylabel="relative error (%)",
+            )
             if i == 1:
                 ax.set_xlabel("compute of the fit runs (FLOPs)")
     axes[0, 0].legend(fontsize=8, title="★ default fit", title_fontsize=8)
@@ -347,10 +429,20 @@ def plot_tied_vs_untied(a: Analysis):
     ax = ax[0, 0]
     x = np.arange(len(groups))
     for k, (law, colour) in enumerate((("overtrain", "#4c72b0"), ("chinchilla", "#dd8452"))):
-        vals = [df[(df.train_set == t) & (df.fit_runs == f) & (df.law == law)].mean_rel_error.mean() for t, f in groups]
-        ax.bar(x + (k - 0.5) * 0.4, 100 * np.array(vals), 0.4, color=colour,
-               label="tied (Eq. 4)" if law == "overtrain" else "untied (Chinchilla)")
-    ax.set_xticks(x, [f"{train_set_name(t)}\n{f.split(' ')[0]} {f.split(' ')[1]}" for t, f in groups], fontsize=7)
+        vals = [
+            df[(df.train_set == t) & (df.fit_runs == f) & (df.law == law)].mean_rel_error.mean()
+            for t, f in groups
+        ]
+        ax.bar(
+            x + (k - 0.5) * 0.4,
+            100 * np.array(vals),
+            0.4,
+            color=colour,
+            label="tied (Eq. 4)" if law == "overtrain" else "untied (Chinchilla)",
+        )
+    ax.set_xticks(
+        x, [f"{train_set_name(t)}\n{f.split(' ')[0]} {f.split(' ')[1]}" for t, f in groups], fontsize=7
+    )
     ax.set(ylabel="mean held-out loss relative error (%)", title="tied vs untied exponents")
     ax.legend(fontsize=8)
     return [("tied_vs_untied", fig)]
@@ -370,21 +462,39 @@ def plot_hparam_search(a: Analysis):
     fr = df[df.frontier].sort_values("flops")
     ax.plot(fr.flops, fr.loss, "k-", lw=1, marker="o", ms=4, mfc="none", label="Pareto frontier")
     cg = np.logspace(np.log10(df.flops.min()), np.log10(df.flops.max()), 50)
-    ax.plot(cg, pfit.predict(flops=cg), "r--", lw=1.2,
-            label=f"L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f}")
-    ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="validation loss (nats)",
-           title=f"hyper-parameter search: {len(df)} runs")
+    ax.plot(
+        cg,
+        pfit.predict(flops=cg),
+        "r--",
+        lw=1.2,
+        label=f"L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f}",
+    )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="compute C = 6ND (FLOPs)",
+        ylabel="validation loss (nats)",
+        title=f"hyper-parameter search: {len(df)} runs",
+    )
     _plain_log_ticks(ax.yaxis)
     fig.colorbar(sc, ax=ax, pad=0.01).set_label("parameters N")
     ax.legend(fontsize=8)
     return [("hparam_search", fig)]
 
 
-PLOTS = {"figure1": plot_figure1, "heatmaps": plot_heatmaps, "per_task": plot_per_task, "table7": plot_table7,
-         "rank_correlation": plot_rank_correlation, "threshold_sweep": plot_threshold_sweep,
-         "exponent_vs_m": plot_exponent_vs_m, "undertraining": plot_undertraining,
-         "compute_sweep": plot_compute_sweep, "tied_vs_untied": plot_tied_vs_untied,
-         "hparam_search": plot_hparam_search}
+PLOTS = {
+    "figure1": plot_figure1,
+    "heatmaps": plot_heatmaps,
+    "per_task": plot_per_task,
+    "table7": plot_table7,
+    "rank_correlation": plot_rank_correlation,
+    "threshold_sweep": plot_threshold_sweep,
+    "exponent_vs_m": plot_exponent_vs_m,
+    "undertraining": plot_undertraining,
+    "compute_sweep": plot_compute_sweep,
+    "tied_vs_untied": plot_tied_vs_untied,
+    "hparam_search": plot_hparam_search,
+}
 
 
 def plot_backtest(frame, title: str = ""):
@@ -393,14 +503,21 @@ def plot_backtest(frame, title: str = ""):
     fig, axes = _figure(6.4, 4.2)
     ax = axes[0, 0]
     colours = dict(zip(dict.fromkeys(frame.method), (*TRAIN_COLOURS.values(), *_OTHER_COLOURS)))
-    for meth, g in frame.groupby("method", sort=False):
-        g = g.sort_values("c_factor")
-        ax.scatter(g.c_factor, 100 * g.rel_error, s=12, alpha=0.45, color=colours[meth],
-                   marker="o", label=f"{meth} ({len(g)})")
+    for meth, group in frame.groupby("method", sort=False):
+        g = group.sort_values("c_factor")
+        ax.scatter(
+            g.c_factor,
+            100 * g.rel_error,
+            s=12,
+            alpha=0.45,
+            color=colours[meth],
+            marker="o",
+            label=f"{meth} ({len(g)})",
+        )
         if len(g) >= 5:
             edges = np.quantile(np.log(g.c_factor), np.linspace(0, 1, min(8, len(g) // 3) + 1))
             mids, meds = [], []
-            for lo, hi in zip(edges[:-1], edges[1:]):
+            for lo, hi in itertools.pairwise(edges):
                 sel = (np.log(g.c_factor) >= lo) & (np.log(g.c_factor) <= hi)
                 if sel.any():
                     mids.append(np.exp((lo + hi) / 2))
@@ -413,8 +530,11 @@ def plot_backtest(frame, title: str = ""):
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="compute of the predicted run ÷ largest fitted run", ylabel="relative error (%)",
-           title=title or "Backtest: error vs extrapolation")
+    ax.set(
+        xlabel="compute of the predicted run ÷ largest fitted run",
+        ylabel="relative error (%)",
+        title=title or "Backtest: error vs extrapolation",
+    )
     ax.legend(fontsize=8, title="method (predictions); line: median", title_fontsize=8)
     return [("backtest", fig)]
 
@@ -429,12 +549,26 @@ def plot_plan(p):
     err = np.array([x.expected_rel_error for x in c])
     lo = np.array([x.expected_interval[0] for x in c])
     hi = np.array([x.expected_interval[1] for x in c])
-    ax.errorbar(flops, 100 * err, yerr=[100 * (err - lo), 100 * (hi - err)], fmt="o", color="#999999", ms=4,
-                alpha=0.6, elinewidth=0.8, label="candidate ladders")
+    ax.errorbar(
+        flops,
+        100 * err,
+        yerr=[100 * (err - lo), 100 * (hi - err)],
+        fmt="o",
+        color="#999999",
+        ms=4,
+        alpha=0.6,
+        elinewidth=0.8,
+        label="candidate ladders",
+    )
     for (label, i), colour in zip(p.picks.items(), ("#2ca02c", "#d62728", "#1f77b4")):
         ax.plot(c[i].flops, 100 * c[i].expected_rel_error, "*", ms=14, color=colour, label=label)
-    ax.set(xscale="log", yscale="log", xlabel="ladder cost (FLOPs)", ylabel="expected relative error of the target (%)",
-           title=f"Ladders for N = {p.target.n_params:.3g}, M = {p.target.multiplier:g}")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="ladder cost (FLOPs)",
+        ylabel="expected relative error of the target (%)",
+        title=f"Ladders for N = {p.target.n_params:.3g}, M = {p.target.multiplier:g}",
+    )
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))

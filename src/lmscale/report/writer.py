@@ -35,8 +35,9 @@ ANALYSES: dict[str, Callable[[Context], Analysis]] = {
 }
 
 
-def run_analyses(ctx: Context, only: Sequence[str] | None = None,
-                 progress: Callable[[str], None] | None = None) -> tuple[list[Analysis], dict[str, str]]:
+def run_analyses(
+    ctx: Context, only: Sequence[str] | None = None, progress: Callable[[str], None] | None = None
+) -> tuple[list[Analysis], dict[str, str]]:
     """Run the analyses (all, or ``only``). An analysis whose inputs are missing (no grid.json,
     no task baselines) is skipped with its reason, never silently."""
     keys = list(only or ANALYSES)
@@ -70,9 +71,16 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 code{background:#f5f5f5;padding:1px 3px}h2{border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:2em}"""
 
 
-def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis], skipped: dict[str, str] | None = None,
-                 progress: Callable[[str], None] | None = None, elapsed: float | None = None,
-                 title: str = "lmscale: the paper's analyses, reproduced", source_label: str = "Testbed") -> Path:
+def write_report(
+    ctx: Context,
+    out_dir: str | Path,
+    analyses: Sequence[Analysis],
+    skipped: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    elapsed: float | None = None,
+    title: str = "lmscale: the paper's analyses, reproduced",
+    source_label: str = "Testbed",
+) -> Path:
     """Write the report of ``analyses`` into ``out_dir``; returns the path of ``report.md``."""
     from lmscale.report.figures import PLOTS
 
@@ -82,20 +90,27 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
     if final.exists() and not final.is_dir():
         raise InputError(f"{final} exists and is not a folder")
     if final.is_dir() and any(final.iterdir()) and not (final / "report.md").is_file():
-        raise InputError(f"{final} holds other files and no lmscale report; give a new or empty folder (a report "
-                         "replaces its folder whole)")
+        raise InputError(
+            f"{final} holds other files and no lmscale report; give a new or empty folder (a report "
+            "replaces its folder whole)"
+        )
     # written into a staging folder, then swapped in: a kill leaves the old report whole, never a mix
     out = final.parent / f".{final.name}.partial"
     shutil.rmtree(out, ignore_errors=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     s = ctx.setting
-    md = [f"# {title}", "",
-          f"{source_label} `{ctx.runs.source}`: {len(ctx.runs)} runs; training sets "
-          f"{md_escape(', '.join(ctx.train_sets))}. "
-          f"Setting: {s.describe()}.", "",
-          f"Fit spec `{s.spec.name}`: loss law on `{s.spec.loss_fit}`; error law on `{s.spec.error_fit}`; "
-          f"held out `{s.spec.heldout}`.", ""]
+    md = [
+        f"# {title}",
+        "",
+        f"{source_label} `{ctx.runs.source}`: {len(ctx.runs)} runs; training sets "
+        f"{md_escape(', '.join(ctx.train_sets))}. "
+        f"Setting: {s.describe()}.",
+        "",
+        f"Fit spec `{s.spec.name}`: loss law on `{s.spec.loss_fit}`; error law on `{s.spec.error_fit}`; "
+        f"held out `{s.spec.heldout}`.",
+        "",
+    ]
     images: dict[str, bytes] = {}
     for a in analyses:
         md += [f"## {a.title}", "", a.text, ""]
@@ -107,7 +122,9 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
         links = []
         for tname, df in a.tables.items():
             atomic_write(out / "tables" / f"{tname}.csv", lambda fh, d=df: d.to_csv(fh, index=False))
-            atomic_write_text(out / "tables" / f"{tname}.json", json.dumps(_jsonable(df), indent=1, allow_nan=True))
+            atomic_write_text(
+                out / "tables" / f"{tname}.json", json.dumps(_jsonable(df), indent=1, allow_nan=True)
+            )
             links.append(f"[{tname}.csv](tables/{tname}.csv) / [json](tables/{tname}.json)")
         md += ["Tables: " + ", ".join(links), ""]
         if progress is not None:
@@ -119,7 +136,9 @@ def write_report(ctx: Context, out_dir: str | Path, analyses: Sequence[Analysis]
     text = "\n".join(md)
     path = atomic_write_text(out / "report.md", text)
     atomic_write_text(out / "report.html", inline_images(_html(text), images))
-    numbers = {a.key: {k: (None if not np.isfinite(v) else v) for k, v in a.numbers.items()} for a in analyses}
+    numbers = {
+        a.key: {k: (None if not np.isfinite(v) else v) for k, v in a.numbers.items()} for a in analyses
+    }
     atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=1))
     _swap_in(out, final)
     return final / path.name
@@ -144,8 +163,10 @@ def _html(md_text: str) -> str:
     md.preprocessors.deregister("html_block")
     md.inlinePatterns.deregister("html")
     body = md.convert(md_text)
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>lmscale report</title>"
-            f"<style>{HTML_STYLE}</style></head><body>{body}</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>lmscale report</title>"
+        f"<style>{HTML_STYLE}</style></head><body>{body}</body></html>"
+    )
 
 
 def inline_images(html: str, images: dict[str, bytes]) -> str:
@@ -155,13 +176,21 @@ def inline_images(html: str, images: dict[str, bytes]) -> str:
 
     def sub(m):
         data = images.get(m.group(1))
-        return m.group(0) if data is None else f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"'
+        return (
+            m.group(0)
+            if data is None
+            else f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"'
+        )
 
     return re.sub(r'src="(figures/[^"]+\.png)"', sub, html)
 
 
-def build_report(ctx: Context, out_dir: str | Path, only: Sequence[str] | None = None,
-                 progress: Callable[[str], None] | None = None) -> tuple[Path, list[Analysis], dict[str, str], float]:
+def build_report(
+    ctx: Context,
+    out_dir: str | Path,
+    only: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, list[Analysis], dict[str, str], float]:
     """Run the analyses and write the report; returns (report.md path, analyses, skipped, seconds)."""
     t0 = time.perf_counter()
     analyses, skipped = run_analyses(ctx, only, progress)

@@ -48,15 +48,21 @@ class CorpusConfig:
         if not isinstance(self.name, str):
             raise InputError(f"corpus name must be text, got {self.name!r}")
         if not all(isinstance(x, str) and x for x in self.sources):
-            raise InputError(f"{where}: 'sources' must be file paths, globs or a built-in name, got {self.sources!r}")
+            raise InputError(
+                f"{where}: 'sources' must be file paths, globs or a built-in name, got {self.sources!r}"
+            )
         if self.format not in ("text", "jsonl"):
             raise InputError(f"{where}: format must be 'text' or 'jsonl', got {self.format!r}")
         if not isinstance(self.text_field, str) or not self.text_field:
             raise InputError(f"{where}: text_field must be a field name, got {self.text_field!r}")
         if not _int_in(self.val_permille, 0, 1000):
-            raise InputError(f"{where}: val_permille must be a whole number from 0 to 1000, got {self.val_permille!r}")
+            raise InputError(
+                f"{where}: val_permille must be a whole number from 0 to 1000, got {self.val_permille!r}"
+            )
         if not _int_in(self.max_bytes, 0, None):
-            raise InputError(f"{where}: max_bytes must be a whole number ≥ 0 (0: all), got {self.max_bytes!r}")
+            raise InputError(
+                f"{where}: max_bytes must be a whole number ≥ 0 (0: all), got {self.max_bytes!r}"
+            )
 
 
 def _int_in(v, lo: int, hi: int | None) -> bool:
@@ -70,7 +76,9 @@ def _stdlib_files() -> list[Path]:
 
 
 def _license_files() -> list[Path]:
-    paths = sorted(Path("/usr/share/common-licenses").glob("*")) + sorted(Path("/usr/share/doc").glob("*/copyright"))
+    paths = sorted(Path("/usr/share/common-licenses").glob("*")) + sorted(
+        Path("/usr/share/doc").glob("*/copyright")
+    )
     return [p for p in paths if p.is_file()]
 
 
@@ -81,7 +89,10 @@ def _manpage_files() -> list[Path]:
 #: built-in offline corpora: name → (description, file lister)
 BUILTIN = {
     "python": ("the Python standard library's source on this machine", _stdlib_files),
-    "licenses": ("Debian licence and copyright texts (/usr/share/doc/*/copyright), de-duplicated", _license_files),
+    "licenses": (
+        "Debian licence and copyright texts (/usr/share/doc/*/copyright), de-duplicated",
+        _license_files,
+    ),
     "manpages": ("manual pages in groff source (/usr/share/man)", _manpage_files),
 }
 
@@ -110,7 +121,9 @@ def documents(cfg: CorpusConfig) -> Iterator[tuple[str, str]]:
                 raise InputError(f"corpus {cfg.name!r}: no file matches {pattern!r}")
             files += [Path(h) for h in hits if Path(h).is_file()]
     if not files:
-        raise InputError(f"corpus {cfg.name!r}: no documents found (sources: {', '.join(cfg.sources) or 'none'})")
+        raise InputError(
+            f"corpus {cfg.name!r}: no documents found (sources: {', '.join(cfg.sources) or 'none'})"
+        )
     seen, total = set(), 0
     for path in files:
         if cfg.format == "text":
@@ -120,7 +133,9 @@ def documents(cfg: CorpusConfig) -> Iterator[tuple[str, str]]:
             for lineno, obj in iter_json_lines(_read_text(path).splitlines(), path):
                 text = obj.get(cfg.text_field)
                 if not isinstance(text, str):
-                    raise InputError(f"{path}, line {lineno}: field {cfg.text_field!r} is missing or not a string")
+                    raise InputError(
+                        f"{path}, line {lineno}: field {cfg.text_field!r} is missing or not a string"
+                    )
                 items.append((f"{path}:{lineno}", text))
         for doc_id, text in items:
             digest = hashlib.sha256(text.encode("utf-8", errors="replace")).digest()
@@ -158,23 +173,32 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 257 + 1:
-        raise InputError(f"vocabulary size {vocab_size} is too small: byte-level BPE needs at least 258 "
-                         "(256 bytes, end-of-text, one merge)")
+        raise InputError(
+            f"vocabulary size {vocab_size} is too small: byte-level BPE needs at least 258 "
+            "(256 bytes, end-of-text, one merge)"
+        )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     got = tok.get_vocab_size()
     if got < vocab_size:
-        raise InputError(f"the corpus supports only {got} tokens, fewer than the requested vocabulary of "
-                         f"{vocab_size}: use a smaller vocabulary or a larger corpus")
+        raise InputError(
+            f"the corpus supports only {got} tokens, fewer than the requested vocabulary of "
+            f"{vocab_size}: use a smaller vocabulary or a larger corpus"
+        )
     return tok
 
 
-def load_or_train_tokenizer(cache: Path, corpus_hash: str, texts: list[str], vocab_size: int,
-                            tokenizer_file: str | None = None):
+def load_or_train_tokenizer(
+    cache: Path, corpus_hash: str, texts: list[str], vocab_size: int, tokenizer_file: str | None = None
+):
     from tokenizers import Tokenizer
 
     if tokenizer_file:
@@ -183,7 +207,7 @@ def load_or_train_tokenizer(cache: Path, corpus_hash: str, texts: list[str], voc
             raise InputError(f"tokenizer file {path} not found")
         try:
             tok = Tokenizer.from_file(str(path))
-        except Exception as exc:  # the library raises a bare Exception on malformed files
+        except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
             raise InputError(f"{path}: not a tokenizers JSON file ({exc})") from None
     else:
         path = cache / "tokenizers" / f"{corpus_hash}-v{vocab_size}.json"
@@ -191,7 +215,7 @@ def load_or_train_tokenizer(cache: Path, corpus_hash: str, texts: list[str], voc
         if path.is_file():
             try:
                 tok = Tokenizer.from_file(str(path))
-            except Exception:  # a damaged cache entry (the library raises bare Exception): rebuild it
+            except Exception:  # noqa: BLE001 - a damaged cache entry (the library raises bare Exception): rebuild it
                 tok = None
         if tok is None:
             tok = train_tokenizer(texts, vocab_size)
@@ -213,13 +237,15 @@ def tokenize_to_file(tok, texts: list[str], path: Path) -> np.memmap:
     dtype = np.uint16 if tok.get_vocab_size() <= 65536 else np.uint32
     parts = []
     for i in range(0, len(texts), 256):
-        for enc in tok.encode_batch(texts[i:i + 256]):
+        for enc in tok.encode_batch(texts[i : i + 256]):
             parts.append(np.asarray(enc.ids, dtype=dtype))
             parts.append(np.array([eot], dtype=dtype))
     arr = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
     atomic_write(path, lambda fh: fh.write(arr.tobytes()), binary=True)
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"dtype": np.dtype(dtype).name, "n_tokens": int(arr.size),
-                                                             "n_documents": len(texts)}))
+    atomic_write_text(
+        path.with_suffix(".json"),
+        json.dumps({"dtype": np.dtype(dtype).name, "n_tokens": int(arr.size), "n_documents": len(texts)}),
+    )
     return open_tokens(path)
 
 
@@ -244,7 +270,9 @@ def open_tokens(path: Path) -> np.memmap:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{meta_path}: malformed token metadata ({exc})") from None
     if dtype not in (np.uint16, np.uint32) or n < 0 or path.stat().st_size != n * dtype.itemsize:
-        raise InputError(f"{path}: {path.stat().st_size} bytes, but {meta_path} records {n} tokens of {dtype}")
+        raise InputError(
+            f"{path}: {path.stat().st_size} bytes, but {meta_path} records {n} tokens of {dtype}"
+        )
     if n == 0:
         return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
@@ -266,8 +294,13 @@ class TokenData:
         return self.tokenizer.get_vocab_size()
 
 
-def prepare(train_corpus: CorpusConfig, val_corpora: tuple[CorpusConfig, ...], cache: str | Path, vocab_size: int,
-            tokenizer_file: str | None = None) -> TokenData:
+def prepare(
+    train_corpus: CorpusConfig,
+    val_corpora: tuple[CorpusConfig, ...],
+    cache: str | Path,
+    vocab_size: int,
+    tokenizer_file: str | None = None,
+) -> TokenData:
     """Tokenise the training corpus (train split) and every validation set: the training
     corpus's own held-out split (named after it) and the validation split of each other corpus."""
     cache = Path(cache)
@@ -282,7 +315,9 @@ def prepare(train_corpus: CorpusConfig, val_corpora: tuple[CorpusConfig, ...], c
             continue
         _tr, vt, vh = split_documents(vc, require_train=False)
         if not vt:
-            raise InputError(f"validation corpus {vc.name!r} has no validation documents (val_permille={vc.val_permille})")
+            raise InputError(
+                f"validation corpus {vc.name!r} has no validation documents (val_permille={vc.val_permille})"
+            )
         val[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
     return TokenData(train_corpus.name, tok, th, train, val, tok_path)
 
@@ -309,7 +344,7 @@ class PackedSequences:
         """The k-th sequence of the run (k counts across epochs)."""
         i = self._order(k // self.n)[k % self.n]
         s = i * self.seq_len
-        return np.asarray(self.tokens[s:s + self.seq_len + 1], dtype=np.int64)
+        return np.asarray(self.tokens[s : s + self.seq_len + 1], dtype=np.int64)
 
     def batch(self, first: int, count: int) -> np.ndarray:
         return np.stack([self.window(k) for k in range(first, first + count)])

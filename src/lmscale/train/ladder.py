@@ -47,8 +47,10 @@ def _positive(v) -> bool:
 def check_name(value, what: str) -> str:
     """Refuse a name that could escape its folder or break a file name (``../x``, ``/etc``, ``a b``)."""
     if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
-        raise InputError(f"{what} {value!r} is not a safe file name: use letters, digits, '.', '_' and '-' "
-                         "(at most 100, starting with a letter or digit)")
+        raise InputError(
+            f"{what} {value!r} is not a safe file name: use letters, digits, '.', '_' and '-' "
+            "(at most 100, starting with a letter or digit)"
+        )
     return value
 
 
@@ -67,12 +69,18 @@ class ShapeSpec:
     def __post_init__(self):
         for f in ("d_model", "n_layers", "n_heads", "batch_size"):
             if not _int_in(getattr(self, f), 1, None):
-                raise InputError(f"shape {self.name!r}: {f} must be a whole number ≥ 1, got {getattr(self, f)!r}")
+                raise InputError(
+                    f"shape {self.name!r}: {f} must be a whole number ≥ 1, got {getattr(self, f)!r}"
+                )
         if not _int_in(self.warmup_steps, 0, None):
-            raise InputError(f"shape {self.name!r}: warmup_steps must be a whole number ≥ 0, got {self.warmup_steps!r}")
+            raise InputError(
+                f"shape {self.name!r}: warmup_steps must be a whole number ≥ 0, got {self.warmup_steps!r}"
+            )
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise InputError(f"shape {self.name!r}: d_model {self.d_model} must split into {self.n_heads} heads of an "
-                             "even width (rotary embeddings)")
+            raise InputError(
+                f"shape {self.name!r}: d_model {self.d_model} must split into {self.n_heads} heads of an "
+                "even width (rotary embeddings)"
+            )
         if self.lr is not None and not _positive(self.lr):
             raise InputError(f"shape {self.name!r}: lr must be a positive number, got {self.lr!r}")
 
@@ -97,19 +105,31 @@ class LadderConfig:
     def __post_init__(self):
         if not self.shapes:
             raise InputError(f"ladder {self.name!r}: no shapes")
-        ints = {"vocab_size": (257, 1 << 22), "seq_len": (2, 1 << 20), "seed": (0, (1 << 32) - 1),
-                "checkpoint_every": (0, None)}
+        ints = {
+            "vocab_size": (257, 1 << 22),
+            "seq_len": (2, 1 << 20),
+            "seed": (0, (1 << 32) - 1),
+            "checkpoint_every": (0, None),
+        }
         for f, (lo, hi) in ints.items():
             if not _int_in(getattr(self, f), lo, hi):
-                raise InputError(f"ladder {self.name!r}: {f} must be a whole number from {lo}"
-                                 f"{f' to {hi}' if hi else ''}, got {getattr(self, f)!r}")
+                raise InputError(
+                    f"ladder {self.name!r}: {f} must be a whole number from {lo}"
+                    f"{f' to {hi}' if hi else ''}, got {getattr(self, f)!r}"
+                )
         for f in ("lr", "final_lr"):
             if not _positive(getattr(self, f)):
-                raise InputError(f"ladder {self.name!r}: {f} must be a positive number, got {getattr(self, f)!r}")
+                raise InputError(
+                    f"ladder {self.name!r}: {f} must be a positive number, got {getattr(self, f)!r}"
+                )
         if not (_number(self.weight_decay) and 0 <= self.weight_decay < 1):
-            raise InputError(f"ladder {self.name!r}: weight_decay must lie in [0, 1), got {self.weight_decay!r}")
+            raise InputError(
+                f"ladder {self.name!r}: weight_decay must lie in [0, 1), got {self.weight_decay!r}"
+            )
         if self.tokenizer_file is not None and not isinstance(self.tokenizer_file, str):
-            raise InputError(f"ladder {self.name!r}: tokenizer_file must be a path, got {self.tokenizer_file!r}")
+            raise InputError(
+                f"ladder {self.name!r}: tokenizer_file must be a path, got {self.tokenizer_file!r}"
+            )
         if not self.multipliers:
             raise InputError(f"ladder {self.name!r}: no token multipliers")
         for m in self.multipliers:
@@ -118,18 +138,25 @@ class LadderConfig:
         names = [s.name for s in self.shapes]
         if len(set(names)) != len(names):
             raise InputError(f"ladder {self.name!r}: duplicate shape names")
-        for what, value in (("ladder name", self.name), ("corpus name", self.corpus.name),
-                            *(("shape name", n) for n in names), *(("validation corpus name", v.name)
-                                                                   for v in self.val_corpora)):
+        for what, value in (
+            ("ladder name", self.name),
+            ("corpus name", self.corpus.name),
+            *(("shape name", n) for n in names),
+            *(("validation corpus name", v.name) for v in self.val_corpora),
+        ):
             check_name(value, what)
         vals = [v.name for v in self.val_corpora]
         if len(set(vals)) != len(vals):
-            raise InputError(f"ladder {self.name!r}: two validation corpora share a name "
-                             f"({', '.join(sorted(v for v in vals if vals.count(v) > 1))}); each needs its own")
+            raise InputError(
+                f"ladder {self.name!r}: two validation corpora share a name "
+                f"({', '.join(sorted(v for v in vals if vals.count(v) > 1))}); each needs its own"
+            )
         labels = [f"{m:g}" for m in self.multipliers]
         if len(set(labels)) != len(labels):
-            raise InputError(f"ladder {self.name!r}: token multipliers {list(self.multipliers)} repeat (as run ids "
-                             f"M{', M'.join(labels)}); give each once")
+            raise InputError(
+                f"ladder {self.name!r}: token multipliers {list(self.multipliers)} repeat (as run ids "
+                f"M{', M'.join(labels)}); give each once"
+            )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -146,11 +173,15 @@ class LadderConfig:
             if isinstance(d.get("shapes"), Mapping) and "family" in d["shapes"]:
                 d["shapes"] = list(family_shapes(d["shapes"]["family"], source))
             if not isinstance(d.get("shapes"), (list, tuple)):
-                raise InputError(f"{source}: 'shapes' must be a list of shapes or shape names, or {{family: …}}")
+                raise InputError(
+                    f"{source}: 'shapes' must be a list of shapes or shape names, or {{family: …}}"
+                )
             for s in d.pop("shapes"):
                 if isinstance(s, str):
                     if s not in PAPER_SHAPES:
-                        raise InputError(f"{source}: unknown shape {s!r}; known named shapes: {', '.join(PAPER_SHAPES)}")
+                        raise InputError(
+                            f"{source}: unknown shape {s!r}; known named shapes: {', '.join(PAPER_SHAPES)}"
+                        )
                     shapes.append(PAPER_SHAPES[s])
                 elif isinstance(s, ShapeSpec):
                     shapes.append(s)
@@ -165,10 +196,18 @@ class LadderConfig:
             vals = tuple(CorpusConfig(**_corpus_fields(v, source)) for v in vals)
             mults = d.pop("multipliers")
             if not isinstance(mults, (list, tuple)) or not all(
-                    isinstance(m, (int, float)) and not isinstance(m, bool) for m in mults):
-                raise InputError(f"{source}: 'multipliers' must be a list of numbers, e.g. [5, 10, 20]; got {mults!r}")
-            return cls(shapes=tuple(shapes), corpus=corpus, val_corpora=vals,
-                       multipliers=tuple(float(m) for m in mults), **d)
+                isinstance(m, (int, float)) and not isinstance(m, bool) for m in mults
+            ):
+                raise InputError(
+                    f"{source}: 'multipliers' must be a list of numbers, e.g. [5, 10, 20]; got {mults!r}"
+                )
+            return cls(
+                shapes=tuple(shapes),
+                corpus=corpus,
+                val_corpora=vals,
+                multipliers=tuple(float(m) for m in mults),
+                **d,
+            )
         except KeyError as exc:
             raise InputError(f"{source}: ladder config lacks field {exc.args[0]!r}") from None
         except TypeError as exc:
@@ -196,8 +235,9 @@ class LadderConfig:
 
 def _corpus_fields(c, source: str = "<config>") -> dict:
     if not isinstance(c, Mapping):
-        raise InputError(f"{source}: a corpus is a mapping such as {{name: mytext, sources: [\"data/*.txt\"]}}, "
-                         f"got {c!r}")
+        raise InputError(
+            f'{source}: a corpus is a mapping such as {{name: mytext, sources: ["data/*.txt"]}}, got {c!r}'
+        )
     c = dict(c)
     if isinstance(c.get("sources"), str):
         c["sources"] = (c["sources"],)
@@ -221,8 +261,14 @@ class RunPlan:
         return self.flops / THROUGHPUT.get(device, THROUGHPUT["cpu"])
 
     def row(self) -> dict:
-        return {"run_id": self.run_id, "shape": self.shape.name, "n_params": self.n_params,
-                "n_tokens": self.n_tokens, "multiplier": self.multiplier, "flops": self.flops}
+        return {
+            "run_id": self.run_id,
+            "shape": self.shape.name,
+            "n_params": self.n_params,
+            "n_tokens": self.n_tokens,
+            "multiplier": self.multiplier,
+            "flops": self.flops,
+        }
 
 
 def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
@@ -235,10 +281,12 @@ def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     for s in cfg.shapes:
         n = count_params(s.d_model, s.n_layers, v)
         for m in cfg.multipliers:
-            d = int(round(m * n))
+            d = round(m * n)
             if d < cfg.seq_len:
-                raise InputError(f"ladder {cfg.name!r}: M = {m:g} gives shape {s.name!r} (N = {n}) only {d} training "
-                                 f"tokens, less than one sequence of {cfg.seq_len}")
+                raise InputError(
+                    f"ladder {cfg.name!r}: M = {m:g} gives shape {s.name!r} (N = {n}) only {d} training "
+                    f"tokens, less than one sequence of {cfg.seq_len}"
+                )
             runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, d, float(m)))
     return sorted(runs, key=lambda r: (r.flops, r.n_params))
 
@@ -251,10 +299,18 @@ def family_shapes(spec, source: str = "<config>") -> tuple[ShapeSpec, ...]:
     if not isinstance(spec, Mapping):
         raise InputError(f"{source}: 'family' is a mapping such as {{widths: [32, 48, 64], layers: 2}}")
     widths = spec.get("widths")
-    if not isinstance(widths, (list, tuple)) or len(widths) < 2 or not all(_int_in(w, 1, None) for w in widths):
-        raise InputError(f"{source}: family 'widths' must be a list of at least two whole numbers, got {widths!r}")
+    if (
+        not isinstance(widths, (list, tuple))
+        or len(widths) < 2
+        or not all(_int_in(w, 1, None) for w in widths)
+    ):
+        raise InputError(
+            f"{source}: family 'widths' must be a list of at least two whole numbers, got {widths!r}"
+        )
     if ("layers" in spec) == ("aspect" in spec):
-        raise InputError(f"{source}: a family gives exactly one of 'layers' (fixed depth) or 'aspect' (width per layer)")
+        raise InputError(
+            f"{source}: a family gives exactly one of 'layers' (fixed depth) or 'aspect' (width per layer)"
+        )
     head_dim = spec.get("head_dim", 16)
     if not _int_in(head_dim, 2, None):
         raise InputError(f"{source}: family 'head_dim' must be a whole number ≥ 2, got {head_dim!r}")
@@ -268,10 +324,21 @@ def family_shapes(spec, source: str = "<config>") -> tuple[ShapeSpec, ...]:
                 raise InputError(f"{source}: family 'aspect' must be a positive number, got {aspect!r}")
             layers = max(1, round(w / aspect))
         if not _int_in(layers, 1, None) or w % head_dim:
-            raise InputError(f"{source}: family width {w} needs whole layers ≥ 1 and heads of {head_dim} "
-                             f"(got layers {layers!r})")
-        out.append(ShapeSpec(f"d{w}-l{layers}", w, layers, w // head_dim, spec.get("batch_size", 32),
-                             spec.get("warmup_steps", 20), spec.get("lr")))
+            raise InputError(
+                f"{source}: family width {w} needs whole layers ≥ 1 and heads of {head_dim} "
+                f"(got layers {layers!r})"
+            )
+        out.append(
+            ShapeSpec(
+                f"d{w}-l{layers}",
+                w,
+                layers,
+                w // head_dim,
+                spec.get("batch_size", 32),
+                spec.get("warmup_steps", 20),
+                spec.get("lr"),
+            )
+        )
     return tuple(out)
 
 
@@ -296,9 +363,11 @@ def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
         expected = float(np.exp(d.mean()))
     if max(big.n_layers / expected, expected / big.n_layers) <= tolerance:
         return []
-    return [f"shape {big.name!r} ({big.n_layers} layers at width {big.d_model}) leaves the family of the smaller "
-            f"shapes, whose trend gives about {expected:.3g} layers at that width: predictions of the largest shape "
-            "then extrapolate in shape as well as in size; scale depth and width by one rule across the ladder"]
+    return [
+        f"shape {big.name!r} ({big.n_layers} layers at width {big.d_model}) leaves the family of the smaller "
+        f"shapes, whose trend gives about {expected:.3g} layers at that width: predictions of the largest shape "
+        "then extrapolate in shape as well as in size; scale depth and width by one rule across the ladder"
+    ]
 
 
 # ------------------------------------------------------------------------------------ presets
@@ -311,30 +380,57 @@ PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
     "6.9B": ShapeSpec("6.9B", 4096, 32, 32, 2048, 5000, lr=3e-4),
 }
 
-_VALS = (CorpusConfig("licenses", ("licenses",), val_permille=1000, max_bytes=400_000),
-         CorpusConfig("manpages", ("manpages",), val_permille=1000, max_bytes=400_000))
+_VALS = (
+    CorpusConfig("licenses", ("licenses",), val_permille=1000, max_bytes=400_000),
+    CorpusConfig("manpages", ("manpages",), val_permille=1000, max_bytes=400_000),
+)
 
 PRESETS: dict[str, LadderConfig] = {
     "cpu-tiny": LadderConfig(
-        name="cpu-tiny", description="3 tiny shapes of one family (2 layers, widths 32, 48, 64) × M = 5, 10, 20 on the "
-                                     "Python standard library; the whole loop takes 3–4 min on 2 cores",
+        name="cpu-tiny",
+        description="3 tiny shapes of one family (2 layers, widths 32, 48, 64) × M = 5, 10, 20 on the "
+        "Python standard library; the whole loop takes 3–4 min on 2 cores",
         # one depth for every shape: the largest stays inside the family the laws are fitted on
         # (with d32-l1, d48-l1 and d64-l2 the held-out shape changed depth and was missed by 5.6%)
-        shapes=(ShapeSpec("d32-l2", 32, 2, 2, 32, 20), ShapeSpec("d48-l2", 48, 2, 2, 32, 20),
-                ShapeSpec("d64-l2", 64, 2, 4, 32, 30)),
-        multipliers=(5.0, 10.0, 20.0), corpus=CorpusConfig("python", ("python",)), val_corpora=_VALS,
-        vocab_size=512, seq_len=128, checkpoint_every=100),
+        shapes=(
+            ShapeSpec("d32-l2", 32, 2, 2, 32, 20),
+            ShapeSpec("d48-l2", 48, 2, 2, 32, 20),
+            ShapeSpec("d64-l2", 64, 2, 4, 32, 30),
+        ),
+        multipliers=(5.0, 10.0, 20.0),
+        corpus=CorpusConfig("python", ("python",)),
+        val_corpora=_VALS,
+        vocab_size=512,
+        seq_len=128,
+        checkpoint_every=100,
+    ),
     "cpu-small": LadderConfig(
-        name="cpu-small", description="4 small shapes × M = 5 … 40 on the Python standard library; about 10 min of training on 2 cores",
-        shapes=(ShapeSpec("d32-l1", 32, 1, 2, 32, 20), ShapeSpec("d48-l1", 48, 1, 2, 32, 20),
-                ShapeSpec("d64-l2", 64, 2, 4, 32, 30), ShapeSpec("d96-l2", 96, 2, 4, 32, 40)),
-        multipliers=(5.0, 10.0, 20.0, 40.0), corpus=CorpusConfig("python", ("python",)), val_corpora=_VALS,
-        vocab_size=512, seq_len=128, checkpoint_every=200),
+        name="cpu-small",
+        description="4 small shapes × M = 5 … 40 on the Python standard library; about 10 min of training on 2 cores",
+        shapes=(
+            ShapeSpec("d32-l1", 32, 1, 2, 32, 20),
+            ShapeSpec("d48-l1", 48, 1, 2, 32, 20),
+            ShapeSpec("d64-l2", 64, 2, 4, 32, 30),
+            ShapeSpec("d96-l2", 96, 2, 4, 32, 40),
+        ),
+        multipliers=(5.0, 10.0, 20.0, 40.0),
+        corpus=CorpusConfig("python", ("python",)),
+        val_corpora=_VALS,
+        vocab_size=512,
+        seq_len=128,
+        checkpoint_every=200,
+    ),
     "paper": LadderConfig(
-        name="paper", description="the paper's small shapes and hyper-parameters (GPU); give your corpus",
+        name="paper",
+        description="the paper's small shapes and hyper-parameters (GPU); give your corpus",
         shapes=tuple(PAPER_SHAPES[k] for k in ("0.011B", "0.079B", "0.154B", "0.411B")),
-        multipliers=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0), corpus=CorpusConfig("python", ("python",)),
-        val_corpora=_VALS, vocab_size=50432, seq_len=2048, checkpoint_every=500),
+        multipliers=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0),
+        corpus=CorpusConfig("python", ("python",)),
+        val_corpora=_VALS,
+        vocab_size=50432,
+        seq_len=2048,
+        checkpoint_every=500,
+    ),
 }
 
 
@@ -352,13 +448,23 @@ def _versions() -> dict:
 
     import lmscale
 
-    return {"lmscale": lmscale.__version__, "torch": torch.__version__, "tokenizers": tokenizers.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
+    return {
+        "lmscale": lmscale.__version__,
+        "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def run_ladder(cfg: LadderConfig, out_dir: str | Path, *, device: str | None = None,
-               on_run: Callable[[int, int, RunPlan], None] | None = None,
-               on_step: Callable[[int, int, float], None] | None = None) -> Path:
+def run_ladder(
+    cfg: LadderConfig,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    on_run: Callable[[int, int, RunPlan], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
     ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
     out = Path(out_dir)
@@ -386,7 +492,9 @@ def folder_lock(folder: Path):
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
-            raise InputError(f"{folder} is in use by {holder}; wait for it to finish or use another folder") from None
+            raise InputError(
+                f"{folder} is in use by {holder}; wait for it to finish or use another folder"
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"process {os.getpid()} on {platform.node()}")
@@ -437,28 +545,62 @@ def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
             rows.append(done)
             continue
         s = r.shape
-        tc = TrainConfig(ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
-                         n_tokens=r.n_tokens, batch_size=s.batch_size, warmup_steps=s.warmup_steps,
-                         lr=s.lr or cfg.lr, final_lr=cfg.final_lr, weight_decay=cfg.weight_decay, seed=cfg.seed,
-                         checkpoint_every=cfg.checkpoint_every)
+        tc = TrainConfig(
+            ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
+            n_tokens=r.n_tokens,
+            batch_size=s.batch_size,
+            warmup_steps=s.warmup_steps,
+            lr=s.lr or cfg.lr,
+            final_lr=cfg.final_lr,
+            weight_decay=cfg.weight_decay,
+            seed=cfg.seed,
+            checkpoint_every=cfg.checkpoint_every,
+        )
         try:
             res = train(tc, packed, rdir, device=device, progress=on_step)
         except TrainingDiverged as exc:
             # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
-            atomic_write_text(rec_path, json.dumps({"status": "failed", "reason": str(exc), "step": exc.step,
-                                                    "run_id": r.run_id, "ladder": cfg.name}, indent=1))
+            atomic_write_text(
+                rec_path,
+                json.dumps(
+                    {
+                        "status": "failed",
+                        "reason": str(exc),
+                        "step": exc.step,
+                        "run_id": r.run_id,
+                        "ladder": cfg.name,
+                    },
+                    indent=1,
+                ),
+            )
             (rdir / "checkpoint.pt").unlink(missing_ok=True)
             raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
         wall = res["wall_seconds"]
         losses = evaluate_losses(res["model"], data.val, cfg.seq_len, seed=cfg.seed)
         epochs = r.n_tokens / max(len(data.train), 1)
-        row = {"run_id": r.run_id, "dataset": cfg.corpus.name, "model": s.name, "n_params": r.n_params,
-               "n_tokens": r.n_tokens, "multiplier": r.multiplier, "flops": r.flops, **losses,
-               "train_loss": res["train_loss"], "seed": cfg.seed, "wall_seconds": round(wall, 3),
-               "data_epochs": round(epochs, 4)}
-        record = {"status": "done", "row": row, "train_config": asdict(tc), "ladder": cfg.name,
-                  "versions": _versions(), "tokenizer_hash": data.tokenizer_hash,
-                  "tokenizer_file": str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None}
+        row = {
+            "run_id": r.run_id,
+            "dataset": cfg.corpus.name,
+            "model": s.name,
+            "n_params": r.n_params,
+            "n_tokens": r.n_tokens,
+            "multiplier": r.multiplier,
+            "flops": r.flops,
+            **losses,
+            "train_loss": res["train_loss"],
+            "seed": cfg.seed,
+            "wall_seconds": round(wall, 3),
+            "data_epochs": round(epochs, 4),
+        }
+        record = {
+            "status": "done",
+            "row": row,
+            "train_config": asdict(tc),
+            "ladder": cfg.name,
+            "versions": _versions(),
+            "tokenizer_hash": data.tokenizer_hash,
+            "tokenizer_file": str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
+        }
         row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         record["row"] = row
         atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False))

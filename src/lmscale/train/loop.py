@@ -66,7 +66,9 @@ class TrainConfig:
         if self.batch_size <= 0 or self.warmup_steps < 0:
             raise InputError("train config: batch_size must be positive and warmup_steps non-negative")
         if not (self.lr > 0 and 0 <= self.final_lr <= self.lr):
-            raise InputError(f"train config: need lr > 0 and 0 <= final_lr <= lr, got {self.lr}, {self.final_lr}")
+            raise InputError(
+                f"train config: need lr > 0 and 0 <= final_lr <= lr, got {self.lr}, {self.final_lr}"
+            )
 
     @property
     def tokens_per_step(self) -> int:
@@ -127,8 +129,11 @@ def _shutdown_group():
 def _rng_state() -> dict:
     """RNG states as tensors and plain Python values, so ``torch.load(weights_only=True)`` reads them."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
 
 
 def _set_rng_state(s: dict):
@@ -138,20 +143,29 @@ def _set_rng_state(s: dict):
     random.setstate(tuple(s["python"][:1]) + (tuple(s["python"][1]),) + tuple(s["python"][2:]))
 
 
-def save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool = False,
-                    rank: int = 0):
+def save_checkpoint(
+    path: Path, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool = False, rank: int = 0
+):
     """Write a full (unsharded) checkpoint from rank 0. With FSDP every rank must call it: the
     shards are gathered first."""
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-        msd, osd = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        msd, osd = get_state_dict(
+            model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     else:
         msd, osd = model.state_dict(), opt.state_dict()
     if rank != 0:
         return
-    state = {"model": msd, "optimizer": osd, "step": step, "config_digest": cfg.digest(),
-             "rng": _rng_state(), "extra": extra}
+    state = {
+        "model": msd,
+        "optimizer": osd,
+        "step": step,
+        "config_digest": cfg.digest(),
+        "rng": _rng_state(),
+        "extra": extra,
+    }
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()), binary=True)
@@ -160,12 +174,19 @@ def save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, extra: 
 def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which, do not guess
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which, do not guess
         raise InputError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
 
 
-def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, device: str | None = None,
-          progress: Callable[[int, int, float], None] | None = None, stop_after: int | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    data: PackedSequences,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+    stop_after: int | None = None,
+) -> dict:
     """Train (or resume) one run in ``out_dir``; returns a summary with the final train loss.
 
     Writes ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end, and appends one JSON
@@ -186,9 +207,11 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
         raise InputError("--device cuda, but PyTorch sees no CUDA GPU here (use --device cpu)")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if data.seq_len != cfg.model.seq_len:
-        raise InputError(f"data windows of {data.seq_len} tokens but the model's sequence length is {cfg.model.seq_len}")
+        raise InputError(
+            f"data windows of {data.seq_len} tokens but the model's sequence length is {cfg.model.seq_len}"
+        )
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -217,22 +240,31 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, foreach=False)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=1e-8,
+        foreach=False,
+    )
     step = 0
     if state is not None:
         if sharded:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-            set_optimizer_state_dict(model, opt, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+            set_optimizer_state_dict(
+                model, opt, state["optimizer"], options=StateDictOptions(full_state_dict=True)
+            )
         else:
             opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
         _set_rng_state(state["rng"])
         if rank == 0 and log_path.is_file():  # drop log lines written after the checkpoint
-            keep = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-                    if _log_step(ln) is not None and _log_step(ln) <= step]  # a line cut by a kill is dropped
+            keep = [
+                ln
+                for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if _log_step(ln) is not None and _log_step(ln) <= step
+            ]  # a line cut by a kill is dropped
             atomic_write_text(log_path, "".join(k + "\n" for k in keep))
     if cfg.compile:
         net = torch.compile(net)
@@ -272,25 +304,50 @@ def train(cfg: TrainConfig, data: PackedSequences, out_dir: str | Path, *, devic
         steps_done += 1
         last_loss = float(ce.detach()) if world == 1 else _global_mean(ce.detach() * local_n, local_n)
         if not math.isfinite(last_loss) or not math.isfinite(float(total.detach())):
-            raise TrainingDiverged(f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
-                                   f"(lr {lr_at(cfg, step - 1):.3g}); lower the learning rate", step)
+            raise TrainingDiverged(
+                f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
+                f"(lr {lr_at(cfg, step - 1):.3g}); lower the learning rate",
+                step,
+            )
         now = time.perf_counter()
         tps = min(remaining, cfg.tokens_per_step) / max(now - t_last, 1e-9)
         t_last = now
         if rank == 0 and (step % cfg.log_every == 0 or step == cfg.n_steps):
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": step, "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
-                                     "lr": lr_at(cfg, step - 1), "loss": last_loss}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
+                            "lr": lr_at(cfg, step - 1),
+                            "loss": last_loss,
+                        }
+                    )
+                    + "\n"
+                )
         if step == cfg.n_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            save_checkpoint(ckpt, model, opt, step, cfg, {"train_loss": last_loss,
-                                                          "wall_seconds": wall_before + time.perf_counter() - t_start},
-                            sharded=sharded, rank=rank)
+            save_checkpoint(
+                ckpt,
+                model,
+                opt,
+                step,
+                cfg,
+                {"train_loss": last_loss, "wall_seconds": wall_before + time.perf_counter() - t_start},
+                sharded=sharded,
+                rank=rank,
+            )
         if progress is not None and rank == 0:
             progress(step, cfg.n_steps, tps)
         if stop_after is not None and steps_done >= stop_after:
             break
-    return {"steps": step, "n_steps": cfg.n_steps, "finished": step >= cfg.n_steps, "train_loss": last_loss,
-            "wall_seconds": wall_before + time.perf_counter() - t_start, "model": model}
+    return {
+        "steps": step,
+        "n_steps": cfg.n_steps,
+        "finished": step >= cfg.n_steps,
+        "train_loss": last_loss,
+        "wall_seconds": wall_before + time.perf_counter() - t_start,
+        "model": model,
+    }
 
 
 def _log_step(line: str) -> int | None:

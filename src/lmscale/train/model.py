@@ -44,9 +44,13 @@ class ModelConfig:
             if not isinstance(v, int) or v <= 0:
                 raise InputError(f"model config: {name} must be a positive integer, got {v!r}")
         if self.d_model % self.n_heads:
-            raise InputError(f"model config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+            raise InputError(
+                f"model config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}"
+            )
         if (self.d_model // self.n_heads) % 2:
-            raise InputError(f"model config: head size {self.d_model // self.n_heads} must be even for rotary embeddings")
+            raise InputError(
+                f"model config: head size {self.d_model // self.n_heads} must be even for rotary embeddings"
+            )
 
     @property
     def n_params(self) -> int:
@@ -89,12 +93,14 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin):
         b, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=-1)                        # 3 × (B, T, d)
-        q = F.layer_norm(q, (d,), eps=self.eps)                        # qk-LayerNorm, no parameters
+        q, k, v = self.qkv(x).split(d, dim=-1)  # 3 × (B, T, d)
+        q = F.layer_norm(q, (d,), eps=self.eps)  # qk-LayerNorm, no parameters
         k = F.layer_norm(k, (d,), eps=self.eps)
-        q, k, v = (z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))  # (B, H, T, k)
+        q, k, v = (
+            z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v)
+        )  # (B, H, T, k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, H, T, k)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, k)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -106,7 +112,7 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(h, cfg.d_model, bias=False)
 
     def forward(self, x):
-        gate, up = self.gate_up(x).chunk(2, dim=-1)                    # 2 × (B, T, h)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # 2 × (B, T, h)
         return self.down(F.silu(gate) * up)
 
 
@@ -140,30 +146,37 @@ class Transformer(nn.Module):
         """Normal(0, 1/√d) weights; the projections that write into the residual stream (attention
         out, MLP down) are further scaled by 1/√(2·layers) so the stream's variance does not grow
         with depth."""
-        std = self.cfg.d_model ** -0.5
+        std = self.cfg.d_model**-0.5
         for name, p in self.named_parameters():
             if p.dim() < 2:
                 continue
-            s = std / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("out.weight", "down.weight")) else std
+            s = (
+                std / math.sqrt(2 * self.cfg.n_layers)
+                if name.endswith(("out.weight", "down.weight"))
+                else std
+            )
             nn.init.trunc_normal_(p, std=s, a=-3 * s, b=3 * s)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) → logits (B, T, V)."""
         if tokens.shape[1] > self.cfg.seq_len:
-            raise InputError(f"sequence of {tokens.shape[1]} tokens is longer than the model's {self.cfg.seq_len}")
-        x = self.embed(tokens)                                         # (B, T, d)
+            raise InputError(
+                f"sequence of {tokens.shape[1]} tokens is longer than the model's {self.cfg.seq_len}"
+            )
+        x = self.embed(tokens)  # (B, T, d)
         for block in self.blocks:
             x = block(x, self.cos, self.sin)
         return self.head(self.norm(x))
 
 
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None,
-            z_loss: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_loss(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None, z_loss: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy over the counted tokens, plus ``z_loss``·mean(logsumexp²). Returns
     (total loss to optimise, cross-entropy alone)."""
     logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)                              # (B, T)
-    ce = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)    # (B, T)
+    lse = torch.logsumexp(logits, dim=-1)  # (B, T)
+    ce = lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
     if mask is None:
         mask = torch.ones_like(ce)
     n = mask.sum().clamp(min=1)

@@ -15,4 +15,8 @@ def count_params(d_model: int, n_layers: int, vocab_size: int) -> int:
     """N = 2·V·d + l·(4d² + 3·d·h + 2d) + d: embeddings, attention, SwiGLU, two norms per layer,
     final norm. Equals ``sum(p.numel())`` of :class:`Transformer`."""
     h = swiglu_hidden(d_model)
-    return 2 * vocab_size * d_model + n_layers * (4 * d_model * d_model + 3 * d_model * h + 2 * d_model) + d_model
+    return (
+        2 * vocab_size * d_model
+        + n_layers * (4 * d_model * d_model + 3 * d_model * h + 2 * d_model)
+        + d_model
+    )
