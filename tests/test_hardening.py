@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from conftest import ROOT
 from lmscale.cli import cli
 from lmscale.errors import InputError
+from lmscale.ladder_run import folder_lock
 from lmscale.records import RunTable
 from lmscale.selection import Selection
-from lmscale.train.ladder import LadderConfig, folder_lock
+from lmscale.train.ladder import LadderConfig
 
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
 BASE = {
@@ -367,7 +368,7 @@ def test_ladder_eval_keeps_runs_jsonl_in_step_when_a_run_fails(tmp_path, monkeyp
     from lmscale.evaluate import runs as evruns
 
     ladder = tmp_path / "l"
-    for i, _acc in ((0, None), (1, None)):
+    for i in range(2):
         d = ladder / "runs" / f"r{i}"
         d.mkdir(parents=True)
         row = {

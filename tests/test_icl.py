@@ -110,7 +110,7 @@ def test_each_task_type_scores_hand_made_items(tmp_path):
         ],
     )
     res = score(model, tok, TaskConfig("mc", str(mc), "multiple_choice"))
-    assert res == {"accuracy": 0.5, "n_items": 2, "n_correct": 1}  # the stub always prefers "blue"
+    assert (res.accuracy, res.n_items, res.n_correct) == (0.5, 2, 1)  # the stub always prefers "blue"
     # the bigram stub only sees the last context character: "?" (not "d") leads into " blue"
     schema = _write(
         tmp_path,
@@ -121,14 +121,14 @@ def test_each_task_type_scores_hand_made_items(tmp_path):
         ],
     )
     res = score(model, tok, TaskConfig("s", str(schema), "schema", continuation_delimiter=""))
-    assert res["n_correct"] == 1
+    assert res.n_correct == 1
     lm = _write(
         tmp_path,
         "lm.jsonl",
         [{"context": "Q: sky?", "continuation": "blue"}, {"context": "Q: sky?", "continuation": "blues"}],
     )
     res = score(model, tok, TaskConfig("lm", str(lm), "language_modeling"))
-    assert res["n_correct"] == 1  # greedy reproduces "blue" but not "blues"
+    assert res.n_correct == 1  # greedy reproduces "blue" but not "blues"
 
 
 def test_bad_task_files(tmp_path):

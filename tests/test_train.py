@@ -21,8 +21,9 @@ pytest.importorskip("tokenizers", reason="training needs tokenizers")
 
 
 from lmscale.errors import InputError  # noqa: E402
+from lmscale.ladder_run import run_ladder  # noqa: E402
 from lmscale.train import data as tdata  # noqa: E402
-from lmscale.train.ladder import LadderConfig, ShapeSpec, plan, preset, run_ladder  # noqa: E402
+from lmscale.train.ladder import LadderConfig, ShapeSpec, plan, preset  # noqa: E402
 from lmscale.train.loop import TrainConfig, lr_at, train  # noqa: E402
 from lmscale.train.model import ModelConfig, Transformer, count_params  # noqa: E402
 
@@ -82,7 +83,7 @@ def test_training_is_deterministic_and_exact_in_tokens(tokens, tmp_path):
     train(cfg, packed, tmp_path / "b")
     sa, sb = _state(tmp_path / "a" / "checkpoint.pt"), _state(tmp_path / "b" / "checkpoint.pt")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert a["finished"] and a["steps"] == 6
+    assert a.finished and a.steps == 6
     log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["tokens"] == cfg.n_tokens  # exactly D tokens, the last step partial
 
@@ -218,7 +219,7 @@ def test_bad_configs(tmp_path):
 
 
 def test_tiny_ladder_end_to_end(tmp_path):
-    from lmscale.fit.tables import fit_table
+    from lmscale.fit.runs import fit_table
     from lmscale.records import RunTable
 
     corpus = tdata.CorpusConfig(

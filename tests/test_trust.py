@@ -21,7 +21,7 @@ def test_varpro_finds_the_paper_optimum_on_reference_fits(paper_reproduction):
         v = fit(OVERTRAIN, lf.x, lf.y, method="varpro")
         for k in lf.params:
             assert v.params[k] == pytest.approx(lf.params[k], rel=1e-6)
-        assert v.diagnostics["objective"] <= lf.diagnostics["objective"] * (1 + 1e-9)
+        assert v.diagnostics.objective <= lf.diagnostics.objective * (1 + 1e-9)
         for ef in f.error_fits.values():
             ve = fit(ERROR, ef.x, ef.y, method="varpro")
             # MINPACK's default tolerances stop the paper's error fits up to ~2e-5 short of the exact
@@ -29,7 +29,7 @@ def test_varpro_finds_the_paper_optimum_on_reference_fits(paper_reproduction):
             for k in ef.params:
                 assert ve.params[k] == pytest.approx(ef.params[k], rel=5e-5)
             assert ve.predict(loss=2.3) == pytest.approx(ef.predict(loss=2.3), rel=1e-5)
-            assert ve.diagnostics["objective"] <= ef.diagnostics["objective"] * (1 + 1e-9)
+            assert ve.diagnostics.objective <= ef.diagnostics.objective * (1 + 1e-9)
 
 
 def test_lbfgs_ls_matches_lm_optimum():
@@ -37,7 +37,7 @@ def test_lbfgs_ls_matches_lm_optimum():
     y = OVERTRAIN({"A": 120.0, "B": 300.0, "c": -0.25, "E": 1.7}, **x) * (1 + 0.01 * np.sin(np.arange(6)))
     a = fit(OVERTRAIN, x, y, method="varpro")
     b = fit(OVERTRAIN, x, y, method="ls-log")
-    assert b.diagnostics["n_converged"] > 0
+    assert b.diagnostics.n_converged > 0
     # different objective, nearby optimum
     assert b.params["E"] == pytest.approx(a.params["E"], rel=0.05)
 

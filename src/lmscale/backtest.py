@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,7 @@ def backtest_arrays(
     if resolved in METHODS and METHODS[resolved].objective != "ls":
         # no batched bootstrap (one L-BFGS fit per resample): a robust spread needs few resamples
         n_resamples = min(n_resamples, SLOW_RESAMPLES)
-    for origin in origins(n, m, OVERTRAIN.n_params + 1):
+    for origin in origins(n, m, OVERTRAIN.n_fit_params + 1):
         fm, pm = origin.fit, origin.predict
         try:
             lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=method)
@@ -252,6 +253,9 @@ class BacktestResult:
     target: str
     loss_column: str
     points: tuple[BacktestPoint, ...]
+
+    def of_method(self, method: str) -> list[BacktestPoint]:
+        return [p for p in self.points if p.method == method]
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -348,9 +352,22 @@ def backtest(
     if not points:
         raise InputError(
             f"{runs.source}: too few runs for a backtest: each origin needs at least "
-            f"{OVERTRAIN.n_params + 1} fit runs over two sizes and two multipliers, and a larger run "
+            f"{OVERTRAIN.n_fit_params + 1} fit runs over two sizes and two multipliers, and a larger run "
             "to predict"
         )
     if err_target:
         points = [p for p in points if p.quantity == "error"]
     return BacktestResult(target, loss_col, tuple(points))
+
+
+def write_backtest(result: BacktestResult, folder: str | Path, title: str | None = None) -> list[Path]:
+    """``backtest.csv`` (every prediction), ``backtest_summary.csv`` (by extrapolation bin) and
+    ``backtest.png`` (error against compute extrapolation, per method) in ``folder``, atomically."""
+    from lmscale.report.figures import plot_backtest
+    from lmscale.report.writer import save_figures
+
+    frame = result.frame()
+    figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
+    return save_figures(
+        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
+    )

@@ -40,9 +40,14 @@ def figure1_numbers(
     train_set: str = FIGURE1["train_set"],
     val_set: str = FIGURE1["val_set"],
     target: str = FIGURE1["target"],
+    *,
+    strict: bool = True,
 ) -> dict[str, float]:
-    """Figure 1's four relative errors: loss and error of the largest-M 1.4B run and of the 6.9B run."""
+    """Figure 1's four relative errors: loss and error of the largest-M 1.4B run and of the 6.9B run.
+    ``strict=False``: an empty dict (rather than an error) when the rows lack Figure 1's setting."""
     sel = [r for r in rows if r.train_set == train_set and r.val_set == val_set]
+    if not sel and not strict:
+        return {}
     if not sel:
         raise InputError(
             f"no held-out predictions for training set {train_set!r} and validation set {val_set!r}"

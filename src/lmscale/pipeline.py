@@ -4,7 +4,7 @@ largest runs → report predicted vs observed, with figures."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,17 @@ def holdout_spec(runs: RunTable) -> FitSpec:
     )
 
 
+def custom_spec(runs: RunTable, fit_runs: Sequence[str] = (), heldout: Sequence[str] = ()) -> FitSpec | None:
+    """A fit spec from selection text: ``fit_runs`` fit both laws, ``heldout`` are predicted; the one
+    not given comes from :func:`holdout_spec`. None when neither is given (the default split)."""
+    if not fit_runs and not heldout:
+        return None
+    base = None if (fit_runs and heldout) else holdout_spec(runs)
+    fit_sel = Selection.parse(list(fit_runs)) if fit_runs else base.loss_fit
+    held_sel = Selection.parse(list(heldout)) if heldout else base.heldout
+    return FitSpec("custom", fit_sel, fit_sel, held_sel)
+
+
 def check_loop(cfg, method: str) -> None:
     """What the loop needs after its (possibly hours of) training, checked before the first step:
     a known fitting method, at least three model sizes (two to fit, one to predict), and a device
@@ -72,8 +83,8 @@ def run_loop(
 ) -> LoopResult:
     from lmscale.evaluate.builtin import builtin_tasks, write_suite
     from lmscale.evaluate.runs import ladder_eval
+    from lmscale.ladder_run import run_ladder
     from lmscale.train.data import split_documents
-    from lmscale.train.ladder import run_ladder
 
     check_loop(cfg, method)  # everything that would fail after training fails now, before it
     out = Path(out_dir)

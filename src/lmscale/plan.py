@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -85,6 +86,17 @@ class Plan:
     budget_flops: float | None
     #: the factor by which the picks' expectations were raised for selection (:func:`selection_bias`)
     selection_bias: float = 1.0
+
+    def to_dict(self, mfu: float = 0.4, budget_flops: float | None = None) -> dict:
+        """The plan as ``lmscale plan --format json`` prints it (GPU-hours at ``mfu``)."""
+        return {
+            "target": self.target.inputs(),
+            "budget_flops": self.budget_flops if budget_flops is None else budget_flops,
+            "evidence": self.evidence,
+            "n_candidates": len(self.candidates),
+            "selection_bias": self.selection_bias,
+            "proposals": [{"choice": k, **self.candidates[i].to_dict(mfu)} for k, i in self.picks.items()],
+        }
 
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
@@ -188,7 +200,7 @@ def _evidence_errors(
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         in_ladder = np.isin(n, sizes) & np.isin(np.round(m, 6), np.round(mults, 6))
         beyond = n > max(sizes) * 1.5
-        if in_ladder.sum() < OVERTRAIN.n_params + 1 or not beyond.any():
+        if in_ladder.sum() < OVERTRAIN.n_fit_params + 1 or not beyond.any():
             continue
         near = np.flatnonzero(beyond)[
             np.argmin(np.hypot(np.log(n[beyond] / target.n_params), np.log(m[beyond] / target.multiplier)))
@@ -205,7 +217,7 @@ def _evidence_errors(
         for vs in vals:
             y = ds.loss("loss_" + vs)
             ok = in_ladder & np.isfinite(y)
-            if ok.sum() < OVERTRAIN.n_params + 1 or not np.isfinite(y[near]):
+            if ok.sum() < OVERTRAIN.n_fit_params + 1 or not np.isfinite(y[near]):
                 continue
             try:
                 f = fit(OVERTRAIN, {"n_params": n[ok], "multiplier": m[ok]}, y[ok], method=method)
@@ -337,3 +349,15 @@ def validate_leave_one_out(
                     }
                 )
     return rows
+
+
+def write_plan(p: Plan, folder: str | Path, payload: dict | None = None) -> Path:
+    """``plan.json`` (:meth:`Plan.to_dict`, or ``payload``) and ``plan.png`` into ``folder``."""
+    import json
+
+    from lmscale._io import atomic_write_text
+    from lmscale.report.figures import plot_plan
+    from lmscale.report.writer import save_figures
+
+    save_figures(folder, {}, plot_plan(p))
+    return atomic_write_text(Path(folder) / "plan.json", json.dumps(payload or p.to_dict(), indent=1))

@@ -442,3 +442,14 @@ def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: di
         raise InputError(head + "\n  " + "\n  ".join(shown) + more)
     lead = ["run_id", "dataset", "model", "n_params", "n_tokens", "multiplier", "flops"]
     return frame[lead + [c for c in frame.columns if c not in lead]]
+
+
+def load_runs(path: str | Path) -> RunTable:
+    """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
+    released ``exp_data`` layout)."""
+    p = Path(path)
+    if p.is_dir():
+        from lmscale import testbed
+
+        return testbed.load(p)
+    return RunTable.read(p)

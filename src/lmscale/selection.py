@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -191,6 +192,32 @@ class FitSpec:
             "heldout": self.heldout.to_json(),
         }
 
+    def with_selections(
+        self,
+        loss_fit: Selection | Sequence[str] | str | None = None,
+        error_fit: Selection | Sequence[str] | str | None = None,
+        heldout: Selection | Sequence[str] | str | None = None,
+    ) -> FitSpec:
+        """A copy with some of the three run selections replaced (given as :class:`Selection`
+        objects or as selection text); the name says it was modified."""
+        if loss_fit is None and error_fit is None and heldout is None:
+            return self
+
+        def sel(v, old: Selection) -> Selection:
+            if v is None:
+                return old
+            if isinstance(v, Selection):
+                return v
+            return Selection.parse(v if isinstance(v, str) else list(v))
+
+        return FitSpec(
+            self.name + " (modified)",
+            sel(loss_fit, self.loss_fit),
+            sel(error_fit, self.error_fit),
+            sel(heldout, self.heldout),
+            self.description,
+        )
+
     @classmethod
     def from_json(cls, data: Mapping) -> FitSpec:
         try:
@@ -236,6 +263,20 @@ PRESETS: dict[str, dict] = {
         "heldout": [[["n_params", ">=", 1e9]]],
     },
 }
+
+
+def load_spec(spec: str | Path) -> FitSpec:
+    """A fit spec by preset name (``paper-default``, ``paper-no-1b``) or from a JSON file."""
+    if isinstance(spec, str) and spec in PRESETS:
+        return preset(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(
+            f"unknown fit spec {str(spec)!r}: not a preset ({', '.join(PRESETS)}) nor a JSON file"
+        )
+    from lmscale._io import read_json
+
+    return FitSpec.from_json(read_json(path))
 
 
 def preset(name: str) -> FitSpec:

@@ -17,7 +17,7 @@ import numpy as np
 
 from lmscale.errors import InputError
 from lmscale.fit.result import FitResult
-from lmscale.fit.tables import fit_table
+from lmscale.fit.runs import fit_table
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 from lmscale.records import RunTable
 from lmscale.selection import FitSpec, Selection, preset
@@ -64,6 +64,25 @@ class HeldoutPrediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> dict:
+        """The fields ``lmscale reproduce --format json`` prints."""
+        keys = (
+            "train_set",
+            "val_set",
+            "n_params",
+            "multiplier",
+            "target",
+            "predicted",
+            "observed",
+            "rel_error",
+            "run_id",
+            "predicted_from_true_loss",
+            "rel_error_from_true_loss",
+            "used_in_error_fit",
+        )
+        d = self.to_dict()
+        return {k: d[k] for k in keys}
 
 
 def loss_column(val_set: str) -> str:

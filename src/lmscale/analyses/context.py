@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,11 @@ class Setting:
     #: validation losses of the heat maps (default: all)
     val_sets: tuple[str, ...] | None = None
 
+    def __post_init__(self):
+        from lmscale.fit.core import check_method
+
+        check_method(self.method)
+
     def describe(self) -> str:
         return (
             f"fit spec `{self.spec.name}`, validation loss `{self.val_set}`, split {split_label(self.split)}, "
@@ -76,6 +82,21 @@ class Context:
         )
         self.train_sets = self.study.train_sets
         self.val_sets = self.study.val_sets
+
+    @classmethod
+    def from_testbed(cls, testbed_dir: str | Path, setting: Setting | None = None) -> Context:
+        """The paper's testbed folder (``exp_data``) with its task metadata and hyper-parameter grid
+        when present: what ``lmscale reproduce --out`` and the report benchmark build on."""
+        from lmscale import testbed
+        from lmscale.errors import LmscaleError
+
+        root = Path(testbed_dir)
+        try:
+            metadata = testbed.load_task_metadata(root)
+        except LmscaleError:
+            metadata = None
+        grid = root / "grid.json"
+        return cls(testbed.load(root), setting, metadata=metadata, grid_path=grid if grid.is_file() else None)
 
     # -- runs (the study's) ----------------------------------------------------------------------
     def dataset(self, train_set: str) -> RunTable:

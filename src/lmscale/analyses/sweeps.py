@@ -14,7 +14,7 @@ from lmscale.analyses.context import Analysis, Context, md_table, pct, size_labe
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap, parameter_intervals
 from lmscale.fit.core import fit
-from lmscale.fit.tables import fit_table
+from lmscale.fit.runs import fit_table
 from lmscale.laws import POWER
 from lmscale.laws.overtrain import to_paper_form
 from lmscale.predict import ScalePoint, predict_loss, relative_error
@@ -339,7 +339,7 @@ def tied_vs_untied(ctx: Context) -> Analysis:
                         "n_runs": len(runs),
                         **exps,
                         "E": f.params["E"],
-                        "rmse": f.diagnostics["rmse"],
+                        "rmse": f.diagnostics.rmse,
                         "mean_rel_error": float(np.mean(errs)),
                         "max_rel_error": float(np.max(errs)),
                         "note": "",
@@ -443,7 +443,7 @@ def hparam_search(ctx: Context) -> Analysis:
     df["frontier"] = pareto_mask(df.flops.to_numpy(), df.loss.to_numpy())
     fr = df[df.frontier]
     res = fit(POWER, {"flops": fr.flops.to_numpy()}, fr.loss.to_numpy(), method="varpro", target="loss")
-    fitd = {**res.params, "n_frontier": len(fr), "rmse": res.diagnostics["rmse"]}
+    fitd = {**res.params, "n_frontier": len(fr), "rmse": res.diagnostics.rmse}
     text = (
         f"{len(df)} runs of the search ({df.d_model.nunique()} widths, {df.n_layers.nunique()} depths, "
         f"warm-up {', '.join(str(int(w)) for w in sorted(df.warmup.unique()))} steps); {len(fr)} are on the "

@@ -36,7 +36,7 @@ import numpy as np
 
 from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
-from lmscale.errors import FitError
+from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
 from lmscale.fit.core import METHODS as FIT_METHODS
 from lmscale.fit.core import resolve_method
@@ -387,3 +387,20 @@ def ladder_coverage(runs: RunTable, **kw) -> dict[str, dict]:
         vs: holdout_coverage(n, runs.column("multiplier"), runs.loss("loss_" + vs), n < n.max(), **kw)
         for vs in runs.val_sets
     }
+
+
+def select_methods(names: Sequence[str] = ()) -> list[Method]:
+    """The compared methods named (all when none is); unknown names are an error."""
+    known = {m.name for m in METHODS_COMPARED}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise InputError(
+            f"unknown method(s) {', '.join(unknown)}; known: {', '.join(m.name for m in METHODS_COMPARED)}"
+        )
+    return [m for m in METHODS_COMPARED if not names or m.name in names]
+
+
+def n_steps(runs: RunTable, methods: Sequence[Method], n_resamples: int) -> int:
+    """How many progress ticks :func:`run` makes (one per method × fit set, one per reference)."""
+    n_refs = len(runs.datasets) if n_resamples > 0 and any(m.has_intervals for m in methods) else 0
+    return len(methods) * len(fit_sets(runs=runs)) + n_refs

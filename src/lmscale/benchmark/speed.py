@@ -42,7 +42,7 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
         for k in a.params
     )
     obj_gap = max(
-        (b.diagnostics["objective"] - a.diagnostics["objective"]) / a.diagnostics["objective"]
+        (b.diagnostics.objective - a.diagnostics.objective) / a.diagnostics.objective
         for a, b in zip(paper_fits, fast_fits)
     )
     default = Study(runs, "paper-default", "paper", error_targets=()).loss_fit("rpj", "c4_val")
@@ -50,7 +50,7 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
     # lmscale's default method on a 16-run table (the four small sizes of RedPajama at M = 10 … 80),
     # bootstrapped and calibrated as `lmscale fit --bootstrap 1000` does
     from lmscale.calibration import calibrate_fit
-    from lmscale.fit.tables import fit_table
+    from lmscale.fit.runs import fit_table
     from lmscale.selection import Selection
 
     rpj = runs.subset(runs.column("dataset") == "rpj")
@@ -66,7 +66,7 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
         "max_param_rel_diff": float(diff),
         "fast_objective_minus_paper_rel": float(obj_gap),
         "bootstrap_1000_seconds": t_boot * 1000.0 / n_resamples,
-        "bootstrap_valid_resamples": int(booted.diagnostics["bootstrap_n"]),
+        "bootstrap_valid_resamples": int(booted.diagnostics.bootstrap_n or 0),
         "default_method": dfit.method,
         "default_n_runs": len(dfit.y),
         "default_bootstrap_1000_seconds": t_dboot * 1000.0 / n_resamples,

@@ -19,7 +19,7 @@ length. Everything here but :func:`score` is pure Python and testable without a 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +167,20 @@ def encode_pair(tokenizer, context: str, continuation: str, max_len: int) -> tup
     return ids, len(cont)
 
 
+@dataclass(frozen=True)
+class TaskScore:
+    """One task's result."""
+
+    #: the task's label (``acc_<label>`` in run records)
+    label: str
+    #: fraction of items answered correctly
+    accuracy: float
+    #: items scored (the task's items, or ``limit`` of them)
+    n_items: int
+    #: items answered correctly
+    n_correct: int
+
+
 def score(
     model,
     tokenizer,
@@ -176,8 +190,8 @@ def score(
     limit: int | None = None,
     batch_size: int = 16,
     max_len: int | None = None,
-) -> dict:
-    """Accuracy of ``model`` on the task: {accuracy, n_items, n_correct}."""
+) -> TaskScore:
+    """Accuracy of ``model`` on the task."""
     import torch
 
     items = items if items is not None else load_items(cfg)
@@ -223,7 +237,34 @@ def score(
             if cfg.task_type == "language_modeling"
             else int(max(range(len(s)), key=s.__getitem__) == golds[i])
         )
-    return {"accuracy": correct / n, "n_items": n, "n_correct": correct}
+    return TaskScore(cfg.label, correct / n, n, correct)
+
+
+def select_tasks(
+    suite: str | Path,
+    data_root: str | Path | None = None,
+    labels: Sequence[str] = (),
+    on_missing: Callable[[TaskConfig], None] | None = None,
+) -> list[TaskConfig]:
+    """The tasks of a suite to score: ``labels`` only (unknown names are an error), minus those whose
+    data file is absent (reported through ``on_missing``: the paper's suite names 44 tasks, the
+    shared LLM-Foundry copy has 38). An error when none is left."""
+    tasks = read_suite(suite, data_root or Path(suite).parent)
+    if labels:
+        known = {t.label for t in tasks}
+        unknown = [t for t in labels if t not in known]
+        if unknown:
+            raise InputError(f"unknown task name(s) {', '.join(unknown)} in suite {suite}")
+        tasks = [t for t in tasks if t.label in labels]
+    present = []
+    for t in tasks:
+        if Path(t.path).is_file():
+            present.append(t)
+        elif on_missing is not None:
+            on_missing(t)
+    if not present:
+        raise InputError(f"none of the suite's task files were found under {data_root or Path(suite).parent}")
+    return present
 
 
 def read_suite(yaml_path: str | Path, data_root: str | Path) -> list[TaskConfig]:

@@ -7,9 +7,10 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lmscale._io import atomic_write_text, read_json
+from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 from lmscale.evaluate.icl import TaskConfig, load_items, score
+from lmscale.run_record import RunRecord, finished
 
 
 def load_run(run_dir: str | Path):
@@ -23,17 +24,13 @@ def load_run(run_dir: str | Path):
     rec_path, ckpt = d / "record.json", d / "checkpoint.pt"
     if not rec_path.is_file() or not ckpt.is_file():
         raise InputError(f"{d} is not a finished run folder (needs record.json and checkpoint.pt)")
-    record = read_json(rec_path)
-    if (
-        record.get("status") != "done"
-        or not isinstance(record.get("row"), dict)
-        or not isinstance(record.get("train_config"), dict)
-    ):
-        raise InputError(f"{rec_path}: not the record of a finished run (status {record.get('status')!r})")
-    tok_file = record.get("tokenizer_file")
+    record = RunRecord.read(rec_path)
+    if not record.done or record.train_config is None:
+        raise InputError(f"{rec_path}: not the record of a finished run (status {record.status!r})")
+    tok_file = record.tokenizer_file
     if not tok_file or not Path(tok_file).is_file():
         raise InputError(f"{rec_path}: its tokenizer file {tok_file!r} is missing")
-    model = Transformer(ModelConfig(**record["train_config"]["model"]))
+    model = Transformer(ModelConfig(**record.train_config["model"]))
     model.load_state_dict(load_checkpoint(ckpt)["model"])
     return model, Tokenizer.from_file(tok_file), record
 
@@ -49,12 +46,17 @@ def eval_run(
     model, tok, record = load_run(run_dir)
     accs = {}
     for t in tasks:
-        accs["acc_" + t.label] = score(model, tok, t, load_items(t), limit=limit)["accuracy"]
+        accs["acc_" + t.label] = score(model, tok, t, load_items(t), limit=limit).accuracy
         if progress is not None:
             progress(t.label)
-    record["row"].update(accs)
-    atomic_write_text(Path(run_dir) / "record.json", json.dumps(record, indent=1))
+    record.with_row(**accs).write(Path(run_dir) / "record.json")
     return accs
+
+
+def finished_runs(ladder_dir: str | Path) -> list[Path]:
+    """The run folders of a ladder whose record says finished, in name order."""
+    root = Path(ladder_dir)
+    return sorted(p for p in (root / "runs").glob("*") if finished(p / "record.json") is not None)
 
 
 def ladder_eval(
@@ -67,24 +69,23 @@ def ladder_eval(
 ) -> Path:
     """Evaluate every finished run of a ladder and rewrite ``runs.jsonl`` from the records.
     ``skip_done``: leave runs whose record already has every task's accuracy."""
-    from lmscale.train.ladder import _done_row
-
     root = Path(ladder_dir)
-    runs = sorted(p for p in (root / "runs").glob("*") if _done_row(p / "record.json") is not None)
+    runs = finished_runs(root)
     if not runs:
         raise InputError(f"{root}: no finished runs to evaluate")
     try:
         for r in runs:
-            row = _done_row(r / "record.json")
-            if skip_done and all("acc_" + t.label in row for t in tasks):
+            record = finished(r / "record.json")
+            if skip_done and record is not None and all("acc_" + t.label in record.row for t in tasks):
                 if progress is not None:
                     for t in tasks:
                         progress(t.label)
             else:
                 eval_run(r, tasks, limit=limit, progress=progress)
     finally:  # runs.jsonl always mirrors the records, also when one run's evaluation fails or is killed
-        rows = [_done_row(r / "record.json") for r in runs]
+        records = [finished(r / "record.json") for r in runs]
         path = atomic_write_text(
-            root / "runs.jsonl", "".join(json.dumps(x) + "\n" for x in rows if x is not None)
+            root / "runs.jsonl",
+            "".join(json.dumps(x.to_json()["row"]) + "\n" for x in records if x is not None),
         )
     return path

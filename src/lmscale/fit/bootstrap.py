@@ -75,15 +75,15 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
     law = result.law_obj
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     x, y = result.x_arrays, np.asarray(result.y)
-    if len(y) <= law.n_params:
+    if len(y) <= law.n_fit_params:
         # every usable resample would have to contain every run, i.e. be the data itself: the
         # spread would be zero, which is not an honest interval
         raise FitError(
-            f"cannot bootstrap law {law.name!r}: {len(y)} runs for {law.n_params} parameters leave no "
+            f"cannot bootstrap law {law.name!r}: {len(y)} runs for {law.n_fit_params} parameters leave no "
             "freedom to resample; fit on more runs than parameters to get intervals"
         )
     counts = resample_counts(len(y), n_resamples, rng)
-    ok = (counts > 0).sum(axis=1) >= law.n_params
+    ok = (counts > 0).sum(axis=1) >= law.n_fit_params
     distinct_pts = _distinct_ok(law, x, counts)
     ok &= distinct_pts
     w = counts[ok]
@@ -104,11 +104,8 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
     samples = samples[good]
     if len(samples) == 0:
         raise FitError(f"no bootstrap resample of the {len(y)} runs could be fitted")
-    diag = dict(result.diagnostics)
-    diag.update(
-        bootstrap_n=len(samples),
-        bootstrap_n_degenerate=int(n_resamples - len(samples)),
-        bootstrap_seed=seed if isinstance(seed, int) else None,
+    diag = result.diagnostics.with_bootstrap(
+        len(samples), int(n_resamples - len(samples)), seed if isinstance(seed, int) else None
     )
     return replace(result, bootstrap=tuple(map(tuple, samples.tolist())), diagnostics=diag)
 
@@ -120,7 +117,7 @@ def _distinct_ok(law: Law, x: dict, counts: np.ndarray) -> np.ndarray:
     drawn = np.zeros((len(counts), n_keys))
     for j in range(counts.shape[1]):
         drawn[:, keys[j]] += counts[:, j]
-    return (drawn > 0).sum(axis=1) >= law.n_params
+    return (drawn > 0).sum(axis=1) >= law.n_fit_params
 
 
 def parameter_intervals(result: FitResult, level: float = 0.9) -> dict[str, tuple[float, float]]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from lmscale.errors import FitError, InputError
 from lmscale.fit import solvers
+from lmscale.fit.diagnostics import FitDiagnostics
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
 
@@ -51,6 +52,15 @@ SIZE_WEIGHT_POWER = 0.25
 DEFAULT_FOR_LAW = {"error": "varpro"}
 DEFAULT_LOSS_METHOD = "rel-ls-size"
 ALIASES = ("default", "recommended")
+
+
+def check_method(method: str) -> str:
+    """``method`` if it names a fitting method or an alias of the default; a clear error otherwise."""
+    if method not in METHODS and method not in ALIASES:
+        raise InputError(
+            f"unknown fitting method {method!r}; known: {', '.join(ALIASES)}, {', '.join(METHODS)}"
+        )
+    return method
 
 
 def resolve_method(method: str, law: Law) -> str:
@@ -110,16 +120,16 @@ def check_data(
                 problems.append(f"run {run_ids[i]!r}: input {k!r} must be positive ({v[i]!r})")
     if problems:
         raise InputError("cannot fit:\n  " + "\n  ".join(problems))
-    if n < law.n_params:
+    if n < law.n_fit_params:
         raise FitError(
             f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
-            f"{law.n_params} parameters ({', '.join(law.params)}); select at least {law.n_params}"
+            f"{law.n_fit_params} parameters ({', '.join(law.params)}); select at least {law.n_fit_params}"
         )
     distinct = len({tuple(v[i] for v in xa.values()) for i in range(n)})
-    if distinct < law.n_params:
+    if distinct < law.n_fit_params:
         raise FitError(
             f"degenerate data for law {law.name!r}: only {distinct} distinct input points for "
-            f"{law.n_params} parameters"
+            f"{law.n_fit_params} parameters"
         )
     why = law.unidentified(xa)
     if why:
@@ -188,7 +198,8 @@ def fit(
         x={k: tuple(map(float, v)) for k, v in xa.items()},
         y=tuple(map(float, ya)),
         diagnostics=diagnostics,
-        noise_sd=diagnostics["residual_sd"],
+        noise_sd=diagnostics.residual_sd,
+        law_impl=law,
     )
 
 
@@ -247,7 +258,7 @@ def scanned_starts(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, point
     return full[np.argmin(obj)][None, :]
 
 
-def summarise(law: Law, outcome: solvers.Outcome, x, y) -> dict:
+def summarise(law: Law, outcome: solvers.Outcome, x, y) -> FitDiagnostics:
     """Agreement of the starts, parameters at bounds, and conditioning at the optimum."""
     ok = outcome.converged
     if not np.any(ok):
@@ -273,18 +284,18 @@ def summarise(law: Law, outcome: solvers.Outcome, x, y) -> dict:
     with np.errstate(all="ignore"):
         cond = float(np.linalg.cond(jac)) if np.all(np.isfinite(jac)) else float("inf")
     resid = y - law.evaluate_vector(outcome.best, x)
-    dof = max(len(y) - law.n_params, 0)
-    return {
-        "n_runs": len(y),
-        "n_starts": len(ok),
-        "n_converged": int(np.sum(ok)),
-        "n_at_optimum": int(np.sum(same)),
-        "objective": best,
-        "objective_spread": float(np.max(obj) - best),
-        "param_spread": spread,
-        "at_bounds": at_bounds,
-        "condition_number": cond,
-        "rmse": float(np.sqrt(np.mean(resid**2))),
-        "residual_sd": float(np.sqrt(np.sum(resid**2) / dof)) if dof > 0 else None,
-        "solver_message": outcome.messages[int(np.argmin(np.where(ok, outcome.objectives, np.inf)))],
-    }
+    dof = max(len(y) - law.n_fit_params, 0)
+    return FitDiagnostics(
+        n_runs=len(y),
+        n_starts=len(ok),
+        n_converged=int(np.sum(ok)),
+        n_at_optimum=int(np.sum(same)),
+        objective=best,
+        objective_spread=float(np.max(obj) - best),
+        param_spread=spread,
+        at_bounds=tuple(at_bounds),
+        condition_number=cond,
+        rmse=float(np.sqrt(np.mean(resid**2))),
+        residual_sd=float(np.sqrt(np.sum(resid**2) / dof)) if dof > 0 else None,
+        solver_message=outcome.messages[int(np.argmin(np.where(ok, outcome.objectives, np.inf)))],
+    )

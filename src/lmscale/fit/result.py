@@ -12,7 +12,8 @@ import numpy as np
 
 from lmscale._io import atomic_write_text, read_json
 from lmscale.errors import InputError
-from lmscale.laws import get_law
+from lmscale.fit.diagnostics import FitDiagnostics
+from lmscale.laws import Law, get_law
 
 FORMAT_VERSION = 1
 
@@ -29,7 +30,7 @@ class FitResult:
     run_ids: tuple[str, ...]
     x: Mapping[str, tuple[float, ...]]
     y: tuple[float, ...]
-    diagnostics: Mapping[str, object] = field(default_factory=dict)
+    diagnostics: FitDiagnostics = field(default_factory=FitDiagnostics)
     #: bootstrap parameter samples, one row per resample, columns in the law's parameter order
     bootstrap: tuple[tuple[float, ...], ...] | None = None
     #: scale of run-to-run noise of the target (residual standard deviation, or a bootstrap-based
@@ -38,11 +39,14 @@ class FitResult:
     #: how this fit's prediction intervals are calibrated (:class:`lmscale.calibration.Calibration`
     #: as a dict): conformal scores from its own backtest, or the reference ladder's
     calibration: Mapping[str, object] | None = None
+    #: the law object itself (a user-defined law need not be registered to predict); not saved:
+    #: a fit file names its law, and :meth:`load` finds it in ``laws=`` or the registry
+    law_impl: Law | None = field(default=None, repr=False, compare=False)
 
     # ----------------------------------------------------------------------------- evaluation
     @property
-    def law_obj(self):
-        return get_law(self.law)
+    def law_obj(self) -> Law:
+        return self.law_impl if self.law_impl is not None else get_law(self.law)
 
     def predict(self, **inputs):
         """Evaluate the fitted law, e.g. ``fit.predict(n_params=6.9e9, multiplier=20)``."""
@@ -85,18 +89,20 @@ class FitResult:
             "run_ids": list(self.run_ids),
             "x": {k: list(v) for k, v in self.x.items()},
             "y": list(self.y),
-            "diagnostics": _jsonable(self.diagnostics),
+            "diagnostics": self.diagnostics.to_dict(),
             "bootstrap": None if self.bootstrap is None else [list(r) for r in self.bootstrap],
             "noise_sd": self.noise_sd,
             "calibration": None if self.calibration is None else dict(self.calibration),
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping, source: str = "<dict>") -> FitResult:
+    def from_dict(cls, d: Mapping, source: str = "<dict>", laws=None) -> FitResult:
+        """A fit from its JSON form; ``laws`` (a mapping or list of :class:`Law`) supplies laws that
+        are not registered."""
         if d.get("format") != "lmscale.FitResult":
             raise InputError(f"{source}: not an lmscale fit file (missing 'format': 'lmscale.FitResult')")
         try:
-            law = get_law(d["law"])
+            law = get_law(d["law"], laws)
             params = {k: float(d["params"][k]) for k in law.params}
             if not isinstance(d["x"], Mapping) or not isinstance(d["y"], list):
                 raise TypeError("'x' must be an object of input columns and 'y' a list")
@@ -109,12 +115,13 @@ class FitResult:
                 run_ids=tuple(str(r) for r in d["run_ids"]),
                 x={k: tuple(float(v) for v in vals) for k, vals in d["x"].items()},
                 y=tuple(float(v) for v in d["y"]),
-                diagnostics=dict(d.get("diagnostics") or {}),
+                diagnostics=FitDiagnostics.from_dict(d.get("diagnostics"), source),
                 bootstrap=None
                 if d.get("bootstrap") is None
                 else tuple(tuple(map(float, r)) for r in d["bootstrap"]),
                 noise_sd=None if d.get("noise_sd") is None else float(d["noise_sd"]),
                 calibration=_calibration(d.get("calibration"), source),
+                law_impl=law,
             )
         except KeyError as exc:
             raise InputError(f"{source}: fit file lacks field {exc.args[0]!r}") from None
@@ -130,8 +137,9 @@ class FitResult:
         return atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> FitResult:
-        return cls.from_dict(read_json(path), str(path))
+    def load(cls, path: str | Path, laws=None) -> FitResult:
+        """A saved fit; ``laws`` as for :meth:`from_dict`."""
+        return cls.from_dict(read_json(path), str(path), laws)
 
 
 def _check(res: FitResult, law, source: str) -> None:
@@ -150,11 +158,11 @@ def _check(res: FitResult, law, source: str) -> None:
         problems.append("'x' and 'y' must be finite numbers")
     if res.bootstrap is not None and (
         not res.bootstrap
-        or any(len(r) != law.n_params for r in res.bootstrap)
+        or any(len(r) != law.n_fit_params for r in res.bootstrap)
         or not np.all(np.isfinite(np.asarray(res.bootstrap)))
     ):
         problems.append(
-            f"every bootstrap row must hold {law.n_params} finite parameters ({', '.join(law.params)})"
+            f"every bootstrap row must hold {law.n_fit_params} finite parameters ({', '.join(law.params)})"
         )
     if res.noise_sd is not None and not (np.isfinite(res.noise_sd) and res.noise_sd >= 0):
         problems.append(f"noise_sd must be a non-negative number, found {res.noise_sd!r}")

@@ -72,8 +72,8 @@ def run(solver: str, law: Law, x, y, w, starts, *, objective: str, huber_delta: 
 
 
 def _run(solver: str, law: Law, x, y, w, starts, *, objective: str, huber_delta: float = 1e-3) -> Outcome:
-    if starts.ndim != 2 or starts.shape[1] != law.n_params:
-        raise InputError(f"starting points must have {law.n_params} columns ({', '.join(law.params)})")
+    if starts.ndim != 2 or starts.shape[1] != law.n_fit_params:
+        raise InputError(f"starting points must have {law.n_fit_params} columns ({', '.join(law.params)})")
     if solver == "lm":
         if objective != "ls":
             raise InputError("Levenberg–Marquardt solves the least-squares objective only")
@@ -239,7 +239,7 @@ def varpro_one(law, x, y, w, theta0):
         try:
             sol = least_squares(resid, np.atleast_1d(theta0), jac=jac, method="lm", **_VARPRO_TOL)
         except (ValueError, np.linalg.LinAlgError) as exc:
-            full = np.full(law.n_params, np.nan)
+            full = np.full(law.n_fit_params, np.nan)
             return full, False, f"failed: {exc}"
     full = law.join(sol.x, _projected(law, x, y, sw, sol.x)[0])
     ok = sol.status > 0 and np.all(np.isfinite(full))

@@ -43,11 +43,12 @@ class Law:
         return tuple(p for p in self.params if p not in self.linear)
 
     @property
-    def n_params(self) -> int:
+    def n_fit_params(self) -> int:
+        """How many parameters the law fits (not N, the model's parameter count)."""
         return len(self.params)
 
     def start_grid(self) -> np.ndarray:
-        """All starting points, shape (n_starts, n_params), in ``params`` order."""
+        """All starting points, shape (n_starts, n_fit_params), in ``params`` order."""
         return np.array(list(itertools.product(*(self.start_values[p] for p in self.params))), dtype=float)
 
     def lower(self) -> np.ndarray:
@@ -57,6 +58,11 @@ class Law:
         return np.array([self.bounds[p][1] for p in self.params], dtype=float)
 
     # -- maths to implement --------------------------------------------------------------------
+    def formula(self, params: Mapping[str, float], x: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The law written plainly, as in its paper: the source of truth that the basis and
+        Jacobian forms below are tested against. ``params`` by name, ``x`` arrays by input name."""
+        raise NotImplementedError
+
     def basis(self, theta: np.ndarray, x: Mapping[str, np.ndarray]) -> np.ndarray:
         """Basis columns for non-linear parameters ``theta`` (in ``nonlinear`` order); shape
         (..., n, len(linear)). ``theta`` may carry leading batch dimensions."""
@@ -84,7 +90,7 @@ class Law:
     def join(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`split`: full parameter vectors from (theta, beta), batch dims allowed."""
         theta, beta = np.asarray(theta, dtype=float), np.asarray(beta, dtype=float)
-        out = np.empty(np.broadcast_shapes(theta.shape[:-1], beta.shape[:-1]) + (self.n_params,))
+        out = np.empty(np.broadcast_shapes(theta.shape[:-1], beta.shape[:-1]) + (self.n_fit_params,))
         for j, name in enumerate(self.nonlinear):
             out[..., self.params.index(name)] = theta[..., j]
         for j, name in enumerate(self.linear):
@@ -108,7 +114,7 @@ class Law:
         return lambda p: self.evaluate_vector(p, x)
 
     def jacobian_vector(self, p: np.ndarray, x: Mapping[str, np.ndarray]) -> np.ndarray:
-        """d prediction / d parameters, shape (..., n, n_params), columns in ``params`` order."""
+        """d prediction / d parameters, shape (..., n, n_fit_params), columns in ``params`` order."""
         theta, beta = self.split(p)
         phi = self.basis(theta, x)
         dphi = self.dbasis(theta, x)

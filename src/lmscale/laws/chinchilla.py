@@ -23,6 +23,10 @@ class ChinchillaLaw(Law):
             return "every run has the same token count D: B·D^-beta merges with E (B, beta not identified)"
         return None
 
+    def formula(self, params, x):
+        N, D = np.asarray(x["n_params"], float), np.asarray(x["n_tokens"], float)
+        return params["E"] + params["A"] * N ** -params["alpha"] + params["B"] * D ** -params["beta"]
+
     def basis(self, theta, x):
         theta = np.asarray(theta)
         alpha, beta = theta[..., 0, None], theta[..., 1, None]

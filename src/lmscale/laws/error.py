@@ -17,6 +17,9 @@ from lmscale.laws.base import Law
 
 
 class ErrorLaw(Law):
+    def formula(self, params, x):
+        return params["epsilon"] - params["k"] * np.exp(-params["gamma"] * np.asarray(x["loss"], float))
+
     def basis(self, theta, x):
         gamma = np.asarray(theta)[..., 0, None]
         e = np.exp(-gamma * x["loss"])

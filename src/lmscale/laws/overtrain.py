@@ -40,6 +40,11 @@ class OvertrainLaw(Law):
             )
         return None
 
+    def formula(self, params, x):
+        A, B, c, E = (params[k] for k in ("A", "B", "c", "E"))
+        N, M = np.asarray(x["n_params"], float), np.asarray(x["multiplier"], float)
+        return A * N**c + B * 6.0 ** (c / 2) * (M * N) ** c + E
+
     def basis(self, theta, x):
         c = np.asarray(theta)[..., 0, None]
         logn = np.log(x["n_params"])
@@ -61,8 +66,8 @@ class OvertrainLaw(Law):
         l2 = _LOG6 / 2 + np.log(np.asarray(x["multiplier"], dtype=float)) + logn
 
         def f(p):
-            a, b, c, e = p
-            return a * np.exp(c * logn) + b * np.exp(c * l2) + e
+            A, B, c, E = p
+            return A * np.exp(c * logn) + B * np.exp(c * l2) + E
 
         return f
 

@@ -14,6 +14,9 @@ from lmscale.laws.base import Law
 
 
 class PowerLaw(Law):
+    def formula(self, params, x):
+        return params["E"] + params["K"] * np.asarray(x["flops"], float) ** -params["eta"]
+
     def basis(self, theta, x):
         eta = np.asarray(theta)[..., 0, None]
         t = np.exp(-eta * np.log(x["flops"]))

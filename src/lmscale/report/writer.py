@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -185,18 +186,31 @@ def inline_images(html: str, images: dict[str, bytes]) -> str:
     return re.sub(r'src="(figures/[^"]+\.png)"', sub, html)
 
 
+class BuiltReport(NamedTuple):
+    """What :func:`build_report` wrote."""
+
+    #: the report's markdown file (``report.html`` and ``figures/``, ``tables/`` sit beside it)
+    path: Path
+    #: the analyses that ran, in report order
+    analyses: list[Analysis]
+    #: analysis key → why it was skipped (missing inputs)
+    skipped: dict[str, str]
+    #: wall time of the analyses, figures and files
+    seconds: float
+
+
 def build_report(
     ctx: Context,
     out_dir: str | Path,
     only: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> tuple[Path, list[Analysis], dict[str, str], float]:
-    """Run the analyses and write the report; returns (report.md path, analyses, skipped, seconds)."""
+) -> BuiltReport:
+    """Run the analyses and write the report."""
     t0 = time.perf_counter()
     analyses, skipped = run_analyses(ctx, only, progress)
     elapsed = time.perf_counter() - t0
     path = write_report(ctx, out_dir, analyses, skipped, progress, elapsed)
-    return path, analyses, skipped, time.perf_counter() - t0
+    return BuiltReport(path, analyses, skipped, time.perf_counter() - t0)
 
 
 def save_figures(out_dir: str | Path, tables: dict, figures) -> list[Path]:

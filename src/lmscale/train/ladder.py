@@ -12,19 +12,17 @@ Layout of a ladder folder::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import platform
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lmscale._io import MAX_CONFIG_BYTES, atomic_write_text, read_text, read_yaml
-from lmscale.errors import InputError, TrainingDiverged
+from lmscale._io import MAX_CONFIG_BYTES, read_text, read_yaml
+from lmscale.errors import InputError
 from lmscale.train.data import CorpusConfig, _int_in
 
 #: rough sustained training throughput (FLOP/s) used only for the time estimate of ``plan``
@@ -176,6 +174,8 @@ class LadderConfig:
                 raise InputError(
                     f"{source}: 'shapes' must be a list of shapes or shape names, or {{family: …}}"
                 )
+            from lmscale.train.presets import PAPER_SHAPES
+
             for s in d.pop("shapes"):
                 if isinstance(s, str):
                     if s not in PAPER_SHAPES:
@@ -274,7 +274,7 @@ class RunPlan:
 def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     """Every run of the ladder, smallest compute first. N counts embeddings with the ladder's
     vocabulary (or ``vocab_size``, e.g. a loaded tokenizer's)."""
-    from lmscale.train.model import count_params
+    from lmscale.train.shapes import count_params
 
     v = vocab_size or cfg.vocab_size
     runs = []
@@ -370,240 +370,20 @@ def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
     ]
 
 
-# ------------------------------------------------------------------------------------ presets
-PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
-    "0.011B": ShapeSpec("0.011B", 96, 8, 4, 64, 100),
-    "0.079B": ShapeSpec("0.079B", 512, 8, 4, 512, 400),
-    "0.154B": ShapeSpec("0.154B", 576, 24, 8, 512, 400),
-    "0.411B": ShapeSpec("0.411B", 1024, 24, 8, 512, 2000),
-    "1.4B": ShapeSpec("1.4B", 2048, 24, 16, 256, 5000),
-    "6.9B": ShapeSpec("6.9B", 4096, 32, 32, 2048, 5000, lr=3e-4),
-}
-
-_VALS = (
-    CorpusConfig("licenses", ("licenses",), val_permille=1000, max_bytes=400_000),
-    CorpusConfig("manpages", ("manpages",), val_permille=1000, max_bytes=400_000),
-)
-
-PRESETS: dict[str, LadderConfig] = {
-    "cpu-tiny": LadderConfig(
-        name="cpu-tiny",
-        description="3 tiny shapes of one family (2 layers, widths 32, 48, 64) × M = 5, 10, 20 on the "
-        "Python standard library; the whole loop takes 3–4 min on 2 cores",
-        # one depth for every shape: the largest stays inside the family the laws are fitted on
-        # (with d32-l1, d48-l1 and d64-l2 the held-out shape changed depth and was missed by 5.6%)
-        shapes=(
-            ShapeSpec("d32-l2", 32, 2, 2, 32, 20),
-            ShapeSpec("d48-l2", 48, 2, 2, 32, 20),
-            ShapeSpec("d64-l2", 64, 2, 4, 32, 30),
-        ),
-        multipliers=(5.0, 10.0, 20.0),
-        corpus=CorpusConfig("python", ("python",)),
-        val_corpora=_VALS,
-        vocab_size=512,
-        seq_len=128,
-        checkpoint_every=100,
-    ),
-    "cpu-small": LadderConfig(
-        name="cpu-small",
-        description="4 small shapes × M = 5 … 40 on the Python standard library; about 10 min of training on 2 cores",
-        shapes=(
-            ShapeSpec("d32-l1", 32, 1, 2, 32, 20),
-            ShapeSpec("d48-l1", 48, 1, 2, 32, 20),
-            ShapeSpec("d64-l2", 64, 2, 4, 32, 30),
-            ShapeSpec("d96-l2", 96, 2, 4, 32, 40),
-        ),
-        multipliers=(5.0, 10.0, 20.0, 40.0),
-        corpus=CorpusConfig("python", ("python",)),
-        val_corpora=_VALS,
-        vocab_size=512,
-        seq_len=128,
-        checkpoint_every=200,
-    ),
-    "paper": LadderConfig(
-        name="paper",
-        description="the paper's small shapes and hyper-parameters (GPU); give your corpus",
-        shapes=tuple(PAPER_SHAPES[k] for k in ("0.011B", "0.079B", "0.154B", "0.411B")),
-        multipliers=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0),
-        corpus=CorpusConfig("python", ("python",)),
-        val_corpora=_VALS,
-        vocab_size=50432,
-        seq_len=2048,
-        checkpoint_every=500,
-    ),
-}
-
-
 def preset(name: str) -> LadderConfig:
+    """A built-in ladder: ``cpu-tiny``, ``cpu-small`` or ``paper`` (:mod:`lmscale.train.presets`)."""
+    from lmscale.train.presets import PRESETS
+
     try:
         return PRESETS[name]
     except KeyError:
         raise InputError(f"unknown ladder preset {name!r}; known: {', '.join(PRESETS)}") from None
 
 
-# ------------------------------------------------------------------------------------ running
-def _versions() -> dict:
-    import tokenizers
-    import torch
-
-    import lmscale
-
-    return {
-        "lmscale": lmscale.__version__,
-        "torch": torch.__version__,
-        "tokenizers": tokenizers.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def run_ladder(
-    cfg: LadderConfig,
-    out_dir: str | Path,
-    *,
-    device: str | None = None,
-    on_run: Callable[[int, int, RunPlan], None] | None = None,
-    on_step: Callable[[int, int, float], None] | None = None,
-) -> Path:
-    """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
-    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out):
-        return _run_ladder(cfg, out, device, on_run, on_step)
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path):
-    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for this process: a second
-    ``ladder run`` on the same folder stops at once and says which process holds it, instead of
-    training every run twice and interleaving the logs. The lock dies with its process."""
-    import fcntl
-    import os
-
-    path = folder / ".lock"
-    try:
-        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block's duration
-    except OSError as exc:
-        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise InputError(
-                f"{folder} is in use by {holder}; wait for it to finish or use another folder"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"process {os.getpid()} on {platform.node()}")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
-
-
-def _done_row(rec_path: Path) -> dict | None:
-    """The run-table row of a finished run, or None when the run must be (re)done: no record, a
-    failed one, or one cut short or corrupted by a crash (re-recorded from the final checkpoint)."""
-    from lmscale._io import read_json
-
-    if not rec_path.is_file():
-        return None
-    try:
-        record = read_json(rec_path)
-    except InputError:
-        return None
-    row = record.get("row")
-    return row if record.get("status") == "done" and isinstance(row, dict) else None
-
-
-def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
-    from lmscale.evaluate.losses import evaluate_losses
-    from lmscale.train.data import PackedSequences, prepare
-    from lmscale.train.loop import TrainConfig, train
-    from lmscale.train.model import ModelConfig
-
-    cfg_path = out / "ladder.json"
-    cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
-    if cfg_path.is_file() and cfg_path.read_text() != cfg_json:
-        raise InputError(f"{out} holds a different ladder (see {cfg_path}); use another folder")
-    if not cfg_path.is_file():
-        atomic_write_text(cfg_path, cfg_json)
-    data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
-    runs = plan(cfg, data.vocab_size)
-    packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
-    rows = []
-    for k, r in enumerate(runs):
-        if on_run is not None:
-            on_run(k, len(runs), r)
-        rdir = out / "runs" / r.run_id
-        rec_path = rdir / "record.json"
-        done = _done_row(rec_path)
-        if done is not None:
-            rows.append(done)
-            continue
-        s = r.shape
-        tc = TrainConfig(
-            ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
-            n_tokens=r.n_tokens,
-            batch_size=s.batch_size,
-            warmup_steps=s.warmup_steps,
-            lr=s.lr or cfg.lr,
-            final_lr=cfg.final_lr,
-            weight_decay=cfg.weight_decay,
-            seed=cfg.seed,
-            checkpoint_every=cfg.checkpoint_every,
-        )
-        try:
-            res = train(tc, packed, rdir, device=device, progress=on_step)
-        except TrainingDiverged as exc:
-            # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
-            atomic_write_text(
-                rec_path,
-                json.dumps(
-                    {
-                        "status": "failed",
-                        "reason": str(exc),
-                        "step": exc.step,
-                        "run_id": r.run_id,
-                        "ladder": cfg.name,
-                    },
-                    indent=1,
-                ),
-            )
-            (rdir / "checkpoint.pt").unlink(missing_ok=True)
-            raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
-        wall = res["wall_seconds"]
-        losses = evaluate_losses(res["model"], data.val, cfg.seq_len, seed=cfg.seed)
-        epochs = r.n_tokens / max(len(data.train), 1)
-        row = {
-            "run_id": r.run_id,
-            "dataset": cfg.corpus.name,
-            "model": s.name,
-            "n_params": r.n_params,
-            "n_tokens": r.n_tokens,
-            "multiplier": r.multiplier,
-            "flops": r.flops,
-            **losses,
-            "train_loss": res["train_loss"],
-            "seed": cfg.seed,
-            "wall_seconds": round(wall, 3),
-            "data_epochs": round(epochs, 4),
-        }
-        record = {
-            "status": "done",
-            "row": row,
-            "train_config": asdict(tc),
-            "ladder": cfg.name,
-            "versions": _versions(),
-            "tokenizer_hash": data.tokenizer_hash,
-            "tokenizer_file": str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
-        }
-        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        record["row"] = row
-        atomic_write_text(rec_path, json.dumps(record, indent=1, allow_nan=False))
-        rows.append(row)
-    path = atomic_write_text(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def load_config(path: str | Path | None = None, preset_name: str | None = None) -> LadderConfig:
+    """A ladder from a config file (YAML / JSON) or a preset name (default ``cpu-tiny``)."""
+    if path and preset_name:
+        raise InputError("give a ladder config file or a preset name, not both")
+    if path:
+        return LadderConfig.read(path)
+    return preset(preset_name or "cpu-tiny")

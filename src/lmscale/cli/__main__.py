@@ -1,0 +1,3 @@
+from lmscale.cli import main
+
+main()

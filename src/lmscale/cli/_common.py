@@ -1,0 +1,67 @@
+"""What every command shares: the two consoles, the error-to-exit-code group, number formatting and
+the options several commands take. No library logic lives in the CLI package: each command parses,
+calls one library function and prints."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from lmscale.errors import LmscaleError
+
+# a pipe or a file gets wide tables rather than rich's 80-column default
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+class ErrorsAsMessages(click.Group):
+    """Turns lmscale's own errors (and OS errors) into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LmscaleError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            sys.exit(2)
+        except OSError as exc:  # permissions, a file where a folder should be, a full disk …
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            err.print(
+                f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}",
+                markup=True,
+                soft_wrap=True,
+            )
+            sys.exit(2)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            sys.exit(130)
+
+
+def fmt(v, digits: int = 6) -> str:
+    """A number for a table: ``digits`` significant digits, — for missing."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def pct(v, digits: int = 2) -> str:
+    """A fraction as a percentage; n/a for missing or NaN."""
+    return "n/a" if v is None or v != v else f"{100 * v:.{digits}f}%"  # noqa: PLR0124 - NaN test
+
+
+def format_option(*choices: str):
+    """``--format table|json|…`` (table is the default)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices or ("table", "json"))),
+        default="table",
+        show_default=True,
+    )
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)

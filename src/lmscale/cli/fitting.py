@@ -1,0 +1,359 @@
+"""``lmscale fit``, ``predict``, ``backtest`` and ``plan``: fitting laws to a run table, predicting
+from saved fits, checking a ladder against itself, and proposing a ladder."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from lmscale.cli._common import fmt, out, pct
+
+_METHOD_HELP = (
+    "Fitting method: default (relative least squares with size weights for loss laws, exact least "
+    "squares for the error law), paper (the authors' procedure), varpro, ls-log, huber-log, rel-ls, "
+    "rel-ls-size."
+)
+
+
+@click.command()
+@click.argument("runs", type=click.Path(exists=True, dir_okay=True))
+@click.option("--law", default="overtrain", show_default=True, help="overtrain, chinchilla or error.")
+@click.option(
+    "--target",
+    required=True,
+    help="loss_<set>, error_46, error_17, error:<split or comma-separated tasks>, error_<task> or acc_<task>.",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    help="Run selection, e.g. 'n_params <= 5e8 and multiplier == 20'. Repeat to OR several clauses.",
+)
+@click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
+@click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
+@click.option(
+    "--method",
+    default="default",
+    show_default=True,
+    help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
+    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
+    "rel-ls-size, ls-log, huber-log.",
+)
+@click.option(
+    "--huber-delta",
+    default=1e-3,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Huber threshold on log residuals.",
+)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Bootstrap resamples over runs (intervals for parameters and predictions).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the bootstrap."
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
+def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
+    """Fit a scaling law to RUNS (a run table or a testbed folder)."""
+    from lmscale.fit.runs import fit_runs
+    from lmscale.records import load_runs
+
+    result = fit_runs(
+        load_runs(runs),
+        law,
+        target,
+        where=where,
+        dataset=dataset,
+        method=method,
+        loss_column=loss_column,
+        huber_delta=huber_delta,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    _print_fit(result)
+    if n_boot:
+        from lmscale.calibration import describe, of_fit
+
+        out.print(describe(of_fit(result, "error" if result.law == "error" else "loss")))
+    if output:
+        result.save(output)
+        out.print(f"wrote {output}")
+
+
+def _print_fit(result) -> None:
+    from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
+
+    tab = Table(
+        title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})"
+    )
+    tab.add_column("parameter")
+    tab.add_column("value", justify="right")
+    ci = {}
+    if result.bootstrap:
+        from lmscale.fit.bootstrap import parameter_intervals
+
+        ci = parameter_intervals(result, 0.9)
+        tab.add_column("90% bootstrap interval", justify="right")
+    for k, v in result.params.items():
+        tab.add_row(k, fmt(v, 8), *([f"[{fmt(ci[k][0], 4)}, {fmt(ci[k][1], 4)}]"] if ci else []))
+    if result.law == "overtrain":
+        for k, v in to_paper_form(result.params).items():
+            tab.add_row(f"paper form {k}", fmt(v, 6))
+        tab.add_row("M* (compute-optimal)", fmt(optimal_multiplier(result.params), 4))
+    out.print(tab)
+    out.print(result.diagnostics.summary())
+
+
+@click.command()
+@click.argument("fit_file", type=click.Path(dir_okay=False))
+@click.option("--n-params", type=float, help="N, parameters.")
+@click.option("--tokens", type=float, help="D, training tokens.")
+@click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
+@click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
+@click.option(
+    "--error-fit", type=click.Path(dir_okay=False), help="Chain a loss prediction through this error fit."
+)
+@click.option(
+    "--level",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Interval level (fits saved with --bootstrap).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt):
+    """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
+    from lmscale.errors import InputError
+    from lmscale.fit.result import FitResult
+    from lmscale.predict import ScalePoint, forecast
+
+    fit_res = FitResult.load(fit_file)
+    point = None
+    if fit_res.law == "error":
+        if loss is None:
+            raise InputError(f"{fit_file} is an error-law fit: give --loss")
+    else:
+        if n_params is None:
+            raise InputError("give --n-params and one of --tokens or --multiplier")
+        point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
+    efit = FitResult.load(error_fit) if error_fit else None
+    result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
+    _print_forecast(result, f"prediction from {fit_file}", fmt)
+
+
+def _print_forecast(result, title: str, fmt_name: str) -> None:
+    data = result.to_dict()
+    if fmt_name == "json":
+        click.echo(json.dumps(data, indent=1))
+        return
+    tab = Table(title=title)
+    tab.add_column("quantity")
+    tab.add_column("value", justify="right")
+    notes = ("warnings", "loss_interval_method", "error_interval_method")
+    for k, v in data.items():
+        if isinstance(v, list) and k not in notes:
+            tab.add_row(f"{k} ({100 * result.level:g}%)", f"[{fmt(v[0], 5)}, {fmt(v[1], 5)}]")
+        elif v is not None and k not in notes:
+            tab.add_row(k, fmt(v, 6))
+    out.print(tab)
+    for k in notes[1:]:
+        if data.get(k):
+            out.print(f"{k.split('_')[0]}: {data[k]}")
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if result.point is not None and result.loss_interval is None:
+        out.print("no intervals: refit with --bootstrap N to get them")
+
+
+@click.command()
+@click.argument("runs", type=click.Path(exists=True, dir_okay=True))
+@click.option("--target", required=True, help="loss_<set>, or an error target chained through --loss-column.")
+@click.option(
+    "--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val)."
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    help="Fitting method(s) to compare (repeatable; default: default and paper).",
+)
+@click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Bootstrap resamples per origin (the spread the intervals are calibrated with).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="backtest",
+    show_default=True,
+    help="Folder for backtest.csv, backtest_summary.csv and backtest.png.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
+    """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
+    predict the larger ones, and see the error grow with the extrapolation distance."""
+    from lmscale.backtest import backtest as run_backtest
+    from lmscale.backtest import write_backtest
+    from lmscale.calibration import choose, describe
+    from lmscale.records import load_runs
+    from lmscale.selection import Selection
+
+    table = load_runs(runs)
+    if where:
+        table = Selection.parse(list(where)).apply(table)
+    res = run_backtest(
+        table,
+        target,
+        methods=tuple(methods) or ("default", "paper"),
+        loss_column=loss_column,
+        n_resamples=n_boot,
+    )
+    summary = res.summary()
+    paths = write_backtest(res, out_dir, f"Backtest of {target}: error vs extrapolation")
+    if fmt == "json":
+        payload = {"summary": json.loads(summary.to_json(orient="records")), "files": [str(p) for p in paths]}
+        click.echo(json.dumps(payload, indent=1))
+        return
+    tab = Table(
+        title=f"backtest of {target} on {runs}: relative error by compute extrapolation (C ÷ largest fitted)"
+    )
+    for col in ("method", "quantity", "C factor", "predictions", "mean", "median", "max"):
+        tab.add_column(col, justify="left" if col in ("method", "quantity", "C factor") else "right")
+    for r in summary.itertuples():
+        tab.add_row(
+            r.method,
+            r.quantity,
+            r.c_factor_bin,
+            str(r.n),
+            pct(r.mean_rel_error),
+            pct(r.median_rel_error),
+            pct(r.max_rel_error),
+        )
+    out.print(tab)
+    first = res.points[0]
+    out.print(f"{first.method}: " + describe(choose(res.of_method(first.method), first.quantity)))
+    out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _sizes(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"comma-separated numbers, got {value!r}") from None
+
+
+@click.command("plan")
+@click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
+@click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
+@click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
+@click.option(
+    "--evidence",
+    "evidence",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True),
+    help="A testbed folder or a run table whose runs are backtested (e.g. ../shared/testbed/exp_data); "
+    "repeat to combine (the testbed and your own runs).",
+)
+@click.option(
+    "--allowed-sizes",
+    callback=_sizes,
+    help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).",
+)
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
+@click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
+@click.option(
+    "--mfu",
+    default=0.4,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
+)
+@click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan_cmd(
+    target_params,
+    target_multiplier,
+    target_tokens,
+    evidence,
+    allowed_sizes,
+    budget,
+    max_runs,
+    mfu,
+    method,
+    out_dir,
+    fmt,
+):
+    """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
+    from lmscale.plan import combine, plan, write_plan
+    from lmscale.predict import ScalePoint
+    from lmscale.records import load_runs
+
+    point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
+    p = plan(
+        combine([load_runs(e) for e in evidence]),
+        point,
+        budget_flops=budget,
+        max_runs=max_runs,
+        method=method,
+        allowed_sizes=allowed_sizes,
+    )
+    payload = p.to_dict(mfu, budget_flops=budget)
+    if out_dir:
+        write_plan(p, out_dir, payload)
+    if fmt == "json":
+        click.echo(json.dumps(payload, indent=1))
+        return
+    tab = Table(
+        title=f"ladders for N = {point.n_params:.3g}, M = {point.multiplier:g} ({len(p.candidates)} candidates"
+        f"{f', budget {budget:.2g} FLOPs' if budget else ''})"
+    )
+    for col in (
+        "choice",
+        "sizes",
+        "M",
+        "runs",
+        "FLOPs",
+        f"GPU-h @ {mfu:g} MFU",
+        "expected error",
+        "90% range",
+    ):
+        tab.add_column(col, justify="left" if col in ("choice", "sizes", "M") else "right")
+    for r in payload["proposals"]:
+        tab.add_row(
+            r["choice"],
+            ", ".join(f"{n / 1e9:.3g}B" for n in r["sizes"]),
+            ", ".join(f"{m:g}" for m in r["multipliers"]),
+            str(r["n_runs"]),
+            f"{r['flops']:.2e}",
+            f"{r['gpu_hours']:.1f}",
+            pct(r["expected_rel_error"]),
+            f"{100 * r['expected_interval'][0]:.2f}–{100 * r['expected_interval'][1]:.2f}%",
+        )
+    out.print(tab)
+    out.print(
+        "expected error of the target's loss prediction: backtests of each candidate on the evidence, scaled "
+        "to the target's extrapolation distance; the proposals' upper ends are raised "
+        f"{p.selection_bias:.2f}× for having been picked as the best-looking (nested over evidence training sets)"
+    )
+
+
+COMMANDS = (fit, predict, backtest, plan_cmd)

@@ -1,0 +1,157 @@
+"""Ladder orchestration: train every run of a ladder (skipping finished ones, resuming interrupted
+ones), measure its validation losses, and write one :class:`~lmscale.run_record.RunRecord` per run
+and the ladder's ``runs.jsonl``. It sits above :mod:`lmscale.train` and :mod:`lmscale.evaluate`,
+which do not import each other."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from lmscale._io import atomic_write_text
+from lmscale.errors import InputError, TrainingDiverged
+from lmscale.run_record import DONE, FAILED, RunRecord, finished
+from lmscale.train.ladder import LadderConfig, RunPlan, plan
+
+
+def _versions() -> dict:
+    import tokenizers
+    import torch
+
+    import lmscale
+
+    return {
+        "lmscale": lmscale.__version__,
+        "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_ladder(
+    cfg: LadderConfig,
+    out_dir: str | Path,
+    *,
+    device: str | None = None,
+    on_run: Callable[[int, int, RunPlan], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> Path:
+    """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
+    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run_ladder(cfg, out, device, on_run, on_step)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for this process: a second
+    ``ladder run`` on the same folder stops at once and says which process holds it, instead of
+    training every run twice and interleaving the logs. The lock dies with its process."""
+    import fcntl
+    import os
+
+    path = folder / ".lock"
+    try:
+        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block's duration
+    except OSError as exc:
+        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise InputError(
+                f"{folder} is in use by {holder}; wait for it to finish or use another folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {platform.node()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
+    from lmscale.evaluate.losses import evaluate_losses
+    from lmscale.train.data import PackedSequences, prepare
+    from lmscale.train.loop import TrainConfig, train
+    from lmscale.train.model import ModelConfig
+
+    cfg_path = out / "ladder.json"
+    cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
+    if cfg_path.is_file() and cfg_path.read_text() != cfg_json:
+        raise InputError(f"{out} holds a different ladder (see {cfg_path}); use another folder")
+    if not cfg_path.is_file():
+        atomic_write_text(cfg_path, cfg_json)
+    data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
+    runs = plan(cfg, data.vocab_size)
+    packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
+    rows = []
+    for k, r in enumerate(runs):
+        if on_run is not None:
+            on_run(k, len(runs), r)
+        rdir = out / "runs" / r.run_id
+        rec_path = rdir / "record.json"
+        done = finished(rec_path)
+        if done is not None:
+            rows.append(dict(done.row))
+            continue
+        s = r.shape
+        tc = TrainConfig(
+            ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
+            n_tokens=r.n_tokens,
+            batch_size=s.batch_size,
+            warmup_steps=s.warmup_steps,
+            lr=s.lr or cfg.lr,
+            final_lr=cfg.final_lr,
+            weight_decay=cfg.weight_decay,
+            seed=cfg.seed,
+            checkpoint_every=cfg.checkpoint_every,
+        )
+        try:
+            res = train(tc, packed, rdir, device=device, progress=on_step)
+        except TrainingDiverged as exc:
+            # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
+            RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
+            (rdir / "checkpoint.pt").unlink(missing_ok=True)
+            raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
+        losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed)
+        row = {
+            "run_id": r.run_id,
+            "dataset": cfg.corpus.name,
+            "model": s.name,
+            "n_params": r.n_params,
+            "n_tokens": r.n_tokens,
+            "multiplier": r.multiplier,
+            "flops": r.flops,
+            **losses,
+            "train_loss": res.train_loss,
+            "seed": cfg.seed,
+            "wall_seconds": round(res.wall_seconds, 3),
+            "data_epochs": round(r.n_tokens / max(len(data.train), 1), 4),
+        }
+        record = RunRecord(
+            DONE,
+            r.run_id,
+            cfg.name,
+            row=row,
+            train_config=asdict(tc),
+            versions=_versions(),
+            tokenizer_hash=data.tokenizer_hash,
+            tokenizer_file=str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
+        )
+        record.write(rec_path)
+        rows.append(record.to_json()["row"])
+    path = atomic_write_text(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return path

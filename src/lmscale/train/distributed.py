@@ -1,0 +1,53 @@
+"""Process groups under torchrun: rank and world size, teardown, and the one reduction the loop
+needs (a loss mean for logging). Collectives run on the tensors' own device: NCCL has no CPU
+backend, so a CPU tensor all-reduced on an NCCL group fails on the first step."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def local_device(device: str | None, world: int) -> torch.device:
+    """The device this process trains on: ``cuda:LOCAL_RANK`` under torchrun on GPUs (also made
+    the current device, so NCCL and autocast agree), ``cpu`` otherwise."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if world > 1 else (dev.index or 0))
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        import atexit
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # tear the group down before the interpreter exits: a gloo group still alive at exit can
+        # abort the process ("terminate called without an active exception")
+        atexit.register(_shutdown_group)
+    return dist.get_rank(), world
+
+
+def _shutdown_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def global_mean(sum_loss: torch.Tensor, count: torch.Tensor) -> float:
+    """sum(sum_loss) / sum(count) over all ranks, reduced on the tensors' device."""
+    import torch.distributed as dist
+
+    t = torch.stack([sum_loss.detach().float(), count.detach().float()])
+    dist.all_reduce(t)
+    return float(t[0] / t[1])
