@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lmscale.benchmark.accuracy import epoch_coverage, ladder_coverage
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 
 ROOT = Path(__file__).resolve().parents[1]
 shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"

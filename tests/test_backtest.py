@@ -11,7 +11,7 @@ from lmscale.backtest import backtest, backtest_arrays, origins
 from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.laws import OVERTRAIN
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.study import Study
 
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"

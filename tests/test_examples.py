@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmscale.pipeline import report_runs
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cpu-small"
 SPLIT = "cloze,brackets,next_line,first_word"

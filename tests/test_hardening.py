@@ -12,7 +12,7 @@ from conftest import ROOT
 from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.ladder_run import folder_lock
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import Selection
 from lmscale.train.ladder import LadderConfig
 

@@ -73,7 +73,7 @@ def test_leave_one_training_set_out_validation(testbed_runs):
 def test_plan_with_combined_evidence_and_allowed_sizes(testbed_runs):
     from conftest import ROOT
     from lmscale.plan import combine
-    from lmscale.records import RunTable
+    from lmscale.run_table import RunTable
 
     own = RunTable.read(ROOT / "examples" / "cpu-small" / "runs.jsonl")
     both = combine([testbed_runs, own])

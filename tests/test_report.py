@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmscale.analyses import headline, sweeps
+from lmscale import testbed
+from lmscale.analyses import downstream, headline, hparams, sweeps
 from lmscale.analyses.context import Context, Setting
 from lmscale.errors import InputError
 from lmscale.selection import Selection, preset
@@ -95,7 +96,7 @@ def test_heatmap_c4_eval_cells(ctx):
 
 
 def test_per_task_highlighted(ctx):
-    df = headline.per_task(ctx).tables["per_task"]
+    df = downstream.per_task(ctx).tables["per_task"]
     assert df.task.nunique() == 47  # 46 tasks and the 17-task average
     paper = {
         "arc_easy": (29.0, 5.2, 26.1),
@@ -114,7 +115,7 @@ def test_per_task_highlighted(ctx):
 
 
 def test_table7(ctx):
-    df = headline.table7(ctx).tables["table7"].set_index("train_set")
+    df = downstream.table7(ctx).tables["table7"].set_index("train_set")
     for ts, (w, wo) in {
         "c4_original": (0.14, 0.42),
         "rpj": (0.05, 10.64),
@@ -128,7 +129,7 @@ def test_table7(ctx):
 def test_rank_correlation(ctx):
     from scipy import stats
 
-    a = headline.rank_correlation(ctx)
+    a = downstream.rank_correlation(ctx)
     runs = a.tables["rank_correlation_runs"]
     assert len(runs) == 9 and (runs.n_params >= 1.4e9).all()
     assert _printed(a.numbers["spearman"], 0.88, 2)
@@ -136,11 +137,11 @@ def test_rank_correlation(ctx):
 
 
 def test_threshold_sweep(ctx):
-    df = headline.threshold_sweep(ctx).tables["threshold_sweep"]
+    df = downstream.threshold_sweep(ctx).tables["threshold_sweep"]
     n = df.groupby("threshold_points").n_tasks.first()
     assert n.loc[10.0] == 17 and n.is_monotonic_decreasing
     at10 = df[df.threshold_points == 10.0].set_index("train_set").rel_error
-    t7 = headline.table7(ctx).tables["table7"].set_index("train_set").rel_error_with
+    t7 = downstream.table7(ctx).tables["table7"].set_index("train_set").rel_error_with
     for ts in TS:  # the 10-point suite is the paper's 17 tasks: same prediction as Table 7
         assert at10[ts] == pytest.approx(t7[ts], rel=1e-9)
 
@@ -179,7 +180,7 @@ def test_tied_vs_untied(ctx):
 
 
 def test_hparam_search(ctx):
-    a = sweeps.hparam_search(ctx)
+    a = hparams.hparam_search(ctx)
     df = a.tables["hparam_search"]
     assert len(df) == 435
     fr = df[df.frontier].sort_values("flops")
@@ -196,22 +197,22 @@ def test_shape_params_and_pareto():
         (2048, 24, 1439795200),
         (4096, 32, 6889410560),
     ):
-        assert count_params(d, l, sweeps.PAPER_VOCAB) == n
+        assert count_params(d, l, testbed.PAPER_VOCAB) == n
     f, loss = np.array([1.0, 2, 3, 3, 4]), np.array([5.0, 4, 4.5, 3.9, 4.0])
-    assert sweeps.pareto_mask(f, loss).tolist() == [True, True, False, True, False]
+    assert hparams.pareto_mask(f, loss).tolist() == [True, True, False, True, False]
 
 
 def test_read_grid_errors(tmp_path):
     bad = tmp_path / "grid.json"
     bad.write_text('{"d=96_l=8_h=4-64-0.003-0.033-64-2e8-100-3e-05": -1}')
     with pytest.raises(InputError, match="non-positive"):
-        sweeps.read_grid(bad)
+        testbed.read_grid(bad)
     bad.write_text('{"garbage": 3.0}')
     with pytest.raises(InputError, match="does not parse"):
-        sweeps.read_grid(bad)
+        testbed.read_grid(bad)
     bad.write_text("{")
     with pytest.raises(InputError, match="malformed JSON"):
-        sweeps.read_grid(bad)
+        testbed.read_grid(bad)
 
 
 # ------------------------------------------------------------------------------ settings
@@ -225,7 +226,7 @@ def test_changed_settings(testbed_runs):
     assert "paloma_ptb" in f1.text and "46-task" in f1.text
     # a custom task list as the split
     c2 = Context(testbed_runs, Setting(split="arc_easy,piqa,copa", train_sets=("c4_original",)))
-    assert headline.table7(c2).tables["table7"].rel_error_with.notna().all()
+    assert downstream.table7(c2).tables["table7"].rel_error_with.notna().all()
     # other fit runs change the laws
     wider = Setting(
         spec=type(spec)(

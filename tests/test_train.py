@@ -220,7 +220,7 @@ def test_bad_configs(tmp_path):
 
 def test_tiny_ladder_end_to_end(tmp_path):
     from lmscale.fit.runs import fit_table
-    from lmscale.records import RunTable
+    from lmscale.run_table import RunTable
 
     corpus = tdata.CorpusConfig(
         "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
@@ -432,7 +432,7 @@ def test_damaged_caches_are_rebuilt_not_fatal(tmp_path):
 
 
 def _read_runs(path):
-    from lmscale.records import RunTable
+    from lmscale.run_table import RunTable
 
     return RunTable.read(path)
 

@@ -25,7 +25,7 @@ from lmscale.fit.bootstrap import bootstrap
 from lmscale.fit.core import fit, resolve_method
 from lmscale.fit.result import FitResult
 from lmscale.laws import ERROR, OVERTRAIN
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.tasks import target_values
 
 #: compute cuts of the compute origins, as quantiles of the runs' compute
@@ -363,7 +363,7 @@ def backtest(
 def write_backtest(result: BacktestResult, folder: str | Path, title: str | None = None) -> list[Path]:
     """``backtest.csv`` (every prediction), ``backtest_summary.csv`` (by extrapolation bin) and
     ``backtest.png`` (error against compute extrapolation, per method) in ``folder``, atomically."""
-    from lmscale.report.figures import plot_backtest
+    from lmscale.report.tool_figures import plot_backtest
     from lmscale.report.writer import save_figures
 
     frame = result.frame()

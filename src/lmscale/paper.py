@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lmscale.errors import InputError
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec
 from lmscale.study import ERROR_TARGETS, HeldoutPrediction, Study, TrainingSetFits
 

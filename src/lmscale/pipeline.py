@@ -13,7 +13,7 @@ import pandas as pd
 
 from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, pct, size_label
 from lmscale.errors import InputError
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection
 
 
@@ -113,7 +113,7 @@ def report_runs(
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
     from lmscale.calibration import describe
     from lmscale.predict import ScalePoint
-    from lmscale.report.figures import target_title
+    from lmscale.report.style import target_title
     from lmscale.report.writer import run_analyses, write_report
 
     spec = spec or holdout_spec(runs)

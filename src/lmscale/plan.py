@@ -25,7 +25,7 @@ from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
 from lmscale.laws import OVERTRAIN
 from lmscale.predict import ScalePoint
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 
 #: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
 INTERVAL = (0.05, 0.95)
@@ -356,7 +356,7 @@ def write_plan(p: Plan, folder: str | Path, payload: dict | None = None) -> Path
     import json
 
     from lmscale._io import atomic_write_text
-    from lmscale.report.figures import plot_plan
+    from lmscale.report.tool_figures import plot_plan
     from lmscale.report.writer import save_figures
 
     save_figures(folder, {}, plot_plan(p))

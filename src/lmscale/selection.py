@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscale.errors import InputError
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 
 OPS = ("==", "!=", "<=", ">=", "<", ">", "in")
 _COND = re.compile(r"^\s*([A-Za-z_][\w\-.]*)\s*(==|!=|<=|>=|<|>|=|\bin\b)\s*(.+?)\s*$")

@@ -19,7 +19,7 @@ from lmscale.errors import InputError
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
 from lmscale.predict import ScalePoint, predict_loss, relative_error
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection, preset
 from lmscale.tasks import target_values
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscale.errors import InputError
-from lmscale.records import ACC_PREFIX, LOSS_PREFIX, RunTable
+from lmscale.run_table import ACC_PREFIX, LOSS_PREFIX, RunTable
 
 #: The paper's 46 downstream tasks.
 PAPER_46 = (

@@ -20,10 +20,14 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from lmscale._io import atomic_write, read_json
 from lmscale.errors import DownloadError, InputError
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.tasks import TaskInfo, read_task_metadata
+from lmscale.train.shapes import count_params
 
 #: The authors' repository and the commit whose ``exp_data`` lmscale pins.
 UPSTREAM_REPO = "mlfoundations/scaling"
@@ -181,3 +185,43 @@ def download(
         if progress is not None:
             progress(rel, done, total)
     return root
+
+
+# ------------------------------------------------------------------ hyper-parameter grid
+#: the paper's vocabulary size (GPT-NeoX tokenizer, padded): N of the grid's shapes counts it
+PAPER_VOCAB = 50432
+
+
+def read_grid(path: str | Path) -> pd.DataFrame:
+    """The testbed's hyper-parameter grid (``grid.json``) as one row per run. Keys read
+    ``d=<d>_l=<l>_h=<heads>-<batch>-<lr>-<wd>-<batch>-<tokens>-<warmup>-<final lr>``."""
+    path = Path(path)
+    raw = read_json(path)
+    rows = []
+    for key, raw_loss in raw.items():
+        try:
+            shape, batch, lr, wd, _batch2, tokens, warmup, *_ = key.split("-")
+            dims = dict(p.split("=") for p in shape.split("_"))
+            d, layers, heads = int(dims["d"]), int(dims["l"]), int(dims["h"])
+            tokens, loss = float(tokens), float(raw_loss)
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"{path}: entry {key!r} does not parse as a grid run ({exc})") from None
+        if not (np.isfinite(loss) and loss > 0):
+            raise InputError(f"{path}: entry {key!r} has a non-positive or non-finite loss {loss!r}")
+        n = count_params(d, layers, PAPER_VOCAB)
+        rows.append(
+            {
+                "d_model": d,
+                "n_layers": layers,
+                "n_heads": heads,
+                "batch": int(batch),
+                "lr": float(lr),
+                "weight_decay": float(wd),
+                "warmup": int(warmup),
+                "n_params": n,
+                "n_tokens": tokens,
+                "flops": 6.0 * n * tokens,
+                "loss": loss,
+            }
+        )
+    return pd.DataFrame(rows)

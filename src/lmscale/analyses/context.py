@@ -13,7 +13,7 @@ import pandas as pd
 
 from lmscale.errors import InputError
 from lmscale.fit.result import FitResult
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, preset
 from lmscale.study import Study
 from lmscale.tasks import SPLITS, resolve_split

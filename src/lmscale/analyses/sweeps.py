@@ -1,24 +1,17 @@
 """Analyses that vary the fit: the exponent per M (Fig. 17), under-training at M = 5 and 10,
-fitting compute vs prediction error (Figs. 14–16), tied vs untied exponents, and the
-hyper-parameter search (Fig. 4)."""
+fitting compute vs prediction error (Figs. 14–16), and tied vs untied exponents."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lmscale._io import read_json
 from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, train_set_name
-from lmscale.errors import FitError, InputError
+from lmscale.errors import FitError
 from lmscale.fit.bootstrap import bootstrap, parameter_intervals
-from lmscale.fit.core import fit
 from lmscale.fit.runs import fit_table
-from lmscale.laws import POWER
 from lmscale.laws.overtrain import to_paper_form
 from lmscale.predict import ScalePoint, predict_loss, relative_error
-from lmscale.train.shapes import count_params
 
 #: the small models of the ladder (0.011–0.411B) are those below this size
 SMALL_MAX = 5e8
@@ -380,81 +373,4 @@ def tied_vs_untied(ctx: Context) -> Analysis:
         text,
         {"tied_vs_untied": fdf, "tied_vs_untied_runs": pd.DataFrame(rows)},
         numbers=numbers,
-    )
-
-
-# ------------------------------------------------------------------------ hyper-parameter search
-#: the vocabulary of the paper's runs (GPT-NeoX tokenizer)
-PAPER_VOCAB = 50432
-
-
-def read_grid(path: str | Path) -> pd.DataFrame:
-    """Parse ``grid.json``: keys ``d=<d>_l=<l>_h=<heads>-<batch>-<lr>-<wd>-<batch>-<tokens>-<warmup>-<final lr>``."""
-    path = Path(path)
-    raw = read_json(path)
-    rows = []
-    for key, raw_loss in raw.items():
-        try:
-            shape, batch, lr, wd, _batch2, tokens, warmup, *_ = key.split("-")
-            dims = dict(p.split("=") for p in shape.split("_"))
-            d, layers, heads = int(dims["d"]), int(dims["l"]), int(dims["h"])
-            tokens, loss = float(tokens), float(raw_loss)
-        except (ValueError, KeyError) as exc:
-            raise InputError(f"{path}: entry {key!r} does not parse as a grid run ({exc})") from None
-        if not (np.isfinite(loss) and loss > 0):
-            raise InputError(f"{path}: entry {key!r} has a non-positive or non-finite loss {loss!r}")
-        n = count_params(d, layers, PAPER_VOCAB)
-        rows.append(
-            {
-                "d_model": d,
-                "n_layers": layers,
-                "n_heads": heads,
-                "batch": int(batch),
-                "lr": float(lr),
-                "weight_decay": float(wd),
-                "warmup": int(warmup),
-                "n_params": n,
-                "n_tokens": tokens,
-                "flops": 6.0 * n * tokens,
-                "loss": loss,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def pareto_mask(flops: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    """Runs no other run beats on both compute and loss (ties in compute keep the lowest loss)."""
-    order = np.lexsort((loss, flops))
-    keep = np.zeros(len(flops), dtype=bool)
-    best = np.inf
-    for i in order:
-        if loss[i] < best:
-            keep[i] = True
-            best = loss[i]
-    return keep
-
-
-def hparam_search(ctx: Context) -> Analysis:
-    """The 435-run search (paper Fig. 4): loss vs compute, the Pareto frontier, and the saturating
-    power law L = E + K·C^-η fitted to the frontier by least squares."""
-    if ctx.grid_path is None:
-        raise InputError("the hyper-parameter analysis needs the testbed's grid.json")
-    df = read_grid(ctx.grid_path)
-    df["frontier"] = pareto_mask(df.flops.to_numpy(), df.loss.to_numpy())
-    fr = df[df.frontier]
-    res = fit(POWER, {"flops": fr.flops.to_numpy()}, fr.loss.to_numpy(), method="varpro", target="loss")
-    fitd = {**res.params, "n_frontier": len(fr), "rmse": res.diagnostics.rmse}
-    text = (
-        f"{len(df)} runs of the search ({df.d_model.nunique()} widths, {df.n_layers.nunique()} depths, "
-        f"warm-up {', '.join(str(int(w)) for w in sorted(df.warmup.unique()))} steps); {len(fr)} are on the "
-        f"Pareto frontier of loss vs compute, fitted by L = {fitd['E']:.3g} + {fitd['K']:.3g}·C^-{fitd['eta']:.3f} "
-        f"(least squares, RMSE {fitd['rmse']:.4f} nats)."
-    )
-    return Analysis(
-        "hparam_search",
-        "Hyper-parameter search and its frontier (Fig. 4)",
-        text,
-        {"hparam_search": df, "hparam_frontier_fit": pd.DataFrame([fitd])},
-        data={"fit": res},
-        numbers=fitd,
     )

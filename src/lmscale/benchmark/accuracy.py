@@ -42,7 +42,7 @@ from lmscale.fit.core import METHODS as FIT_METHODS
 from lmscale.fit.core import resolve_method
 from lmscale.laws import get_law
 from lmscale.predict import ScalePoint
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection, preset
 from lmscale.study import TARGET_RUNS, Study
 from lmscale.tasks import target_values

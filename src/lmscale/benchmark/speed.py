@@ -7,7 +7,7 @@ import time
 
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 from lmscale.selection import preset
 from lmscale.study import Study
 

@@ -63,7 +63,7 @@ _METHOD_HELP = (
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
     from lmscale.fit.runs import fit_runs
-    from lmscale.records import load_runs
+    from lmscale.run_table import load_runs
 
     result = fit_runs(
         load_runs(runs),
@@ -208,7 +208,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     from lmscale.backtest import backtest as run_backtest
     from lmscale.backtest import write_backtest
     from lmscale.calibration import choose, describe
-    from lmscale.records import load_runs
+    from lmscale.run_table import load_runs
     from lmscale.selection import Selection
 
     table = load_runs(runs)
@@ -305,7 +305,7 @@ def plan_cmd(
     """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
     from lmscale.plan import combine, plan, write_plan
     from lmscale.predict import ScalePoint
-    from lmscale.records import load_runs
+    from lmscale.run_table import load_runs
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
     p = plan(

@@ -127,7 +127,7 @@ class LadderProgress:
 def ladder_run(config, preset_name, out_dir, device):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.ladder_run import run_ladder
-    from lmscale.records import RunTable
+    from lmscale.run_table import RunTable
     from lmscale.train.ladder import plan
 
     cfg = _config(config, preset_name)
@@ -223,7 +223,7 @@ def ladder_eval_cmd(ladder_dir, suite, data_root, task_labels, limit):
 
 
 def _print_heldout(df, title: str) -> None:
-    from lmscale.report.figures import target_title
+    from lmscale.report.style import target_title
 
     tab = Table(title=title)
     level = f"{100 * df.interval_level.iloc[0]:g}% interval" if "interval_level" in df else "interval"
@@ -293,7 +293,7 @@ def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
     """Held-out report for any run table of one training set (e.g. examples/cpu-small/runs.jsonl):
     fit on some runs, predict the others, write REPORT/report.md with figures."""
     from lmscale.pipeline import custom_spec, report_runs
-    from lmscale.records import RunTable
+    from lmscale.run_table import RunTable
 
     table = RunTable.read(runs)
     spec = custom_spec(table, fit_runs, heldout)

@@ -8,7 +8,7 @@ from lmscale.errors import InputError
 from lmscale.fit.core import fit
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
-from lmscale.records import LOSS_PREFIX, RunTable
+from lmscale.run_table import LOSS_PREFIX, RunTable
 from lmscale.tasks import target_values
 
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lmscale._io import atomic_write, atomic_write_text
-from lmscale.analyses import headline, sweeps
+from lmscale.analyses import downstream, headline, hparams, sweeps
 from lmscale.analyses.context import Analysis, Context, md_escape
 from lmscale.errors import InputError, LmscaleError
 
@@ -24,15 +24,15 @@ ANALYSES: dict[str, Callable[[Context], Analysis]] = {
     "figure1": headline.figure1,
     "table6": headline.table6,
     "heatmaps": headline.heatmaps,
-    "per_task": headline.per_task,
-    "table7": headline.table7,
-    "rank_correlation": headline.rank_correlation,
-    "threshold_sweep": headline.threshold_sweep,
+    "per_task": downstream.per_task,
+    "table7": downstream.table7,
+    "rank_correlation": downstream.rank_correlation,
+    "threshold_sweep": downstream.threshold_sweep,
     "exponent_vs_m": sweeps.exponent_vs_m,
     "undertraining": sweeps.undertraining,
     "compute_sweep": sweeps.compute_sweep,
     "tied_vs_untied": sweeps.tied_vs_untied,
-    "hparam_search": sweeps.hparam_search,
+    "hparam_search": hparams.hparam_search,
 }
 
 

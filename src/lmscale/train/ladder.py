@@ -1,6 +1,6 @@
 """Ladder sweeps: a :class:`LadderConfig` (shapes × token multipliers × corpus × seed) expands
 into runs; each is trained to exactly D = M·N tokens, evaluated on every validation set, and
-recorded in the run-record schema that :class:`lmscale.records.RunTable` reads.
+recorded in the run-record schema that :class:`lmscale.run_table.RunTable` reads.
 
 Layout of a ladder folder::
 

@@ -1,4 +1,4 @@
-"""Run records: one row per training run, validated, readable and writable as CSV, JSONL, Parquet.
+"""The run table: one row per training run, validated, readable and writable as CSV, JSONL, Parquet.
 
 Schema (one row per run; column names are the contract):
 
@@ -36,17 +36,18 @@ import pandas as pd
 
 from lmscale._io import atomic_write, iter_json_lines
 from lmscale.errors import InputError
+from lmscale.table_checks import (
+    ACC_PREFIX,
+    LOSS_PREFIX,
+    LOWER_PREFIX,
+    STRING_COLUMNS,
+    UPPER_PREFIX,
+    is_measure,
+    validate,
+)
 
-REQUIRED_COLUMNS = ("run_id", "dataset", "model", "n_params", "n_tokens")
-STRING_COLUMNS = ("run_id", "dataset", "model")
-LOSS_PREFIX = "loss_"
-LOWER_PREFIX = "loss_lower_"
-UPPER_PREFIX = "loss_upper_"
-ACC_PREFIX = "acc_"
 NUMERIC_COLUMNS = ("n_params", "n_tokens", "multiplier", "flops")
 #: relative tolerance of the D = M·N and C = 6·N·D consistency checks
-CONSISTENCY_RTOL = 1e-2
-_MAX_LISTED = 20
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -79,7 +80,7 @@ class RunTable:
         labels = (
             tuple(row_labels) if row_labels is not None else tuple(f"row {i + 1}" for i in range(len(frame)))
         )
-        normalised = _validate(frame, source, labels, bad_numbers or {})
+        normalised = validate(frame, source, labels, bad_numbers or {})
         return cls(normalised, source, labels)
 
     @classmethod
@@ -226,11 +227,11 @@ def _read_csv(path: Path):
                 continue
             try:
                 number = float(text)
-                if not math.isfinite(number) and (col in NUMERIC_COLUMNS or _is_measure(col)):
+                if not math.isfinite(number) and (col in NUMERIC_COLUMNS or is_measure(col)):
                     bad[(i, col)] = f"must be finite, found {text!r}"
                 values.append(number)
             except ValueError:
-                if col in NUMERIC_COLUMNS or _is_measure(col):
+                if col in NUMERIC_COLUMNS or is_measure(col):
                     bad[(i, col)] = f"is not a number: {text!r}"
                     values.append(np.nan)
                 else:
@@ -252,7 +253,7 @@ def _read_jsonl(path: Path):
     frame = pd.DataFrame.from_records(rows)
     bad = {}
     for col in frame.columns:
-        if not (_is_measure(col) or col in NUMERIC_COLUMNS):
+        if not (is_measure(col) or col in NUMERIC_COLUMNS):
             continue
         values = []
         for i, rec in enumerate(rows):
@@ -290,7 +291,7 @@ def _read_parquet(path: Path):
     bad = {}
     for name in table.column_names:
         col = table.column(name)
-        if (name in NUMERIC_COLUMNS or _is_measure(name)) and not (
+        if (name in NUMERIC_COLUMNS or is_measure(name)) and not (
             pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_null(col.type)
         ):
             raise InputError(f"{path}: column {name!r} must hold numbers, found Parquet type {col.type}")
@@ -303,145 +304,10 @@ def _read_parquet(path: Path):
     return frame, [f"row {i + 1}" for i in range(len(frame))], bad
 
 
-def _is_measure(col: str) -> bool:
-    return col.startswith((LOSS_PREFIX, ACC_PREFIX))
-
-
 def _plain(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-# ------------------------------------------------------------------------------------ validation
-def _validate(frame: pd.DataFrame, source: str, labels: tuple[str, ...], bad: dict) -> pd.DataFrame:
-    problems: list[str] = []
-
-    def where(i: int) -> str:
-        rid = frame["run_id"].iloc[i] if "run_id" in frame.columns else None
-        run = f" (run {rid!r})" if isinstance(rid, str) and rid else ""
-        return f"{source}, {labels[i]}{run}"
-
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"found: {', '.join(map(str, frame.columns)) or 'none'}"
-        )
-    if len(frame) == 0:
-        raise InputError(f"{source}: no runs in the table")
-    for (i, col), msg in sorted(bad.items()):
-        problems.append(f"{where(i)}: field {col!r} {msg}")
-
-    for col in STRING_COLUMNS:
-        for i, v in enumerate(frame[col]):
-            if not isinstance(v, str) or not v.strip():
-                problems.append(f"{where(i)}: field {col!r} must be a non-empty string, found {v!r}")
-    for name in frame.columns:
-        if not isinstance(name, str):
-            raise InputError(f"{source}: column names must be strings, found {name!r}")
-
-    numeric = [
-        c for c in frame.columns if c in ("n_params", "n_tokens", "multiplier", "flops") or _is_measure(c)
-    ]
-    for col in numeric:
-        try:
-            frame[col] = pd.to_numeric(frame[col], errors="raise").astype(float)
-        except (ValueError, TypeError):
-            for i, v in enumerate(frame[col]):
-                try:
-                    float(v)
-                except (TypeError, ValueError):
-                    if v is not None:
-                        problems.append(f"{where(i)}: field {col!r} is not a number: {v!r}")
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-
-    for col in ("n_params", "n_tokens"):
-        for i, v in enumerate(frame[col].tolist()):
-            if (i, col) in bad:
-                continue
-            if not (math.isfinite(v) and v > 0):
-                problems.append(f"{where(i)}: field {col!r} must be a positive finite number, found {v!r}")
-
-    n, d = frame["n_params"].to_numpy(), frame["n_tokens"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m_derived, c_derived = d / n, 6.0 * n * d
-    for i in range(len(frame)):
-        if (
-            math.isfinite(n[i])
-            and math.isfinite(d[i])
-            and n[i] > 0
-            and d[i] > 0
-            and not (
-                math.isfinite(c_derived[i])
-                and c_derived[i] > 0
-                and math.isfinite(m_derived[i])
-                and m_derived[i] > 0
-            )
-        ):
-            problems.append(
-                f"{where(i)}: n_params={n[i]!r} and n_tokens={d[i]!r} give compute 6·N·D = "
-                f"{c_derived[i]!r} or D/N = {m_derived[i]!r}, out of floating-point range"
-            )
-    for col, derived, rule in (("multiplier", m_derived, "D/N"), ("flops", c_derived, "6·N·D")):
-        if col not in frame.columns:
-            frame[col] = derived
-            continue
-        given = frame[col].to_numpy()
-        for i in range(len(frame)):
-            if (i, col) in bad or not math.isfinite(derived[i]):
-                continue
-            if math.isnan(given[i]):
-                frame.loc[i, col] = derived[i]
-            elif not (math.isfinite(given[i]) and given[i] > 0):
-                problems.append(
-                    f"{where(i)}: field {col!r} must be a positive finite number, found {float(given[i])!r}"
-                )
-            elif abs(given[i] - derived[i]) > CONSISTENCY_RTOL * derived[i]:
-                problems.append(
-                    f"{where(i)}: inconsistent {col}: {given[i]:.6g} given, but {rule} = "
-                    f"{derived[i]:.6g} (n_params={n[i]:.6g}, n_tokens={d[i]:.6g})"
-                )
-
-    for col in frame.columns:
-        if not _is_measure(col):
-            continue
-        is_acc = col.startswith(ACC_PREFIX)
-        for i, v in enumerate(frame[col].tolist()):
-            if (i, col) in bad or math.isnan(v):
-                continue
-            if not math.isfinite(v):
-                problems.append(f"{where(i)}: field {col!r} must be finite, found {v!r}")
-            elif is_acc and not 0.0 <= v <= 1.0:
-                problems.append(
-                    f"{where(i)}: field {col!r} is an accuracy and must lie in [0, 1], found {v!r}"
-                )
-            elif not is_acc and v <= 0:
-                problems.append(f"{where(i)}: field {col!r} is a loss and must be positive, found {v!r}")
-    for col in frame.columns:
-        if col.startswith(LOWER_PREFIX):
-            upper = UPPER_PREFIX + col[len(LOWER_PREFIX) :]
-            if upper in frame.columns:
-                lo, hi = frame[col].to_numpy(), frame[upper].to_numpy()
-                for i in np.flatnonzero(lo > hi):
-                    problems.append(
-                        f"{where(i)}: {col} = {float(lo[i])!r} exceeds {upper} = {float(hi[i])!r}"
-                    )
-
-    seen: dict[str, int] = {}
-    for i, rid in enumerate(frame["run_id"]):
-        if isinstance(rid, str) and rid in seen:
-            problems.append(f"{where(i)}: duplicate run_id {rid!r} (first at {labels[seen[rid]]})")
-        elif isinstance(rid, str):
-            seen[rid] = i
-
-    if problems:
-        shown = problems[:_MAX_LISTED]
-        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-        head = f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in the run table:"
-        raise InputError(head + "\n  " + "\n  ".join(shown) + more)
-    lead = ["run_id", "dataset", "model", "n_params", "n_tokens", "multiplier", "flops"]
-    return frame[lead + [c for c in frame.columns if c not in lead]]
 
 
 def load_runs(path: str | Path) -> RunTable:

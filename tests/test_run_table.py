@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from lmscale.errors import InputError
-from lmscale.records import RunTable
+from lmscale.run_table import RunTable
 
 
 def _rows():
