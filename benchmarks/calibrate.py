@@ -9,6 +9,7 @@ what this script builds.
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def tau_scan(runs) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("testbed", nargs="?", default="../shared/testbed/exp_data")
+    ap.add_argument(
+        "testbed", nargs="?", default=os.environ.get("LMSCALE_SHARED", "../shared") + "/testbed/exp_data"
+    )
     ap.add_argument("--write", action="store_true", help=f"write {OUT}")
     args = ap.parse_args()
     runs = testbed.load(args.testbed)

@@ -9,14 +9,17 @@
 Each fit is made, bootstrapped and calibrated exactly as `lmscale fit --bootstrap 200` does.
 """
 
+import os
 import sys
 from pathlib import Path
 
-from lmscale.benchmark.accuracy import epoch_coverage, ladder_coverage
+from lmscale.benchmark.coverage import epoch_coverage, ladder_coverage
 from lmscale.run_table import RunTable
 
 ROOT = Path(__file__).resolve().parents[1]
-shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
+shared = (
+    Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.environ.get("LMSCALE_SHARED", ROOT.parent / "shared"))
+)
 
 
 def line(name, r):

@@ -6,6 +6,7 @@ target on every validation loss, and count how often the realised error lies ins
 90% range (and at most its upper end).
 """
 
+import os
 import sys
 
 import pandas as pd
@@ -17,7 +18,7 @@ args = [a for a in sys.argv[1:] if not a.startswith("--")]
 budget = float(sys.argv[sys.argv.index("--budget") + 1]) if "--budget" in sys.argv else None
 if budget is not None:
     args = [a for a in args if a != sys.argv[sys.argv.index("--budget") + 1]]
-runs = testbed.load(args[0] if args else "../shared/testbed/exp_data")
+runs = testbed.load(args[0] if args else os.environ.get("LMSCALE_SHARED", "../shared") + "/testbed/exp_data")
 raw = pd.DataFrame(validate_leave_one_out(runs, budget_flops=budget, correct_selection=False))
 df = pd.DataFrame(validate_leave_one_out(runs, budget_flops=budget))
 summary = df.groupby(["held_out", "target"]).agg(

@@ -4,6 +4,7 @@ Prints the seconds of each analysis and of its figures, and the total (issue 3 a
 2-core machine)."""
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +14,9 @@ from lmscale.analyses.context import Context
 from lmscale.report.writer import build_report
 
 ap = argparse.ArgumentParser()
-ap.add_argument("testbed", nargs="?", default="../shared/testbed/exp_data")
+ap.add_argument(
+    "testbed", nargs="?", default=os.environ.get("LMSCALE_SHARED", "../shared") + "/testbed/exp_data"
+)
 ap.add_argument("--out", default=None, help="report folder (default: a temporary one)")
 args = ap.parse_args()
 

@@ -7,6 +7,7 @@ the choice would be made honestly: for each training set, the power picked on th
 method on any of those fit sets) and what it gives on the held-out one.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -16,7 +17,9 @@ from lmscale.benchmark import accuracy
 from lmscale.fit import core
 
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
-runs = testbed.load(sys.argv[1] if len(sys.argv) > 1 else "../shared/testbed/exp_data")
+runs = testbed.load(
+    sys.argv[1] if len(sys.argv) > 1 else os.environ.get("LMSCALE_SHARED", "../shared") + "/testbed/exp_data"
+)
 paper = [m for m in accuracy.METHODS_COMPARED if m.name == "paper"]
 default = [m for m in accuracy.METHODS_COMPARED if m.name == "default"]
 err = {}  # (power or "paper", train set, fit set) -> mean loss error

@@ -20,7 +20,9 @@ def test_diagnostics_report_agreement():
     assert d.n_starts == 128 and d.n_converged >= 1 and 1 <= d.n_at_optimum <= d.n_converged
     assert d.param_spread >= 0 and d.condition_number > 1
     assert res.run_ids == tuple("abcde")
-    assert np.allclose(res.residuals, res.y - res.fitted)
+    # residuals are observed minus the law at the fitted parameters, recomputed here independently
+    assert np.allclose(res.residuals, np.asarray(res.y) - OVERTRAIN(res.params, **X), rtol=1e-12, atol=1e-12)
+    assert d.rmse == pytest.approx(float(np.sqrt(np.mean(res.residuals**2))))
 
 
 def test_save_load_exact(tmp_path):

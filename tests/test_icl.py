@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from lmscale.errors import InputError
 from lmscale.evaluate.icl import TaskConfig, fewshot_indices, load_items, read_suite, render
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 ICL = SHARED / "icl" / "llm-foundry"
 HEAVY = SHARED / "testbed" / "exp_data" / "heavy.yaml"
 

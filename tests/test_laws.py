@@ -5,7 +5,7 @@ import pytest
 
 from lmscale.errors import InputError
 from lmscale.fit import fit
-from lmscale.laws import CHINCHILLA, ERROR, OVERTRAIN, get_law
+from lmscale.laws import BUILTIN_LAWS, CHINCHILLA, ERROR, LAWS, OVERTRAIN, Law, get_law, register_law
 from lmscale.laws.overtrain import (
     from_paper_form,
     loss_from_compute,
@@ -69,8 +69,94 @@ def test_jacobian_matches_finite_differences(law):
         up, dn = np.array(p), np.array(p)
         up[i] += h
         dn[i] -= h
-        fd = (law.evaluate_vector(up, x) - law.evaluate_vector(dn, x)) / (2 * h)
+        # finite differences of the plain formula, the source of truth
+        fd = (law.formula(dict(zip(law.params, up)), x) - law.formula(dict(zip(law.params, dn)), x)) / (2 * h)
         assert np.allclose(j[:, i], fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("law", BUILTIN_LAWS, ids=lambda law: law.name)
+def test_basis_form_equals_the_formula(law):
+    rng = np.random.default_rng(3)
+    x = {
+        "n_params": 10 ** rng.uniform(7, 10, 9),
+        "multiplier": 10 ** rng.uniform(0.7, 2.8, 9),
+        "n_tokens": 10 ** rng.uniform(8, 12, 9),
+        "flops": 10 ** rng.uniform(17, 23, 9),
+        "loss": rng.uniform(2.0, 5.0, 9),
+    }
+    x = {k: x[k] for k in law.inputs}
+    for _ in range(5):
+        p = {
+            k: float(
+                rng.uniform(
+                    *{
+                        "c": (-0.6, -0.05),
+                        "alpha": (0.1, 0.6),
+                        "beta": (0.1, 0.6),
+                        "eta": (0.02, 0.3),
+                        "gamma": (0.2, 1.5),
+                    }.get(k, (0.5, 500.0))
+                )
+            )
+            for k in law.params
+        }
+        assert np.allclose(law.evaluate_vector(law.vector(p), x), law.formula(p, x), rtol=1e-12)
+        assert np.allclose(law.evaluator(x)(law.vector(p)), law.formula(p, x), rtol=1e-12)
+
+
+class SizeLaw(Law):
+    """A user-defined law, L(N) = E + A·N^-alpha, written as a notebook user would."""
+
+    def formula(self, params, x):
+        return params["E"] + params["A"] * np.asarray(x["n_params"], float) ** -params["alpha"]
+
+    def basis(self, theta, x):
+        alpha = np.asarray(theta)[..., 0, None]
+        t = np.exp(-alpha * np.log(x["n_params"]))
+        return np.stack(np.broadcast_arrays(t, np.ones_like(t)), axis=-1)
+
+    def dbasis(self, theta, x):
+        alpha = np.asarray(theta)[..., 0, None]
+        ln = np.log(x["n_params"])
+        d = -ln * np.exp(-alpha * ln)
+        return np.stack(np.broadcast_arrays(d, np.zeros_like(d)), axis=-1)[..., None]
+
+
+SIZE_LAW = SizeLaw(
+    name="size-only",
+    inputs=("n_params",),
+    params=("A", "alpha", "E"),
+    linear=("A", "E"),
+    bounds={"A": (-np.inf, np.inf), "alpha": (0.0, 2.0), "E": (-np.inf, np.inf)},
+    start_values={"A": (100.0,), "alpha": (0.1, 0.3), "E": (1.0, 2.0)},
+    search_range={"alpha": (0.01, 1.5)},
+    equation="L(N) = E + A·N^-alpha",
+)
+
+
+@pytest.mark.parametrize("method", ["default", "paper", "ls-log"])
+def test_a_user_defined_law_fits_predicts_and_round_trips(tmp_path, method):
+    from lmscale.fit.result import FitResult
+
+    truth = {"A": 400.0, "alpha": 0.3, "E": 1.9}
+    n = np.array([1e7, 3e7, 8e7, 2e8, 5e8, 1e9])
+    res = fit(SIZE_LAW, {"n_params": n}, SIZE_LAW.formula(truth, {"n_params": n}), method=method)
+    assert all(res.params[k] == pytest.approx(v, rel=1e-4) for k, v in truth.items())
+    assert res.predict(n_params=7e9) == pytest.approx(SIZE_LAW.formula(truth, {"n_params": 7e9}), rel=1e-6)
+    path = res.save(tmp_path / "fit.json")
+    with pytest.raises(InputError, match="unknown law 'size-only'.*register_law"):
+        FitResult.load(path)
+    again = FitResult.load(path, laws=[SIZE_LAW])
+    assert again.params == res.params and again.predict(n_params=7e9) == res.predict(n_params=7e9)
+    try:
+        register_law(SIZE_LAW)
+        assert FitResult.load(path).predict(n_params=7e9) == res.predict(n_params=7e9)
+        with pytest.raises(InputError, match="already registered"):
+            register_law(SizeLaw(**{**SIZE_LAW.__dict__}))
+        with pytest.raises(InputError, match="already registered"):
+            register_law(SizeLaw(**{**OVERTRAIN.__dict__}))
+    finally:
+        LAWS.pop("size-only", None)
 
 
 SYNTH = {
@@ -101,7 +187,7 @@ def test_noise_free_recovery(name, method):
 
 
 def test_unknown_law():
-    with pytest.raises(InputError, match="unknown law 'kaplan'"):
+    with pytest.raises(InputError, match="unknown law 'kaplan'.*register"):
         get_law("kaplan")
 
 

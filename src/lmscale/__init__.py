@@ -2,9 +2,77 @@
 from a ladder of small ones (Gadre et al. 2024, "Language models scale reliably with
 over-training and on downstream tasks").
 
-Importing the package does no work: no file reads, no heavy imports. The public entry points are
-in the sub-modules (``lmscale.run_table``, ``lmscale.testbed``, ``lmscale.laws``, ``lmscale.fit``,
-``lmscale.predict``, ``lmscale.paper``).
+The curated API below is what a notebook needs; each name is imported on first use, so
+``import lmscale`` does no work and never imports torch or matplotlib::
+
+    import lmscale
+    runs = lmscale.load_runs("runs.jsonl")
+    loss_fit = lmscale.fit_runs(runs, "overtrain", "loss_c4_val", where="n_params <= 5e8", n_boot=200)
+    print(lmscale.forecast(loss_fit, lmscale.ScalePoint.make(6.9e9, multiplier=20)).to_dict())
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: public name → "module:attribute"
+_API = {
+    # run tables
+    "RunTable": "lmscale.run_table:RunTable",
+    "load_runs": "lmscale.run_table:load_runs",
+    "Selection": "lmscale.selection:Selection",
+    "FitSpec": "lmscale.selection:FitSpec",
+    "load_spec": "lmscale.selection:load_spec",
+    # laws
+    "Law": "lmscale.laws:Law",
+    "get_law": "lmscale.laws:get_law",
+    "register_law": "lmscale.laws:register_law",
+    "OVERTRAIN": "lmscale.laws:OVERTRAIN",
+    "CHINCHILLA": "lmscale.laws:CHINCHILLA",
+    "ERROR": "lmscale.laws:ERROR",
+    "POWER": "lmscale.laws:POWER",
+    # fitting
+    "fit": "lmscale.fit.core:fit",
+    "fit_table": "lmscale.fit.runs:fit_table",
+    "fit_runs": "lmscale.fit.runs:fit_runs",
+    "bootstrap": "lmscale.fit.bootstrap:bootstrap",
+    "FitResult": "lmscale.fit.result:FitResult",
+    "FitDiagnostics": "lmscale.fit.diagnostics:FitDiagnostics",
+    # predicting
+    "ScalePoint": "lmscale.predict:ScalePoint",
+    "predict_chain": "lmscale.predict:predict_chain",
+    "forecast": "lmscale.predict:forecast",
+    "Forecast": "lmscale.predict:Forecast",
+    # held-out evaluation, backtests, planning
+    "Study": "lmscale.study:Study",
+    "backtest": "lmscale.backtest:backtest",
+    "propose_ladder": "lmscale.plan:plan",
+    # training ladders (torch is imported only to train)
+    "LadderConfig": "lmscale.train.ladder:LadderConfig",
+    "ladder_preset": "lmscale.train.ladder:preset",
+    "ladder_plan": "lmscale.train.ladder:plan",
+    "run_ladder": "lmscale.ladder_run:run_ladder",
+    # errors
+    "LmscaleError": "lmscale.errors:LmscaleError",
+    "InputError": "lmscale.errors:InputError",
+    "FitError": "lmscale.errors:FitError",
+}
+
+__all__ = ["__version__", *_API.keys()]  # noqa: PLE0604 - the keys are strings
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _API[name].split(":")
+    except KeyError:
+        raise AttributeError(f"module 'lmscale' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -4,9 +4,10 @@ each law once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,18 +156,22 @@ def size_label(n_params: float) -> str:
     return f"{n_params / 1e6:.2f}M" if n_params >= 1e6 else f"{n_params / 1e3:.0f}K"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Analysis:
-    """The outcome of one analysis: tables (DataFrames, written as CSV and JSON), a short
-    markdown text with the key numbers, and ``data`` for plotting (curves, fitted laws)."""
+    """The outcome of one analysis (frozen: figures and the report read it, nothing edits it)."""
 
+    #: the analysis' key in the report (``figure1``, ``table6``, …)
     key: str
+    #: its section title
     title: str
+    #: a short markdown text with the key numbers
     text: str
-    tables: dict[str, pd.DataFrame]
-    data: dict = field(default_factory=dict)
+    #: tables by name (written as CSV and JSON); raw values, labels are added at presentation
+    tables: Mapping[str, pd.DataFrame]
+    #: what the figures plot (curves, fitted laws)
+    data: Mapping[str, Any] = field(default_factory=dict)
     #: headline numbers, by name (what tests and the report summary quote)
-    numbers: dict[str, float] = field(default_factory=dict)
+    numbers: Mapping[str, float] = field(default_factory=dict)
 
 
 def md_escape(value: object) -> str:

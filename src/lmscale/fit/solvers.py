@@ -2,8 +2,7 @@
 gradients (any objective), and variable projection (least squares: the linear coefficients are
 solved exactly, only the exponents are searched). Pure numerics: no I/O.
 
-Objectives: ``ls`` = Σ w·(f − y)², ``ls-log`` = Σ w·(log f − log y)², ``huber-log`` =
-Σ w·Huber_δ(log f − log y) (summed, not averaged, so L-BFGS-B does not stop early).
+Objectives are :class:`~lmscale.fit.objectives.Objective` objects (ls, ls-log, huber-log).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from scipy.optimize import least_squares, leastsq, minimize
 from threadpoolctl import ThreadpoolController
 
 from lmscale.errors import InputError
+from lmscale.fit.objectives import Objective
 from lmscale.laws import Law
 
 #: tolerances chosen so that converged starts agree to ~1e-9 relative on well-posed problems
@@ -40,18 +40,8 @@ class Outcome:
 def objective_value(
     objective: str, f: np.ndarray, y: np.ndarray, w: np.ndarray | None, delta: float = 1e-3
 ) -> float:
-    w = np.ones_like(y) if w is None else w
-    if objective == "ls":
-        return float(np.sum(w * (f - y) ** 2))
-    if np.any(f <= 0):
-        return float("inf")
-    r = np.log(f) - np.log(y)
-    if objective == "ls-log":
-        return float(np.sum(w * r**2))
-    if objective == "huber-log":
-        a = np.abs(r)
-        return float(np.sum(w * np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
-    raise InputError(f"unknown objective {objective!r}")
+    """The objective at predictions ``f`` (see :class:`~lmscale.fit.objectives.Objective`)."""
+    return Objective(objective, delta).value(f, y, w)
 
 
 _CONTROLLER: list = []
@@ -137,31 +127,13 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
     lo, hi = law.lower() / scale, law.upper() / scale
     bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b) for a, b in zip(lo, hi)]
     ww = np.ones_like(y) if w is None else w
-    logy = np.log(y) if objective != "ls" else None
-    floor = 1e-3 * float(np.min(y)) if objective != "ls" else None
+    obj = Objective(objective, delta)
+    floor = 1e-3 * float(np.min(y)) if obj.on_logs else None
 
     def fun(z):
         p = z * scale
-        f = law.evaluate_vector(p, x)
-        jac = law.jacobian_vector(p, x)
-        if objective == "ls":
-            r = f - y
-            return float(np.sum(ww * r**2)), (2.0 * (ww * r) @ jac) * scale
-        if np.any(~np.isfinite(f)):
-            return 1e30, np.zeros_like(z)
-        # below floor, continue log linearly: finite, smooth, and its gradient points back to f > 0
-        low = f < floor
-        logf = np.where(low, np.log(floor) + (f - floor) / floor, np.log(np.where(low, floor, f)))
-        dlog = np.where(low, 1.0 / floor, 1.0 / np.where(low, floor, f))
-        r = logf - logy
-        if objective == "ls-log":
-            g = 2.0 * ww * r
-            val = float(np.sum(ww * r**2))
-        else:
-            a = np.abs(r)
-            val = float(np.sum(ww * np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))))
-            g = ww * np.clip(r, -delta, delta)
-        return val, ((g * dlog) @ jac) * scale
+        val, dfdf = obj.value_and_grad(law.evaluate_vector(p, x), y, ww, floor)
+        return val, (dfdf @ law.jacobian_vector(p, x)) * scale
 
     z0 = np.clip(
         start / scale,
