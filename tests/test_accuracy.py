@@ -13,6 +13,7 @@ def error_rows(testbed_runs):
     return {(r["fit_set"], r["method"]): r for r in rows}
 
 
+@pytest.mark.slow
 def test_default_is_no_worse_than_the_paper_on_every_fit_set(error_rows):
     for fs in accuracy.fit_sets():
         d, p = error_rows[(fs, "default")], error_rows[(fs, "paper")]

@@ -47,6 +47,7 @@ def test_calibration_round_trips_and_rejects_garbage():
             cal.Calibration.from_dict(bad)
 
 
+@pytest.mark.slow
 def test_shipped_reference_is_what_the_testbed_gives(testbed_runs):
     """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests."""
     shipped = {q: cal.reference(q) for q in ("loss", "error")}

@@ -102,6 +102,7 @@ edits = st.lists(
 )
 
 
+@pytest.mark.slow
 @fuzz(150)
 @given(
     edits=edits,

@@ -57,6 +57,7 @@ def test_plan_refuses_what_it_cannot_plan(testbed_runs):
         plan(testbed_runs, ScalePoint.make(6.9e9, multiplier=20), max_runs=3)
 
 
+@pytest.mark.slow
 def test_leave_one_training_set_out_validation(testbed_runs):
     """README numbers: realised error inside the planner's 90% range in 88% of 48 cases at a 1e20
     budget (goal: 80%), at most its upper end in all of them."""

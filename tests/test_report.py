@@ -174,8 +174,8 @@ def test_compute_sweep(ctx):
 def test_tied_vs_untied(ctx):
     df = sweeps.tied_vs_untied(ctx).tables["tied_vs_untied"]
     tied = df[(df.law == "overtrain") & (df.fit_runs == "spec loss-fit runs")]
-    for r in tied.itertuples():  # the tied exponent is the headline fit's: alpha = beta = -c/2
-        assert r.alpha == pytest.approx(-ctx.loss_fit(r.train_set).params["c"] / 2, rel=1e-6)
+    for r in tied.itertuples():  # the tied exponent is the headline fit's: alpha = beta = -c
+        assert r.alpha == r.beta == pytest.approx(-ctx.loss_fit(r.train_set).params["c"], rel=1e-6)
     untied = df[(df.law == "chinchilla") & (df.fit_runs.str.startswith("all"))]
     assert (untied.alpha != untied.beta).all() and (untied.n_runs >= 31).all()
 

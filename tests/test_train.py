@@ -101,6 +101,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_is_bit_identical(tokens, tmp_path):
     tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
     script = tmp_path / "w.py"
@@ -157,6 +158,7 @@ DDP_WORKER = textwrap.dedent("""
 DDP_ATOL = 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_gloo_two_processes_match_one(tokens, tmp_path, parallel):
     tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
@@ -218,28 +220,50 @@ def test_bad_configs(tmp_path):
         LadderConfig.read(cfg)
 
 
-def test_tiny_ladder_end_to_end(tmp_path):
-    from lmscale.fit.runs import fit_table
-    from lmscale.run_table import RunTable
-
+def _shared_cfg():
     corpus = tdata.CorpusConfig(
         "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
     )
     val = tdata.CorpusConfig("csv", (str(STDLIB / "csv.py"), str(STDLIB / "textwrap.py")), val_permille=1000)
-    cfg = LadderConfig(
+    return LadderConfig(
         "t",
-        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2)),
+        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2), ShapeSpec("c", 48, 1, 2, 16, 2)),
         (0.25, 0.5, 1.0),
         corpus,
         (val,),
         vocab_size=300,
-        seq_len=16,
+        seq_len=32,
         checkpoint_every=0,
     )
+
+
+@pytest.fixture(scope="module")
+def trained_ladder(tmp_path_factory):
+    """One 3-size × 3-M ladder trained once for the tests that need finished runs; each test works
+    on a copy (run_ladder skips the finished runs of the copy)."""
+    cfg = _shared_cfg()
+    folder = tmp_path_factory.mktemp("shared") / "ladder"
+    run_ladder(cfg, folder)
+    return cfg, folder
+
+
+def _copy(trained_ladder, dest):
+    cfg, folder = trained_ladder
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(".lock"))
+    return cfg
+
+
+def test_ladder_end_to_end(trained_ladder, tmp_path):
+    from lmscale.fit.runs import fit_table
+    from lmscale.run_table import RunTable
+
+    cfg = _copy(trained_ladder, tmp_path / "ladder")
     assert [r.n_params for r in plan(cfg)][:1] == [count_params(16, 1, 300)]
-    path = run_ladder(cfg, tmp_path / "ladder")
+    t0 = time.perf_counter()
+    path = run_ladder(cfg, tmp_path / "ladder")  # every run is finished: nothing is trained again
+    assert time.perf_counter() - t0 < 10
     table = RunTable.read(path)
-    assert len(table) == 6 and set(table.val_sets) == {"json", "csv"}
+    assert len(table) == 9 and set(table.val_sets) == {"json", "csv"}
     assert np.all(table.loss("loss_json") > 0)
     lo, hi = table.column("loss_lower_json"), table.column("loss_upper_json")
     assert np.all(lo <= table.loss("loss_json")) and np.all(table.loss("loss_json") <= hi)
@@ -267,34 +291,19 @@ def test_tiny_ladder_end_to_end(tmp_path):
     assert set(table.tasks) == {"mc", "lm"} and np.all(
         (table.accuracy("mc") >= 0) & (table.accuracy("mc") <= 1)
     )
-    # a second call skips every finished run
-    t0 = time.perf_counter()
-    run_ladder(cfg, tmp_path / "ladder")
-    assert time.perf_counter() - t0 < 10
     with pytest.raises(InputError, match="different ladder"):
         run_ladder(
-            LadderConfig("t2", cfg.shapes, (1.0,), corpus, vocab_size=300, seq_len=16), tmp_path / "ladder"
+            LadderConfig("t2", cfg.shapes, (1.0,), cfg.corpus, vocab_size=300, seq_len=32),
+            tmp_path / "ladder",
         )
 
 
-def test_the_whole_loop(tmp_path):
-    """Train a 3-size ladder, evaluate it on the built-in suite, fit on the two smaller sizes and
-    predict the largest: predicted vs observed with a report."""
+def test_the_whole_loop(trained_ladder, tmp_path):
+    """Evaluate a 3-size ladder on the built-in suite, fit on the two smaller sizes and predict the
+    largest: predicted vs observed with a report."""
     from lmscale.pipeline import run_loop
 
-    corpus = tdata.CorpusConfig(
-        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
-    )
-    cfg = LadderConfig(
-        "t",
-        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2), ShapeSpec("c", 48, 1, 2, 16, 2)),
-        (0.25, 0.5, 1.0),
-        corpus,
-        (),
-        vocab_size=300,
-        seq_len=32,
-        checkpoint_every=0,
-    )
+    cfg = _copy(trained_ladder, tmp_path / "loop")
     res = run_loop(cfg, tmp_path / "loop", n_items=30)
     df = res.heldout
     assert len(df) == 6 and set(df.target) == {"loss", "error:cloze,brackets,next_line,first_word"}

@@ -10,20 +10,21 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from lmscale.errors import InputError
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[IO], None], *, binary: bool = False) -> Path:
+def atomic_write(
+    path: str | os.PathLike, writer: Callable[[IO[Any]], object], *, binary: bool = False
+) -> Path:
     """Call ``writer(fileobj)`` on a temporary file and move it onto ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})
-        ) as fh:
+        fh: IO[Any]
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -250,7 +250,8 @@ def build_reference(
 
     if exclude_train_set is not None:
         runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
-    loss_pts, err_pts = [], []
+    loss_pts: list = []
+    err_pts: list = []
     for vs in runs.val_sets:
         loss_pts += backtest(
             runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed, progress=progress
@@ -325,6 +326,7 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
     if error_fit is None:
         pred, sd = chain.loss, (_sd_log(ls) if ls is not None else float("nan"))
     else:
+        assert chain.error is not None
         pred, sd = chain.error, float("nan")
         if ls is not None and error_fit.bootstrap:
             ep = np.asarray(error_fit.bootstrap)

@@ -47,9 +47,9 @@ def custom_spec(runs: RunTable, fit_runs: Sequence[str] = (), heldout: Sequence[
     not given comes from :func:`holdout_spec`. None when neither is given (the default split)."""
     if not fit_runs and not heldout:
         return None
-    base = None if (fit_runs and heldout) else holdout_spec(runs)
-    fit_sel = Selection.parse(list(fit_runs)) if fit_runs else base.loss_fit
-    held_sel = Selection.parse(list(heldout)) if heldout else base.heldout
+    base = holdout_spec(runs) if not (fit_runs and heldout) else None
+    fit_sel = Selection.parse(list(fit_runs)) if fit_runs else base.loss_fit  # type: ignore[union-attr]
+    held_sel = Selection.parse(list(heldout)) if heldout else base.heldout  # type: ignore[union-attr]
     return FitSpec("custom", fit_sel, fit_sel, held_sel)
 
 

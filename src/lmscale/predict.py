@@ -3,7 +3,7 @@ observed values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,9 +40,8 @@ class ScalePoint:
                 and v > 0
             ):
                 raise InputError(f"{name} must be a positive number, got {v!r}")
-        point = cls(
-            float(n_params), float(n_tokens) if n_tokens is not None else float(multiplier) * float(n_params)
-        )
+        d = float(n_tokens) if n_tokens is not None else float(multiplier or 0.0) * float(n_params)
+        point = cls(float(n_params), d)
         with np.errstate(all="ignore"):
             derived = (point.n_tokens, point.multiplier, point.flops)
         if not all(np.isfinite(v) and v > 0 for v in derived):
@@ -153,7 +152,7 @@ def predict_with_intervals(
     loss_s = loss_fit.predict_samples(**{k: np.array([values[k]]) for k in law.inputs})[:, 0]
     loss_s = loss_s[np.isfinite(loss_s)]
     loss_noisy = loss_s + _noise(loss_fit, len(loss_s), rng)
-    out = dict(
+    result = UncertainPrediction(
         point=point,
         loss=base.loss,
         loss_confidence=_interval(loss_s, level),
@@ -169,12 +168,13 @@ def predict_with_intervals(
         err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
         err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
         err_pred = err_pred + _noise(error_fit, len(err_pred), rng)
-        out.update(
+        result = replace(
+            result,
             error=base.error,
             error_confidence=_interval(err_conf, level),
             error_prediction=_interval(err_pred, level),
         )
-    return UncertainPrediction(**out)
+    return result
 
 
 def extrapolation_factors(fit: FitResult, point: ScalePoint) -> dict[str, float]:

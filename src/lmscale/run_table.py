@@ -219,7 +219,8 @@ def _read_csv(path: Path):
     for col in raw.columns:
         if col in STRING_COLUMNS:
             continue
-        values = []
+        values: list[float] = []
+        numeric = True
         for i, cell in enumerate(raw[col]):
             text = cell.strip()
             if text == "":
@@ -235,9 +236,9 @@ def _read_csv(path: Path):
                     bad[(i, col)] = f"is not a number: {text!r}"
                     values.append(np.nan)
                 else:
-                    values = None
+                    numeric = False
                     break
-        if values is not None:
+        if numeric:
             frame[col] = np.array(values, dtype=float)
     return frame, labels, bad
 

@@ -80,11 +80,15 @@ class Condition:
             return ~np.isin(a, strs)
         raise InputError(f"operator {self.op!r} needs a numeric field; {self.field!r} is text")
 
+    def values(self) -> list:
+        """The compared value(s) as a list (``in`` takes several)."""
+        return list(self.value) if isinstance(self.value, (list, tuple)) else [self.value]
+
     def to_list(self) -> list:
         return [self.field, self.op, list(self.value) if isinstance(self.value, tuple) else self.value]
 
     def __str__(self) -> str:
-        v = "[" + ", ".join(map(str, self.value)) + "]" if self.op == "in" else str(self.value)
+        v = "[" + ", ".join(str(x) for x in self.values()) + "]" if self.op == "in" else str(self.value)
         return f"{self.field} {self.op} {v}"
 
 
@@ -122,6 +126,7 @@ class Selection:
                     )
                 name, op, raw = m.groups()
                 op = "==" if op == "=" else op
+                value: object
                 if op == "in":
                     inner = raw.strip()
                     if not (inner.startswith("[") and inner.endswith("]")):

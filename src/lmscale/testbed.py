@@ -11,6 +11,7 @@ Layout of a testbed folder (``exp_data`` of the authors' repository)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import urllib.error
@@ -181,7 +182,7 @@ def download(
                     f"{url}: integrity check failed for {rel}: expected sha256 {meta['sha256']} "
                     f"({meta['size']} bytes), got {got} ({len(payload)} bytes)"
                 )
-            atomic_write(target, lambda fh, data=payload: fh.write(data), binary=True)
+            atomic_write(target, functools.partial(_write_bytes, payload), binary=True)
         if progress is not None:
             progress(rel, done, total)
     return root
@@ -225,3 +226,7 @@ def read_grid(path: str | Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _write_bytes(data: bytes, fh) -> None:
+    fh.write(data)

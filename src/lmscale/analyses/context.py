@@ -171,7 +171,7 @@ class Analysis:
     #: what the figures plot (curves, fitted laws)
     data: Mapping[str, Any] = field(default_factory=dict)
     #: headline numbers, by name (what tests and the report summary quote)
-    numbers: Mapping[str, float] = field(default_factory=dict)
+    numbers: Mapping[str, Any] = field(default_factory=dict)
 
 
 def md_escape(value: object) -> str:

@@ -4,6 +4,8 @@ above-chance threshold (Fig. 8). Each returns an :class:`Analysis`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -21,7 +23,8 @@ def per_task(ctx: Context, tasks: tuple[str, ...] | None = None) -> Analysis:
     """One error law per task on the error-fit runs; relative error at the largest run (6.9B),
     chained through its predicted loss and from its true loss."""
     tasks = tasks or tuple(t for t in PAPER_46 if t in ctx.runs.tasks) or tuple(ctx.runs.tasks)
-    rows, numbers = [], {}
+    rows: list[dict[str, Any]] = []
+    numbers: dict[str, Any] = {}
     for ts in ctx.train_sets:
         i = ctx.target_run(ts, "largest")
         ds = ctx.dataset(ts)
@@ -89,7 +92,8 @@ def per_task(ctx: Context, tasks: tuple[str, ...] | None = None) -> Analysis:
 def table7(ctx: Context, without_above: float = 1e9) -> Analysis:
     """The largest run's chained error with the spec's error-fit runs, and without its runs of
     ≥ ``without_above`` parameters (the paper drops the 1.4B run)."""
-    rows, numbers = [], {}
+    rows: list[dict[str, Any]] = []
+    numbers: dict[str, Any] = {}
     for ts in ctx.train_sets:
         i = ctx.target_run(ts, "largest")
         ds = ctx.dataset(ts)
@@ -133,7 +137,7 @@ def table7(ctx: Context, without_above: float = 1e9) -> Analysis:
 def rank_correlation(ctx: Context, min_params: float = 1e9) -> Analysis:
     """Spearman and Kendall correlation of predicted vs true error over held-out runs with
     N ≥ ``min_params``, pooled over training sets."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
         held = set(ctx.heldout(ts).run_ids)
@@ -186,7 +190,8 @@ def threshold_sweep(ctx: Context, thresholds: tuple[float, ...] = PAPER_THRESHOL
 
     if ctx.metadata is None:
         raise FitError("the threshold sweep needs the tasks' random baselines (eval_metadata.csv)")
-    rows, numbers = [], {}
+    rows: list[dict[str, Any]] = []
+    numbers: dict[str, Any] = {}
     for th in thresholds:
         tasks = above_chance_tasks(ctx.runs, ctx.metadata, threshold_points=float(th))
         if not tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,10 @@ def _roles(ctx: Context, ts: str) -> tuple[set, set, set]:
 def figure1(ctx: Context) -> Analysis:
     """Loss vs compute with the fitted lines per M, and error vs loss with the error law, per
     training set; plus the four relative errors of Figure 1 for each training set."""
-    points, numbers, laws, rows = [], {}, {}, []
+    points: list = []
+    numbers: dict[str, Any] = {}
+    laws: dict = {}
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
         lf, ef = ctx.loss_fit(ts), ctx.error_fit(ts)
@@ -94,7 +99,7 @@ def figure1(ctx: Context) -> Analysis:
 # ------------------------------------------------------------------------------------- Table 6
 def table6(ctx: Context) -> Analysis:
     """Fitted laws per training set in the paper's form, and the implied M*."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         lp, ep = ctx.loss_fit(ts).params, ctx.error_fit(ts).params
         pf = to_paper_form(lp)
@@ -141,7 +146,7 @@ def heatmaps(ctx: Context, error_targets: tuple[str, ...] = ("error_46", "error_
     paper_tasks = all(t in ctx.runs.tasks for t in PAPER_46)
     error_targets = tuple(t for t in error_targets if paper_tasks or t not in ("error_46", "error_17"))
     targets = list(error_targets) + ([ctx.target] if ctx.target not in error_targets else [])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
         loss_ids, err_ids, _ = _roles(ctx, ts)

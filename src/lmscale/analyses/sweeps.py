@@ -3,6 +3,8 @@ fitting compute vs prediction error (Figs. 14–16), and tied vs untied exponent
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -26,7 +28,7 @@ def _small(ctx: Context, ts: str):
 def exponent_vs_m(ctx: Context, n_resamples: int = 1000, level: float = 0.9, seed: int = 0) -> Analysis:
     """Fit L = E + K·C^-η separately at each M on the small models, with bootstrap intervals; the
     over-training law assumes one η for all M (paper Fig. 17)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         small = _small(ctx, ts)
         m_all = small.column("multiplier").astype(float)
@@ -82,7 +84,7 @@ def exponent_vs_m(ctx: Context, n_resamples: int = 1000, level: float = 0.9, see
 def undertraining(ctx: Context) -> Analysis:
     """How far the default fit misses runs that were not used to fit it, by M (M = 5, 10 are
     under-trained relative to the compute-optimal M* ≈ 3–7 … 20 range)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
         fit_ids = set(ctx.loss_runs(ts).run_ids)
@@ -173,7 +175,7 @@ def compute_sweep(ctx: Context) -> Analysis:
     """Relative error of the 1.4B max-M and largest-run predictions (loss and chained error) vs
     the compute of the fit runs (paper Figs. 14–16). Fits use ``varpro`` (the least-squares
     optimum, as the paper's method, found fast)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
         small = _small(ctx, ts)
@@ -278,7 +280,8 @@ def compute_sweep(ctx: Context) -> Analysis:
 def tied_vs_untied(ctx: Context) -> Analysis:
     """Eq. 4 (α = β) against the untied Chinchilla form, both by least squares on raw loss, on the
     spec's loss-fit runs and on all small runs; relative error on the held-out runs."""
-    rows, fits = [], []
+    rows: list[dict[str, Any]] = []
+    fits: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         held = ctx.heldout(ts)
         obs = held.loss("loss_" + ctx.val_set)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import Any
 
 import numpy as np
 
@@ -156,17 +157,17 @@ def run(
         specs = {k: v for k, v in specs.items() if k in fit_set_names}
     workers = workers or min(4, os.cpu_count() or 1)
     with _pool(workers) as pool:
-        references = {}
+        references: dict[str, dict] = {}
         if any(m.has_intervals for m in methods) and n_resamples > 0:
             # leave-one-training-set-out reference calibrations: a training set is never scored
             # with intervals calibrated on its own runs
-            jobs = {
+            ref_jobs = {
                 ts: pool.submit(
                     cal.build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed
                 )
                 for ts in runs.datasets
             }
-            for ts, job in jobs.items():
+            for ts, job in ref_jobs.items():
                 references[ts] = job.result()
                 if progress is not None:
                     progress(f"reference without {ts}")
@@ -175,7 +176,7 @@ def run(
             for fs, spec in specs.items()
             for m in methods
         ]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, job in jobs:
             rows.append(job.result())
             if progress is not None:
@@ -274,6 +275,7 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                 obs = study.observed(ts, i, "loss_" + vs)
                 ivs = None
                 if intervals:
+                    assert own_loss is not None
                     c = cal.calibrated(lf, point, LEVELS[0], own_loss)  # one set of samples, every level
                     ivs = {lv: c.at(lv) for lv in LEVELS}
                 pred = float(lf.predict(**{k: point.inputs()[k] for k in lf.law_obj.inputs}))
@@ -282,6 +284,7 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                     obs_e = study.observed(ts, i, tgt)
                     eivs = None
                     if intervals:
+                        assert own_err is not None
                         c = cal.calibrated(lf, point, LEVELS[0], own_err, error_fit=ef)
                         eivs = {lv: c.at(lv) for lv in LEVELS}
                     err_rows.append((float(ef.predict(loss=pred)), obs_e, eivs))

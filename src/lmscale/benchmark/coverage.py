@@ -25,7 +25,7 @@ def holdout_coverage(
     lf = fit(get_law("overtrain"), {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=method)
     lf = cal.calibrate_fit(_boot(lf, n_resamples, seed), n_resamples, seed)
     c = cal.of_fit(lf)
-    rows = []
+    rows: list[tuple] = []
     for i in np.flatnonzero(~fm):
         pt = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
         cp = cal.calibrated(lf, pt, LEVELS[0], c)

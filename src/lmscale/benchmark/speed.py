@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
@@ -12,7 +13,7 @@ from lmscale.selection import preset
 from lmscale.study import Study
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:
+def _best_of(fn, repeats: int) -> tuple[float, Any]:
     best, value = float("inf"), None
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -47,7 +47,7 @@ def _cloze(docs, rng, n):
         ms = list(_WORD.finditer(ln))[1:]
         m = rng.choice(ms)
         true = m.group(0)
-        distract = set()
+        distract: set[str] = set()
         while len(distract) < 3:
             w = rng.choice(words)
             if w != true:
@@ -88,7 +88,9 @@ def _brackets(docs, rng, n):
             continue
         i = rng.choice(cuts)
         true = _closers(ln[:i])
-        wrong = set()
+        if true is None:
+            continue
+        alts: set[str] = set()
         for alt in (
             true[::-1],
             true.translate(str.maketrans(")]}", "]})")),
@@ -97,8 +99,8 @@ def _brackets(docs, rng, n):
             true[:-1] or "]",
         ):
             if alt != true:
-                wrong.add(alt)
-        wrong = sorted(wrong)[:2]
+                alts.add(alt)
+        wrong = sorted(alts)[:2]
         if len(wrong) < 2:
             continue
         choices = wrong + [true]
@@ -135,7 +137,10 @@ def _first_word(docs, rng, n):
     for k, j in pool[:n]:
         ln = docs[k][j]
         indent = ln[: len(ln) - len(ln.lstrip())]
-        word = _WORD.match(ln.lstrip()).group(0)
+        m = _WORD.match(ln.lstrip())
+        if m is None:
+            continue
+        word = m.group(0)
         items.append({"context": "\n".join(docs[k][j - 2 : j]) + "\n" + indent, "continuation": word})
     return items
 

@@ -206,7 +206,7 @@ def score(
         for k, (ctx, cont) in enumerate(r.pairs):
             seqs.append(encode_pair(tokenizer, ctx, cont, max_len))
             owners.append((i, k))
-    scores = []
+    scores: list[float] = []
     model.eval()
     with torch.no_grad():
         for b in range(0, len(seqs), batch_size):
@@ -231,11 +231,11 @@ def score(
         per_item.setdefault(i, []).append(s)
     correct = 0
     for i in range(n):
-        s = per_item[i]
+        item_scores = per_item[i]
         correct += (
-            int(s[0] == 1.0)
+            int(item_scores[0] == 1.0)
             if cfg.task_type == "language_modeling"
-            else int(max(range(len(s)), key=s.__getitem__) == golds[i])
+            else int(max(range(len(item_scores)), key=item_scores.__getitem__) == golds[i])
         )
     return TaskScore(cfg.label, correct / n, n, correct)
 

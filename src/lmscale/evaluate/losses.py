@@ -40,14 +40,14 @@ def evaluate_losses(
         seqs = np.stack(
             [np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1], dtype=np.int64) for i in idx]
         )
-        per_tok = []
+        chunks: list[np.ndarray] = []
         with torch.no_grad():
             for i in range(0, len(seqs), 16):
                 b = torch.from_numpy(seqs[i : i + 16]).to(dev)
                 logits = model(b[:, :-1]).float()
                 ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
-                per_tok.append(ce.cpu().numpy())
-        per_tok = np.concatenate(per_tok)  # (sequences, T)
+                chunks.append(ce.cpu().numpy())
+        per_tok = np.concatenate(chunks)  # (sequences, T)
         per_seq = per_tok.mean(axis=1)
         boots = per_seq[rng.integers(0, len(per_seq), (n_boot, len(per_seq)))].mean(axis=1)
         flat = per_tok.ravel()

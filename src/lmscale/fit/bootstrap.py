@@ -13,6 +13,7 @@ refit each resample from the full-data optimum.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +37,7 @@ def resample_counts(n_runs: int, n_resamples: int, rng: np.random.Generator) -> 
 def _batched_varpro_1d(law: Law, x: dict, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Least-squares optimum for every weight row of ``w`` (B, n); returns (B, n_params)."""
     name = law.nonlinear[0]
-    lo, hi = law.search_range[name]
+    lo, hi = law.range_of(name)
     grid = np.linspace(lo, hi, _GRID)
     phi = law.basis(grid[:, None], x)  # (G, n, k)
     _, obj = batched_projection(phi[None], w[:, None, :], y)  # (B, G)
@@ -93,13 +94,13 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
         samples = _batched_varpro_1d(law, x, y, w if base is None else w * base)
     else:
         start = np.array([law.vector(result.params)])
-        samples = []
+        fitted: list[Mapping[str, float]] = []
         for wb in w:
             try:
-                samples.append(fit(law, x, y, method=result.method, weights=wb, starts=start).params)
+                fitted.append(fit(law, x, y, method=result.method, weights=wb, starts=start).params)
             except FitError:
-                samples.append(dict.fromkeys(law.params, np.nan))
-        samples = np.array([[s[p] for p in law.params] for s in samples])
+                fitted.append(dict.fromkeys(law.params, np.nan))
+        samples = np.array([[s[p] for p in law.params] for s in fitted])
     good = np.all(np.isfinite(samples), axis=1)
     samples = samples[good]
     if len(samples) == 0:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lmscale.errors import FitError, InputError
 from lmscale.fit import solvers
@@ -89,10 +90,10 @@ SAME_OPTIMUM_RTOL = 1e-6
 
 def check_data(
     law: Law,
-    x: Mapping[str, Sequence[float]],
-    y: Sequence[float],
+    x: Mapping[str, ArrayLike],
+    y: ArrayLike,
     run_ids: Sequence[str],
-    weights: Sequence[float] | None,
+    weights: ArrayLike | None,
     target: str,
     log_target: bool,
 ) -> tuple[dict, np.ndarray, np.ndarray | None]:
@@ -144,14 +145,14 @@ def check_data(
 
 def fit(
     law: Law | str,
-    x: Mapping[str, Sequence[float]],
-    y: Sequence[float],
+    x: Mapping[str, ArrayLike],
+    y: ArrayLike,
     *,
     method: str = "paper",
     run_ids: Sequence[str] | None = None,
     target: str = "y",
     input_columns: Mapping[str, str] | None = None,
-    weights: Sequence[float] | None = None,
+    weights: ArrayLike | None = None,
     starts: np.ndarray | None = None,
     huber_delta: float = 1e-3,
 ) -> FitResult:
@@ -231,7 +232,7 @@ def projected_starts(
     starts lands in the basin of the robust optimum far more reliably than a blind grid over all
     parameters, at a fraction of the cost (9 or 37 starts instead of 128 or 243)."""
     per_dim = per_dim or PROJECTED_GRID.get(len(law.nonlinear), 4)
-    axes = [np.linspace(*law.search_range[p], per_dim + 2)[1:-1] for p in law.nonlinear]
+    axes = [np.linspace(*law.range_of(p), per_dim + 2)[1:-1] for p in law.nonlinear]
     thetas = np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(axes), -1).T
     full, obj = _grid_projection(law, x, y, w, thetas)
     ok = np.isfinite(obj)
@@ -251,7 +252,7 @@ def scanned_starts(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, point
     in). For more exponents: :func:`projected_starts`."""
     if len(law.nonlinear) != 1:
         return projected_starts(law, x, y, w)
-    grid = np.linspace(*law.search_range[law.nonlinear[0]], points)[:, None]
+    grid = np.linspace(*law.range_of(law.nonlinear[0]), points)[:, None]
     full, obj = _grid_projection(law, x, y, w, grid)
     if not np.any(np.isfinite(obj)):
         return law.start_grid()[:1]

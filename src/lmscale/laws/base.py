@@ -47,6 +47,12 @@ class Law:
         """How many parameters the law fits (not N, the model's parameter count)."""
         return len(self.params)
 
+    def range_of(self, name: str) -> tuple[float, float]:
+        """Where grid-based solvers search the non-linear parameter ``name``."""
+        if not self.search_range or name not in self.search_range:
+            raise InputError(f"law {self.name!r} gives no search range for {name!r}")
+        return self.search_range[name]
+
     def start_grid(self) -> np.ndarray:
         """All starting points, shape (n_starts, n_fit_params), in ``params`` order."""
         return np.array(list(itertools.product(*(self.start_values[p] for p in self.params))), dtype=float)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import shutil
@@ -117,12 +118,12 @@ def write_report(
         md += [f"## {a.title}", "", a.text, ""]
         for name, fig in PLOTS.get(a.key, lambda _a: [])(a):
             data = _png(fig)
-            atomic_write(out / "figures" / f"{name}.png", lambda fh, d=data: fh.write(d), binary=True)
+            atomic_write(out / "figures" / f"{name}.png", functools.partial(_write_bytes, data), binary=True)
             images[f"figures/{name}.png"] = data
             md += [f"![{name}](figures/{name}.png)", ""]
         links = []
         for tname, df in a.tables.items():
-            atomic_write(out / "tables" / f"{tname}.csv", lambda fh, d=df: d.to_csv(fh, index=False))
+            atomic_write(out / "tables" / f"{tname}.csv", functools.partial(_write_csv, df))
             atomic_write_text(
                 out / "tables" / f"{tname}.json", json.dumps(_jsonable(df), indent=1, allow_nan=True)
             )
@@ -223,10 +224,18 @@ def save_figures(out_dir: str | Path, tables: dict, figures) -> list[Path]:
         raise InputError(f"cannot write into {out}: {exc.strerror or exc}") from None
     paths = []
     for name, df in tables.items():
-        atomic_write(out / name, lambda fh, d=df: d.to_csv(fh, index=False))
+        atomic_write(out / name, functools.partial(_write_csv, df))
         paths.append(out / name)
     for name, fig in figures:
         data = _png(fig)
-        atomic_write(out / f"{name}.png", lambda fh, d=data: fh.write(d), binary=True)
+        atomic_write(out / f"{name}.png", functools.partial(_write_bytes, data), binary=True)
         paths.append(out / f"{name}.png")
     return paths
+
+
+def _write_bytes(data: bytes, fh) -> None:
+    fh.write(data)
+
+
+def _write_csv(df, fh) -> None:
+    df.to_csv(fh, index=False)

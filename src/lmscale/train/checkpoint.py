@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 def _rng_state() -> dict:
     """RNG states as tensors and plain Python values, so ``torch.load(weights_only=True)`` reads them."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     return {
         "torch": torch.get_rng_state(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "numpy": [name, torch.from_numpy(np.asarray(keys).astype(np.int64)), pos, has_gauss, gauss],
         "python": random.getstate(),
     }
 

@@ -18,6 +18,7 @@ import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,8 @@ def is_validation(doc_id: str, permille: int) -> bool:
 
 def split_documents(cfg: CorpusConfig, require_train: bool = True) -> tuple[list[str], list[str], str]:
     """(train texts, validation texts, content hash of the whole corpus)."""
-    train, val = [], []
+    train: list[str] = []
+    val: list[str] = []
     hasher = hashlib.sha256()
     for doc_id, text in documents(cfg):
         hasher.update(doc_id.rsplit("/", 1)[-1].encode() + b"\0" + text.encode("utf-8", errors="replace"))
@@ -220,13 +222,14 @@ def load_or_train_tokenizer(
         if tok is None:
             tok = train_tokenizer(texts, vocab_size)
             atomic_write_text(path, tok.to_str())
+    assert tok is not None
     if tok.token_to_id(EOT) is None:
         raise InputError(f"tokenizer {path} has no {EOT} token")
     return tok, hashlib.sha256(tok.to_str().encode()).hexdigest()[:16], path
 
 
 # --------------------------------------------------------------------------------- token files
-def tokenize_to_file(tok, texts: list[str], path: Path) -> np.memmap:
+def tokenize_to_file(tok, texts: list[str], path: Path) -> np.ndarray:
     """Encode ``texts`` (each followed by end-of-text) into a flat memory-mapped token file. A cached
     file is used only with its metadata and of the size it records; anything else (a kill between
     the two writes, a truncated file) is rebuilt."""
@@ -249,14 +252,14 @@ def tokenize_to_file(tok, texts: list[str], path: Path) -> np.memmap:
     return open_tokens(path)
 
 
-def _cached_tokens(path: Path) -> np.memmap | None:
+def _cached_tokens(path: Path) -> np.ndarray | None:
     try:
         return open_tokens(path)
     except InputError:
         return None
 
 
-def open_tokens(path: Path) -> np.memmap:
+def open_tokens(path: Path) -> np.ndarray:
     """A token file with its metadata (``.json`` beside it); a missing, malformed or inconsistent
     pair is an :class:`InputError`."""
     from lmscale._io import read_json
@@ -283,7 +286,7 @@ class TokenData:
     """A training distribution ready to train on: tokenizer, train tokens, validation tokens per set."""
 
     name: str
-    tokenizer: object
+    tokenizer: Any
     tokenizer_hash: str
     train: np.ndarray
     val: dict[str, np.ndarray]
