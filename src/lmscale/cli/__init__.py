@@ -17,9 +17,9 @@ def cli():
 
 
 def _register() -> None:
-    from lmscale.cli import fitting, ladder, paper
+    from lmscale.cli import fitting, interop, ladder, paper
 
-    for module in (fitting, paper, ladder):
+    for module in (fitting, paper, ladder, interop):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,162 @@
+"""``lmscale import wandb-csv|wandb|lm-eval|tensorboard`` (run tables from other tools) and
+``lmscale export`` (a ladder run as a Hugging Face model)."""
+
+from __future__ import annotations
+
+import click
+
+from lmscale.cli._common import out, warn
+
+
+def _mapping_options(f):
+    for opt in reversed(
+        [
+            click.option(
+                "--map",
+                "maps",
+                multiple=True,
+                help="SOURCE=COLUMN, e.g. 'eval/val/c4/ce_loss=loss_c4'; globs allowed ('eval/*/loss=loss_*'). Repeat.",
+            ),
+            click.option(
+                "--map-file", type=click.Path(exists=True, dir_okay=False), help="YAML/JSON {source: column}."
+            ),
+            click.option(
+                "--name-pattern",
+                help="Fields from each run's name, e.g. '{model}_{tokens}.csv' (sizes like 150M, 3B, 20B).",
+            ),
+            click.option(
+                "--step", type=click.IntRange(min=0), help="Use this step (default: the last logged)."
+            ),
+            click.option(
+                "--dataset",
+                help="Training-set name for every run (default: from the pattern, else 'default').",
+            ),
+            click.option("--params-key", "params_keys", multiple=True, help="Run-config key(s) holding N."),
+            click.option("--tokens-key", "tokens_keys", multiple=True, help="Run-config key(s) holding D."),
+            click.option(
+                "-o",
+                "--out",
+                "out_path",
+                required=True,
+                type=click.Path(dir_okay=False),
+                help="Run table to write (.csv, .jsonl or .parquet).",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _common(maps, map_file, params_keys, tokens_keys):
+    from lmscale.interop.mapping import MetricMap
+    from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS
+
+    return MetricMap.build(maps, map_file), {
+        "params_keys": tuple(params_keys) or PARAMS_KEYS,
+        "tokens_keys": tuple(tokens_keys) or TOKENS_KEYS,
+    }
+
+
+def _write(report, out_path) -> None:
+    path = report.table.write(out_path)
+    lines = report.lines()
+    out.print(f"wrote {path}: {lines[0]}")
+    for line in lines[1:]:
+        warn(line) if line.startswith("skipped") else out.print(line)
+
+
+@click.group("import")
+def import_group():
+    """Run tables from other tools: W&B CSV exports or projects, lm-evaluation-harness results, TensorBoard."""
+
+
+@import_group.command("wandb-csv")
+@click.argument("folder", type=click.Path(exists=True))
+@_mapping_options
+def import_wandb_csv_cmd(
+    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path
+):
+    """A folder of per-run W&B history CSVs (one file per run) → a run table."""
+    from lmscale.interop.wandb_csv import import_wandb_csv
+
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    _write(
+        import_wandb_csv(folder, mapping, name_pattern=name_pattern, step=step, dataset=dataset, **keys),
+        out_path,
+    )
+
+
+@import_group.command("wandb")
+@click.argument("project")
+@_mapping_options
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="KEY=VALUE filters of the W&B runs query (e.g. state=finished).",
+)
+def import_wandb_cmd(
+    project, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path, filters
+):
+    """Every run of a W&B project (ENTITY/PROJECT) → a run table (needs the wandb extra and a login)."""
+    from lmscale.interop.wandb_api import import_wandb_project
+
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    query = dict(f.split("=", 1) for f in filters if "=" in f)
+    report = import_wandb_project(
+        project, mapping, filters=query, name_pattern=name_pattern, step=step, dataset=dataset, **keys
+    )
+    _write(report, out_path)
+
+
+@import_group.command("tensorboard")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@_mapping_options
+def import_tensorboard_cmd(
+    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path
+):
+    """A folder of TensorBoard runs (one sub-folder of event files per run) → a run table."""
+    from lmscale.interop.tensorboard_events import import_tensorboard
+
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    _write(
+        import_tensorboard(folder, mapping, name_pattern=name_pattern, step=step, dataset=dataset, **keys),
+        out_path,
+    )
+
+
+@import_group.command("lm-eval")
+@click.argument("runs", type=click.Path(exists=True, dir_okay=False))
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="TASK=METRIC (default per task: acc_norm where present, else acc).",
+)
+@click.option("--run-id", help="The run these results belong to (one results file).")
+@click.option(
+    "--path-column", help="Run-table column holding each run's model path (matched to pretrained=…)."
+)
+@click.option(
+    "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Run table to write."
+)
+def import_lm_eval_cmd(runs, results, metrics, run_id, path_column, out_path):
+    """Merge lm-evaluation-harness results JSON files (or folders of them) into RUNS as acc_<task> columns."""
+    from lmscale.errors import InputError
+    from lmscale.interop.lm_eval_results import merge_lm_eval
+    from lmscale.run_table import RunTable
+
+    chosen = {}
+    for m in metrics:
+        task, sep, metric = m.partition("=")
+        if not sep or not task or not metric:
+            raise InputError(f"--metric {m!r}: expected TASK=METRIC, e.g. arc_easy=acc")
+        chosen[task] = metric
+    report = merge_lm_eval(
+        RunTable.read(runs), list(results), metrics=chosen, run_id=run_id, path_column=path_column
+    )
+    _write(report, out_path)
+
+
+COMMANDS = (import_group,)

@@ -1,0 +1,214 @@
+"""Import a folder of per-run Weights & Biases history exports (one CSV per run) into a run table.
+
+Two layouts are read, as W&B writes them:
+
+- ``run.history()`` saved with pandas: a ``_step`` column (``_runtime``, ``_timestamp`` beside it)
+  and one column per logged metric, empty where a step did not log it;
+- the web UI's "Export CSV" of a chart: a ``Step`` column and ``<run name> - <metric>`` columns
+  with ``__MIN`` / ``__MAX`` companions, every cell quoted.
+
+Quirks handled: ``NaN`` strings, steps where a metric is missing (the last logged value at or before
+the chosen step is taken), and steps logged twice after a resume (the later line wins). N and D come
+from mapped history columns, from a sibling ``<file>.config.json|yaml`` (the W&B run config, plain or
+``{key: {value: …}}``), or from the file name through a pattern such as ``'{model}_{tokens}.csv'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmscale._io import read_json, read_text, read_yaml
+from lmscale.errors import InputError
+from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish, parse_size
+
+STEP_COLUMNS = ("_step", "Step", "step", "trainer/global_step", "global_step")
+_MISSING = {"", "nan", "NaN", "null", "None", "none"}
+#: run-config keys tried for N and D when none is named
+PARAMS_KEYS = ("n_params", "num_params", "model_params", "params", "model/num_params", "n_parameters")
+TOKENS_KEYS = ("n_tokens", "num_tokens", "train_tokens", "tokens", "total_tokens", "max_tokens")
+
+
+@dataclass(frozen=True)
+class History:
+    """One run's history: steps in order, and per metric its (step, value) points (missing cells
+    left out; a step logged twice keeps its later line)."""
+
+    name: str
+    metrics: Mapping[str, tuple[tuple[int, float], ...]]
+
+    def value(self, metric: str, step: int | None = None) -> tuple[int, float] | None:
+        """(step, value) of the last point of ``metric`` at or before ``step`` (None: the last)."""
+        pts = [p for p in self.metrics.get(metric, ()) if step is None or p[0] <= step]
+        return pts[-1] if pts else None
+
+
+def _cell(text: str, where: str) -> float | None:
+    t = text.strip()
+    if t in _MISSING:
+        return None
+    try:
+        return float(t)
+    except ValueError:
+        raise InputError(f"{where}: {text!r} is not a number") from None
+
+
+def read_history(path: str | Path) -> History:
+    """Parse one history CSV (either layout)."""
+    p = Path(path)
+    rows = list(csv.reader(read_text(p, what="W&B history CSV").splitlines()))
+    if not rows:
+        raise InputError(f"{p}: empty file")
+    header = rows[0]
+    step_col = next((c for c in STEP_COLUMNS if c in header), None)
+    if step_col is None:
+        raise InputError(f"{p}: no step column (expected one of {', '.join(STEP_COLUMNS)})")
+    si = header.index(step_col)
+    keep = [
+        (i, c)
+        for i, c in enumerate(header)
+        if i != si and not c.startswith("_") and not c.endswith(("__MIN", "__MAX"))
+    ]
+    names = [c for _, c in keep]
+    # the UI export prefixes every metric with "<run name> - "
+    prefixes = {c.split(" - ", 1)[0] for c in names if " - " in c}
+    run_name = p.stem
+    if names and len(prefixes) == 1 and all(" - " in c for c in names):
+        run_name = prefixes.pop()
+        keep = [(i, c.split(" - ", 1)[1]) for i, c in keep]
+    by_step: dict[str, dict[int, float]] = {c: {} for _, c in keep}
+    for n, row in enumerate(rows[1:], start=2):
+        if not row or all(not x.strip() for x in row):
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{p}, line {n}: {len(row)} fields, the header has {len(header)}")
+        step = _cell(row[si], f"{p}, line {n}, column {step_col!r}")
+        if step is None or not math.isfinite(step):
+            continue
+        for i, c in keep:
+            v = _cell(row[i], f"{p}, line {n}, column {header[i]!r}")
+            if v is not None:
+                by_step[c][int(step)] = v  # a step logged again after a resume: the later line wins
+    metrics = {c: tuple(sorted(d.items())) for c, d in by_step.items() if d}
+    return History(run_name, metrics)
+
+
+def read_config(csv_path: Path) -> dict[str, Any]:
+    """The run config beside a history file (``<stem>.config.json`` or ``.yaml``), flattened from
+    W&B's ``{key: {value: …}}`` form; {} when there is none."""
+    for suffix in (".config.json", ".config.yaml", ".config.yml"):
+        p = csv_path.with_name(csv_path.stem + suffix)
+        if p.is_file():
+            data = read_json(p) if suffix.endswith("json") else read_yaml(p, what="run config")
+            if not isinstance(data, Mapping):
+                raise InputError(f"{p}: a run config is an object")
+            return {
+                str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v)
+                for k, v in data.items()
+            }
+    return {}
+
+
+def _from_config(config: Mapping[str, Any], keys: Sequence[str], what: str) -> float | None:
+    for k in keys:
+        if k in config and config[k] is not None:
+            return parse_size(config[k], f"run config {k!r} ({what})")
+    return None
+
+
+def history_row(
+    hist: History,
+    mapping: MetricMap,
+    *,
+    step: int | None = None,
+    config: Mapping[str, Any] | None = None,
+    name_fields: Mapping[str, Any] | None = None,
+    params_keys: Sequence[str] = PARAMS_KEYS,
+    tokens_keys: Sequence[str] = TOKENS_KEYS,
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """One run-table row from a history: mapped metrics at ``step`` (default: the last logged), N
+    and D from mapped columns, the config or the name fields (in that order)."""
+    cols = mapping.apply(hist.metrics)
+    if not any(c.startswith(("loss_", "acc_")) for c in cols.values()):
+        raise InputError(
+            f"no metric maps to a loss_ or acc_ column (metrics: {', '.join(sorted(hist.metrics)) or 'none'})"
+        )
+    row: dict[str, Any] = dict(name_fields or {})
+    last_step = None
+    for metric, col in cols.items():
+        got = hist.value(metric, step)
+        if got is None:
+            continue
+        s, v = got
+        row[col] = v
+        last_step = s if last_step is None else max(last_step, s)
+    cfg = config or {}
+    if "n_params" not in row:
+        n = _from_config(cfg, params_keys, "N")
+        if n is not None:
+            row["n_params"] = n
+    if "n_tokens" not in row:
+        d = _from_config(cfg, tokens_keys, "D")
+        if d is not None:
+            row["n_tokens"] = d
+        elif "multiplier" in row and "n_params" in row:
+            row["n_tokens"] = float(row["multiplier"]) * float(row["n_params"])
+    missing = [k for k in ("n_params", "n_tokens") if k not in row]
+    if missing:
+        raise InputError(
+            f"{' and '.join(missing)} not found: map a history column to it, put it in the run config, "
+            "or parse it from the file name with --name-pattern"
+        )
+    row.setdefault("run_id", hist.name)
+    row.setdefault("dataset", dataset or "default")
+    row.setdefault("model", f"{float(row['n_params']) / 1e6:.4g}M")
+    if last_step is not None:
+        row["step"] = last_step
+    return row
+
+
+def import_wandb_csv(
+    folder: str | Path,
+    mapping: MetricMap,
+    *,
+    name_pattern: str | None = None,
+    step: int | None = None,
+    dataset: str | None = None,
+    params_keys: Sequence[str] = PARAMS_KEYS,
+    tokens_keys: Sequence[str] = TOKENS_KEYS,
+) -> ImportReport:
+    """Every ``*.csv`` of ``folder`` as one run; files that cannot give a row are skipped with the
+    reason."""
+    root = Path(folder)
+    files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
+    if not files:
+        raise InputError(f"{root}: no .csv files")
+    pattern = NamePattern.parse(name_pattern) if name_pattern else None
+    rows, skipped = [], []
+    for f in files:
+        try:
+            fields = None
+            if pattern is not None:
+                fields = pattern.match(f.name)
+                if fields is None:
+                    raise InputError(f"file name does not match {pattern.text!r}")
+            hist = read_history(f)
+            row = history_row(
+                hist,
+                mapping,
+                step=step,
+                config=read_config(f),
+                name_fields=fields,
+                params_keys=params_keys,
+                tokens_keys=tokens_keys,
+                dataset=dataset,
+            )
+            rows.append((f.name, row))
+        except InputError as exc:
+            skipped.append((f.name, str(exc)))
+    return finish(rows, skipped, str(root))
