@@ -159,4 +159,22 @@ def import_lm_eval_cmd(runs, results, metrics, run_id, path_column, out_path):
     _write(report, out_path)
 
 
-COMMANDS = (import_group,)
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--to", "to", required=True, type=click.Path(file_okay=False), help="Folder to write the model into."
+)
+@click.option("--overwrite", is_flag=True, help="Write into a folder that is not empty.")
+def export_cmd(run_dir, to, overwrite):
+    """A finished ladder run as a Hugging Face model folder (AutoModelForCausalLM, trust_remote_code)."""
+    from lmscale.interop.hf import export_run
+
+    path = export_run(run_dir, to, overwrite=overwrite)
+    out.print(
+        f"wrote {path}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}, "
+        "trust_remote_code=True), or score it with lm_eval --model hf --model_args "
+        f"pretrained={path},trust_remote_code=True"
+    )
+
+
+COMMANDS = (import_group, export_cmd)

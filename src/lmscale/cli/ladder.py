@@ -185,19 +185,45 @@ def _suite_options(f):
 
 
 @click.command("eval")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False))
 @_suite_options
-def eval_cmd(run_dir, suite, data_root, task_labels, limit):
-    """Score a trained run (a ladder run folder) on a task suite; accuracies go into its record."""
+@click.option(
+    "--hf-model",
+    type=click.Path(exists=True, file_okay=False),
+    help="Score a local Hugging Face causal LM folder instead of a ladder run (same prompts and scoring).",
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="Allow the model folder's own code (an lmscale export needs it).",
+)
+@click.option(
+    "--device", default="cpu", show_default=True, help="Device of a --hf-model (cpu, cuda, cuda:1 …)."
+)
+@format_option()
+def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remote_code, device, fmt):
+    """Score a trained run (a ladder run folder; accuracies go into its record) or a Hugging Face
+    model (--hf-model) on a task suite."""
     from rich.progress import Progress
 
-    from lmscale.evaluate.runs import eval_run
+    from lmscale.evaluate.runs import eval_run, eval_tasks
 
+    if (run_dir is None) == (hf_model is None):
+        raise click.UsageError("give a RUN_DIR or --hf-model (one of them)")
     tasks = _tasks(suite, data_root, task_labels)
     with Progress(console=err, transient=True) as bar:
         t = bar.add_task("tasks", total=len(tasks))
-        accs = eval_run(run_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t))
-    tab = Table(title=f"{run_dir}: accuracy")
+        if hf_model:
+            from lmscale.interop.hf import load_hf_model
+
+            model, tok = load_hf_model(hf_model, device=device, trust_remote_code=trust_remote_code)
+            accs = eval_tasks(model, tok, tasks, limit=limit, progress=lambda _l: bar.advance(t))
+        else:
+            accs = eval_run(run_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t))
+    if fmt == "json":
+        click.echo(json.dumps(accs, indent=1))
+        return
+    tab = Table(title=f"{run_dir or hf_model}: accuracy")
     tab.add_column("task")
     tab.add_column("accuracy", justify="right")
     for k, v in accs.items():

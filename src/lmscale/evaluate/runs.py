@@ -44,12 +44,26 @@ def eval_run(
 ) -> dict[str, float]:
     """Score every task; store ``acc_<label>`` in the run's record; return the accuracies."""
     model, tok, record = load_run(run_dir)
+    accs = eval_tasks(model, tok, tasks, limit=limit, progress=progress)
+    record.with_row(**accs).write(Path(run_dir) / "record.json")
+    return accs
+
+
+def eval_tasks(
+    model,
+    tokenizer,
+    tasks: Sequence[TaskConfig],
+    *,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """``acc_<label>`` of any model with lmscale's scorer (a ladder run's, or a Hugging Face one
+    through :func:`lmscale.interop.hf.load_hf_model`)."""
     accs = {}
     for t in tasks:
-        accs["acc_" + t.label] = score(model, tok, t, load_items(t), limit=limit).accuracy
+        accs["acc_" + t.label] = score(model, tokenizer, t, load_items(t), limit=limit).accuracy
         if progress is not None:
             progress(t.label)
-    record.with_row(**accs).write(Path(run_dir) / "record.json")
     return accs
 
 

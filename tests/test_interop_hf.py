@@ -1,0 +1,136 @@
+"""Hugging Face bridge (lmscale.interop.hf): an exported ladder run loads with
+AutoModelForCausalLM and gives lmscale's logits; lmscale's evaluator scores any local causal LM."""
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+transformers = pytest.importorskip(
+    "transformers", reason="needs the interop extra (pip install 'lmscale[interop]')"
+)
+pytest.importorskip("safetensors", reason="needs the interop extra")
+
+from click.testing import CliRunner  # noqa: E402
+
+from lmscale.cli import cli  # noqa: E402
+from lmscale.errors import InputError  # noqa: E402
+from lmscale.evaluate.icl import TaskConfig, load_items, score  # noqa: E402
+from lmscale.evaluate.runs import load_run  # noqa: E402
+from lmscale.interop.hf import export_run, load_hf_model  # noqa: E402
+from lmscale.ladder_run import run_ladder  # noqa: E402
+from lmscale.train.data import CorpusConfig  # noqa: E402
+from lmscale.train.ladder import LadderConfig, ShapeSpec  # noqa: E402
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    corpus = CorpusConfig("json", (str(STDLIB / "json" / "*.py"),), val_permille=200)
+    cfg = LadderConfig(
+        "hf",
+        (ShapeSpec("a", 32, 2, 4, 16, 2),),
+        (0.5,),
+        corpus,
+        vocab_size=300,
+        seq_len=32,
+        checkpoint_every=0,
+    )
+    root = tmp_path_factory.mktemp("hf") / "ladder"
+    run_ladder(cfg, root)
+    return next((root / "runs").iterdir())
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "model"
+    res = CliRunner().invoke(cli, ["export", str(run_dir), "--to", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _suite(tmp_path):
+    items = tmp_path / "mc.jsonl"
+    items.write_text(
+        "".join(
+            json.dumps(
+                {"query": f"def f{i}(x):\n   ", "choices": [" return x", " zzz qqq", " import"], "gold": 0}
+            )
+            + "\n"
+            for i in range(12)
+        )
+    )
+    return TaskConfig("mc", str(items), "multiple_choice", num_fewshot=1)
+
+
+def test_export_loads_with_automodel_and_matches_logits(run_dir, exported):
+    files = {p.name for p in exported.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modeling_lmscale.py",
+    } <= files
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        exported, trust_remote_code=True, local_files_only=True
+    ).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(exported, trust_remote_code=True, local_files_only=True)
+    model, ltok, _ = load_run(run_dir)
+    model.eval()
+    text = "import json\ndef load(path):\n    with open(path) as fh:\n        return json.load(fh)\n"
+    ids = ltok.encode(text).ids[:32]
+    assert tok(text, add_special_tokens=False)["input_ids"][:32] == ids  # the same tokenizer
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        ours, theirs = model(x), hf(input_ids=x).logits
+    assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    assert hf.config.n_params == model.cfg.n_params == sum(p.numel() for p in hf.parameters())
+    with pytest.raises(InputError, match="not empty"):
+        export_run(run_dir, exported)
+
+
+def test_evaluator_scores_an_export_as_it_scores_the_run(run_dir, exported, tmp_path):
+    task = _suite(tmp_path)
+    model, tok, _ = load_run(run_dir)
+    native = score(model, tok, task, load_items(task))
+    hf_model, hf_tok = load_hf_model(exported, trust_remote_code=True)
+    via_hf = score(hf_model, hf_tok, task, load_items(task))
+    assert (via_hf.n_correct, via_hf.n_items) == (native.n_correct, native.n_items)
+    with pytest.raises(InputError, match="trust-remote-code"):
+        load_hf_model(exported)
+
+
+def test_eval_cli_scores_a_tiny_gpt_neox(run_dir, tmp_path):
+    """A model of an architecture transformers ships (GPT-NeoX, Pythia's), built and saved here."""
+    src = Path(load_run(run_dir)[2].tokenizer_file)
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(src), eos_token="<|endoftext|>")
+    cfg = transformers.GPTNeoXConfig(
+        vocab_size=hf_tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model_dir = tmp_path / "neox"
+    transformers.GPTNeoXForCausalLM(cfg).save_pretrained(model_dir)
+    hf_tok.save_pretrained(model_dir)
+    task = _suite(tmp_path)
+    (tmp_path / "suite.yaml").write_text(
+        "icl_tasks:\n- {label: mc, dataset_uri: mc.jsonl, num_fewshot: [1], icl_task_type: multiple_choice}\n"
+    )
+    res = CliRunner().invoke(
+        cli,
+        ["eval", "--hf-model", str(model_dir), "--suite", str(tmp_path / "suite.yaml"), "--format", "json"],
+    )
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    m, t = load_hf_model(model_dir)
+    assert got == {"acc_mc": score(m, t, task, load_items(task)).accuracy}
+    res = CliRunner().invoke(cli, ["eval", "--suite", str(tmp_path / "suite.yaml")])
+    assert res.exit_code == 2 and "RUN_DIR or --hf-model" in res.output
