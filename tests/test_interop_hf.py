@@ -134,3 +134,111 @@ def test_eval_cli_scores_a_tiny_gpt_neox(run_dir, tmp_path):
     assert got == {"acc_mc": score(m, t, task, load_items(task)).accuracy}
     res = CliRunner().invoke(cli, ["eval", "--suite", str(tmp_path / "suite.yaml")])
     assert res.exit_code == 2 and "RUN_DIR or --hf-model" in res.output
+
+
+@pytest.fixture(scope="module")
+def harness_tasks(tmp_path_factory):
+    from lmscale.interop.harness import jsonl_task_yaml
+
+    folder = tmp_path_factory.mktemp("harness")
+    items = folder / "mc.jsonl"
+    items.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "query": f"def f{i}(x):\n   ",
+                    "choices": [" return x", " zzz qqq", " import"],
+                    "gold": i % 2,
+                }
+            )
+            + "\n"
+            for i in range(10)
+        )
+    )
+    jsonl_task_yaml("lmscale_mc", items, folder / "tasks")
+    return folder / "tasks"
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_scores_an_export_offline(exported, harness_tasks, tmp_path):
+    """`lm_eval --model hf --model_args pretrained=EXPORT,trust_remote_code=True` on a local JSONL
+    task, with no network; its results file merges into a run table with `lmscale import lm-eval`."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("lm_eval", reason="needs the interop extra")
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={exported},trust_remote_code=True",
+        "--tasks",
+        "lmscale_mc",
+        "--include_path",
+        str(harness_tasks),
+        "--output_path",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from lmscale.interop.lm_eval_results import results_files
+
+    doc = json.loads(results_files(tmp_path / "out")[0].read_text())
+    assert 0 <= doc["results"]["lmscale_mc"]["acc_norm,none"] <= 1
+
+
+def test_ladder_eval_with_the_harness_writes_records(run_dir, harness_tasks, tmp_path):
+    import shutil
+
+    pytest.importorskip("lm_eval", reason="needs the interop extra")
+    pytest.importorskip("accelerate", reason="needs the interop extra")
+    ladder = tmp_path / "ladder"
+    shutil.copytree(run_dir.parent.parent, ladder, ignore=shutil.ignore_patterns(".lock"))
+    res = CliRunner().invoke(
+        cli,
+        [
+            "ladder",
+            "eval",
+            str(ladder),
+            "--harness",
+            "lmscale_mc",
+            "--include-path",
+            str(harness_tasks),
+            "--batch-size",
+            "4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    from lmscale.interop.harness import harness_scores
+    from lmscale.run_table import RunTable
+
+    table = RunTable.read(ladder / "runs.jsonl")
+    got = table.accuracy("lmscale_mc")
+    assert len(got) == 1 and 0 <= got[0] <= 1
+    # the record holds what the harness gives for the exported run
+    direct = harness_scores(
+        ladder / "hf" / table.run_ids[0], ["lmscale_mc"], include_path=harness_tasks, batch_size=4
+    )
+    assert direct["acc_lmscale_mc"] == got[0]
+    res = CliRunner().invoke(
+        cli,
+        [
+            "ladder",
+            "eval",
+            str(ladder),
+            "--harness",
+            "no_such_task_xyz",
+            "--include-path",
+            str(harness_tasks),
+        ],
+    )
+    assert res.exit_code == 2 and "no_such_task_xyz" in res.output

@@ -151,6 +151,9 @@ def ladder_run(config, preset_name, out_dir, device):
 def _tasks(suite, data_root, task_labels):
     from lmscale.evaluate.icl import select_tasks
 
+    if suite is None:
+        raise click.UsageError("give the task suite: --suite FILE.yaml")
+
     def missing(t):
         err.print(f"[yellow]skipping {t.label}:[/] {t.path} not found")
 
@@ -162,7 +165,6 @@ def _suite_options(f):
         [
             click.option(
                 "--suite",
-                required=True,
                 type=click.Path(exists=True, dir_okay=False),
                 help="Task suite in LLM-Foundry's icl_tasks YAML form (e.g. the testbed's heavy.yaml).",
             ),
@@ -234,14 +236,48 @@ def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remo
 @ladder.command("eval")
 @click.argument("ladder_dir", type=click.Path(exists=True, file_okay=False))
 @_suite_options
-def ladder_eval_cmd(ladder_dir, suite, data_root, task_labels, limit):
-    """Score every finished run of a ladder on a task suite and rewrite DIR/runs.jsonl."""
+@click.option(
+    "--harness",
+    help="Score with lm-evaluation-harness instead: comma-separated harness task names (interop extra).",
+)
+@click.option(
+    "--include-path",
+    type=click.Path(exists=True, file_okay=False),
+    help="Harness: folder of your own YAML tasks (e.g. a local JSONL file with dataset_path: json).",
+)
+@click.option("--device", default="cpu", show_default=True, help="Harness: device of the model.")
+@click.option(
+    "--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Harness: batch size."
+)
+def ladder_eval_cmd(
+    ladder_dir, suite, data_root, task_labels, limit, harness, include_path, device, batch_size
+):
+    """Score every finished run of a ladder on a task suite (or with the harness) and rewrite DIR/runs.jsonl."""
     from rich.progress import Progress
 
     from lmscale.evaluate.runs import finished_runs, ladder_eval
 
-    tasks = _tasks(suite, data_root, task_labels)
     n_runs = len(finished_runs(ladder_dir))
+    if harness:
+        from lmscale.interop.harness import ladder_harness_eval
+
+        if suite:
+            raise click.UsageError("give --suite or --harness, not both")
+        names = [t.strip() for t in harness.split(",") if t.strip()]
+        with Progress(console=err, transient=True) as bar:
+            t = bar.add_task("runs (harness)", total=n_runs)
+            path = ladder_harness_eval(
+                ladder_dir,
+                names,
+                include_path=include_path,
+                device=device,
+                batch_size=batch_size,
+                limit=limit,
+                progress=lambda _r: bar.advance(t),
+            )
+        out.print(f"wrote {path}: {n_runs} runs × {len(names)} harness task(s)")
+        return
+    tasks = _tasks(suite, data_root, task_labels)
     with Progress(console=err, transient=True) as bar:
         t = bar.add_task("runs × tasks", total=n_runs * len(tasks))
         path = ladder_eval(ladder_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t))

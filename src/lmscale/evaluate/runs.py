@@ -97,9 +97,14 @@ def ladder_eval(
             else:
                 eval_run(r, tasks, limit=limit, progress=progress)
     finally:  # runs.jsonl always mirrors the records, also when one run's evaluation fails or is killed
-        records = [finished(r / "record.json") for r in runs]
-        path = atomic_write_text(
-            root / "runs.jsonl",
-            "".join(json.dumps(x.to_json()["row"]) + "\n" for x in records if x is not None),
-        )
+        path = rebuild_runs_jsonl(root, runs)
     return path
+
+
+def rebuild_runs_jsonl(ladder_dir: str | Path, runs: Sequence[Path]) -> Path:
+    """``runs.jsonl`` of a ladder from its runs' records (finished ones only)."""
+    records = [finished(r / "record.json") for r in runs]
+    return atomic_write_text(
+        Path(ladder_dir) / "runs.jsonl",
+        "".join(json.dumps(x.to_json()["row"]) + "\n" for x in records if x is not None),
+    )
