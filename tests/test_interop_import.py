@@ -400,3 +400,10 @@ def test_tensorboard_event_files(tmp_path):
     t = RunTable.read(out)
     assert len(t) == 3 and np.allclose(t.loss("loss_val"), 2.5) and np.allclose(t.column("multiplier"), 20)
     assert sorted(t.column("n_params").tolist()) == sorted(list(SIZES.values())[:3])
+
+
+def test_missing_extras_are_named():
+    from lmscale.interop import require
+
+    with pytest.raises(InputError, match=r"pip install 'lmscale\[interop\]'"):
+        require("no_such_module_for_lmscale", "a test")

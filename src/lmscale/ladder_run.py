@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from lmscale._io import atomic_write_text
 from lmscale.errors import InputError, TrainingDiverged
 from lmscale.run_record import DONE, FAILED, RunRecord, finished
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
+from lmscale.train.loggers import make_loggers
 
 
 def _versions() -> dict:
@@ -42,13 +43,14 @@ def run_ladder(
     device: str | None = None,
     on_run: Callable[[int, int, RunPlan], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    log_to: Sequence[str] = (),
 ) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
     ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        return _run_ladder(cfg, out, device, on_run, on_step)
+        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to))
 
 
 @contextlib.contextmanager
@@ -82,7 +84,7 @@ def folder_lock(folder: Path):
         fh.close()
 
 
-def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
+def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step, log_to: tuple[str, ...] = ()) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
     from lmscale.train.loop import TrainConfig, train
@@ -119,14 +121,25 @@ def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step) -> Path:
             seed=cfg.seed,
             checkpoint_every=cfg.checkpoint_every,
         )
+        loggers = make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row()) if log_to else []
         try:
-            res = train(tc, packed, rdir, device=device, progress=on_step)
+            res = train(tc, packed, rdir, device=device, progress=on_step, loggers=loggers)
+            losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed)
+            val = {
+                f"val/{k[5:]}": v
+                for k, v in losses.items()
+                if k.startswith("loss_") and "_lower_" not in k and "_upper_" not in k
+            }
+            for lg in loggers:
+                lg.log(res.steps, val)
         except TrainingDiverged as exc:
             # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
             RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
             (rdir / "checkpoint.pt").unlink(missing_ok=True)
             raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
-        losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed)
+        finally:
+            for lg in loggers:
+                lg.close()
         row = {
             "run_id": r.run_id,
             "dataset": cfg.corpus.name,

@@ -124,7 +124,14 @@ class LadderProgress:
 @_preset_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder folder.")
 @_device_option
-def ladder_run(config, preset_name, out_dir, device):
+@click.option(
+    "--log",
+    "log_to",
+    multiple=True,
+    type=click.Choice(["tensorboard", "wandb"]),
+    help="Also log training to TensorBoard (DIR/logs/tensorboard) or W&B (offline, DIR/logs/wandb). Repeat for both.",
+)
+def ladder_run(config, preset_name, out_dir, device, log_to):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.ladder_run import run_ladder
     from lmscale.run_table import RunTable
@@ -133,7 +140,9 @@ def ladder_run(config, preset_name, out_dir, device):
     cfg = _config(config, preset_name)
     t0 = time.perf_counter()
     with LadderProgress(len(plan(cfg))) as progress:
-        path = run_ladder(cfg, out_dir, device=device, on_run=progress.on_run, on_step=progress.on_step)
+        path = run_ladder(
+            cfg, out_dir, device=device, on_run=progress.on_run, on_step=progress.on_step, log_to=log_to
+        )
     table = RunTable.read(path)
     out.print(
         f"wrote {path}: {len(table)} runs in {time.perf_counter() - t0:.0f} s; "

@@ -17,7 +17,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from lmscale.errors import InputError, TrainingDiverged
 from lmscale.train.checkpoint import CheckpointManager, _set_rng_state, load_checkpoint, save_checkpoint
 from lmscale.train.data import PackedSequences
 from lmscale.train.distributed import global_mean, local_device, rank_and_world
+from lmscale.train.loggers import MetricLogger
 from lmscale.train.model import ModelConfig, Transformer, lm_loss
 
 __all__ = ["TrainConfig", "TrainResult", "load_checkpoint", "lr_at", "save_checkpoint", "train"]
@@ -235,12 +236,14 @@ def train(
     device: str | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     stop_after: int | None = None,
+    loggers: Sequence[MetricLogger] = (),
 ) -> TrainResult:
     """Train (or resume) one run in ``out_dir``.
 
     Writes ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end, and appends one JSON
     line per logged step to ``train_log.jsonl``. ``stop_after`` stops after that many steps (for
-    tests of resume); ``progress(step, n_steps, tokens_per_second)`` is called after each step.
+    tests of resume); ``progress(step, n_steps, tokens_per_second)`` is called after each step;
+    ``loggers`` (rank 0) get the train loss, learning rate, tokens and tokens/s at each logged step.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -276,14 +279,24 @@ def train(
         tps = n_step_tokens / max(now - t_last, 1e-9)
         t_last = now
         if step % cfg.log_every == 0 or step == cfg.n_steps:
-            ckpt.log(
-                {
-                    "step": step,
-                    "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
-                    "lr": lr_at(cfg, step - 1),
-                    "loss": last_loss,
-                }
-            )
+            entry = {
+                "step": step,
+                "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
+                "lr": lr_at(cfg, step - 1),
+                "loss": last_loss,
+            }
+            ckpt.log(entry)
+            if rank == 0:
+                for lg in loggers:
+                    lg.log(
+                        step,
+                        {
+                            "train/loss": last_loss,
+                            "train/lr": entry["lr"],
+                            "train/tokens": entry["tokens"],
+                            "train/tokens_per_second": tps,
+                        },
+                    )
         if step == cfg.n_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
             wall = wall_before + time.perf_counter() - t_start
             ckpt.save(
