@@ -150,7 +150,8 @@ DDP_WORKER = textwrap.dedent("""
     from lmscale.train.model import ModelConfig
     tok = tdata.open_tokens(__import__("pathlib").Path({tokfile!r}))
     cfg = TrainConfig(ModelConfig(32, 2, 2, {vocab}, seq_len=16), n_tokens=16 * 4 * 5 - 7, batch_size=4,
-                      warmup_steps=2, checkpoint_every=0, seed=3, parallel={parallel!r})
+                      warmup_steps=2, checkpoint_every=0, seed=3, parallel={parallel!r}, log_every=3,
+                      micro_batch={micro}, activation_checkpointing={ckpt}, loss_chunk=40)
     train(cfg, tdata.PackedSequences(tok, 16, 0), {out!r}, device="cpu")
 """)
 
@@ -172,6 +173,10 @@ def test_gloo_two_processes_match_one(tokens, tmp_path, parallel):
                 vocab=tokens.vocab_size,
                 out=str(tmp_path / name),
                 parallel=parallel,
+                # the two-process run also takes micro-batches of one sequence (gradient sync on the
+                # last only) and recomputes activations: the same step, computed another way
+                micro=0 if nproc == 1 else 1,
+                ckpt=nproc == 2,
             )
         )
         env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -521,3 +526,62 @@ def test_shape_family_rules():
     ):
         with pytest.raises(InputError):
             LadderConfig.from_json({"preset": "cpu-tiny", "shapes": {"family": bad}})
+
+
+def test_chunked_loss_equals_the_full_logits_loss():
+    from lmscale.train.model import lm_loss
+
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig(32, 2, 2, 97, seq_len=16))
+    x = torch.randint(0, 97, (3, 17))
+    mask = (torch.rand(3, 16) > 0.2).float()
+    total, ce = lm_loss(m(x[:, :-1]), x[:, 1:], mask, 1e-4)
+    total.backward()
+    g_full = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    ce_sum, z_sum, n = m(x[:, :-1], targets=x[:, 1:], mask=mask, loss_chunk=7)  # 48 tokens in 7 chunks
+    ((ce_sum + 1e-4 * z_sum) / n).backward()
+    assert float(ce_sum.detach() / n) == pytest.approx(float(ce.detach()), rel=1e-6)
+    for a, b in zip(g_full, (p.grad for p in m.parameters())):
+        assert torch.allclose(a, b, atol=1e-7, rtol=1e-5)
+
+
+def test_micro_batches_and_activation_checkpointing_compute_the_same_step(tokens, tmp_path):
+    """Accumulated micro-batches with recomputed activations give the whole-batch step's weights."""
+    packed = tdata.PackedSequences(tokens.train, 16, 0)
+    base = train(_cfg(tokens.vocab_size), packed, tmp_path / "a")
+    other = train(
+        _cfg(tokens.vocab_size, micro_batch=1, activation_checkpointing=True, loss_chunk=24),
+        packed,
+        tmp_path / "b",
+    )
+    sa, sb = _state(tmp_path / "a" / "checkpoint.pt"), _state(tmp_path / "b" / "checkpoint.pt")
+    assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) <= DDP_ATOL
+    assert base.train_loss == pytest.approx(other.train_loss, rel=1e-5)
+    with pytest.raises(InputError, match="does not divide"):
+        train(_cfg(tokens.vocab_size, micro_batch=3), packed, tmp_path / "c")
+
+
+def test_the_loss_leaves_the_device_only_on_logged_and_saved_steps(tokens, tmp_path, monkeypatch):
+    from lmscale.train import loop
+
+    reads = []
+    real = loop._loss_values
+    monkeypatch.setattr(loop, "_loss_values", lambda *a: reads.append(1) or real(*a))
+    cfg = _cfg(tokens.vocab_size, n_tokens=16 * 4 * 12, log_every=5, checkpoint_every=0)
+    loop.train(cfg, tdata.PackedSequences(tokens.train, 16, 0), tmp_path / "r")
+    assert cfg.n_steps == 12 and len(reads) == 3  # steps 5, 10 and the last
+
+
+def test_global_sums_reduce_on_the_tensors_device(monkeypatch):
+    """Under NCCL a CPU tensor cannot be all-reduced: the reduction must take (and give back) a
+    tensor on the model's device. Checked here with a stand-in all_reduce that records the device."""
+    import torch.distributed as dist
+
+    from lmscale.train.distributed import global_sums
+
+    seen = []
+    monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: seen.append(t.device))
+    t = torch.tensor([1.0, 2.0], device="meta")
+    out = global_sums(t)
+    assert seen == [torch.device("meta")] and out.device == t.device

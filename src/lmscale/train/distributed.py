@@ -44,10 +44,10 @@ def _shutdown_group() -> None:
         dist.destroy_process_group()
 
 
-def global_mean(sum_loss: torch.Tensor, count: torch.Tensor) -> float:
-    """sum(sum_loss) / sum(count) over all ranks, reduced on the tensors' device."""
+def global_sums(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of ``t`` over all ranks, reduced on ``t``'s own device (NCCL: the GPU)."""
     import torch.distributed as dist
 
-    t = torch.stack([sum_loss.detach().float(), count.detach().float()])
+    t = t.detach().float().clone()
     dist.all_reduce(t)
-    return float(t[0] / t[1])
+    return t

@@ -12,6 +12,7 @@ parameters are sharded with FSDP2 (``fully_shard``) and checkpoints are gathered
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -28,9 +29,9 @@ import torch
 from lmscale.errors import InputError, TrainingDiverged
 from lmscale.train.checkpoint import CheckpointManager, _set_rng_state, load_checkpoint, save_checkpoint
 from lmscale.train.data import PackedSequences
-from lmscale.train.distributed import global_mean, local_device, rank_and_world
+from lmscale.train.distributed import global_sums, local_device, rank_and_world
 from lmscale.train.loggers import MetricLogger
-from lmscale.train.model import ModelConfig, Transformer, lm_loss
+from lmscale.train.model import ModelConfig, Transformer
 
 __all__ = ["TrainConfig", "TrainResult", "load_checkpoint", "lr_at", "save_checkpoint", "train"]
 
@@ -59,6 +60,13 @@ class TrainConfig:
     #: ``auto``: bf16 autocast on CUDA, float32 on CPU
     precision: str = "auto"
     compile: bool = False
+    #: sequences per forward/backward on each rank (0: the whole per-rank batch at once); the
+    #: gradients of a step's micro-batches are accumulated, synchronised across ranks only on the last
+    micro_batch: int = 0
+    #: recompute each block's activations in the backward pass instead of storing them
+    activation_checkpointing: bool = False
+    #: tokens per chunk of the output layer's cross-entropy (memory: chunk × V float32 logits)
+    loss_chunk: int = 8192
     #: data parallelism under torchrun: ``ddp``, ``fsdp`` (FSDP2, parameters sharded), or ``auto``
     #: (FSDP2 from 1B parameters, where replicas stop fitting comfortably)
     parallel: str = "auto"
@@ -72,6 +80,8 @@ class TrainConfig:
             raise InputError(
                 f"train config: need lr > 0 and 0 <= final_lr <= lr, got {self.lr}, {self.final_lr}"
             )
+        if self.micro_batch < 0 or self.loss_chunk < 1:
+            raise InputError("train config: micro_batch must be >= 0 (0: whole batch) and loss_chunk >= 1")
 
     @property
     def tokens_per_step(self) -> int:
@@ -83,7 +93,17 @@ class TrainConfig:
 
     def digest(self) -> str:
         d = asdict(self)
-        d.pop("checkpoint_every"), d.pop("log_every"), d.pop("parallel"), d.pop("compile")
+        # how a step is computed (not what it computes) may change between a run and its resume
+        for k in (
+            "checkpoint_every",
+            "log_every",
+            "parallel",
+            "compile",
+            "micro_batch",
+            "activation_checkpointing",
+            "loss_chunk",
+        ):
+            d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -155,6 +175,7 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     model = Transformer(cfg.model).to(dev)
+    model.checkpoint_blocks = cfg.activation_checkpointing
     if state is not None:
         model.load_state_dict(state["model"])
     sharded = world > 1 and parallel_mode(cfg) == "fsdp"
@@ -178,7 +199,8 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=1e-8,
-        foreach=False,
+        # one fused kernel per step on GPUs; the plain loop on CPUs keeps resumes bit-identical
+        **({"fused": True} if dev.type == "cuda" else {"foreach": False}),
     )
     return _Setup(rank, world, dev, model, net, opt, sharded)
 
@@ -201,31 +223,63 @@ def _resume(s: _Setup, state: dict, ckpt: CheckpointManager) -> int:
 
 def _step(
     cfg: TrainConfig, s: _Setup, data: PackedSequences, step: int, use_bf16: bool
-) -> tuple[float, float]:
-    """One optimiser step: (train loss, total loss with z-loss). Every rank's loss is a sum over its
-    tokens divided by the global token count, so the averaged gradient equals the single-process
-    one; the last step stops at exactly D tokens."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step over the rank's share of the global batch, in micro-batches whose
+    gradients accumulate (synchronised across ranks on the last one only). Every rank's loss is a
+    sum over its tokens divided by the global token count, so the averaged gradient equals the
+    single-process one; the last step stops at exactly D tokens. Returns the rank's
+    (cross-entropy sum, z-loss sum, token count) as tensors on the device: nothing is copied to the
+    host here (see :func:`_loss_values`)."""
     per_rank, t_seq = cfg.batch_size // s.world, cfg.model.seq_len
+    mb = cfg.micro_batch or per_rank
+    if per_rank % mb:
+        raise InputError(
+            f"micro_batch {mb} does not divide the {per_rank} sequences each rank takes per step"
+        )
     remaining = cfg.n_tokens - step * cfg.tokens_per_step
     batch = torch.from_numpy(data.batch(step * cfg.batch_size + s.rank * per_rank, per_rank))
     mask = torch.ones(per_rank, t_seq)
     if remaining < cfg.tokens_per_step:
         flat = torch.arange(per_rank * t_seq).view(per_rank, t_seq) + s.rank * per_rank * t_seq
         mask = (flat < remaining).float()
-    batch, mask = batch.to(s.device), mask.to(s.device)
+    batch = batch.to(s.device, non_blocking=True)
+    mask = mask.to(s.device, non_blocking=True)
     for group in s.opt.param_groups:
         group["lr"] = lr_at(cfg, step)
-    with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-        logits = s.net(batch[:, :-1])
     n_global = min(remaining, cfg.tokens_per_step)
-    local_n = mask.sum()
-    total, ce = lm_loss(logits, batch[:, 1:], mask, cfg.z_loss)
     s.opt.zero_grad(set_to_none=True)
-    (total * (local_n / n_global * s.world)).backward()
+    sums = torch.zeros(3, device=s.device)
+    n_micro = per_rank // mb
+    for j in range(n_micro):
+        last = j == n_micro - 1
+        sl = slice(j * mb, (j + 1) * mb)
+        sync = contextlib.nullcontext()
+        if s.world > 1 and not s.sharded and not last:
+            sync = s.net.no_sync()  # DDP: accumulate locally, all-reduce with the last micro-batch
+        if s.sharded:
+            cast(Any, s.model).set_requires_gradient_sync(last)  # FSDP2: reduce-scatter on the last one only
+        with sync, torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            ce_sum, z_sum, n = s.net(
+                batch[sl, :-1], targets=batch[sl, 1:], mask=mask[sl], loss_chunk=cfg.loss_chunk
+            )
+            ((ce_sum + cfg.z_loss * z_sum) / n_global * s.world).backward()
+        sums += torch.stack([ce_sum.detach(), z_sum.detach(), n.detach()])
     torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg.grad_clip)
     s.opt.step()
-    loss = float(ce.detach()) if s.world == 1 else global_mean(ce.detach() * local_n, local_n)
-    return loss, float(total.detach())
+    return sums[0], sums[1], sums[2]
+
+
+def _loss_values(
+    cfg: TrainConfig, s: _Setup, sums: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+) -> tuple[float, float]:
+    """(mean cross-entropy, mean total loss) of a step over all ranks: the one host copy (and, under
+    torchrun, the one collective, on the device) per logged step."""
+    ce_sum, z_sum, n = sums
+    if s.world > 1:
+        t = global_sums(torch.stack([ce_sum, z_sum, n]))
+        ce_sum, z_sum, n = t[0], t[1], t[2]
+    ce = float(ce_sum / n)
+    return ce, ce + cfg.z_loss * float(z_sum / n)
 
 
 def train(
@@ -266,9 +320,20 @@ def train(
     steps_done = 0
     while step < cfg.n_steps:
         n_step_tokens = min(cfg.n_tokens - step * cfg.tokens_per_step, cfg.tokens_per_step)
-        last_loss, total = _step(cfg, s, data, step, use_bf16)
+        sums = _step(cfg, s, data, step, use_bf16)
         step += 1
         steps_done += 1
+        logged = step % cfg.log_every == 0 or step == cfg.n_steps
+        saving = step == cfg.n_steps or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+        stopping = stop_after is not None and steps_done >= stop_after
+        if not (logged or saving or stopping):
+            if progress is not None and rank == 0:
+                now = time.perf_counter()
+                progress(step, cfg.n_steps, n_step_tokens / max(now - t_last, 1e-9))
+                t_last = now
+            continue
+        # a logged, saved or last step: the loss is reduced (on the device) and read on the host
+        last_loss, total = _loss_values(cfg, s, sums)
         if not (math.isfinite(last_loss) and math.isfinite(total)):
             raise TrainingDiverged(
                 f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
@@ -278,7 +343,7 @@ def train(
         now = time.perf_counter()
         tps = n_step_tokens / max(now - t_last, 1e-9)
         t_last = now
-        if step % cfg.log_every == 0 or step == cfg.n_steps:
+        if logged:
             entry = {
                 "step": step,
                 "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
@@ -297,14 +362,14 @@ def train(
                             "train/tokens_per_second": tps,
                         },
                     )
-        if step == cfg.n_steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+        if saving:
             wall = wall_before + time.perf_counter() - t_start
             ckpt.save(
                 s.model, s.opt, step, cfg, {"train_loss": last_loss, "wall_seconds": wall}, sharded=s.sharded
             )
         if progress is not None and rank == 0:
             progress(step, cfg.n_steps, tps)
-        if stop_after is not None and steps_done >= stop_after:
+        if stopping:
             break
     return TrainResult(
         steps=step,
