@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,47 @@ def _versions() -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How the runs are computed, not what they compute (none of it changes a run's identity, so
+    a ladder may resume with other settings)."""
+
+    #: sequences per forward on each rank (0: the whole per-rank batch)
+    micro_batch: int = 0
+    activation_checkpointing: bool = False
+    #: torch.compile the model
+    compile: bool = False
+    #: GPU memory per rank in bytes: each run's micro-batch (and checkpointing) is chosen to fit
+    gpu_memory: float | None = None
+    #: tokens per chunk of the output layer's cross-entropy
+    loss_chunk: int = 8192
+
+    def for_run(self, r: RunPlan, cfg: LadderConfig) -> dict:
+        """TrainConfig fields of run ``r``."""
+        mb, ck = self.micro_batch, self.activation_checkpointing
+        if self.gpu_memory is not None:
+            from lmscale.train.memory import fit_micro_batch
+
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            mb, ck, _ = fit_micro_batch(
+                r.shape.d_model,
+                r.shape.n_layers,
+                cfg.vocab_size,
+                cfg.seq_len,
+                r.shape.batch_size // world,
+                self.gpu_memory,
+                world=world,
+                sharded=world > 1 and r.n_params >= 1e9,
+                loss_chunk=self.loss_chunk,
+            )
+        return {
+            "micro_batch": mb,
+            "activation_checkpointing": ck,
+            "compile": self.compile,
+            "loss_chunk": self.loss_chunk,
+        }
+
+
 def run_ladder(
     cfg: LadderConfig,
     out_dir: str | Path,
@@ -44,13 +86,14 @@ def run_ladder(
     on_run: Callable[[int, int, RunPlan], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     log_to: Sequence[str] = (),
+    execution: Execution | None = None,
 ) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
     ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to))
+        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to), execution or Execution())
 
 
 @contextlib.contextmanager
@@ -84,7 +127,9 @@ def folder_lock(folder: Path):
         fh.close()
 
 
-def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step, log_to: tuple[str, ...] = ()) -> Path:
+def _run_ladder(
+    cfg: LadderConfig, out: Path, device, on_run, on_step, log_to: tuple[str, ...], execution: Execution
+) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
     from lmscale.train.loop import TrainConfig, train
@@ -120,6 +165,7 @@ def _run_ladder(cfg: LadderConfig, out: Path, device, on_run, on_step, log_to: t
             weight_decay=cfg.weight_decay,
             seed=cfg.seed,
             checkpoint_every=cfg.checkpoint_every,
+            **execution.for_run(r, cfg),
         )
         loggers = make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row()) if log_to else []
         try:

@@ -65,3 +65,41 @@ def format_option(*choices: str):
 
 def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+def suite_tasks(suite, data_root, task_labels):
+    from lmscale.evaluate.icl import select_tasks
+
+    if suite is None:
+        raise click.UsageError("give the task suite: --suite FILE.yaml")
+
+    def missing(t):
+        err.print(f"[yellow]skipping {t.label}:[/] {t.path} not found")
+
+    return select_tasks(suite, data_root, task_labels, on_missing=missing)
+
+
+def suite_options(f):
+    for opt in reversed(
+        [
+            click.option(
+                "--suite",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Task suite in LLM-Foundry's icl_tasks YAML form (e.g. the testbed's heavy.yaml).",
+            ),
+            click.option(
+                "--data-root",
+                type=click.Path(exists=True, file_okay=False),
+                help="Folder the suite's dataset_uri paths are relative to (default: the suite's folder).",
+            ),
+            click.option("--task", "task_labels", multiple=True, help="Only these tasks."),
+            click.option(
+                "--limit",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Score at most this many items per task.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
