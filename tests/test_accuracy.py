@@ -21,6 +21,7 @@ def test_default_is_no_worse_than_the_paper_on_every_fit_set(error_rows):
         assert d["mean_rel_error"] <= p["mean_rel_error"] * (1 + 1e-3), fs
 
 
+@pytest.mark.slow
 def test_default_halves_the_error_at_the_small_caps(error_rows):
     for fs, bound in (("cap-1e19", 0.5), ("cap-3e19", 0.5), ("cap-1e20", 0.6)):
         ratio = error_rows[(fs, "default")]["mean_rel_error"] / error_rows[(fs, "paper")]["mean_rel_error"]

@@ -196,6 +196,7 @@ def test_lm_eval_cli_scores_an_export_offline(exported, harness_tasks, tmp_path)
     assert 0 <= doc["results"]["lmscale_mc"]["acc_norm,none"] <= 1
 
 
+@pytest.mark.slow
 def test_ladder_eval_with_the_harness_writes_records(run_dir, harness_tasks, tmp_path):
     import shutil
 
