@@ -383,7 +383,7 @@ def test_ladder_eval_keeps_runs_jsonl_in_step_when_a_run_fails(tmp_path, monkeyp
     (ladder / "runs.jsonl").write_text("stale\n")
     calls = []
 
-    def fake_eval(run_dir, tasks, limit=None, progress=None):
+    def fake_eval(run_dir, tasks, limit=None, progress=None, device=None):
         calls.append(run_dir)
         if len(calls) == 2:
             raise InputError("evaluation failed")

@@ -37,6 +37,11 @@ def _versions() -> dict:
     }
 
 
+#: validation tokens per set on a GPU: the 95% interval of a loss measured on 10M tokens is far
+#: narrower than the paper's 0.7% prediction errors (64 CPU windows give 5–7%)
+GPU_VAL_TOKENS = 10_000_000
+
+
 @dataclass(frozen=True)
 class Execution:
     """How the runs are computed, not what they compute (none of it changes a run's identity, so
@@ -51,6 +56,8 @@ class Execution:
     gpu_memory: float | None = None
     #: tokens per chunk of the output layer's cross-entropy
     loss_chunk: int = 8192
+    #: validation tokens per set (None: 10M on a GPU, 64 sequences on a CPU)
+    val_tokens: int | None = None
 
     def for_run(self, r: RunPlan, cfg: LadderConfig) -> dict:
         """TrainConfig fields of run ``r``."""
@@ -170,7 +177,9 @@ def _run_ladder(
         loggers = make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row()) if log_to else []
         try:
             res = train(tc, packed, rdir, device=device, progress=on_step, loggers=loggers)
-            losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed)
+            on_gpu = next(res.model.parameters()).device.type == "cuda"
+            budget = execution.val_tokens or (GPU_VAL_TOKENS if on_gpu else None)
+            losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed, max_tokens=budget)
             val = {
                 f"val/{k[5:]}": v
                 for k, v in losses.items()

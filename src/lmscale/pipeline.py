@@ -91,7 +91,7 @@ def run_loop(
     runs_path = run_ladder(cfg, out, device=device, on_run=on_run, on_step=on_step)
     _train, held_text, _h = split_documents(cfg.corpus)
     tasks = builtin_tasks(write_suite(held_text, out / "tasks", n_items=n_items, seed=cfg.seed))
-    runs_path = ladder_eval(out, tasks, progress=on_eval, skip_done=True)
+    runs_path = ladder_eval(out, tasks, progress=on_eval, skip_done=True, device=device)
     runs = RunTable.read(runs_path)
     report, df = report_runs(
         runs, cfg.corpus.name, ",".join(t.label for t in tasks), out / "report", method=method

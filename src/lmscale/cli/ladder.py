@@ -253,7 +253,7 @@ def ladder_run(
     type=click.Path(exists=True, file_okay=False),
     help="Harness: folder of your own YAML tasks (e.g. a local JSONL file with dataset_path: json).",
 )
-@click.option("--device", default="cpu", show_default=True, help="Harness: device of the model.")
+@click.option("--device", default="cpu", show_default=True, help="Device to score on (cpu, cuda, cuda:1 …).")
 @click.option(
     "--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Harness: batch size."
 )
@@ -288,7 +288,7 @@ def ladder_eval_cmd(
     tasks = suite_tasks(suite, data_root, task_labels)
     with Progress(console=err, transient=True) as bar:
         t = bar.add_task("runs × tasks", total=n_runs * len(tasks))
-        path = ladder_eval(ladder_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t))
+        path = ladder_eval(ladder_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t), device=device)
     out.print(f"wrote {path}: {n_runs} runs × {len(tasks)} tasks")
 
 

@@ -34,9 +34,7 @@ _device_option = click.option(
     is_flag=True,
     help="Allow the model folder's own code (an lmscale export needs it).",
 )
-@click.option(
-    "--device", default="cpu", show_default=True, help="Device of a --hf-model (cpu, cuda, cuda:1 …)."
-)
+@click.option("--device", default="cpu", show_default=True, help="Device to score on (cpu, cuda, cuda:1 …).")
 @format_option()
 def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remote_code, device, fmt):
     """Score a trained run (a ladder run folder; accuracies go into its record) or a Hugging Face
@@ -56,7 +54,7 @@ def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remo
             model, tok = load_hf_model(hf_model, device=device, trust_remote_code=trust_remote_code)
             accs = eval_tasks(model, tok, tasks, limit=limit, progress=lambda _l: bar.advance(t))
         else:
-            accs = eval_run(run_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t))
+            accs = eval_run(run_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t), device=device)
     if fmt == "json":
         click.echo(json.dumps(accs, indent=1))
         return

@@ -206,26 +206,41 @@ def score(
         for k, (ctx, cont) in enumerate(r.pairs):
             seqs.append(encode_pair(tokenizer, ctx, cont, max_len))
             owners.append((i, k))
-    scores: list[float] = []
+    scores = [0.0] * len(seqs)
+    # batches of similar length (little padding); only the continuation positions' log-probabilities
+    # (and, for language modelling, whether each is the greedy choice) leave the device
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for b in range(0, len(seqs), batch_size):
-            chunk = seqs[b : b + batch_size]
+    with torch.no_grad(), autocast:
+        for b in range(0, len(order), batch_size):
+            members = order[b : b + batch_size]
+            chunk = [seqs[i] for i in members]
             width = max(len(ids) for ids, _ in chunk)
             x = torch.zeros(len(chunk), width, dtype=torch.long)
-            for j, (ids, _) in enumerate(chunk):
-                x[j, : len(ids)] = torch.tensor(ids)
-            logp = torch.log_softmax(model(x[:, :-1].to(dev)).float(), dim=-1).cpu()
+            rows: list[int] = []
+            pos: list[int] = []
+            tgt: list[int] = []
             for j, (ids, nc) in enumerate(chunk):
+                x[j, : len(ids)] = torch.tensor(ids)
                 t = len(ids)
-                pos = torch.arange(t - 1 - nc, t - 1)
-                target = torch.tensor(ids[t - nc :])
-                lp = logp[j, pos, target]
+                rows += [j] * nc
+                pos += range(t - 1 - nc, t - 1)
+                tgt += ids[t - nc :]
+            logits = model(x[:, :-1].to(dev, non_blocking=True))
+            sel = logits[torch.tensor(rows, device=dev), torch.tensor(pos, device=dev)].float()  # (K, V)
+            target = torch.tensor(tgt, device=dev)
+            lp = sel.log_softmax(-1).gather(-1, target[:, None])[:, 0].cpu()
+            greedy = (sel.argmax(-1) == target).cpu()
+            at = 0
+            for i, (_ids, nc) in zip(members, chunk):
                 if cfg.task_type == "language_modeling":
-                    scores.append(float(torch.equal(logp[j, pos].argmax(-1), target)))
+                    scores[i] = float(bool(greedy[at : at + nc].all()))
                 else:
-                    scores.append(float(lp.mean()))
-    model.train()
+                    scores[i] = float(lp[at : at + nc].mean())
+                at += nc
+    model.train(was_training)
     per_item: dict[int, list[float]] = {}
     for (i, _k), s in zip(owners, scores):
         per_item.setdefault(i, []).append(s)

@@ -14,13 +14,14 @@ def evaluate_losses(
     val: Mapping[str, np.ndarray],
     seq_len: int,
     *,
-    max_sequences: int = 64,
+    max_sequences: int | None = 64,
+    max_tokens: int | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     device=None,
 ) -> dict[str, float]:
     """Token-averaged validation loss per set on up to ``max_sequences`` windows (evenly spread over
-    the set), with 95% bootstrap bounds over the per-sequence mean losses (``loss_lower_<set>``,
+    the set; ``max_tokens`` sets the budget in tokens instead, e.g. 10M on a GPU), with 95% bootstrap bounds over the per-sequence mean losses (``loss_lower_<set>``,
     ``loss_upper_<set>``, the testbed's convention) and over single tokens
     (``token_bound_lower_<set>``, ``token_bound_upper_<set>``: narrower, they ignore that tokens
     of one sequence are correlated)."""
@@ -36,17 +37,19 @@ def evaluate_losses(
             raise InputError(
                 f"validation set {name!r} has {len(tokens)} tokens, fewer than one sequence of {seq_len}"
             )
-        idx = np.linspace(0, n - 1, min(n, max_sequences)).astype(int)
+        budget = max_tokens // seq_len if max_tokens else (max_sequences or n)
+        idx = np.unique(np.linspace(0, n - 1, max(1, min(n, budget))).astype(int))
         seqs = np.stack(
             [np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1], dtype=np.int64) for i in idx]
         )
         chunks: list[np.ndarray] = []
-        with torch.no_grad():
+        dev = torch.device(dev)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             for i in range(0, len(seqs), 16):
-                b = torch.from_numpy(seqs[i : i + 16]).to(dev)
+                b = torch.from_numpy(seqs[i : i + 16]).to(dev, non_blocking=True)
                 logits = model(b[:, :-1]).float()
                 ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
-                chunks.append(ce.cpu().numpy())
+                chunks.append(ce.cpu().numpy())  # (16, T) per-token losses: small
         per_tok = np.concatenate(chunks)  # (sequences, T)
         per_seq = per_tok.mean(axis=1)
         boots = per_seq[rng.integers(0, len(per_seq), (n_boot, len(per_seq)))].mean(axis=1)

@@ -13,8 +13,9 @@ from lmscale.evaluate.icl import TaskConfig, load_items, score
 from lmscale.run_record import RunRecord, finished
 
 
-def load_run(run_dir: str | Path):
-    """(model, tokenizer, record) of a ladder run folder (``checkpoint.pt`` + ``record.json``)."""
+def load_run(run_dir: str | Path, device: str | None = None):
+    """(model, tokenizer, record) of a ladder run folder (``checkpoint.pt`` + ``record.json``), the
+    model on ``device`` (default: the CPU)."""
     from tokenizers import Tokenizer
 
     from lmscale.train.loop import load_checkpoint
@@ -32,6 +33,8 @@ def load_run(run_dir: str | Path):
         raise InputError(f"{rec_path}: its tokenizer file {tok_file!r} is missing")
     model = Transformer(ModelConfig(**record.train_config["model"]))
     model.load_state_dict(load_checkpoint(ckpt)["model"])
+    if device is not None:
+        model = model.to(device)
     return model, Tokenizer.from_file(tok_file), record
 
 
@@ -41,9 +44,10 @@ def eval_run(
     *,
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
+    device: str | None = None,
 ) -> dict[str, float]:
     """Score every task; store ``acc_<label>`` in the run's record; return the accuracies."""
-    model, tok, record = load_run(run_dir)
+    model, tok, record = load_run(run_dir, device)
     accs = eval_tasks(model, tok, tasks, limit=limit, progress=progress)
     record.with_row(**accs).write(Path(run_dir) / "record.json")
     return accs
@@ -80,6 +84,7 @@ def ladder_eval(
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
     skip_done: bool = False,
+    device: str | None = None,
 ) -> Path:
     """Evaluate every finished run of a ladder and rewrite ``runs.jsonl`` from the records.
     ``skip_done``: leave runs whose record already has every task's accuracy."""
@@ -95,7 +100,7 @@ def ladder_eval(
                     for t in tasks:
                         progress(t.label)
             else:
-                eval_run(r, tasks, limit=limit, progress=progress)
+                eval_run(r, tasks, limit=limit, progress=progress, device=device)
     finally:  # runs.jsonl always mirrors the records, also when one run's evaluation fails or is killed
         path = rebuild_runs_jsonl(root, runs)
     return path
