@@ -310,3 +310,28 @@ def test_training_logs_to_wandb_offline(tmp_path, monkeypatch):
     data = next(runs[0].glob("*.wandb")).read_bytes()
     for key in (b"train/loss", b"train/lr", b"train/tokens_per_second", b"val/json", b"n_params"):
         assert key in data, key
+
+
+def test_export_of_an_open_lm_recipe_run_keeps_its_qk_gains(tmp_path):
+    corpus = CorpusConfig("json", (str(STDLIB / "json" / "*.py"),), val_permille=200)
+    cfg = LadderConfig(
+        "ol",
+        (ShapeSpec("a", 32, 2, 4, 16, 2),),
+        (0.25,),
+        corpus,
+        vocab_size=300,
+        seq_len=16,
+        checkpoint_every=0,
+        recipe="open_lm",
+    )
+    run_ladder(cfg, tmp_path / "l")
+    rd = next((tmp_path / "l" / "runs").iterdir())
+    model, tok, _ = load_run(rd)
+    assert model.cfg.qk_gains and model.cfg.vocab_size == 512  # 300 padded to a multiple of 256
+    out = export_run(rd, tmp_path / "hf")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        out, trust_remote_code=True, local_files_only=True
+    ).eval()
+    x = torch.tensor([tok.encode("def f(x):\n    return x\n").ids[:16]])
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), hf(input_ids=x).logits, atol=1e-5, rtol=0)

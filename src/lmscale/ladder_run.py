@@ -20,6 +20,7 @@ from lmscale.errors import InputError, TrainingDiverged
 from lmscale.run_record import DONE, FAILED, RunRecord, finished
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
 from lmscale.train.loggers import make_loggers
+from lmscale.train.recipes import recipe
 
 
 def _versions() -> dict:
@@ -150,6 +151,7 @@ def _run_ladder(
         atomic_write_text(cfg_path, cfg_json)
     data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
+    rec = recipe(cfg.recipe)
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
     rows = []
     for k, r in enumerate(runs):
@@ -163,13 +165,22 @@ def _run_ladder(
             continue
         s = r.shape
         tc = TrainConfig(
-            ModelConfig(s.d_model, s.n_layers, s.n_heads, data.vocab_size, seq_len=cfg.seq_len),
+            ModelConfig(
+                s.d_model,
+                s.n_layers,
+                s.n_heads,
+                r.vocab_size,
+                seq_len=cfg.seq_len,
+                init=rec.init,
+                qk_gains=rec.qk_gains,
+            ),
             n_tokens=r.n_tokens,
             batch_size=s.batch_size,
             warmup_steps=s.warmup_steps,
             lr=s.lr or cfg.lr,
             final_lr=cfg.final_lr,
             weight_decay=cfg.weight_decay,
+            decay_all=rec.decay_all,
             seed=cfg.seed,
             checkpoint_every=cfg.checkpoint_every,
             **execution.for_run(r, cfg),

@@ -52,6 +52,7 @@ def export_run(run_dir: str | Path, to: str | Path, *, overwrite: bool = False) 
         "rope_theta": cfg.rope_base,
         "norm_eps": cfg.norm_eps,
         "n_params": cfg.n_params,
+        "qk_norm_gains": cfg.qk_gains,
         "bos_token_id": eot,
         "eos_token_id": eot,
         "pad_token_id": eot,

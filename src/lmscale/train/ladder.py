@@ -99,6 +99,9 @@ class LadderConfig:
     checkpoint_every: int = 100
     tokenizer_file: str | None = None
     description: str = ""
+    #: model recipe (initialisation, qk-norm gains, weight decay, vocabulary padding), see
+    #: :mod:`lmscale.train.recipes`
+    recipe: str = "lmscale"
 
     def __post_init__(self):
         if not self.shapes:
@@ -128,6 +131,9 @@ class LadderConfig:
             raise InputError(
                 f"ladder {self.name!r}: tokenizer_file must be a path, got {self.tokenizer_file!r}"
             )
+        from lmscale.train.recipes import recipe
+
+        recipe(self.recipe)
         if not self.multipliers:
             raise InputError(f"ladder {self.name!r}: no token multipliers")
         for m in self.multipliers:
@@ -252,6 +258,8 @@ class RunPlan:
     n_params: int
     n_tokens: int
     multiplier: float
+    #: the model's vocabulary (the tokenizer's, padded by the recipe)
+    vocab_size: int = 0
 
     @property
     def flops(self) -> float:
@@ -274,9 +282,10 @@ class RunPlan:
 def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     """Every run of the ladder, smallest compute first. N counts embeddings with the ladder's
     vocabulary (or ``vocab_size``, e.g. a loaded tokenizer's)."""
+    from lmscale.train.recipes import padded_vocab, recipe
     from lmscale.train.shapes import count_params
 
-    v = vocab_size or cfg.vocab_size
+    v = padded_vocab(vocab_size or cfg.vocab_size, recipe(cfg.recipe).vocab_multiple)
     runs = []
     for s in cfg.shapes:
         n = count_params(s.d_model, s.n_layers, v)
@@ -287,7 +296,7 @@ def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
                     f"ladder {cfg.name!r}: M = {m:g} gives shape {s.name!r} (N = {n}) only {d} training "
                     f"tokens, less than one sequence of {cfg.seq_len}"
                 )
-            runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, d, float(m)))
+            runs.append(RunPlan(f"{cfg.corpus.name}-{s.name}-M{m:g}", s, n, d, float(m), v))
     return sorted(runs, key=lambda r: (r.flops, r.n_params))
 
 

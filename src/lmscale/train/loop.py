@@ -67,6 +67,8 @@ class TrainConfig:
     activation_checkpointing: bool = False
     #: tokens per chunk of the output layer's cross-entropy (memory: chunk × V float32 logits)
     loss_chunk: int = 8192
+    #: weight decay on every parameter (the open_lm recipe), else on matrices only
+    decay_all: bool = False
     #: data parallelism under torchrun: ``ddp``, ``fsdp`` (FSDP2, parameters sharded), or ``auto``
     #: (FSDP2 from 1B parameters, where replicas stop fitting comfortably)
     parallel: str = "auto"
@@ -192,8 +194,8 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if cfg.decay_all or p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if not cfg.decay_all and p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,

@@ -37,6 +37,11 @@ class ModelConfig:
     seq_len: int = 2048
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
+    #: initialisation of the output projections: ``depth`` (× 1/√(2·layers)) or ``open_lm``
+    #: (× 1/√(2·(layer+1))), see :mod:`lmscale.train.recipes`
+    init: str = "depth"
+    #: learnable gains on the qk-LayerNorm (not counted in N)
+    qk_gains: bool = False
 
     def __post_init__(self):
         for name in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
@@ -47,6 +52,8 @@ class ModelConfig:
             raise InputError(
                 f"model config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}"
             )
+        if self.init not in ("depth", "open_lm"):
+            raise InputError(f"model config: init must be depth or open_lm, got {self.init!r}")
         if (self.d_model // self.n_heads) % 2:
             raise InputError(
                 f"model config: head size {self.d_model // self.n_heads} must be even for rotary embeddings"
@@ -90,12 +97,18 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.eps = cfg.norm_eps
+        # qk-LayerNorm over the full width: parameter-free, or with gains (the open_lm recipe)
+        self.q_norm = GainNorm(cfg.d_model, cfg.norm_eps) if cfg.qk_gains else None
+        self.k_norm = GainNorm(cfg.d_model, cfg.norm_eps) if cfg.qk_gains else None
 
     def forward(self, x, cos, sin):
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)  # 3 × (B, T, d)
-        q = F.layer_norm(q, (d,), eps=self.eps)  # qk-LayerNorm, no parameters
-        k = F.layer_norm(k, (d,), eps=self.eps)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        else:
+            q = F.layer_norm(q, (d,), eps=self.eps)
+            k = F.layer_norm(k, (d,), eps=self.eps)
         q, k, v = (
             z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v)
         )  # (B, H, T, k)
@@ -145,18 +158,18 @@ class Transformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        """Normal(0, 1/√d) weights; the projections that write into the residual stream (attention
-        out, MLP down) are further scaled by 1/√(2·layers) so the stream's variance does not grow
-        with depth."""
+        """Normal(0, 1/√d) weights truncated at 3σ; the projections that write into the residual
+        stream (attention out, MLP down) are further scaled so the stream's variance does not grow
+        with depth: by 1/√(2·layers) (``depth``) or, as open_lm does, by 1/√(2·(layer+1))."""
         std = self.cfg.d_model**-0.5
         for name, p in self.named_parameters():
             if p.dim() < 2:
                 continue
-            s = (
-                std / math.sqrt(2 * self.cfg.n_layers)
-                if name.endswith(("out.weight", "down.weight"))
-                else std
-            )
+            s = std
+            if name.endswith(("out.weight", "down.weight")):
+                layer = int(name.split(".")[1])
+                depth = self.cfg.n_layers if self.cfg.init == "depth" else layer + 1
+                s = std / math.sqrt(2 * depth)
             nn.init.trunc_normal_(p, std=s, a=-3 * s, b=3 * s)
 
     def forward(

@@ -57,7 +57,8 @@ PRESETS: dict[str, LadderConfig] = {
     ),
     "paper": LadderConfig(
         name="paper",
-        description="the paper's small shapes and hyper-parameters (GPU); give your corpus",
+        description="the paper's small shapes, hyper-parameters and open_lm model recipe (GPU); give your corpus",
+        recipe="open_lm",
         shapes=tuple(PAPER_SHAPES[k] for k in ("0.011B", "0.079B", "0.154B", "0.411B")),
         multipliers=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0),
         corpus=CorpusConfig("python", ("python",)),

@@ -20,6 +20,7 @@ class LmscaleConfig(PretrainedConfig):
         rope_theta=10000.0,
         norm_eps=1e-5,
         n_params=None,
+        qk_norm_gains=False,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -32,6 +33,8 @@ class LmscaleConfig(PretrainedConfig):
         self.norm_eps = norm_eps
         # N as lmscale counts it (embeddings included), for the record
         self.n_params = n_params
+        # learnable gains on the qk-LayerNorm (lmscale's open_lm recipe)
+        self.qk_norm_gains = qk_norm_gains
         kwargs.setdefault("tie_word_embeddings", False)
         kwargs.setdefault("use_cache", False)
         super().__init__(**kwargs)

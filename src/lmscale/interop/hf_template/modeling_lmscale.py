@@ -45,12 +45,18 @@ class Attention(nn.Module):
         )
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.out = nn.Linear(d, d, bias=False)
+        gains = getattr(cfg, "qk_norm_gains", False)
+        self.q_norm = GainNorm(d, cfg.norm_eps) if gains else None
+        self.k_norm = GainNorm(d, cfg.norm_eps) if gains else None
 
     def forward(self, x, cos, sin):
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
-        q = F.layer_norm(q, (d,), eps=self.eps)
-        k = F.layer_norm(k, (d,), eps=self.eps)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        else:
+            q = F.layer_norm(q, (d,), eps=self.eps)
+            k = F.layer_norm(k, (d,), eps=self.eps)
         q, k, v = (z.view(b, t, self.n_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
