@@ -5,7 +5,8 @@ model, same batch and same optimiser, in one process.
 
 Prints tokens/s of both and their ratio (lmscale ÷ plain; 1.0 means the loop's extras — exact-D
 masking, z-loss, LR schedule, clipping, logging, checkpoints — cost nothing). With ``--device cuda``
-and ``--bf16`` it also prints model-FLOP utilisation against ``--peak-tflops``.
+and ``--bf16`` it also prints model-FLOP utilisation against ``--peak-tflops``, counting
+6·(N − V·d) + 6·layers·d·T FLOPs per token (``lmscale.train.shapes.model_flops_per_token``).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import torch
 from lmscale.train.data import PackedSequences
 from lmscale.train.loop import TrainConfig, train
 from lmscale.train.model import ModelConfig, Transformer
+from lmscale.train.shapes import model_flops_per_token
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--d", type=int, default=64)
@@ -95,6 +97,10 @@ print(
 print(f"plain PyTorch loop: {p:,.0f} tokens/s")
 print(f"lmscale train():    {o:,.0f} tokens/s")
 print(f"ratio lmscale / plain: {o / p:.3f}")
+fpt = model_flops_per_token(args.d, args.layers, args.vocab, args.seq)
+print(f"model FLOPs per token: {fpt:.4g} (6·(N − V·d) + 6·layers·d·T; 6·N would say {6 * mcfg.n_params:.4g})")
 if dev.type == "cuda":
-    mfu = 6 * mcfg.n_params * o / (args.peak_tflops * 1e12)
-    print(f"model-FLOP utilisation (6·N·tokens/s ÷ {args.peak_tflops:g} TFLOP/s): {100 * mfu:.1f}%")
+    mfu = fpt * o / (args.peak_tflops * 1e12)
+    print(
+        f"model-FLOP utilisation (FLOPs per token × tokens/s ÷ {args.peak_tflops:g} TFLOP/s): {100 * mfu:.1f}%"
+    )

@@ -585,3 +585,30 @@ def test_global_sums_reduce_on_the_tensors_device(monkeypatch):
     t = torch.tensor([1.0, 2.0], device="meta")
     out = global_sums(t)
     assert seen == [torch.device("meta")] and out.device == t.device
+
+
+def test_model_flops_per_token_formula():
+    from lmscale.train.shapes import model_flops_per_token
+
+    d, layers, v, t = 512, 8, 50432, 2048
+    n = count_params(d, layers, v)
+    assert model_flops_per_token(d, layers, v, t) == 6 * (n - v * d) + 6 * layers * d * t
+    assert (
+        model_flops_per_token(d, layers, v, t) < 6 * n
+    )  # the input embedding's 6·V·d dominates attention here
+
+
+def test_prefetched_batches_are_the_steps_batches(tokens):
+    from lmscale.train.loop import _Batches
+
+    cfg = _cfg(tokens.vocab_size, n_tokens=16 * 4 * 3 - 5)
+    packed = tdata.PackedSequences(tokens.train, 16, 0)
+    b = _Batches(cfg, packed, rank=1, world=2, pin=False)
+    try:
+        for step in range(cfg.n_steps):
+            batch, mask = b.get(step)
+            assert torch.equal(batch, torch.from_numpy(packed.batch(step * 4 + 2, 2)))
+        # the last step is partial: rank 1 holds the tokens past rank 0's 32
+        assert float(mask.sum()) == max(0, min(16 * 2, cfg.n_tokens - (cfg.n_steps - 1) * 64 - 32))
+    finally:
+        b.close()

@@ -223,8 +223,42 @@ def _resume(s: _Setup, state: dict, ckpt: CheckpointManager) -> int:
     return step
 
 
+class _Batches:
+    """The rank's batch and token mask of each step, prepared one step ahead on a background
+    thread (page-locked on GPUs, so the copy to the device overlaps the previous step)."""
+
+    def __init__(self, cfg: TrainConfig, data: PackedSequences, rank: int, world: int, pin: bool):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cfg, self.data, self.rank, self.world, self.pin = cfg, data, rank, world, pin
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lmscale-batches")
+        self.ahead: dict[int, Any] = {}
+
+    def _make(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, per_rank, t_seq = self.cfg, self.cfg.batch_size // self.world, self.cfg.model.seq_len
+        batch = torch.from_numpy(self.data.batch(step * cfg.batch_size + self.rank * per_rank, per_rank))
+        mask = torch.ones(per_rank, t_seq)
+        remaining = cfg.n_tokens - step * cfg.tokens_per_step
+        if remaining < cfg.tokens_per_step:
+            flat = torch.arange(per_rank * t_seq).view(per_rank, t_seq) + self.rank * per_rank * t_seq
+            mask = (flat < remaining).float()
+        if self.pin:
+            batch, mask = batch.pin_memory(), mask.pin_memory()
+        return batch, mask
+
+    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        fut = self.ahead.pop(step, None)
+        out = fut.result() if fut is not None else self._make(step)
+        if step + 1 < self.cfg.n_steps:
+            self.ahead[step + 1] = self.pool.submit(self._make, step + 1)
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _step(
-    cfg: TrainConfig, s: _Setup, data: PackedSequences, step: int, use_bf16: bool
+    cfg: TrainConfig, s: _Setup, batches: _Batches, step: int, use_bf16: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimiser step over the rank's share of the global batch, in micro-batches whose
     gradients accumulate (synchronised across ranks on the last one only). Every rank's loss is a
@@ -232,18 +266,14 @@ def _step(
     single-process one; the last step stops at exactly D tokens. Returns the rank's
     (cross-entropy sum, z-loss sum, token count) as tensors on the device: nothing is copied to the
     host here (see :func:`_loss_values`)."""
-    per_rank, t_seq = cfg.batch_size // s.world, cfg.model.seq_len
+    per_rank = cfg.batch_size // s.world
     mb = cfg.micro_batch or per_rank
     if per_rank % mb:
         raise InputError(
             f"micro_batch {mb} does not divide the {per_rank} sequences each rank takes per step"
         )
     remaining = cfg.n_tokens - step * cfg.tokens_per_step
-    batch = torch.from_numpy(data.batch(step * cfg.batch_size + s.rank * per_rank, per_rank))
-    mask = torch.ones(per_rank, t_seq)
-    if remaining < cfg.tokens_per_step:
-        flat = torch.arange(per_rank * t_seq).view(per_rank, t_seq) + s.rank * per_rank * t_seq
-        mask = (flat < remaining).float()
+    batch, mask = batches.get(step)
     batch = batch.to(s.device, non_blocking=True)
     mask = mask.to(s.device, non_blocking=True)
     for group in s.opt.param_groups:
@@ -284,6 +314,34 @@ def _loss_values(
     return ce, ce + cfg.z_loss * float(z_sum / n)
 
 
+def _log(
+    cfg: TrainConfig,
+    ckpt: CheckpointManager,
+    loggers: Sequence[MetricLogger],
+    step: int,
+    loss: float,
+    tps: float,
+) -> None:
+    """One line of train_log.jsonl (rank 0), and the same to the loggers."""
+    entry = {
+        "step": step,
+        "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
+        "lr": lr_at(cfg, step - 1),
+        "loss": loss,
+    }
+    ckpt.log(entry)
+    for lg in loggers:
+        lg.log(
+            step,
+            {
+                "train/loss": loss,
+                "train/lr": entry["lr"],
+                "train/tokens": entry["tokens"],
+                "train/tokens_per_second": tps,
+            },
+        )
+
+
 def train(
     cfg: TrainConfig,
     data: PackedSequences,
@@ -320,64 +378,56 @@ def train(
     wall_before = float(extra.get("wall_seconds", 0.0))
     t_start = t_last = time.perf_counter()
     steps_done = 0
-    while step < cfg.n_steps:
-        n_step_tokens = min(cfg.n_tokens - step * cfg.tokens_per_step, cfg.tokens_per_step)
-        sums = _step(cfg, s, data, step, use_bf16)
-        step += 1
-        steps_done += 1
-        logged = step % cfg.log_every == 0 or step == cfg.n_steps
-        saving = step == cfg.n_steps or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
-        stopping = stop_after is not None and steps_done >= stop_after
-        if not (logged or saving or stopping):
+    batches = _Batches(cfg, data, rank, world, pin=dev.type == "cuda")
+    try:
+        while step < cfg.n_steps:
+            n_step_tokens = min(cfg.n_tokens - step * cfg.tokens_per_step, cfg.tokens_per_step)
+            sums = _step(cfg, s, batches, step, use_bf16)
+            step += 1
+            steps_done += 1
+            logged = step % cfg.log_every == 0 or step == cfg.n_steps
+            saving = step == cfg.n_steps or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0)
+            stopping = stop_after is not None and steps_done >= stop_after
+            if not (logged or saving or stopping):
+                if progress is not None and rank == 0:
+                    now = time.perf_counter()
+                    progress(step, cfg.n_steps, n_step_tokens / max(now - t_last, 1e-9))
+                    t_last = now
+                continue
+            # a logged, saved or last step: the loss is reduced (on the device) and read on the host
+            last_loss, total = _loss_values(cfg, s, sums)
+            if not (math.isfinite(last_loss) and math.isfinite(total)):
+                raise TrainingDiverged(
+                    f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
+                    f"(lr {lr_at(cfg, step - 1):.3g}); lower the learning rate",
+                    step,
+                )
+            now = time.perf_counter()
+            tps = n_step_tokens / max(now - t_last, 1e-9)
+            t_last = now
+            if logged:
+                _log(cfg, ckpt, loggers if rank == 0 else (), step, last_loss, tps)
+            if saving:
+                wall = wall_before + time.perf_counter() - t_start
+                ckpt.save(
+                    s.model,
+                    s.opt,
+                    step,
+                    cfg,
+                    {"train_loss": last_loss, "wall_seconds": wall},
+                    sharded=s.sharded,
+                )
             if progress is not None and rank == 0:
-                now = time.perf_counter()
-                progress(step, cfg.n_steps, n_step_tokens / max(now - t_last, 1e-9))
-                t_last = now
-            continue
-        # a logged, saved or last step: the loss is reduced (on the device) and read on the host
-        last_loss, total = _loss_values(cfg, s, sums)
-        if not (math.isfinite(last_loss) and math.isfinite(total)):
-            raise TrainingDiverged(
-                f"training diverged at step {step} of {cfg.n_steps}: loss {last_loss!r} "
-                f"(lr {lr_at(cfg, step - 1):.3g}); lower the learning rate",
-                step,
-            )
-        now = time.perf_counter()
-        tps = n_step_tokens / max(now - t_last, 1e-9)
-        t_last = now
-        if logged:
-            entry = {
-                "step": step,
-                "tokens": min(step * cfg.tokens_per_step, cfg.n_tokens),
-                "lr": lr_at(cfg, step - 1),
-                "loss": last_loss,
-            }
-            ckpt.log(entry)
-            if rank == 0:
-                for lg in loggers:
-                    lg.log(
-                        step,
-                        {
-                            "train/loss": last_loss,
-                            "train/lr": entry["lr"],
-                            "train/tokens": entry["tokens"],
-                            "train/tokens_per_second": tps,
-                        },
-                    )
-        if saving:
-            wall = wall_before + time.perf_counter() - t_start
-            ckpt.save(
-                s.model, s.opt, step, cfg, {"train_loss": last_loss, "wall_seconds": wall}, sharded=s.sharded
-            )
-        if progress is not None and rank == 0:
-            progress(step, cfg.n_steps, tps)
-        if stopping:
-            break
-    return TrainResult(
-        steps=step,
-        n_steps=cfg.n_steps,
-        finished=step >= cfg.n_steps,
-        train_loss=last_loss,
-        wall_seconds=wall_before + time.perf_counter() - t_start,
-        model=s.model,
-    )
+                progress(step, cfg.n_steps, tps)
+            if stopping:
+                break
+        return TrainResult(
+            steps=step,
+            n_steps=cfg.n_steps,
+            finished=step >= cfg.n_steps,
+            train_loss=last_loss,
+            wall_seconds=wall_before + time.perf_counter() - t_start,
+            model=s.model,
+        )
+    finally:
+        batches.close()

@@ -20,3 +20,13 @@ def count_params(d_model: int, n_layers: int, vocab_size: int) -> int:
         + n_layers * (4 * d_model * d_model + 3 * d_model * h + 2 * d_model)
         + d_model
     )
+
+
+def model_flops_per_token(d_model: int, n_layers: int, vocab_size: int, seq_len: int) -> float:
+    """Training FLOPs per token for model-FLOP utilisation: 6·(N − V·d) + 6·layers·d·T.
+
+    N − V·d drops the input embedding (a lookup, no multiplications) and keeps the output layer;
+    6·layers·d·T is causal attention's scores and weighted values (2·d·T per layer forward for a
+    full T×T attention, halved by the causal mask, ×3 for forward and backward)."""
+    n = count_params(d_model, n_layers, vocab_size)
+    return 6.0 * (n - vocab_size * d_model) + 6.0 * n_layers * d_model * seq_len
