@@ -612,3 +612,92 @@ def test_prefetched_batches_are_the_steps_batches(tokens):
         assert float(mask.sum()) == max(0, min(16 * 2, cfg.n_tokens - (cfg.n_steps - 1) * 64 - 32))
     finally:
         b.close()
+
+
+def _load_any(folder, vocab):
+    """The model weights of a run folder's checkpoint, full or sharded."""
+    from lmscale.train.checkpoint import load_sharded
+
+    if (folder / "checkpoint.pt").is_file():
+        return _state(folder / "checkpoint.pt")
+    m = Transformer(ModelConfig(32, 2, 2, vocab, seq_len=16))
+    load_sharded(folder, m)
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def test_sharded_checkpoints_resume_exactly(tokens, tmp_path):
+    packed = tdata.PackedSequences(tokens.train, 16, 0)
+    whole = train(_cfg(tokens.vocab_size), packed, tmp_path / "whole")
+    cfg = _cfg(tokens.vocab_size, checkpoint_format="sharded")
+    first = train(cfg, packed, tmp_path / "cut", stop_after=3)
+    assert not first.finished and (tmp_path / "cut" / "checkpoint.dcp" / "meta.json").is_file()
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
+    again = train(cfg, packed, tmp_path / "cut")
+    assert again.finished and again.train_loss == whole.train_loss
+    a, b = _state(tmp_path / "whole" / "checkpoint.pt"), _load_any(tmp_path / "cut", tokens.vocab_size)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a finished run with only a sharded checkpoint is still evaluable
+    from lmscale.train.checkpoint import read_sharded_meta
+
+    assert read_sharded_meta(tmp_path / "cut")["step"] == cfg.n_steps
+
+
+def test_ranks_that_disagree_on_the_step_stop(monkeypatch):
+    from lmscale.train import loop
+
+    s = loop._Setup(
+        rank=0, world=2, device=torch.device("cpu"), model=None, net=None, opt=None, sharded=False
+    )
+    monkeypatch.setattr(loop, "global_max", lambda t: torch.tensor([8.0, -4.0], dtype=torch.float64))
+    with pytest.raises(InputError, match="ranks resume from different steps \\(4 to 8\\)"):
+        loop._ranks_agree(4, s)
+    monkeypatch.setattr(loop, "global_max", lambda t: t)
+    loop._ranks_agree(4, s)
+
+
+RESHARD_WORKER = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {src!r})
+    torch.set_num_threads(1)
+    from lmscale.train import data as tdata
+    from lmscale.train.loop import TrainConfig, train
+    from lmscale.train.model import ModelConfig
+    tok = tdata.open_tokens(__import__("pathlib").Path({tokfile!r}))
+    cfg = TrainConfig(ModelConfig(32, 2, 2, {vocab}, seq_len=16), n_tokens=16 * 4 * 5 - 7, batch_size=4,
+                      warmup_steps=2, checkpoint_every=1, seed=3, parallel="fsdp", checkpoint_format="sharded")
+    train(cfg, tdata.PackedSequences(tok, 16, 0), {out!r}, device="cpu", stop_after={stop})
+""")
+
+
+@pytest.mark.slow
+def test_sharded_fsdp_checkpoint_resumes_on_another_world_size(tokens, tmp_path):
+    """Two FSDP ranks write sharded checkpoints and stop; one process resumes from them (the shards
+    re-split) and ends where an uninterrupted run ends."""
+    tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
+
+    def launch(nproc, out, stop):
+        script = tmp_path / f"w{nproc}-{stop}.py"
+        script.write_text(
+            RESHARD_WORKER.format(
+                src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size, out=str(out), stop=stop
+            )
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(script),
+        ]
+        res = subprocess.run(
+            cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+
+    launch(2, tmp_path / "run", 2)  # two ranks, stopped after 2 of 5 steps
+    assert (tmp_path / "run" / "checkpoint.dcp" / "meta.json").is_file()
+    launch(1, tmp_path / "run", None)  # one process finishes it
+    launch(1, tmp_path / "ref", None)  # uninterrupted, one process
+    a, b = _load_any(tmp_path / "ref", tokens.vocab_size), _load_any(tmp_path / "run", tokens.vocab_size)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= DDP_ATOL

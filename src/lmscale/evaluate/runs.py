@@ -23,8 +23,11 @@ def load_run(run_dir: str | Path, device: str | None = None):
 
     d = Path(run_dir)
     rec_path, ckpt = d / "record.json", d / "checkpoint.pt"
-    if not rec_path.is_file() or not ckpt.is_file():
-        raise InputError(f"{d} is not a finished run folder (needs record.json and checkpoint.pt)")
+    sharded = (d / "checkpoint.dcp" / "meta.json").is_file()
+    if not rec_path.is_file() or not (ckpt.is_file() or sharded):
+        raise InputError(
+            f"{d} is not a finished run folder (needs record.json and checkpoint.pt or checkpoint.dcp)"
+        )
     record = RunRecord.read(rec_path)
     if not record.done or record.train_config is None:
         raise InputError(f"{rec_path}: not the record of a finished run (status {record.status!r})")
@@ -32,7 +35,12 @@ def load_run(run_dir: str | Path, device: str | None = None):
     if not tok_file or not Path(tok_file).is_file():
         raise InputError(f"{rec_path}: its tokenizer file {tok_file!r} is missing")
     model = Transformer(ModelConfig(**record.train_config["model"]))
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    if ckpt.is_file():
+        model.load_state_dict(load_checkpoint(ckpt)["model"])
+    else:
+        from lmscale.train.checkpoint import load_sharded
+
+        load_sharded(d, model)
     if device is not None:
         model = model.to(device)
     return model, Tokenizer.from_file(tok_file), record

@@ -1,8 +1,17 @@
-"""Checkpoints of one run: full (unsharded) state written atomically by rank 0, read back on
-resume with the RNG states, and the training log trimmed to the checkpoint's step."""
+"""Checkpoints of one run, in one of two forms:
+
+- full (``checkpoint.pt``): the whole state, gathered and written atomically by rank 0;
+- sharded (``checkpoint.dcp/``, ``torch.distributed.checkpoint``): every rank writes its own shard
+  in parallel, and a resume may use another number of ranks (the shards are re-split on load).
+  The folder is written beside the old one and swapped in when every rank is done; the run's
+  folder must be on a filesystem every rank sees.
+
+Either is read back on resume with the RNG states, every rank checks that all resume from the same
+step, and the training log is trimmed to that step."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -98,8 +107,12 @@ class CheckpointManager:
     def clean(self) -> None:
         """Remove temporary files of checkpoint writes cut short by a kill (rank 0)."""
         if self.rank == 0:
+            import shutil
+
             for stale in self.folder.glob(".checkpoint.pt.*.tmp"):
                 stale.unlink(missing_ok=True)
+            for stale_dir in (self.folder / f".{SHARDED}.tmp", self.folder / f".{SHARDED}.old"):
+                shutil.rmtree(stale_dir, ignore_errors=True)
 
     def load(self, digest: str) -> dict[str, Any] | None:
         """The saved state of this configuration, or None to start fresh."""
@@ -128,5 +141,128 @@ class CheckpointManager:
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
 
-    def save(self, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool) -> None:
-        save_checkpoint(self.path, model, opt, step, cfg, extra, sharded=sharded, rank=self.rank)
+    def save(
+        self, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool, format: str = "full"
+    ) -> None:
+        """``format`` ``full``: one file from rank 0 (shards gathered first under FSDP);
+        ``sharded``: every rank writes its own shard (``checkpoint.dcp``)."""
+        if format == "sharded":
+            save_sharded(self.folder, model, opt, step, cfg, extra, self.rank)
+            if self.rank == 0:  # an older full checkpoint would otherwise shadow nothing but waste space
+                self.path.unlink(missing_ok=True)
+        else:
+            save_checkpoint(self.path, model, opt, step, cfg, extra, sharded=sharded, rank=self.rank)
+
+    def latest(self) -> str | None:
+        """``full`` or ``sharded``: the form of the checkpoint to resume from (the later step when
+        both exist), None without one."""
+        meta = read_sharded_meta(self.folder)
+        if meta is None:
+            return "full" if self.path.is_file() else None
+        if not self.path.is_file():
+            return "sharded"
+        return "sharded" if meta["step"] >= int(load_checkpoint(self.path)["step"]) else "full"
+
+
+SHARDED = "checkpoint.dcp"
+
+
+def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, extra: dict, rank: int) -> None:
+    """Every rank writes its shard of model and optimiser into ``folder/checkpoint.dcp``."""
+    import shutil
+
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    msd, osd = get_state_dict(model, opt)
+    tmp, final, old = folder / f".{SHARDED}.tmp", folder / SHARDED, folder / f".{SHARDED}.old"
+    if rank == 0 and tmp.exists():
+        shutil.rmtree(tmp)
+    _barrier()
+    with _single_process_quiet():
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
+    _barrier()
+    if rank == 0:
+        meta = {"step": step, "config_digest": cfg.digest(), "extra": extra, "world": _world()}
+        atomic_write_text(tmp / "meta.json", json.dumps(meta))
+        torch.save(_rng_state(), tmp / "rng.pt")
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
+    _barrier()
+    del dist
+
+
+def read_sharded_meta(folder: Path) -> dict | None:
+    """The sharded checkpoint's step, digest and extras (None when there is none)."""
+    from lmscale._io import read_json
+
+    p = folder / SHARDED / "meta.json"
+    if not p.is_file():
+        return None
+    meta = read_json(p)
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise InputError(f"{p}: malformed checkpoint metadata")
+    return meta
+
+
+def load_sharded(folder: Path, model, opt=None) -> dict:
+    """Fill ``model`` (and ``opt``) from ``folder/checkpoint.dcp``, re-splitting the shards for this
+    process count; returns its metadata (with the RNG state under ``rng``)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_state_dict,
+        set_model_state_dict,
+        set_state_dict,
+    )
+
+    meta = read_sharded_meta(folder)
+    if meta is None:
+        raise InputError(f"{folder}: no sharded checkpoint")
+    try:
+        if opt is None:
+            only: dict[str, Any] = {"model": get_model_state_dict(model)}
+            with _single_process_quiet():
+                dcp.load(only, checkpoint_id=str(folder / SHARDED))
+            set_model_state_dict(model, only["model"])
+        else:
+            msd, osd = get_state_dict(model, opt)
+            state: dict[str, Any] = {"model": msd, "optim": osd}
+            with _single_process_quiet():
+                dcp.load(state, checkpoint_id=str(folder / SHARDED))
+            set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise InputError(
+            f"{folder / SHARDED}: unreadable sharded checkpoint ({exc.__class__.__name__}: {exc})"
+        ) from None
+    meta["rng"] = torch.load(folder / SHARDED / "rng.pt", weights_only=True)
+    return meta
+
+
+def _world() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """Without a process group, DCP warns that it assumes one process: that is the intent here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield

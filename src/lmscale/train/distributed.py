@@ -51,3 +51,12 @@ def global_sums(t: torch.Tensor) -> torch.Tensor:
     t = t.detach().float().clone()
     dist.all_reduce(t)
     return t
+
+
+def global_max(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise maximum of ``t`` over all ranks, on ``t``'s own device."""
+    import torch.distributed as dist
+
+    t = t.detach().clone()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t

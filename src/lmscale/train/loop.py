@@ -27,9 +27,15 @@ import numpy as np
 import torch
 
 from lmscale.errors import InputError, TrainingDiverged
-from lmscale.train.checkpoint import CheckpointManager, _set_rng_state, load_checkpoint, save_checkpoint
+from lmscale.train.checkpoint import (
+    CheckpointManager,
+    _set_rng_state,
+    load_checkpoint,
+    load_sharded,
+    save_checkpoint,
+)
 from lmscale.train.data import PackedSequences
-from lmscale.train.distributed import global_sums, local_device, rank_and_world
+from lmscale.train.distributed import global_max, global_sums, local_device, rank_and_world
 from lmscale.train.loggers import MetricLogger
 from lmscale.train.model import ModelConfig, Transformer
 
@@ -67,6 +73,9 @@ class TrainConfig:
     activation_checkpointing: bool = False
     #: tokens per chunk of the output layer's cross-entropy (memory: chunk × V float32 logits)
     loss_chunk: int = 8192
+    #: ``full`` (one file from rank 0), ``sharded`` (torch.distributed.checkpoint: every rank its
+    #: shard; resumable at another world size) or ``auto`` (sharded under FSDP)
+    checkpoint_format: str = "auto"
     #: weight decay on every parameter (the open_lm recipe), else on matrices only
     decay_all: bool = False
     #: data parallelism under torchrun: ``ddp``, ``fsdp`` (FSDP2, parameters sharded), or ``auto``
@@ -81,6 +90,10 @@ class TrainConfig:
         if not (self.lr > 0 and 0 <= self.final_lr <= self.lr):
             raise InputError(
                 f"train config: need lr > 0 and 0 <= final_lr <= lr, got {self.lr}, {self.final_lr}"
+            )
+        if self.checkpoint_format not in ("auto", "full", "sharded"):
+            raise InputError(
+                f"train config: checkpoint_format must be auto, full or sharded, got {self.checkpoint_format!r}"
             )
         if self.micro_batch < 0 or self.loss_chunk < 1:
             raise InputError("train config: micro_batch must be >= 0 (0: whole batch) and loss_chunk >= 1")
@@ -104,6 +117,7 @@ class TrainConfig:
             "micro_batch",
             "activation_checkpointing",
             "loss_chunk",
+            "checkpoint_format",
         ):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -205,6 +219,19 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
         **({"fused": True} if dev.type == "cuda" else {"foreach": False}),
     )
     return _Setup(rank, world, dev, model, net, opt, sharded)
+
+
+def _ranks_agree(step: int, s: _Setup) -> None:
+    """Every rank resumes from the same step (a rank that found another checkpoint, e.g. a folder
+    not shared between nodes, stops the run with a clear error instead of training apart)."""
+    if s.world == 1:
+        return
+    t = global_max(torch.tensor([step, -step], device=s.device, dtype=torch.float64))
+    if int(t[0]) != step or int(-t[1]) != step:
+        raise InputError(
+            f"ranks resume from different steps ({int(-t[1])} to {int(t[0])}): every rank must see the same "
+            "run folder (a filesystem shared by all nodes)"
+        )
 
 
 def _resume(s: _Setup, state: dict, ckpt: CheckpointManager) -> int:
@@ -366,13 +393,30 @@ def train(
     ckpt.clean()
     _check(cfg, data, device, world)
     dev = local_device(device, world)
-    state = ckpt.load(cfg.digest())
+    form = ckpt.latest()
+    state = ckpt.load(cfg.digest()) if form == "full" else None
     s = _setup(cfg, dev, rank, world, state)
-    step = 0 if state is None else _resume(s, state, ckpt)
+    extra: dict = {}
+    if form == "sharded":
+        meta = load_sharded(out, s.model, s.opt)
+        if meta.get("config_digest") != cfg.digest():
+            raise InputError(
+                f"{out / 'checkpoint.dcp'} belongs to a different configuration; remove it or use another folder"
+            )
+        step, extra = int(meta["step"]), dict(meta.get("extra") or {})
+        _set_rng_state(meta["rng"])
+        ckpt.trim_log(step)
+    elif state is not None:
+        step, extra = _resume(s, state, ckpt), dict(state.get("extra") or {})
+    else:
+        step = 0
+    _ranks_agree(step, s)
+    save_format = cfg.checkpoint_format
+    if save_format == "auto":
+        save_format = "sharded" if s.sharded else "full"
     if cfg.compile:
         s.net = torch.compile(s.net)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
-    extra = (state or {}).get("extra") or {}
     # a run resumed after its last step still reports the loss and the time it trained with
     last_loss = float(extra.get("train_loss", float("nan")))
     wall_before = float(extra.get("wall_seconds", 0.0))
@@ -416,6 +460,7 @@ def train(
                     cfg,
                     {"train_loss": last_loss, "wall_seconds": wall},
                     sharded=s.sharded,
+                    format=save_format,
                 )
             if progress is not None and rank == 0:
                 progress(step, cfg.n_steps, tps)
