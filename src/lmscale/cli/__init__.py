@@ -17,9 +17,9 @@ def cli():
 
 
 def _register() -> None:
-    from lmscale.cli import fitting, interop, ladder, paper, pipeline
+    from lmscale.cli import data, fitting, interop, ladder, paper, pipeline
 
-    for module in (fitting, paper, ladder, pipeline, interop):
+    for module in (fitting, paper, ladder, pipeline, data, interop):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import json
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ class CorpusConfig:
     val_permille: int = 50
     #: documents beyond this many bytes in total are ignored (keeps big corpora cheap); 0 = all
     max_bytes: int = 0
+    #: a folder written by ``lmscale data prepare``: train from its token shards and tokenizer
+    #: (nothing is read or tokenised again; its held-out split is this corpus's validation set)
+    prepared: str = ""
 
     def __post_init__(self):
         where = f"corpus {self.name!r}"
@@ -60,6 +63,8 @@ class CorpusConfig:
             raise InputError(
                 f"{where}: val_permille must be a whole number from 0 to 1000, got {self.val_permille!r}"
             )
+        if not isinstance(self.prepared, str):
+            raise InputError(f"{where}: 'prepared' must be a folder path, got {self.prepared!r}")
         if not _int_in(self.max_bytes, 0, None):
             raise InputError(
                 f"{where}: max_bytes must be a whole number ≥ 0 (0: all), got {self.max_bytes!r}"
@@ -170,7 +175,7 @@ def split_documents(cfg: CorpusConfig, require_train: bool = True) -> tuple[list
 
 
 # ---------------------------------------------------------------------------------- tokenizer
-def train_tokenizer(texts: list[str], vocab_size: int):
+def train_tokenizer(texts: Iterable[str], vocab_size: int, eot: str = EOT):
     """Byte-level BPE with an end-of-text token, trained on ``texts``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -184,7 +189,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOT],
+        special_tokens=[eot],
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
@@ -307,6 +312,8 @@ def prepare(
     """Tokenise the training corpus (train split) and every validation set: the training
     corpus's own held-out split (named after it) and the validation split of each other corpus."""
     cache = Path(cache)
+    if train_corpus.prepared:
+        return _from_prepared(train_corpus, val_corpora, cache)
     train_texts, val_texts, h = split_documents(train_corpus)
     tok, th, tok_path = load_or_train_tokenizer(cache, h, train_texts, vocab_size, tokenizer_file)
     train = tokenize_to_file(tok, train_texts, cache / "tokens" / f"{h}-{th}-train.bin")
@@ -323,6 +330,30 @@ def prepare(
             )
         val[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
     return TokenData(train_corpus.name, tok, th, train, val, tok_path)
+
+
+def _from_prepared(
+    train_corpus: CorpusConfig, val_corpora: tuple[CorpusConfig, ...], cache: Path
+) -> TokenData:
+    """A corpus prepared by ``lmscale data prepare``: its shards are memory-mapped as they are."""
+    from lmscale.train.stream import open_prepared
+
+    folder = Path(train_corpus.prepared)
+    tok, train, val, meta = open_prepared(folder)
+    th = hashlib.sha256(tok.to_str().encode()).hexdigest()[:16]
+    vals: dict[str, Any] = {}
+    if val is not None and len(val) > 1:
+        vals[train_corpus.name] = val
+    for vc in val_corpora:
+        if vc.name == train_corpus.name:
+            continue
+        _tr, vt, vh = split_documents(vc, require_train=False)
+        if not vt:
+            raise InputError(
+                f"validation corpus {vc.name!r} has no validation documents (val_permille={vc.val_permille})"
+            )
+        vals[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
+    return TokenData(train_corpus.name, tok, th, train, vals, folder / meta["tokenizer"])
 
 
 # --------------------------------------------------------------------------------- packing

@@ -1,0 +1,78 @@
+"""Peak memory and throughput of `lmscale data prepare` as the corpus grows.
+
+    python benchmarks/data_prepare.py [--sizes 1GB 4GB] [--workdir /tmp/lmscale-prep]
+
+For each size it writes a synthetic corpus (gzipped JSONL files of 64 MB of text each, words drawn
+from a Zipf law over a 20,000-word vocabulary), prepares it in a fresh process (BPE of 50,432 tokens
+trained on a 256 MB sample, shards of 2^27 tokens) and reports that process's peak resident memory
+and its MB/s. Memory must not grow with the corpus: the sample, one batch of documents and one
+shard buffer are all it holds."""
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--sizes", nargs="+", default=["1GB", "4GB"])
+ap.add_argument("--workdir", default="/tmp/lmscale-prep")
+ap.add_argument("--vocab-size", type=int, default=50432)
+args = ap.parse_args()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from lmscale.train.memory import parse_bytes  # noqa: E402
+
+FILE_BYTES = 64 << 20
+rng = np.random.default_rng(0)
+words = np.array([f"w{i}" + "abcdefghij"[i % 10] * (1 + i % 5) for i in range(20_000)])
+
+
+def write_corpus(folder: Path, size: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    have = sum(p.stat().st_size for p in folder.glob("*.jsonl.gz"))
+    k = len(list(folder.glob("*.jsonl.gz")))
+    text_bytes = k * FILE_BYTES
+    while text_bytes < size:
+        with gzip.open(folder / f"part-{k:04d}.jsonl.gz", "wt", compresslevel=1) as fh:
+            written = 0
+            while written < FILE_BYTES:
+                ids = np.minimum(rng.zipf(1.2, 4000), len(words)) - 1
+                doc = " ".join(words[ids])
+                fh.write(json.dumps({"text": doc}) + "\n")
+                written += len(doc)
+        text_bytes += FILE_BYTES
+        k += 1
+    del have
+
+
+for label in args.sizes:
+    size = parse_bytes(label)
+    root = Path(args.workdir)
+    corpus = root / f"corpus-{label}"
+    write_corpus(corpus, size)
+    out = root / f"prepared-{label}"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    # a fresh process per size, which reports its own peak resident memory
+    code = (
+        "import resource, sys; from lmscale.cli import cli; "
+        f"cli.main(args=['data', 'prepare', {str(corpus / '*.jsonl.gz')!r}, '--out', {str(out)!r}, "
+        f"'--vocab-size', '{args.vocab_size}'], standalone_mode=False); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    res = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    peak_kb = int(res.stdout.split("PEAK_KB")[-1].split()[0])
+    text = len(list(corpus.glob("*.jsonl.gz"))) * FILE_BYTES
+    print(
+        f"{label}: {text / 2**30:.2f} GiB of text in {seconds:.0f} s ({text / 2**20 / seconds:.1f} MB/s), "
+        f"peak RSS {peak_kb / 2**20:.2f} GiB",
+        flush=True,
+    )

@@ -1,0 +1,345 @@
+"""Corpus-scale data preparation that streams: ``lmscale data prepare`` reads text files, JSONL and
+Parquet (plain, ``.gz`` or ``.zst``) one batch of documents at a time, trains a byte-level BPE on a
+bounded sample (or uses a given ``tokenizer.json``, GPT-NeoX's or a Llama-style one with another
+end-of-text token), and writes uint16/uint32 token shards as it goes. Memory does not grow with the
+corpus (``benchmarks/data_prepare.py`` measures peak RSS on 1 GB and 4 GB of text). Tokenising uses
+every core (the tokenizers library's batch encoder). The result is keyed on a manifest of the input
+files (path, size, modification time), so a second launch reads nothing but that manifest; ladders
+train from it with ``corpus: {name: …, prepared: DIR}``, and every rank opens the same memory-mapped
+shards (prepared once)."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lmscale._io import atomic_write_text, read_json
+from lmscale.errors import InputError
+from lmscale.train.data import EOT, is_validation
+
+FORMAT = "lmscale.prepared/1"
+#: a plain-text file larger than this is cut into documents at blank lines (streamed)
+BIG_TEXT = 64 << 20
+
+
+def resolve(sources: Sequence[str]) -> list[Path]:
+    """Files of ``sources`` (paths or glob patterns), sorted, each once."""
+    out: list[Path] = []
+    for s in sources:
+        hits = sorted(glob.glob(s, recursive=True)) if any(c in s for c in "*?[") else [s]
+        for h in hits:
+            p = Path(h)
+            if p.is_dir():
+                out += sorted(q for q in p.rglob("*") if q.is_file())
+            elif p.is_file():
+                out.append(p)
+            else:
+                raise InputError(f"corpus source {s!r}: no such file")
+    if not out:
+        raise InputError(f"corpus sources {list(sources)} match no files")
+    return list(dict.fromkeys(out))
+
+
+def manifest(paths: Sequence[Path]) -> list[dict]:
+    """What identifies the input without reading it: path, size and modification time per file."""
+    rows = []
+    for p in paths:
+        st = p.stat()
+        rows.append({"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return rows
+
+
+def _open_text(path: Path) -> IO[str]:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    if name.endswith((".zst", ".zstd")):
+        try:
+            import zstandard
+        except ImportError:
+            raise InputError(
+                f"{path}: zstd files need the zstandard package: pip install zstandard"
+            ) from None
+        raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))  # noqa: SIM115 - closed by the wrapper
+        return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def _kind(path: Path) -> str:
+    stem = path.name.lower()
+    for comp in (".gz", ".zst", ".zstd"):
+        stem = stem.removesuffix(comp)
+    if stem.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if stem.endswith((".parquet", ".pq")):
+        return "parquet"
+    return "text"
+
+
+def iter_documents(path: Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
+    """(document id, text) of one file, streamed."""
+    kind = _kind(path)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        if text_field not in pf.schema_arrow.names:
+            raise InputError(
+                f"{path}: no column {text_field!r} (columns: {', '.join(pf.schema_arrow.names)})"
+            )
+        k = 0
+        for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
+            for text in batch.column(0).to_pylist():
+                if isinstance(text, str) and text:
+                    yield f"{path}#{k}", text
+                k += 1
+        return
+    with _open_text(path) as fh:
+        if kind == "jsonl":
+            for k, line in enumerate(fh):
+                if not line.strip():
+                    continue
+                try:
+                    text = json.loads(line).get(text_field)
+                except (json.JSONDecodeError, AttributeError):
+                    raise InputError(f"{path}, line {k + 1}: not a JSON object") from None
+                if isinstance(text, str) and text:
+                    yield f"{path}#{k}", text
+            return
+        if path.stat().st_size <= BIG_TEXT and not path.name.endswith((".gz", ".zst", ".zstd")):
+            text = fh.read()
+            if text:
+                yield str(path), text
+            return
+        buf: list[str] = []
+        size, k = 0, 0
+        for line in fh:  # a big text file: documents of about 1 MB, cut at blank lines
+            buf.append(line)
+            size += len(line)
+            if size >= (1 << 20) and not line.strip():
+                yield f"{path}#{k}", "".join(buf)
+                buf, size, k = [], 0, k + 1
+        if buf:
+            yield f"{path}#{k}", "".join(buf)
+
+
+def documents(paths: Sequence[Path], text_field: str = "text") -> Iterator[tuple[str, str]]:
+    for p in paths:
+        yield from iter_documents(p, text_field)
+
+
+class ShardWriter:
+    """Appends token arrays to numbered shard files of at most ``shard_tokens`` tokens."""
+
+    def __init__(self, folder: Path, prefix: str, dtype: Any, shard_tokens: int):
+        self.folder, self.prefix, self.dtype, self.cap = folder, prefix, np.dtype(dtype), shard_tokens
+        self.shards: list[dict] = []
+        self.fh: IO[bytes] | None = None
+        self.n = 0
+
+    def _next(self) -> None:
+        self.close_shard()
+        name = f"{self.prefix}-{len(self.shards):05d}.bin"
+        self.fh = open(self.folder / name, "wb")  # noqa: SIM115 - closed in close_shard
+        self.shards.append({"file": name, "n_tokens": 0})
+        self.n = 0
+
+    def write(self, tokens: np.ndarray) -> None:
+        at = 0
+        while at < len(tokens):
+            if self.fh is None or self.n >= self.cap:
+                self._next()
+            take = min(self.cap - self.n, len(tokens) - at)
+            assert self.fh is not None
+            self.fh.write(tokens[at : at + take].astype(self.dtype, copy=False).tobytes())
+            self.n += take
+            self.shards[-1]["n_tokens"] = self.n
+            at += take
+
+    def close_shard(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s["n_tokens"] for s in self.shards)
+
+
+class ShardedTokens:
+    """Shards as one flat token array: ``len`` and slicing (a slice across a shard boundary is
+    copied; every shard is a read-only memory map)."""
+
+    def __init__(self, folder: Path, shards: Sequence[dict], dtype: Any):
+        self.maps = []
+        for s in shards:
+            p = folder / s["file"]
+            n = int(s["n_tokens"])
+            if p.stat().st_size != n * np.dtype(dtype).itemsize:
+                raise InputError(
+                    f"{p}: {p.stat().st_size} bytes, the manifest says {n} tokens of {np.dtype(dtype).name}"
+                )
+            self.maps.append(np.memmap(p, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype))
+        self.starts = np.cumsum([0] + [len(m) for m in self.maps])
+        self.filename = str(folder / shards[0]["file"]) if shards else str(folder)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop, _ = sl.indices(len(self))
+        parts = []
+        i = int(np.searchsorted(self.starts, start, side="right") - 1)
+        while start < stop and i < len(self.maps):
+            a = start - int(self.starts[i])
+            b = min(stop, int(self.starts[i + 1])) - int(self.starts[i])
+            parts.append(np.asarray(self.maps[i][a:b]))
+            start = int(self.starts[i + 1])
+            i += 1
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    vocab_size: int = 50432
+    #: BPE is trained on at most this many bytes of training text, spread over the files
+    sample_bytes: int = 256 << 20
+    val_permille: int = 5
+    text_field: str = "text"
+    #: end-of-text token (GPT-NeoX: <|endoftext|>; Llama-style tokenizers: e.g. </s>)
+    eot: str = EOT
+    shard_tokens: int = 1 << 27
+    batch_docs: int = 512
+
+
+def _sample(paths: Sequence[Path], opts: PrepareOptions) -> Iterator[str]:
+    per_file = max(opts.sample_bytes // max(len(paths), 1), 1 << 16)
+    for p in paths:
+        got = 0
+        for doc_id, text in iter_documents(p, opts.text_field):
+            if is_validation(doc_id, opts.val_permille):
+                continue
+            yield text
+            got += len(text)
+            if got >= per_file:
+                break
+
+
+def prepare_corpus(
+    sources: Sequence[str],
+    out: str | Path,
+    *,
+    tokenizer_file: str | Path | None = None,
+    options: PrepareOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Tokenise ``sources`` into ``out`` (shards, ``tokenizer.json``, ``manifest.json``); returns the
+    manifest. A folder already holding this input's tokens is returned as it is."""
+    from tokenizers import Tokenizer
+
+    from lmscale.train.data import train_tokenizer
+
+    opts = options or PrepareOptions()
+    folder = Path(out)
+    inside = folder.resolve()
+    paths = [p for p in resolve(sources) if inside not in p.resolve().parents]  # never our own output
+    if not paths:
+        raise InputError(f"corpus sources {list(sources)} match no files outside {folder}")
+    files = manifest(paths)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok_src = str(Path(tokenizer_file).resolve()) if tokenizer_file else None
+    key_doc = {"files": files, "tokenizer": tok_src, "options": opts.__dict__}
+    key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()[:16]
+    done = folder / "manifest.json"
+    if done.is_file():
+        try:
+            old = read_json(done)
+            if old.get("key") == key:
+                open_prepared(folder)  # checks every shard's size
+                return done
+        except InputError:
+            pass
+    done.unlink(missing_ok=True)
+    if tokenizer_file:
+        try:
+            tok = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
+            raise InputError(f"{tokenizer_file}: not a tokenizers JSON file ({exc})") from None
+    else:
+        tok = train_tokenizer(_sample(paths, opts), opts.vocab_size, opts.eot)
+    eot = tok.token_to_id(opts.eot)
+    if eot is None:
+        raise InputError(f"the tokenizer has no end-of-text token {opts.eot!r}; name its own with --eot")
+    atomic_write_text(folder / "tokenizer.json", tok.to_str())
+    dtype = np.uint16 if tok.get_vocab_size() <= 65536 else np.uint32
+    for stale in folder.glob("*.bin"):
+        stale.unlink()
+    writers = {
+        "train": ShardWriter(folder, "train", dtype, opts.shard_tokens),
+        "val": ShardWriter(folder, "val", dtype, opts.shard_tokens),
+    }
+    n_docs = {"train": 0, "val": 0}
+    batch: list[tuple[str, str]] = []
+    eot_arr = np.array([eot], dtype=dtype)
+
+    def flush() -> None:
+        encs = tok.encode_batch([t for _, t in batch])  # multi-threaded in the library
+        for (doc_id, _), enc in zip(batch, encs):
+            split = "val" if is_validation(doc_id, opts.val_permille) else "train"
+            writers[split].write(np.concatenate([np.asarray(enc.ids, dtype=dtype), eot_arr]))
+            n_docs[split] += 1
+        if progress is not None:
+            progress(sum(len(t) for _, t in batch))
+        batch.clear()
+
+    for doc in documents(paths, opts.text_field):
+        batch.append(doc)
+        if len(batch) >= opts.batch_docs:
+            flush()
+    if batch:
+        flush()
+    for w in writers.values():
+        w.close_shard()
+    if writers["train"].n_tokens < 2:
+        raise InputError(f"{list(sources)}: no training text (val_permille={opts.val_permille})")
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "files": files,
+        "tokenizer": "tokenizer.json",
+        "tokenizer_source": tok_src,
+        "eot": opts.eot,
+        "eot_id": eot,
+        "vocab_size": tok.get_vocab_size(),
+        "dtype": np.dtype(dtype).name,
+        "train": writers["train"].shards,
+        "val": writers["val"].shards,
+        "n_documents": n_docs,
+    }
+    return atomic_write_text(done, json.dumps(meta, indent=1))
+
+
+def open_prepared(folder: str | Path):
+    """(tokenizer, train tokens, validation tokens or None, manifest) of a prepared folder."""
+    from tokenizers import Tokenizer
+
+    root = Path(folder)
+    doc = read_json(root / "manifest.json")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InputError(f"{root}: not a folder written by lmscale data prepare")
+    tok = Tokenizer.from_file(str(root / doc["tokenizer"]))
+    train = ShardedTokens(root, doc["train"], doc["dtype"])
+    val = ShardedTokens(root, doc["val"], doc["dtype"]) if doc["val"] else None
+    return tok, train, val, doc

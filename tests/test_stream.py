@@ -1,0 +1,163 @@
+"""Streaming data preparation (lmscale.train.stream) and ladders trained from it."""
+
+import gzip
+import json
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tokenizers", reason="needs tokenizers (the train extra)")
+
+from click.testing import CliRunner
+
+from lmscale.cli import cli
+from lmscale.errors import InputError
+from lmscale.train import stream
+from lmscale.train.data import EOT, is_validation
+from lmscale.train.stream import PrepareOptions, ShardedTokens, open_prepared, prepare_corpus
+
+WORDS = ["alpha", "beta", "gamma", "delta", "scale", "loss", "token", "model", "ladder", "run", "law", "fit"]
+
+
+def _text(rng, n):
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = random.Random(0)
+    root = tmp_path / "corpus"
+    root.mkdir()
+    docs = {}
+    with gzip.open(root / "a.jsonl.gz", "wt") as fh:
+        for i in range(400):
+            t = _text(rng, 40)
+            fh.write(json.dumps({"text": t, "id": i}) + "\n")
+            docs[f"{root / 'a.jsonl.gz'}#{i}"] = t
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [_text(rng, 30) for _ in range(300)]
+    pq.write_table(pa.table({"text": texts}), root / "b.parquet", row_group_size=64)
+    docs.update({f"{root / 'b.parquet'}#{k}": t for k, t in enumerate(texts)})
+    (root / "c.txt").write_text(_text(rng, 500))
+    docs[str(root / "c.txt")] = (root / "c.txt").read_text()
+    try:
+        import zstandard
+
+        t = _text(rng, 60)
+        (root / "d.jsonl.zst").write_bytes(
+            zstandard.ZstdCompressor().compress((json.dumps({"text": t}) + "\n").encode())
+        )
+        docs[f"{root / 'd.jsonl.zst'}#0"] = t
+    except ImportError:
+        pass
+    return root, docs
+
+
+def test_every_format_streams_into_shards_that_hold_every_token(corpus, tmp_path):
+    root, docs = corpus
+    opts = PrepareOptions(vocab_size=300, val_permille=50, shard_tokens=4000, batch_docs=64)
+    prepare_corpus([str(root / "*")], tmp_path / "out", options=opts)
+    tok, train, val, meta = open_prepared(tmp_path / "out")
+    assert len(meta["train"]) > 3 and meta["dtype"] == "uint16"
+    eot = tok.token_to_id(EOT)
+    expect = {"train": [], "val": []}
+    for doc_id in sorted(docs, key=lambda d: (d.split("#")[0], int(d.split("#")[1]) if "#" in d else 0)):
+        split = "val" if is_validation(doc_id, 50) else "train"
+        expect[split] += tok.encode(docs[doc_id]).ids + [eot]
+    assert np.array_equal(train[0 : len(train)], np.array(expect["train"]))
+    assert val is not None and np.array_equal(val[0 : len(val)], np.array(expect["val"]))
+    assert meta["n_documents"]["train"] + meta["n_documents"]["val"] == len(docs)
+
+
+def test_slices_across_shards(tmp_path):
+    arr = np.arange(10_000, dtype=np.uint16)
+    w = stream.ShardWriter(tmp_path, "t", np.uint16, 777)
+    for part in np.array_split(arr, 13):
+        w.write(part)
+    w.close_shard()
+    st = ShardedTokens(tmp_path, w.shards, "uint16")
+    assert len(st) == 10_000 and len(w.shards) == 13
+    for a, b in ((0, 10), (770, 790), (5, 9_999), (1554, 1555), (9_990, 10_000)):
+        assert np.array_equal(st[a:b], arr[a:b])
+
+
+def test_a_second_prepare_reads_nothing(corpus, tmp_path, monkeypatch):
+    root, _ = corpus
+    opts = PrepareOptions(vocab_size=300)
+    first = prepare_corpus([str(root)], tmp_path / "out", options=opts).read_text()
+
+    def boom(*a, **k):
+        raise AssertionError("read the corpus again")
+
+    monkeypatch.setattr(stream, "iter_documents", boom)
+    assert prepare_corpus([str(root)], tmp_path / "out", options=opts).read_text() == first
+    (root / "c.txt").write_text("changed " * 50)  # the manifest (size, mtime) changes: prepared again
+    monkeypatch.undo()
+    again = json.loads(prepare_corpus([str(root)], tmp_path / "out", options=opts).read_text())
+    assert again["key"] != json.loads(first)["key"]
+
+
+def test_a_given_tokenizer_with_another_end_of_text(corpus, tmp_path):
+    from lmscale.train.data import train_tokenizer
+
+    root, docs = corpus
+    tok = train_tokenizer(list(docs.values()), 300, eot="</s>")
+    tok.save(str(tmp_path / "llama-style.json"))
+    res = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "prepare",
+            str(root),
+            "--out",
+            str(tmp_path / "out"),
+            "--tokenizer",
+            str(tmp_path / "llama-style.json"),
+            "--eot",
+            "</s>",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    _tok, train, _val, meta = open_prepared(tmp_path / "out")
+    assert meta["eot"] == "</s>" and int(train[0 : len(train)][-1]) == meta["eot_id"]
+    with pytest.raises(InputError, match="no end-of-text token '<\\|endoftext\\|>'"):
+        prepare_corpus([str(root)], tmp_path / "out2", tokenizer_file=tmp_path / "llama-style.json")
+
+
+def test_a_ladder_trains_from_a_prepared_corpus(corpus, tmp_path):
+    pytest.importorskip("torch", reason="needs torch")
+    from lmscale.ladder_run import run_ladder
+    from lmscale.run_table import RunTable
+    from lmscale.train.data import CorpusConfig
+    from lmscale.train.ladder import LadderConfig, ShapeSpec
+
+    root, _ = corpus
+    prepare_corpus([str(root)], tmp_path / "prep", options=PrepareOptions(vocab_size=300, val_permille=100))
+    cfg = LadderConfig(
+        "p",
+        (ShapeSpec("a", 16, 1, 2, 8, 1),),
+        (0.25,),
+        CorpusConfig("words", prepared=str(tmp_path / "prep")),
+        vocab_size=300,
+        seq_len=16,
+        checkpoint_every=0,
+    )
+    t = RunTable.read(run_ladder(cfg, tmp_path / "ladder"))
+    assert t.val_sets == ["words"] and 0 < t.loss("loss_words")[0] < 10
+    assert json.loads(next((tmp_path / "ladder" / "runs").glob("*/record.json")).read_text())[
+        "tokenizer_file"
+    ].endswith("prep/tokenizer.json")
+    assert not (tmp_path / "ladder" / "cache" / "tokens").exists()  # nothing tokenised again
+
+
+def test_bad_sources_are_named(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        prepare_corpus([str(tmp_path / "missing.txt")], tmp_path / "out")
+    (tmp_path / "bad.jsonl").write_text("{not json}\n")
+    with pytest.raises(InputError, match="bad.jsonl, line 1: not a JSON object"):
+        prepare_corpus(
+            [str(tmp_path / "bad.jsonl")], tmp_path / "out", options=PrepareOptions(vocab_size=300)
+        )
