@@ -39,13 +39,15 @@ def write_corpus(folder: Path, size: float) -> None:
     k = len(list(folder.glob("*.jsonl.gz")))
     text_bytes = k * FILE_BYTES
     while text_bytes < size:
-        with gzip.open(folder / f"part-{k:04d}.jsonl.gz", "wt", compresslevel=1) as fh:
+        tmp = folder / f".part-{k:04d}.tmp"
+        with gzip.open(tmp, "wt", compresslevel=1) as fh:
             written = 0
             while written < FILE_BYTES:
                 ids = np.minimum(rng.zipf(1.2, 4000), len(words)) - 1
                 doc = " ".join(words[ids])
                 fh.write(json.dumps({"text": doc}) + "\n")
                 written += len(doc)
+        tmp.rename(folder / f"part-{k:04d}.jsonl.gz")  # a file cut by a kill is never taken for data
         text_bytes += FILE_BYTES
         k += 1
     del have

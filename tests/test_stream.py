@@ -153,6 +153,15 @@ def test_a_ladder_trains_from_a_prepared_corpus(corpus, tmp_path):
     assert not (tmp_path / "ladder" / "cache" / "tokens").exists()  # nothing tokenised again
 
 
+def test_a_truncated_gzip_is_named(tmp_path):
+    good = gzip.compress(b'{"text": "hello world"}\n' * 2000)
+    (tmp_path / "cut.jsonl.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="cut.jsonl.gz: damaged or truncated compressed file"):
+        prepare_corpus(
+            [str(tmp_path / "cut.jsonl.gz")], tmp_path / "out", options=PrepareOptions(vocab_size=300)
+        )
+
+
 def test_bad_sources_are_named(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         prepare_corpus([str(tmp_path / "missing.txt")], tmp_path / "out")

@@ -701,3 +701,65 @@ def test_sharded_fsdp_checkpoint_resumes_on_another_world_size(tokens, tmp_path)
     launch(1, tmp_path / "ref", None)  # uninterrupted, one process
     a, b = _load_any(tmp_path / "ref", tokens.vocab_size), _load_any(tmp_path / "run", tokens.vocab_size)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= DDP_ATOL
+
+
+def test_gpu_process_group_binds_the_device_first_and_mixes_backends(monkeypatch):
+    """Under torchrun on GPUs: cuda:LOCAL_RANK is made current before the group starts, and the
+    group serves CPU tensors over gloo and GPU tensors over NCCL (checked with stand-ins: no GPU here)."""
+    import torch.distributed as dist
+
+    from lmscale.train import distributed
+
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr("atexit.register", lambda f: None)
+    assert distributed.rank_and_world() == (1, 2)
+    assert calls == [("set_device", 1), ("init", "cpu:gloo,cuda:nccl")]
+
+
+LADDER_WORKER = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {src!r})
+    torch.set_num_threads(1)
+    from lmscale.ladder_run import run_ladder
+    from lmscale.train.data import CorpusConfig
+    from lmscale.train.ladder import LadderConfig, ShapeSpec
+    corpus = CorpusConfig("json", ({pattern!r},), val_permille=200)
+    cfg = LadderConfig("t", (ShapeSpec("a", 16, 1, 2, 4, 2), ShapeSpec("b", 32, 1, 2, 4, 2)), (0.25,), corpus,
+                       vocab_size=300, seq_len=16, checkpoint_every=0)
+    run_ladder(cfg, {out!r}, device="cpu")
+""")
+
+
+@pytest.mark.slow
+def test_a_whole_ladder_under_torchrun_matches_one_process(tmp_path):
+    """`torchrun -m lmscale.cli ladder run` semantics: every rank runs the ladder; rank 0 locks,
+    prepares the data and writes the records; the losses match a one-process ladder."""
+    from lmscale.run_table import RunTable
+
+    for name, nproc in (("one", 1), ("two", 2)):
+        script = tmp_path / f"{name}.py"
+        script.write_text(
+            LADDER_WORKER.format(src=SRC, pattern=str(STDLIB / "json" / "*.py"), out=str(tmp_path / name))
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(script),
+        ]
+        res = subprocess.run(
+            cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+    one, two = RunTable.read(tmp_path / "one" / "runs.jsonl"), RunTable.read(tmp_path / "two" / "runs.jsonl")
+    assert one.run_ids == two.run_ids and len(one) == 2
+    assert np.allclose(one.loss("loss_json"), two.loss("loss_json"), rtol=1e-4)

@@ -97,11 +97,37 @@ def run_ladder(
     execution: Execution | None = None,
 ) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
-    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`)."""
+    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`).
+
+    Under ``torchrun`` every rank calls it: rank 0 holds the lock, prepares the data first (the
+    others then find it cached), and alone writes configs, records and ``runs.jsonl``; the ranks
+    meet at a barrier after each of those writes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out):
-        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to), execution or Execution())
+    ranks = _Ranks.start()
+    lock = folder_lock(out) if ranks.rank == 0 else contextlib.nullcontext()
+    with lock:
+        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to), execution or Execution(), ranks)
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def start(cls) -> _Ranks:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from lmscale.train.distributed import rank_and_world
+
+        return cls(*rank_and_world())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
 
 @contextlib.contextmanager
@@ -136,7 +162,14 @@ def folder_lock(folder: Path):
 
 
 def _run_ladder(
-    cfg: LadderConfig, out: Path, device, on_run, on_step, log_to: tuple[str, ...], execution: Execution
+    cfg: LadderConfig,
+    out: Path,
+    device,
+    on_run,
+    on_step,
+    log_to: tuple[str, ...],
+    execution: Execution,
+    ranks: _Ranks,
 ) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
@@ -147,9 +180,13 @@ def _run_ladder(
     cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
     if cfg_path.is_file() and cfg_path.read_text() != cfg_json:
         raise InputError(f"{out} holds a different ladder (see {cfg_path}); use another folder")
-    if not cfg_path.is_file():
+    if not cfg_path.is_file() and ranks.rank == 0:
         atomic_write_text(cfg_path, cfg_json)
-    data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
+    if ranks.rank == 0:  # rank 0 tokenises (or finds the cache); the others then read what it wrote
+        data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
+    ranks.barrier()
+    if ranks.rank != 0:
+        data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
     rec = recipe(cfg.recipe)
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
@@ -185,7 +222,11 @@ def _run_ladder(
             checkpoint_every=cfg.checkpoint_every,
             **execution.for_run(r, cfg),
         )
-        loggers = make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row()) if log_to else []
+        loggers = (
+            make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row())
+            if log_to and ranks.rank == 0
+            else []
+        )
         try:
             res = train(tc, packed, rdir, device=device, progress=on_step, loggers=loggers)
             on_gpu = next(res.model.parameters()).device.type == "cuda"
@@ -200,8 +241,9 @@ def _run_ladder(
                 lg.log(res.steps, val)
         except TrainingDiverged as exc:
             # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
-            RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
-            (rdir / "checkpoint.pt").unlink(missing_ok=True)
+            if ranks.rank == 0:
+                RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
+                (rdir / "checkpoint.pt").unlink(missing_ok=True)
             raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
         finally:
             for lg in loggers:
@@ -230,7 +272,12 @@ def _run_ladder(
             tokenizer_hash=data.tokenizer_hash,
             tokenizer_file=str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
         )
-        record.write(rec_path)
+        if ranks.rank == 0:
+            record.write(rec_path)
+        ranks.barrier()
         rows.append(record.to_json()["row"])
-    path = atomic_write_text(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    path = out / "runs.jsonl"
+    if ranks.rank == 0:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    ranks.barrier()
     return path

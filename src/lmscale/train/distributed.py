@@ -29,7 +29,12 @@ def rank_and_world() -> tuple[int, int]:
     if not dist.is_initialized():
         import atexit
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            # the GPU first, so NCCL binds to it; CPU tensors (checkpoint coordination) go over gloo
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("cpu:gloo,cuda:nccl")
+        else:
+            dist.init_process_group("gloo")
         # tear the group down before the interpreter exits: a gloo group still alive at exit can
         # abort the process ("terminate called without an active exception")
         atexit.register(_shutdown_group)

@@ -87,7 +87,20 @@ def _kind(path: Path) -> str:
 
 
 def iter_documents(path: Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """(document id, text) of one file, streamed."""
+    """(document id, text) of one file, streamed; a damaged or truncated file is named."""
+    import zlib
+
+    try:
+        yield from _iter_documents(path, text_field)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(f"{path}: damaged or truncated compressed file ({exc})") from None
+    except OSError as exc:
+        if exc.errno is None:  # the decompressors' own errors (zstd) carry no errno
+            raise InputError(f"{path}: unreadable ({exc})") from None
+        raise
+
+
+def _iter_documents(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
     kind = _kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
