@@ -3,7 +3,7 @@
     python benchmarks/data_prepare.py [--sizes 1GB 4GB] [--workdir /tmp/lmscale-prep]
 
 For each size it writes a synthetic corpus (gzipped JSONL files of 64 MB of text each, words drawn
-from a Zipf law over a 20,000-word vocabulary), prepares it in a fresh process (BPE of 50,432 tokens
+from a Zipf law over 100,000 random words), prepares it in a fresh process (BPE of 16,384 tokens
 trained on a 256 MB sample, shards of 2^27 tokens) and reports that process's peak resident memory
 and its MB/s. Memory must not grow with the corpus: the sample, one batch of documents and one
 shard buffer are all it holds."""
@@ -23,14 +23,15 @@ import numpy as np
 ap = argparse.ArgumentParser()
 ap.add_argument("--sizes", nargs="+", default=["1GB", "4GB"])
 ap.add_argument("--workdir", default="/tmp/lmscale-prep")
-ap.add_argument("--vocab-size", type=int, default=50432)
+ap.add_argument("--vocab-size", type=int, default=16384)
 args = ap.parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lmscale.train.memory import parse_bytes  # noqa: E402
 
 FILE_BYTES = 64 << 20
 rng = np.random.default_rng(0)
-words = np.array([f"w{i}" + "abcdefghij"[i % 10] * (1 + i % 5) for i in range(20_000)])
+letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+words = np.array(["".join(rng.choice(letters, int(n))) for n in rng.integers(2, 11, 100_000)])
 
 
 def write_corpus(folder: Path, size: float) -> None:

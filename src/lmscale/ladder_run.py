@@ -161,6 +161,36 @@ def folder_lock(folder: Path):
         fh.close()
 
 
+def _train_config(cfg: LadderConfig, r: RunPlan, rec, execution: Execution):
+    """The training configuration of run ``r``."""
+    from lmscale.train.loop import TrainConfig
+    from lmscale.train.model import ModelConfig
+
+    s = r.shape
+    model = ModelConfig(
+        s.d_model,
+        s.n_layers,
+        s.n_heads,
+        r.vocab_size,
+        seq_len=cfg.seq_len,
+        init=rec.init,
+        qk_gains=rec.qk_gains,
+    )
+    return TrainConfig(
+        model,
+        n_tokens=r.n_tokens,
+        batch_size=s.batch_size,
+        warmup_steps=s.warmup_steps,
+        lr=s.lr or cfg.lr,
+        final_lr=cfg.final_lr,
+        weight_decay=cfg.weight_decay,
+        decay_all=rec.decay_all,
+        seed=cfg.seed,
+        checkpoint_every=cfg.checkpoint_every,
+        **execution.for_run(r, cfg),
+    )
+
+
 def _run_ladder(
     cfg: LadderConfig,
     out: Path,
@@ -173,8 +203,7 @@ def _run_ladder(
 ) -> Path:
     from lmscale.evaluate.losses import evaluate_losses
     from lmscale.train.data import PackedSequences, prepare
-    from lmscale.train.loop import TrainConfig, train
-    from lmscale.train.model import ModelConfig
+    from lmscale.train.loop import train
 
     cfg_path = out / "ladder.json"
     cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
@@ -201,27 +230,7 @@ def _run_ladder(
             rows.append(dict(done.row))
             continue
         s = r.shape
-        tc = TrainConfig(
-            ModelConfig(
-                s.d_model,
-                s.n_layers,
-                s.n_heads,
-                r.vocab_size,
-                seq_len=cfg.seq_len,
-                init=rec.init,
-                qk_gains=rec.qk_gains,
-            ),
-            n_tokens=r.n_tokens,
-            batch_size=s.batch_size,
-            warmup_steps=s.warmup_steps,
-            lr=s.lr or cfg.lr,
-            final_lr=cfg.final_lr,
-            weight_decay=cfg.weight_decay,
-            decay_all=rec.decay_all,
-            seed=cfg.seed,
-            checkpoint_every=cfg.checkpoint_every,
-            **execution.for_run(r, cfg),
-        )
+        tc = _train_config(cfg, r, rec, execution)
         loggers = (
             make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row())
             if log_to and ranks.rank == 0

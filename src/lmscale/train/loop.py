@@ -221,6 +221,32 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
     return _Setup(rank, world, dev, model, net, opt, sharded)
 
 
+def _start(
+    cfg: TrainConfig, ckpt: CheckpointManager, dev: torch.device, rank: int, world: int
+) -> tuple[_Setup, int, dict]:
+    """Model and optimiser, from the latest checkpoint (full or sharded) when there is one:
+    (setup, the step to continue from, the checkpoint's extras)."""
+    form = ckpt.latest()
+    state = ckpt.load(cfg.digest()) if form == "full" else None
+    s = _setup(cfg, dev, rank, world, state)
+    extra: dict = {}
+    if form == "sharded":
+        meta = load_sharded(ckpt.folder, s.model, s.opt)
+        if meta.get("config_digest") != cfg.digest():
+            raise InputError(
+                f"{ckpt.folder / 'checkpoint.dcp'} belongs to a different configuration; remove it or use another folder"
+            )
+        step, extra = int(meta["step"]), dict(meta.get("extra") or {})
+        _set_rng_state(meta["rng"])
+        ckpt.trim_log(step)
+    elif state is not None:
+        step, extra = _resume(s, state, ckpt), dict(state.get("extra") or {})
+    else:
+        step = 0
+    _ranks_agree(step, s)
+    return s, step, extra
+
+
 def _ranks_agree(step: int, s: _Setup) -> None:
     """Every rank resumes from the same step (a rank that found another checkpoint, e.g. a folder
     not shared between nodes, stops the run with a clear error instead of training apart)."""
@@ -393,24 +419,7 @@ def train(
     ckpt.clean()
     _check(cfg, data, device, world)
     dev = local_device(device, world)
-    form = ckpt.latest()
-    state = ckpt.load(cfg.digest()) if form == "full" else None
-    s = _setup(cfg, dev, rank, world, state)
-    extra: dict = {}
-    if form == "sharded":
-        meta = load_sharded(out, s.model, s.opt)
-        if meta.get("config_digest") != cfg.digest():
-            raise InputError(
-                f"{out / 'checkpoint.dcp'} belongs to a different configuration; remove it or use another folder"
-            )
-        step, extra = int(meta["step"]), dict(meta.get("extra") or {})
-        _set_rng_state(meta["rng"])
-        ckpt.trim_log(step)
-    elif state is not None:
-        step, extra = _resume(s, state, ckpt), dict(state.get("extra") or {})
-    else:
-        step = 0
-    _ranks_agree(step, s)
+    s, step, extra = _start(cfg, ckpt, dev, rank, world)
     save_format = cfg.checkpoint_format
     if save_format == "auto":
         save_format = "sharded" if s.sharded else "full"
