@@ -170,3 +170,50 @@ def test_bad_sources_are_named(tmp_path):
         prepare_corpus(
             [str(tmp_path / "bad.jsonl")], tmp_path / "out", options=PrepareOptions(vocab_size=300)
         )
+
+
+def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
+    from lmscale.train.data import train_tokenizer
+
+    _root, docs = corpus
+    tok = train_tokenizer(list(docs.values()), 300)
+    tok.save(str(tmp_path / "tok.json"))
+    ids = np.array(
+        [i for t in list(docs.values())[:50] for i in tok.encode(t).ids + [tok.token_to_id(EOT)]],
+        dtype=np.uint16,
+    )
+    ids[:-100].tofile(tmp_path / "train.bin")
+    ids[-100:].tofile(tmp_path / "val.bin")
+    res = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "prepare",
+            "--pretokenized",
+            str(tmp_path / "train.bin"),
+            "--pretokenized-val",
+            str(tmp_path / "val.bin"),
+            "--tokenizer",
+            str(tmp_path / "tok.json"),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    _tok, train, val, meta = open_prepared(tmp_path / "p")
+    assert meta["pretokenized"] and np.array_equal(train[0 : len(train)], ids[:-100]) and len(val) == 100
+    (tmp_path / "odd.bin").write_bytes(b"\x01\x02\x03")
+    res = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "prepare",
+            "--pretokenized",
+            str(tmp_path / "odd.bin"),
+            "--tokenizer",
+            str(tmp_path / "tok.json"),
+            "--out",
+            str(tmp_path / "q"),
+        ],
+    )
+    assert res.exit_code == 2 and "not a whole number of uint16 tokens" in res.output

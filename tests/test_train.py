@@ -763,3 +763,50 @@ def test_a_whole_ladder_under_torchrun_matches_one_process(tmp_path):
     one, two = RunTable.read(tmp_path / "one" / "runs.jsonl"), RunTable.read(tmp_path / "two" / "runs.jsonl")
     assert one.run_ids == two.run_ids and len(one) == 2
     assert np.allclose(one.loss("loss_json"), two.loss("loss_json"), rtol=1e-4)
+
+
+def test_fsdp_gathers_bf16_parameters_and_reduces_in_float32():
+    from lmscale.train.loop import fsdp_options
+
+    cfg = _cfg(300)
+    opts = fsdp_options(cfg, torch.device("cuda"))  # auto precision on a GPU: bf16
+    assert opts["mp_policy"].param_dtype == torch.bfloat16 and opts["mp_policy"].reduce_dtype == torch.float32
+    assert fsdp_options(cfg, torch.device("cpu")) == {}
+
+
+def test_validation_loss_is_shared_over_ranks_with_equal_forward_calls(monkeypatch):
+    """Each of 3 ranks scores every third sequence, all make the same number of forward calls, and
+    the gathered losses equal one process's (stand-in collectives, one process plays every rank)."""
+    import torch.distributed as dist
+
+    from lmscale.evaluate import losses as L
+
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(32, 1, 2, 97, seq_len=16)).eval()
+    tokens = np.random.default_rng(0).integers(0, 97, 16 * 50 + 1).astype(np.uint16)
+    whole = L.evaluate_losses(model, {"v": tokens}, 16, max_sequences=40)
+    calls, gathered = [], []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, x):
+            calls[-1] += 1
+            return self.m(x)
+
+    for rank in range(3):
+        calls.append(0)
+        monkeypatch.setattr(L, "_ranks", lambda r=rank: (r, 3))
+        monkeypatch.setattr(
+            dist,
+            "all_gather_object",
+            lambda parts, obj: gathered.append(obj) or parts.__setitem__(slice(None), [obj] * 3),
+        )
+        L.evaluate_losses(Counting(), {"v": tokens}, 16, max_sequences=40)
+    assert len(set(calls)) == 1  # equal forward calls on every rank
+    order = np.concatenate([g[0] for g in gathered])
+    per_tok = np.concatenate([g[1] for g in gathered])[np.argsort(order, kind="stable")]
+    assert sorted(order.tolist()) == sorted(set(order.tolist())) and len(order) == 40
+    assert float(per_tok.mean()) == pytest.approx(whole["loss_v"], rel=1e-6)

@@ -15,7 +15,27 @@ def data_group():
 
 
 @data_group.command("prepare")
-@click.argument("sources", nargs=-1, required=True)
+@click.argument("sources", nargs=-1)
+@click.option(
+    "--pretokenized",
+    "pretokenized",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Token files made elsewhere (flat uint16/uint32 arrays) to train from as they are; needs --tokenizer.",
+)
+@click.option(
+    "--pretokenized-val",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Their validation token files.",
+)
+@click.option(
+    "--dtype",
+    default="uint16",
+    show_default=True,
+    type=click.Choice(["uint16", "uint32"]),
+    help="Pre-tokenized files' token type.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -66,14 +86,46 @@ def data_group():
     help="Tokens per shard file.",
 )
 def prepare_cmd(
-    sources, out_dir, tokenizer_file, vocab_size, sample_bytes, val_permille, text_field, eot, shard_tokens
+    sources,
+    pretokenized,
+    pretokenized_val,
+    dtype,
+    out_dir,
+    tokenizer_file,
+    vocab_size,
+    sample_bytes,
+    val_permille,
+    text_field,
+    eot,
+    shard_tokens,
 ):
     """Stream SOURCES (files, folders or globs: text, JSONL, Parquet; .gz or .zst) into token shards.
     Train a ladder from them with corpus: {name: NAME, prepared: OUT}."""
     from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from lmscale.train.memory import parse_bytes
-    from lmscale.train.stream import PrepareOptions, manifest, prepare_corpus, resolve
+    from lmscale.train.stream import (
+        PrepareOptions,
+        manifest,
+        open_prepared,
+        prepare_corpus,
+        register_tokens,
+        resolve,
+    )
+
+    if pretokenized:
+        if sources or not tokenizer_file:
+            raise click.UsageError("--pretokenized takes no SOURCES and needs --tokenizer")
+        path = register_tokens(
+            pretokenized, out_dir, tokenizer_file, val_files=pretokenized_val, dtype=dtype, eot=eot
+        )
+        _tok, train, val, _meta = open_prepared(out_dir)
+        out.print(
+            f"wrote {path}: {len(train):,} training and {len(val) if val is not None else 0:,} validation tokens, used in place"
+        )
+        return
+    if not sources:
+        raise click.UsageError("give SOURCES (files, folders or globs) or --pretokenized files")
 
     opts = PrepareOptions(
         vocab_size=vocab_size,
@@ -96,8 +148,6 @@ def prepare_cmd(
             options=opts,
             progress=lambda n: bar.advance(task, n),
         )
-    from lmscale.train.stream import open_prepared
-
     _tok, train, val, meta = open_prepared(out_dir)
     out.print(
         f"wrote {path}: {len(train):,} training and {len(val) if val is not None else 0:,} validation tokens "

@@ -39,8 +39,14 @@ def evaluate_losses(
             )
         budget = max_tokens // seq_len if max_tokens else (max_sequences or n)
         idx = np.unique(np.linspace(0, n - 1, max(1, min(n, budget))).astype(int))
+        rank, world = _ranks()
+        # under torchrun each rank scores every world-th sequence; all make the same number of
+        # forward calls (a sharded model's forward is collective), the short ones on a repeat
+        mine = idx[rank::world]
+        share = -(-len(idx) // world)
+        padded = np.concatenate([mine, np.full(share - len(mine), idx[0])]).astype(int)
         seqs = np.stack(
-            [np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1], dtype=np.int64) for i in idx]
+            [np.asarray(tokens[i * seq_len : i * seq_len + seq_len + 1], dtype=np.int64) for i in padded]
         )
         chunks: list[np.ndarray] = []
         dev = torch.device(dev)
@@ -50,7 +56,14 @@ def evaluate_losses(
                 logits = model(b[:, :-1]).float()
                 ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
                 chunks.append(ce.cpu().numpy())  # (16, T) per-token losses: small
-        per_tok = np.concatenate(chunks)  # (sequences, T)
+        per_tok = np.concatenate(chunks)[: len(mine)]
+        if world > 1:
+            import torch.distributed as dist
+
+            parts: list = [None] * world
+            dist.all_gather_object(parts, (mine, per_tok))  # one float per token scored
+            order = np.concatenate([p[0] for p in parts])
+            per_tok = np.concatenate([p[1] for p in parts])[np.argsort(order, kind="stable")]
         per_seq = per_tok.mean(axis=1)
         boots = per_seq[rng.integers(0, len(per_seq), (n_boot, len(per_seq)))].mean(axis=1)
         flat = per_tok.ravel()
@@ -64,3 +77,11 @@ def evaluate_losses(
         out[f"token_bound_upper_{name}"] = float(np.percentile(tboots, 97.5))
     model.train()
     return out
+
+
+def _ranks() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -184,6 +184,20 @@ def _check(cfg: TrainConfig, data: PackedSequences, device: str | None, world: i
         )
 
 
+def uses_bf16(cfg: TrainConfig, dev: torch.device) -> bool:
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
+
+
+def fsdp_options(cfg: TrainConfig, dev: torch.device) -> dict:
+    """FSDP2's mixed precision under bf16: parameters gathered and computed in bf16 (half the
+    all-gather bytes of float32), gradients reduced in float32, float32 master weights kept."""
+    if not uses_bf16(cfg, dev):
+        return {}
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    return {"mp_policy": MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)}
+
+
 def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: dict | None) -> _Setup:
     """Model (from the checkpoint when resuming), its DDP or FSDP2 wrapper, and AdamW with weight
     decay on matrices only."""
@@ -202,8 +216,8 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
 
         mesh = init_device_mesh(dev.type, (world,))
         for block in model.blocks:
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+            fully_shard(block, mesh=mesh, **fsdp_options(cfg, dev))
+        fully_shard(model, mesh=mesh, **fsdp_options(cfg, dev))
     elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -425,7 +439,7 @@ def train(
         save_format = "sharded" if s.sharded else "full"
     if cfg.compile:
         s.net = torch.compile(s.net)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
+    use_bf16 = uses_bf16(cfg, dev)
     # a run resumed after its last step still reports the loss and the time it trained with
     last_loss = float(extra.get("train_loss", float("nan")))
     wall_before = float(extra.get("wall_seconds", 0.0))

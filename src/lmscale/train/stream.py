@@ -356,3 +356,65 @@ def open_prepared(folder: str | Path):
     train = ShardedTokens(root, doc["train"], doc["dtype"])
     val = ShardedTokens(root, doc["val"], doc["dtype"]) if doc["val"] else None
     return tok, train, val, doc
+
+
+def register_tokens(
+    train_files: Sequence[str | Path],
+    out: str | Path,
+    tokenizer_file: str | Path,
+    *,
+    val_files: Sequence[str | Path] = (),
+    dtype: str = "uint16",
+    eot: str = EOT,
+) -> Path:
+    """Make a prepared folder of token files tokenised elsewhere (flat arrays of ``dtype``, documents
+    separated by the end-of-text token): they are used in place (not copied), with their tokenizer."""
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    if np.dtype(dtype) not in (np.uint16, np.uint32):
+        raise InputError(f"token files must be uint16 or uint32, got {dtype!r}")
+    try:
+        tok = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
+        raise InputError(f"{tokenizer_file}: not a tokenizers JSON file ({exc})") from None
+    eot_id = tok.token_to_id(eot)
+    if eot_id is None:
+        raise InputError(f"the tokenizer has no end-of-text token {eot!r}; name its own with --eot")
+    if np.dtype(dtype) == np.uint16 and tok.get_vocab_size() > 65536:
+        raise InputError(f"a vocabulary of {tok.get_vocab_size()} does not fit uint16 tokens")
+
+    def shards(files: Sequence[str | Path]) -> list[dict]:
+        rows = []
+        for f in files:
+            p = Path(f).resolve()
+            if not p.is_file():
+                raise InputError(f"token file {f} not found")
+            size = p.stat().st_size
+            if size % np.dtype(dtype).itemsize:
+                raise InputError(f"{p}: {size} bytes is not a whole number of {dtype} tokens")
+            rows.append({"file": str(p), "n_tokens": size // np.dtype(dtype).itemsize})
+        return rows
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    train, val = shards(train_files), shards(val_files)
+    meta = {
+        "format": FORMAT,
+        "key": hashlib.sha256(json.dumps([train, val], sort_keys=True).encode()).hexdigest()[:16],
+        "files": [],
+        "tokenizer": "tokenizer.json",
+        "tokenizer_source": str(Path(tokenizer_file).resolve()),
+        "eot": eot,
+        "eot_id": eot_id,
+        "vocab_size": tok.get_vocab_size(),
+        "dtype": np.dtype(dtype).name,
+        "train": train,
+        "val": val,
+        "n_documents": {"train": None, "val": None},
+        "pretokenized": True,
+    }
+    ShardedTokens(folder, train, dtype)  # sizes checked
+    return atomic_write_text(folder / "manifest.json", json.dumps(meta, indent=1))
