@@ -141,6 +141,22 @@ def test_kill_9_and_resume_is_bit_identical(tokens, tmp_path):
     ).read_text()
 
 
+def _torchrun(script, nproc: int) -> None:
+    """Run ``script`` under torchrun with ``nproc`` CPU processes (gloo); fail with its stderr."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(script),
+    ]
+    res = subprocess.run(
+        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
 DDP_WORKER = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {src!r})
@@ -179,18 +195,8 @@ def test_gloo_two_processes_match_one(tokens, tmp_path, parallel):
                 ckpt=nproc == 2,
             )
         )
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            str(script),
-        ]
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert res.returncode == 0, res.stderr[-2000:]
-        outs[name] = _state(tmp_path / name / "checkpoint.pt")
+        _torchrun(script, nproc)
+        outs[name] = _load_any(tmp_path / name, tokens.vocab_size)  # FSDP saves sharded checkpoints
     diff = max(float((outs["one"][k] - outs["two"][k]).abs().max()) for k in outs["one"])
     assert diff <= DDP_ATOL, diff
 
@@ -682,18 +688,7 @@ def test_sharded_fsdp_checkpoint_resumes_on_another_world_size(tokens, tmp_path)
                 src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size, out=str(out), stop=stop
             )
         )
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            str(script),
-        ]
-        res = subprocess.run(
-            cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
-        )
-        assert res.returncode == 0, res.stderr[-2000:]
+        _torchrun(script, nproc)
 
     launch(2, tmp_path / "run", 2)  # two ranks, stopped after 2 of 5 steps
     assert (tmp_path / "run" / "checkpoint.dcp" / "meta.json").is_file()
@@ -748,18 +743,7 @@ def test_a_whole_ladder_under_torchrun_matches_one_process(tmp_path):
         script.write_text(
             LADDER_WORKER.format(src=SRC, pattern=str(STDLIB / "json" / "*.py"), out=str(tmp_path / name))
         )
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            str(script),
-        ]
-        res = subprocess.run(
-            cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
-        )
-        assert res.returncode == 0, res.stderr[-3000:]
+        _torchrun(script, nproc)
     one, two = RunTable.read(tmp_path / "one" / "runs.jsonl"), RunTable.read(tmp_path / "two" / "runs.jsonl")
     assert one.run_ids == two.run_ids and len(one) == 2
     assert np.allclose(one.loss("loss_json"), two.loss("loss_json"), rtol=1e-4)

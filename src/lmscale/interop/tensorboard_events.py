@@ -5,13 +5,14 @@ again after a resume keeps its latest value (by wall time); N and D come from ma
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
-from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS, History, history_row
+from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS, History, RowRules, flatten_config
 
 
 def read_scalars(run_dir: str | Path) -> History:
@@ -49,46 +50,36 @@ def import_tensorboard(
     dirs = sorted({p.parent for p in base.rglob("events.out.tfevents.*")})
     if not dirs:
         raise InputError(f"{base}: no events.out.tfevents.* files under it")
-    pattern = NamePattern.parse(name_pattern) if name_pattern else None
+    rules = RowRules(
+        mapping,
+        NamePattern.parse(name_pattern) if name_pattern else None,
+        step,
+        dataset,
+        params_keys,
+        tokens_keys,
+    )
     rows, skipped = [], []
     for d in dirs:
         try:
-            fields = None
-            if pattern is not None:
-                fields = pattern.match(d.name)
-                if fields is None:
-                    raise InputError(f"folder name does not match {pattern.text!r}")
-            config = {}
-            for name in ("config.json", "config.yaml", "config.yml"):
-                if (d / name).is_file():
-                    config = _config(d / name)
-                    break
             rows.append(
-                (
-                    d.name,
-                    history_row(
-                        read_scalars(d),
-                        mapping,
-                        step=step,
-                        config=config,
-                        name_fields=fields,
-                        params_keys=params_keys,
-                        tokens_keys=tokens_keys,
-                        dataset=dataset,
-                    ),
-                )
+                (d.name, rules.row(d.name, functools.partial(read_scalars, d), functools.partial(_config, d)))
             )
         except InputError as exc:
             skipped.append((str(d.relative_to(base)) if d != base else d.name, str(exc)))
     return finish(rows, skipped, str(base))
 
 
-def _config(path: Path) -> dict:
+def _config(run_dir: Path) -> dict:
+    """The run's ``config.json|yaml`` (what ``ladder run --log tensorboard`` writes), or {}."""
     from collections.abc import Mapping
 
     from lmscale._io import read_json, read_yaml
 
-    data = read_json(path) if path.suffix == ".json" else read_yaml(path, what="run config")
-    if not isinstance(data, Mapping):
-        raise InputError(f"{path}: a run config is an object")
-    return {str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v) for k, v in data.items()}
+    for name in ("config.json", "config.yaml", "config.yml"):
+        path = run_dir / name
+        if path.is_file():
+            data = read_json(path) if path.suffix == ".json" else read_yaml(path, what="run config")
+            if not isinstance(data, Mapping):
+                raise InputError(f"{path}: a run config is an object")
+            return flatten_config(data)
+    return {}

@@ -6,6 +6,7 @@ recorded responses (runs with their name, config, summary and history rows) with
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
-from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS, History, history_row
+from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS, History, RowRules, flatten_config
 
 
 def history_from_rows(name: str, rows: Iterable[Mapping[str, Any]]) -> History:
@@ -57,28 +58,14 @@ def import_wandb_project(
     except Exception as exc:  # noqa: BLE001 - the client raises its own error types for auth and paths
         raise InputError(f"W&B project {project!r}: {exc.__class__.__name__}: {exc}") from None
     rows, skipped = [], []
+    rules = RowRules(mapping, pattern, step, dataset, params_keys, tokens_keys)
     for run in runs:
         name = str(getattr(run, "name", None) or getattr(run, "id", "?"))
         try:
-            fields = None
-            if pattern is not None:
-                fields = pattern.match(name)
-                if fields is None:
-                    raise InputError(f"run name does not match {pattern.text!r}")
-            config = {
-                str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v)
-                for k, v in dict(getattr(run, "config", {}) or {}).items()
-            }
-            hist = history_from_rows(name, run.scan_history())
-            row = history_row(
-                hist,
-                mapping,
-                step=step,
-                config=config,
-                name_fields=fields,
-                params_keys=params_keys,
-                tokens_keys=tokens_keys,
-                dataset=dataset,
+            row = rules.row(
+                name,
+                functools.partial(_history_of, run, name),
+                functools.partial(_config_of, run),
             )
             row.setdefault("wandb_id", str(getattr(run, "id", "")))
             rows.append((name, row))
@@ -89,3 +76,11 @@ def import_wandb_project(
             f"W&B project {project!r} has no runs" + (f" matching {dict(filters)}" if filters else "")
         )
     return finish(rows, skipped, f"wandb:{project}")
+
+
+def _history_of(run: Any, name: str) -> History:
+    return history_from_rows(name, run.scan_history())
+
+
+def _config_of(run: Any) -> dict[str, Any]:
+    return flatten_config(dict(getattr(run, "config", {}) or {}))

@@ -16,8 +16,9 @@ from mapped history columns, from a sibling ``<file>.config.json|yaml`` (the W&B
 from __future__ import annotations
 
 import csv
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,43 @@ def read_config(csv_path: Path) -> dict[str, Any]:
             data = read_json(p) if suffix.endswith("json") else read_yaml(p, what="run config")
             if not isinstance(data, Mapping):
                 raise InputError(f"{p}: a run config is an object")
-            return {
-                str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v)
-                for k, v in data.items()
-            }
+            return flatten_config(data)
     return {}
+
+
+def flatten_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config, W&B's ``{key: {desc, value}}`` form unwrapped to ``{key: value}``."""
+    return {str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """How any importer turns one run (a name, its history, its config) into a run-table row."""
+
+    mapping: MetricMap
+    pattern: NamePattern | None = None
+    step: int | None = None
+    dataset: str | None = None
+    params_keys: Sequence[str] = PARAMS_KEYS
+    tokens_keys: Sequence[str] = TOKENS_KEYS
+
+    def row(self, name: str, history: Callable[[], History], config: Callable[[], Mapping[str, Any]]) -> dict:
+        """The row; the name is checked against the pattern before anything is read."""
+        fields = None
+        if self.pattern is not None:
+            fields = self.pattern.match(name)
+            if fields is None:
+                raise InputError(f"name {name!r} does not match {self.pattern.text!r}")
+        return history_row(
+            history(),
+            self.mapping,
+            step=self.step,
+            config=config(),
+            name_fields=fields,
+            params_keys=self.params_keys,
+            tokens_keys=self.tokens_keys,
+            dataset=self.dataset,
+        )
 
 
 def _from_config(config: Mapping[str, Any], keys: Sequence[str], what: str) -> float | None:
@@ -188,27 +221,23 @@ def import_wandb_csv(
     files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
     if not files:
         raise InputError(f"{root}: no .csv files")
-    pattern = NamePattern.parse(name_pattern) if name_pattern else None
+    rules = RowRules(
+        mapping,
+        NamePattern.parse(name_pattern) if name_pattern else None,
+        step,
+        dataset,
+        params_keys,
+        tokens_keys,
+    )
     rows, skipped = [], []
     for f in files:
         try:
-            fields = None
-            if pattern is not None:
-                fields = pattern.match(f.name)
-                if fields is None:
-                    raise InputError(f"file name does not match {pattern.text!r}")
-            hist = read_history(f)
-            row = history_row(
-                hist,
-                mapping,
-                step=step,
-                config=read_config(f),
-                name_fields=fields,
-                params_keys=params_keys,
-                tokens_keys=tokens_keys,
-                dataset=dataset,
+            rows.append(
+                (
+                    f.name,
+                    rules.row(f.name, functools.partial(read_history, f), functools.partial(read_config, f)),
+                )
             )
-            rows.append((f.name, row))
         except InputError as exc:
             skipped.append((f.name, str(exc)))
     return finish(rows, skipped, str(root))

@@ -320,15 +320,7 @@ def prepare(
     val = {}
     if val_texts:
         val[train_corpus.name] = tokenize_to_file(tok, val_texts, cache / "tokens" / f"{h}-{th}-val.bin")
-    for vc in val_corpora:
-        if vc.name == train_corpus.name:
-            continue
-        _tr, vt, vh = split_documents(vc, require_train=False)
-        if not vt:
-            raise InputError(
-                f"validation corpus {vc.name!r} has no validation documents (val_permille={vc.val_permille})"
-            )
-        val[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
+    val.update(_other_val_sets(tok, th, train_corpus, val_corpora, cache))
     return TokenData(train_corpus.name, tok, th, train, val, tok_path)
 
 
@@ -344,6 +336,15 @@ def _from_prepared(
     vals: dict[str, Any] = {}
     if val is not None and len(val) > 1:
         vals[train_corpus.name] = val
+    vals.update(_other_val_sets(tok, th, train_corpus, val_corpora, cache))
+    return TokenData(train_corpus.name, tok, th, train, vals, folder / meta["tokenizer"])
+
+
+def _other_val_sets(
+    tok, th: str, train_corpus: CorpusConfig, val_corpora: tuple[CorpusConfig, ...], cache: Path
+) -> dict:
+    """The validation split of every other corpus, tokenised once (cached by corpus and tokenizer)."""
+    out = {}
     for vc in val_corpora:
         if vc.name == train_corpus.name:
             continue
@@ -352,8 +353,8 @@ def _from_prepared(
             raise InputError(
                 f"validation corpus {vc.name!r} has no validation documents (val_permille={vc.val_permille})"
             )
-        vals[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
-    return TokenData(train_corpus.name, tok, th, train, vals, folder / meta["tokenizer"])
+        out[vc.name] = tokenize_to_file(tok, vt, cache / "tokens" / f"{vh}-{th}-val.bin")
+    return out
 
 
 # --------------------------------------------------------------------------------- packing
