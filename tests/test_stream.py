@@ -15,7 +15,8 @@ from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.train import stream
 from lmscale.train.data import EOT, is_validation
-from lmscale.train.stream import PrepareOptions, ShardedTokens, open_prepared, prepare_corpus
+from lmscale.train.shards import ShardedTokens, ShardWriter
+from lmscale.train.stream import PrepareOptions, open_prepared, prepare_corpus
 
 WORDS = ["alpha", "beta", "gamma", "delta", "scale", "loss", "token", "model", "ladder", "run", "law", "fit"]
 
@@ -74,7 +75,7 @@ def test_every_format_streams_into_shards_that_hold_every_token(corpus, tmp_path
 
 def test_slices_across_shards(tmp_path):
     arr = np.arange(10_000, dtype=np.uint16)
-    w = stream.ShardWriter(tmp_path, "t", np.uint16, 777)
+    w = ShardWriter(tmp_path, "t", np.uint16, 777)
     for part in np.array_split(arr, 13):
         w.write(part)
     w.close_shard()

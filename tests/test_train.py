@@ -605,11 +605,11 @@ def test_model_flops_per_token_formula():
 
 
 def test_prefetched_batches_are_the_steps_batches(tokens):
-    from lmscale.train.loop import _Batches
+    from lmscale.train.batches import Batches
 
     cfg = _cfg(tokens.vocab_size, n_tokens=16 * 4 * 3 - 5)
     packed = tdata.PackedSequences(tokens.train, 16, 0)
-    b = _Batches(cfg, packed, rank=1, world=2, pin=False)
+    b = Batches(cfg, packed, rank=1, world=2, pin=False)
     try:
         for step in range(cfg.n_steps):
             batch, mask = b.get(step)

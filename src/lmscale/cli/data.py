@@ -104,14 +104,8 @@ def prepare_cmd(
     from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from lmscale.train.memory import parse_bytes
-    from lmscale.train.stream import (
-        PrepareOptions,
-        manifest,
-        open_prepared,
-        prepare_corpus,
-        register_tokens,
-        resolve,
-    )
+    from lmscale.train.shards import register_tokens
+    from lmscale.train.stream import PrepareOptions, manifest, open_prepared, prepare_corpus, resolve
 
     if pretokenized:
         if sources or not tokenizer_file:

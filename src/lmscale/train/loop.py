@@ -13,13 +13,11 @@ parameters are sharded with FSDP2 (``fully_shard``) and checkpoints are gathered
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 
 from lmscale.errors import InputError, TrainingDiverged
+from lmscale.train.batches import Batches
 from lmscale.train.checkpoint import (
     CheckpointManager,
     _set_rng_state,
@@ -34,110 +33,13 @@ from lmscale.train.checkpoint import (
     load_sharded,
     save_checkpoint,
 )
+from lmscale.train.config import TrainConfig, lr_at, parallel_mode
 from lmscale.train.data import PackedSequences
 from lmscale.train.distributed import global_max, global_sums, local_device, rank_and_world
 from lmscale.train.loggers import MetricLogger
-from lmscale.train.model import ModelConfig, Transformer
+from lmscale.train.model import Transformer
 
 __all__ = ["TrainConfig", "TrainResult", "load_checkpoint", "lr_at", "save_checkpoint", "train"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run."""
-
-    model: ModelConfig
-    #: D: training tokens, exactly (the last step is partial when needed)
-    n_tokens: int
-    #: global batch in sequences
-    batch_size: int
-    warmup_steps: int
-    lr: float = 3e-3
-    final_lr: float = 3e-5
-    weight_decay: float = 0.033
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    z_loss: float = 1e-4
-    seed: int = 0
-    #: steps between checkpoints (0: only at the end)
-    checkpoint_every: int = 50
-    log_every: int = 10
-    #: ``auto``: bf16 autocast on CUDA, float32 on CPU
-    precision: str = "auto"
-    compile: bool = False
-    #: sequences per forward/backward on each rank (0: the whole per-rank batch at once); the
-    #: gradients of a step's micro-batches are accumulated, synchronised across ranks only on the last
-    micro_batch: int = 0
-    #: recompute each block's activations in the backward pass instead of storing them
-    activation_checkpointing: bool = False
-    #: tokens per chunk of the output layer's cross-entropy (memory: chunk × V float32 logits)
-    loss_chunk: int = 8192
-    #: ``full`` (one file from rank 0), ``sharded`` (torch.distributed.checkpoint: every rank its
-    #: shard; resumable at another world size) or ``auto`` (sharded under FSDP)
-    checkpoint_format: str = "auto"
-    #: weight decay on every parameter (the open_lm recipe), else on matrices only
-    decay_all: bool = False
-    #: data parallelism under torchrun: ``ddp``, ``fsdp`` (FSDP2, parameters sharded), or ``auto``
-    #: (FSDP2 from 1B parameters, where replicas stop fitting comfortably)
-    parallel: str = "auto"
-
-    def __post_init__(self):
-        if self.n_tokens <= 0:
-            raise InputError(f"train config: n_tokens must be positive, got {self.n_tokens}")
-        if self.batch_size <= 0 or self.warmup_steps < 0:
-            raise InputError("train config: batch_size must be positive and warmup_steps non-negative")
-        if not (self.lr > 0 and 0 <= self.final_lr <= self.lr):
-            raise InputError(
-                f"train config: need lr > 0 and 0 <= final_lr <= lr, got {self.lr}, {self.final_lr}"
-            )
-        if self.checkpoint_format not in ("auto", "full", "sharded"):
-            raise InputError(
-                f"train config: checkpoint_format must be auto, full or sharded, got {self.checkpoint_format!r}"
-            )
-        if self.micro_batch < 0 or self.loss_chunk < 1:
-            raise InputError("train config: micro_batch must be >= 0 (0: whole batch) and loss_chunk >= 1")
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.model.seq_len
-
-    @property
-    def n_steps(self) -> int:
-        return math.ceil(self.n_tokens / self.tokens_per_step)
-
-    def digest(self) -> str:
-        d = asdict(self)
-        # how a step is computed (not what it computes) may change between a run and its resume
-        for k in (
-            "checkpoint_every",
-            "log_every",
-            "parallel",
-            "compile",
-            "micro_batch",
-            "activation_checkpointing",
-            "loss_chunk",
-            "checkpoint_format",
-        ):
-            d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def parallel_mode(cfg: TrainConfig) -> str:
-    if cfg.parallel not in ("auto", "ddp", "fsdp"):
-        raise InputError(f"train config: parallel must be auto, ddp or fsdp, got {cfg.parallel!r}")
-    if cfg.parallel == "auto":
-        return "fsdp" if cfg.model.n_params >= 1e9 else "ddp"
-    return cfg.parallel
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to ``final_lr`` at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(cfg.n_steps - 1 - cfg.warmup_steps, 1)
-    t = min((step - cfg.warmup_steps) / span, 1.0)
-    return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * t))
 
 
 @dataclass(frozen=True)
@@ -290,42 +192,8 @@ def _resume(s: _Setup, state: dict, ckpt: CheckpointManager) -> int:
     return step
 
 
-class _Batches:
-    """The rank's batch and token mask of each step, prepared one step ahead on a background
-    thread (page-locked on GPUs, so the copy to the device overlaps the previous step)."""
-
-    def __init__(self, cfg: TrainConfig, data: PackedSequences, rank: int, world: int, pin: bool):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.cfg, self.data, self.rank, self.world, self.pin = cfg, data, rank, world, pin
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lmscale-batches")
-        self.ahead: dict[int, Any] = {}
-
-    def _make(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg, per_rank, t_seq = self.cfg, self.cfg.batch_size // self.world, self.cfg.model.seq_len
-        batch = torch.from_numpy(self.data.batch(step * cfg.batch_size + self.rank * per_rank, per_rank))
-        mask = torch.ones(per_rank, t_seq)
-        remaining = cfg.n_tokens - step * cfg.tokens_per_step
-        if remaining < cfg.tokens_per_step:
-            flat = torch.arange(per_rank * t_seq).view(per_rank, t_seq) + self.rank * per_rank * t_seq
-            mask = (flat < remaining).float()
-        if self.pin:
-            batch, mask = batch.pin_memory(), mask.pin_memory()
-        return batch, mask
-
-    def get(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        fut = self.ahead.pop(step, None)
-        out = fut.result() if fut is not None else self._make(step)
-        if step + 1 < self.cfg.n_steps:
-            self.ahead[step + 1] = self.pool.submit(self._make, step + 1)
-        return out
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _step(
-    cfg: TrainConfig, s: _Setup, batches: _Batches, step: int, use_bf16: bool
+    cfg: TrainConfig, s: _Setup, batches: Batches, step: int, use_bf16: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimiser step over the rank's share of the global batch, in micro-batches whose
     gradients accumulate (synchronised across ranks on the last one only). Every rank's loss is a
@@ -445,7 +313,7 @@ def train(
     wall_before = float(extra.get("wall_seconds", 0.0))
     t_start = t_last = time.perf_counter()
     steps_done = 0
-    batches = _Batches(cfg, data, rank, world, pin=dev.type == "cuda")
+    batches = Batches(cfg, data, rank, world, pin=dev.type == "cuda")
     try:
         while step < cfg.n_steps:
             n_step_tokens = min(cfg.n_tokens - step * cfg.tokens_per_step, cfg.tokens_per_step)

@@ -1,0 +1,154 @@
+"""Token shards on disk: written incrementally, read as one flat array; and token files made
+elsewhere registered as a prepared corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from lmscale._io import atomic_write_text
+from lmscale.errors import InputError
+from lmscale.train.data import EOT
+
+FORMAT = "lmscale.prepared/1"
+
+
+class ShardWriter:
+    """Appends token arrays to numbered shard files of at most ``shard_tokens`` tokens."""
+
+    def __init__(self, folder: Path, prefix: str, dtype: Any, shard_tokens: int):
+        self.folder, self.prefix, self.dtype, self.cap = folder, prefix, np.dtype(dtype), shard_tokens
+        self.shards: list[dict] = []
+        self.fh: IO[bytes] | None = None
+        self.n = 0
+
+    def _next(self) -> None:
+        self.close_shard()
+        name = f"{self.prefix}-{len(self.shards):05d}.bin"
+        self.fh = open(self.folder / name, "wb")  # noqa: SIM115 - closed in close_shard
+        self.shards.append({"file": name, "n_tokens": 0})
+        self.n = 0
+
+    def write(self, tokens: np.ndarray) -> None:
+        at = 0
+        while at < len(tokens):
+            if self.fh is None or self.n >= self.cap:
+                self._next()
+            take = min(self.cap - self.n, len(tokens) - at)
+            assert self.fh is not None
+            self.fh.write(tokens[at : at + take].astype(self.dtype, copy=False).tobytes())
+            self.n += take
+            self.shards[-1]["n_tokens"] = self.n
+            at += take
+
+    def close_shard(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            self.fh = None
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(s["n_tokens"] for s in self.shards)
+
+
+class ShardedTokens:
+    """Shards as one flat token array: ``len`` and slicing (a slice across a shard boundary is
+    copied; every shard is a read-only memory map)."""
+
+    def __init__(self, folder: Path, shards: Sequence[dict], dtype: Any):
+        self.maps = []
+        for s in shards:
+            p = folder / s["file"]
+            n = int(s["n_tokens"])
+            if p.stat().st_size != n * np.dtype(dtype).itemsize:
+                raise InputError(
+                    f"{p}: {p.stat().st_size} bytes, the manifest says {n} tokens of {np.dtype(dtype).name}"
+                )
+            self.maps.append(np.memmap(p, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype))
+        self.starts = np.cumsum([0] + [len(m) for m in self.maps])
+        self.filename = str(folder / shards[0]["file"]) if shards else str(folder)
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop, _ = sl.indices(len(self))
+        parts = []
+        i = int(np.searchsorted(self.starts, start, side="right") - 1)
+        while start < stop and i < len(self.maps):
+            a = start - int(self.starts[i])
+            b = min(stop, int(self.starts[i + 1])) - int(self.starts[i])
+            parts.append(np.asarray(self.maps[i][a:b]))
+            start = int(self.starts[i + 1])
+            i += 1
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def register_tokens(
+    train_files: Sequence[str | Path],
+    out: str | Path,
+    tokenizer_file: str | Path,
+    *,
+    val_files: Sequence[str | Path] = (),
+    dtype: str = "uint16",
+    eot: str = EOT,
+) -> Path:
+    """Make a prepared folder of token files tokenised elsewhere (flat arrays of ``dtype``, documents
+    separated by the end-of-text token): they are used in place (not copied), with their tokenizer."""
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    if np.dtype(dtype) not in (np.uint16, np.uint32):
+        raise InputError(f"token files must be uint16 or uint32, got {dtype!r}")
+    try:
+        tok = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
+        raise InputError(f"{tokenizer_file}: not a tokenizers JSON file ({exc})") from None
+    eot_id = tok.token_to_id(eot)
+    if eot_id is None:
+        raise InputError(f"the tokenizer has no end-of-text token {eot!r}; name its own with --eot")
+    if np.dtype(dtype) == np.uint16 and tok.get_vocab_size() > 65536:
+        raise InputError(f"a vocabulary of {tok.get_vocab_size()} does not fit uint16 tokens")
+
+    def shards(files: Sequence[str | Path]) -> list[dict]:
+        rows = []
+        for f in files:
+            p = Path(f).resolve()
+            if not p.is_file():
+                raise InputError(f"token file {f} not found")
+            size = p.stat().st_size
+            if size % np.dtype(dtype).itemsize:
+                raise InputError(f"{p}: {size} bytes is not a whole number of {dtype} tokens")
+            rows.append({"file": str(p), "n_tokens": size // np.dtype(dtype).itemsize})
+        return rows
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    train, val = shards(train_files), shards(val_files)
+    meta = {
+        "format": FORMAT,
+        "key": hashlib.sha256(json.dumps([train, val], sort_keys=True).encode()).hexdigest()[:16],
+        "files": [],
+        "tokenizer": "tokenizer.json",
+        "tokenizer_source": str(Path(tokenizer_file).resolve()),
+        "eot": eot,
+        "eot_id": eot_id,
+        "vocab_size": tok.get_vocab_size(),
+        "dtype": np.dtype(dtype).name,
+        "train": train,
+        "val": val,
+        "n_documents": {"train": None, "val": None},
+        "pretokenized": True,
+    }
+    ShardedTokens(folder, train, dtype)  # sizes checked
+    return atomic_write_text(folder / "manifest.json", json.dumps(meta, indent=1))
