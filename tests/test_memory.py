@@ -78,3 +78,27 @@ def test_ladder_plan_cli_shows_memory_and_micro_batches():
     assert {r["micro_batch"] for r in rows} <= {1, 2, 4, 8, 16, 32, 64}
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "paper", "--gpus", "3"])
     assert res.exit_code == 2 and "does not split over 3 ranks" in res.output
+
+
+def test_execution_settings_from_a_config_file_and_the_command_line(tmp_path):
+    from lmscale.ladder_run import Execution, execution_from
+    from lmscale.train.ladder import LadderConfig
+
+    cfg = tmp_path / "ladder.yaml"
+    cfg.write_text(
+        "preset: cpu-tiny\nexecution: {micro_batch: 8, compile: true, gpu_memory: 80GB, activation_checkpointing: false}\n"
+    )
+    assert LadderConfig.read(cfg).name == "cpu-tiny"  # how to run it is not part of what it is
+    ex = execution_from(cfg)
+    assert (ex.micro_batch, ex.compile, ex.gpu_memory, ex.activation_checkpointing) == (
+        8,
+        True,
+        80 * GIB,
+        False,
+    )
+    ex = execution_from(cfg, micro_batch=2, compile=None)  # the command line overrides what it gives
+    assert ex.micro_batch == 2 and ex.compile
+    assert execution_from(None) == Execution()
+    cfg.write_text("preset: cpu-tiny\nexecution: {micro_batches: 8}\n")
+    with pytest.raises(InputError, match=r"unknown setting\(s\) micro_batches"):
+        execution_from(cfg)

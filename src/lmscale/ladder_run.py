@@ -86,6 +86,40 @@ class Execution:
         }
 
 
+def execution_from(config_path: str | Path | None, **overrides) -> Execution:
+    """The ``execution:`` block of a ladder config file (micro_batch, activation_checkpointing,
+    compile, gpu_memory such as 80GB, loss_chunk, val_tokens), with ``overrides`` (from the command
+    line) on top; the defaults without a file."""
+    from lmscale._io import read_json, read_yaml
+    from lmscale.train.memory import parse_bytes
+
+    block: dict = {}
+    if config_path:
+        p = Path(config_path)
+        data = read_yaml(p, what="ladder config") if p.suffix in (".yaml", ".yml") else read_json(p)
+        raw = data.get("execution") if isinstance(data, dict) else None
+        if raw is not None and not isinstance(raw, dict):
+            raise InputError(f"{p}: 'execution' must be a mapping")
+        block = dict(raw or {})
+    block.update({k: v for k, v in overrides.items() if v is not None})
+    known = set(Execution.__dataclass_fields__)
+    unknown = sorted(set(block) - known)
+    if unknown:
+        raise InputError(
+            f"execution: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    if block.get("gpu_memory") is not None:
+        block["gpu_memory"] = parse_bytes(block["gpu_memory"])
+    for k in ("micro_batch", "loss_chunk", "val_tokens"):
+        v = block.get(k)
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise InputError(f"execution: {k} must be a whole number ≥ 0, got {v!r}")
+    for k in ("activation_checkpointing", "compile"):
+        if k in block and not isinstance(block[k], bool):
+            raise InputError(f"execution: {k} must be true or false, got {block[k]!r}")
+    return Execution(**block)
+
+
 def run_ladder(
     cfg: LadderConfig,
     out_dir: str | Path,

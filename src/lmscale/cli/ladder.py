@@ -192,29 +192,32 @@ class LadderProgress:
 )
 @click.option(
     "--micro-batch",
-    default=0,
     type=click.IntRange(min=0),
-    help="Sequences per forward per rank (0: whole batch).",
+    help="Sequences per forward per rank (0: whole batch). Also execution.micro_batch in CONFIG.",
 )
 @click.option(
     "--activation-checkpointing",
     is_flag=True,
+    default=None,
     help="Recompute each block's activations in the backward pass.",
 )
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--gpu-memory", help="GPU memory per rank (e.g. 80GB): choose each run's micro-batch to fit.")
 def ladder_run(
     config, preset_name, out_dir, device, log_to, micro_batch, activation_checkpointing, compile_, gpu_memory
 ):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
-    from lmscale.ladder_run import Execution, run_ladder
+    from lmscale.ladder_run import execution_from, run_ladder
     from lmscale.run_table import RunTable
     from lmscale.train.ladder import plan
-    from lmscale.train.memory import parse_bytes
 
     cfg = ladder_config(config, preset_name)
-    execution = Execution(
-        micro_batch, activation_checkpointing, compile_, parse_bytes(gpu_memory) if gpu_memory else None
+    execution = execution_from(
+        config,
+        micro_batch=micro_batch,
+        activation_checkpointing=activation_checkpointing,
+        compile=compile_,
+        gpu_memory=gpu_memory,
     )
     t0 = time.perf_counter()
     with LadderProgress(len(plan(cfg))) as progress:

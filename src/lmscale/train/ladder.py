@@ -169,6 +169,7 @@ class LadderConfig:
     def from_json(cls, d: Mapping, source: str = "<config>") -> LadderConfig:
         try:
             d = dict(d)
+            d.pop("execution", None)  # how to run it, not what it is: lmscale.ladder_run.execution_from
             if "preset" in d:  # a preset with overrides
                 base = preset(d.pop("preset")).to_json()
                 base.update(d)
