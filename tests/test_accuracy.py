@@ -28,6 +28,7 @@ def test_default_halves_the_error_at_the_small_caps(error_rows):
         assert ratio <= bound, (fs, ratio)
 
 
+@pytest.mark.slow
 def test_calibrated_coverage_of_the_paper_default_fit(testbed_runs):
     """Leave-one-training-set-out reference, 5 fit runs (no own backtest possible): 80% and 90%
     intervals cover within 7 points of nominal."""

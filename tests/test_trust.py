@@ -70,6 +70,7 @@ def test_overtrain_recovery_with_noise(A, B, eta, E, seed):
 
 @settings(max_examples=15, deadline=None)
 @given(k=st.floats(0.5, 5), gamma=st.floats(0.2, 1.5), eps=st.floats(0.6, 0.95), seed=st.integers(0, 2**16))
+@pytest.mark.slow
 def test_error_law_recovery_with_noise(k, gamma, eps, seed):
     rng = np.random.default_rng(seed)
     loss = np.linspace(2.2, 5.5, 12)
