@@ -407,3 +407,17 @@ def test_missing_extras_are_named():
 
     with pytest.raises(InputError, match=r"pip install 'lmscale\[interop\]'"):
         require("no_such_module_for_lmscale", "a test")
+
+
+def test_lm_eval_nan_tokens_fall_back_to_the_next_metric(tmp_path):
+    """Python's json writes a bare NaN (e.g. the stderr of one sample); acc_norm NaN falls back to acc."""
+    from lmscale.interop.lm_eval_results import merge_lm_eval
+
+    runs = RunTable.from_records(
+        [{"run_id": "r", "dataset": "d", "model": "m", "n_params": 1e7, "n_tokens": 2e8, "loss_x": 3.0}]
+    )
+    (tmp_path / "results.json").write_text(
+        '{"results": {"t": {"acc,none": 0.5, "acc_stderr,none": NaN, "acc_norm,none": NaN}}}'
+    )
+    rep = merge_lm_eval(runs, tmp_path / "results.json", run_id="r")
+    assert rep.table.accuracy("t")[0] == 0.5

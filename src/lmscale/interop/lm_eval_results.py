@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from lmscale._io import read_json
 from lmscale.errors import InputError
 from lmscale.interop.mapping import ImportReport
 from lmscale.run_table import RunTable
@@ -69,8 +68,10 @@ def task_accuracies(
             if key is None:
                 continue
             v = entry[key]
-            if isinstance(v, str) and v.strip().upper() in ("N/A", "NAN", ""):
-                break  # the harness writes N/A where a metric does not apply
+            if (isinstance(v, str) and v.strip().upper() in ("N/A", "NAN", "")) or (
+                isinstance(v, float) and math.isnan(v)
+            ):
+                continue  # the harness writes N/A (or NaN) where a metric does not apply: try the next
             try:
                 value = float(v)
             except (TypeError, ValueError):
@@ -126,7 +127,7 @@ def merge_lm_eval(
     skipped: list[tuple[str, str]] = []
     merged = 0
     for p in paths:
-        doc = read_json(p)
+        doc = _read_results(p)
         if not isinstance(doc, Mapping):
             skipped.append((str(p), "not a JSON object"))
             continue
@@ -150,3 +151,16 @@ def merge_lm_eval(
         raise InputError("no results file matched a run:" + "".join(f"\n  {s}: {w}" for s, w in skipped))
     table = RunTable.from_frame(pd.DataFrame(frame), source=f"{runs.source} + lm-eval results")
     return ImportReport(table, tuple(skipped), (f"merged {merged} results file(s)",))
+
+
+def _read_results(path: Path) -> Any:
+    """A results file as the harness writes it: Python's ``json`` output, where a NaN (a standard
+    error of one sample) is a bare ``NaN`` token, which strict JSON readers refuse."""
+    import json
+
+    from lmscale._io import read_text
+
+    try:
+        return json.loads(read_text(path, what="lm-evaluation-harness results"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON ({exc})") from None
