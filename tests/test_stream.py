@@ -218,3 +218,13 @@ def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "not a whole number of uint16 tokens" in res.output
+
+
+def test_prepare_never_deletes_files_it_did_not_write(corpus, tmp_path):
+    root, _ = corpus
+    theirs = tmp_path / "mine"
+    theirs.mkdir()
+    (theirs / "weights.bin").write_bytes(b"precious")
+    with pytest.raises(InputError, match="holds other files \\(weights.bin\\)"):
+        prepare_corpus([str(root)], theirs, options=PrepareOptions(vocab_size=300))
+    assert (theirs / "weights.bin").read_bytes() == b"precious"

@@ -794,3 +794,20 @@ def test_validation_loss_is_shared_over_ranks_with_equal_forward_calls(monkeypat
     per_tok = np.concatenate([g[1] for g in gathered])[np.argsort(order, kind="stable")]
     assert sorted(order.tolist()) == sorted(set(order.tolist())) and len(order) == 40
     assert float(per_tok.mean()) == pytest.approx(whole["loss_v"], rel=1e-6)
+
+
+def test_a_kill_between_the_renames_of_a_sharded_save_keeps_a_checkpoint(tokens, tmp_path):
+    from lmscale.train.checkpoint import CheckpointManager, read_sharded_meta
+
+    cfg = _cfg(tokens.vocab_size, checkpoint_format="sharded")
+    packed = tdata.PackedSequences(tokens.train, 16, 0)
+    train(cfg, packed, tmp_path / "r", stop_after=2)
+    run = tmp_path / "r"
+    (run / "checkpoint.dcp").rename(run / ".checkpoint.dcp.old")  # killed after the first rename
+    CheckpointManager(run).clean()
+    assert read_sharded_meta(run)["step"] == 2
+    shutil.copytree(run / "checkpoint.dcp", run / ".checkpoint.dcp.tmp")
+    (run / "checkpoint.dcp").rename(run / ".checkpoint.dcp.old")  # the new one was complete: it wins
+    CheckpointManager(run).clean()
+    assert (run / "checkpoint.dcp" / "meta.json").is_file() and not (run / ".checkpoint.dcp.old").exists()
+    assert train(cfg, packed, run).finished

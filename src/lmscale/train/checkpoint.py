@@ -111,7 +111,13 @@ class CheckpointManager:
 
             for stale in self.folder.glob(".checkpoint.pt.*.tmp"):
                 stale.unlink(missing_ok=True)
-            for stale_dir in (self.folder / f".{SHARDED}.tmp", self.folder / f".{SHARDED}.old"):
+            final, tmp, old = (self.folder / n for n in (SHARDED, f".{SHARDED}.tmp", f".{SHARDED}.old"))
+            if not final.exists():  # a kill between the two renames of a sharded save
+                if (tmp / "meta.json").is_file():  # the new checkpoint was complete
+                    tmp.rename(final)
+                elif old.exists():
+                    old.rename(final)
+            for stale_dir in (tmp, old):
                 shutil.rmtree(stale_dir, ignore_errors=True)
 
     def load(self, digest: str) -> dict[str, Any] | None:

@@ -133,7 +133,8 @@ def register_tokens(
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    if Path(tokenizer_file).resolve() != (folder / "tokenizer.json").resolve():
+        shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
     train, val = shards(train_files), shards(val_files)
     meta = {
         "format": FORMAT,

@@ -197,7 +197,7 @@ def prepare_corpus(
     if not paths:
         raise InputError(f"corpus sources {list(sources)} match no files outside {folder}")
     files = manifest(paths)
-    folder.mkdir(parents=True, exist_ok=True)
+    _own_folder(folder)
     tok_src = str(Path(tokenizer_file).resolve()) if tokenizer_file else None
     key_doc = {"files": files, "tokenizer": tok_src, "options": opts.__dict__}
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -223,7 +223,7 @@ def prepare_corpus(
         raise InputError(f"the tokenizer has no end-of-text token {opts.eot!r}; name its own with --eot")
     atomic_write_text(folder / "tokenizer.json", tok.to_str())
     dtype = np.uint16 if tok.get_vocab_size() <= 65536 else np.uint32
-    for stale in folder.glob("*.bin"):
+    for stale in [*folder.glob("train-*.bin"), *folder.glob("val-*.bin")]:  # only shards this step writes
         stale.unlink()
     writers = {
         "train": ShardWriter(folder, "train", dtype, opts.shard_tokens),
@@ -282,3 +282,19 @@ def open_prepared(folder: str | Path):
     train = ShardedTokens(root, doc["train"], doc["dtype"])
     val = ShardedTokens(root, doc["val"], doc["dtype"]) if doc["val"] else None
     return tok, train, val, doc
+
+
+def _own_folder(folder: Path) -> None:
+    """``folder`` exists and is empty or one this step wrote (it deletes its old shards there): never
+    a folder of someone else's files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    theirs = [
+        p.name
+        for p in folder.iterdir()
+        if p.name not in ("manifest.json", "tokenizer.json")
+        and not (p.suffix == ".bin" and p.name.startswith(("train-", "val-")))
+    ]
+    if theirs:
+        raise InputError(
+            f"{folder} holds other files ({', '.join(sorted(theirs)[:5])}): prepare into an empty folder"
+        )
