@@ -22,7 +22,9 @@ def local_device(device: str | None, world: int) -> torch.device:
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    # under torchrun a process group exists even for one process, so that FSDP2 (parallel: fsdp)
+    # and sharded checkpoints run the same code on one GPU as on many
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return 0, 1
     import torch.distributed as dist
 
@@ -39,6 +41,13 @@ def rank_and_world() -> tuple[int, int]:
         # abort the process ("terminate called without an active exception")
         atexit.register(_shutdown_group)
     return dist.get_rank(), world
+
+
+def group_ready() -> bool:
+    """Whether a process group is up (torchrun, of any size)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def _shutdown_group() -> None:

@@ -35,7 +35,7 @@ from lmscale.train.checkpoint import (
 )
 from lmscale.train.config import TrainConfig, lr_at, parallel_mode
 from lmscale.train.data import PackedSequences
-from lmscale.train.distributed import global_max, global_sums, local_device, rank_and_world
+from lmscale.train.distributed import global_max, global_sums, group_ready, local_device, rank_and_world
 from lmscale.train.loggers import MetricLogger
 from lmscale.train.model import Transformer
 
@@ -110,7 +110,8 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
     model.checkpoint_blocks = cfg.activation_checkpointing
     if state is not None:
         model.load_state_dict(state["model"])
-    sharded = world > 1 and parallel_mode(cfg) == "fsdp"
+    # FSDP2 across the ranks; on one process only when asked for by name (a torchrun of one GPU)
+    sharded = parallel_mode(cfg) == "fsdp" and (world > 1 or (cfg.parallel == "fsdp" and group_ready()))
     net: Any = model
     if sharded:  # FSDP2: every block and the root are sharded across the ranks
         from torch.distributed.device_mesh import init_device_mesh

@@ -223,7 +223,10 @@ def chunked_loss_sums(
         if mask is None
         else mask.reshape(-1).float()
     )
-    sums = h.new_zeros(2, dtype=torch.float32)
+    # two separate accumulators: returning views of one stacked tensor (sums[0], sums[1]) would
+    # hand FSDP2 view outputs, on which an in-place op silently skips its pre-backward hook
+    ce_sum = h.new_zeros((), dtype=torch.float32)
+    z_sum = h.new_zeros((), dtype=torch.float32)
     for i in range(0, hf.shape[0], chunk):
         sl = slice(i, i + chunk)
         if torch.is_grad_enabled() and (hf.requires_grad or weight.requires_grad):
@@ -232,8 +235,9 @@ def chunked_loss_sums(
             )
         else:
             part = _chunk_sums(hf[sl], weight, tf[sl], mf[sl])
-        sums = sums + part
-    return sums[0], sums[1], mf.sum()
+        ce_sum = ce_sum + part[0]
+        z_sum = z_sum + part[1]
+    return ce_sum, z_sum, mf.sum()
 
 
 def lm_loss(
