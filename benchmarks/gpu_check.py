@@ -26,6 +26,7 @@ Prints one table and writes ``summary.json`` (and each section's log) under ``--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -185,10 +186,8 @@ def worker_fsdp_train(args) -> None:
 
 # ----------------------------------------------------------------------------- the orchestration
 def _kill(p: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it may have ended by itself
         os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:  # it ended by itself
-        pass
     p.wait()
 
 
@@ -334,9 +333,9 @@ def section_eval(args, out: Path, work: Path, budget: float) -> dict:
         res_path = work / f"eval_{dev.replace(':', '')}.json"
         cmd = [sys.executable, "-m", "lmscale.cli", "eval", str(run), "--suite", str(suite)]
         cmd += ["--device", dev, "--format", "json"]
-        with open(res_path, "w") as fh:
+        with open(res_path, "w") as fh, open(log, "w") as errfh:
             t0 = time.perf_counter()
-            p = subprocess.run(cmd, stdout=fh, stderr=open(log, "w"), env=_env(), timeout=budget / 2)
+            p = subprocess.run(cmd, stdout=fh, stderr=errfh, env=_env(), timeout=budget / 2, check=False)
         scores[dev] = {"rc": p.returncode, "wall_s": round(time.perf_counter() - t0, 1)}
         scores[dev]["result"] = _read_json(res_path)
     res = {"rc": max(v["rc"] for v in scores.values()), "by_device": scores}
@@ -420,14 +419,14 @@ def main(args) -> int:
     plan += [(f"throughput:{s}:eager", 120) for s in shapes] + [("fsdp", 150), ("eval", 120)]
     plan += [(f"throughput:{s}:checkpointing", 120) for s in shapes]
     plan += [(f"throughput:{s}:compile", 240) for s in shapes]
-    for name, limit in plan:
+    for name, max_s in plan:
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
         left = deadline - time.perf_counter()
-        if left < min(limit, 30):
+        if left < min(max_s, 30):
             summary["sections"][name] = {"skipped": f"time budget spent ({left:.0f} s left)"}
             continue
-        limit = min(limit, left)
+        limit = min(max_s, left)
         print(f"[gpu_check] {time.strftime('%H:%M:%S')} {name} (limit {limit:.0f} s)", flush=True)
         try:
             if name == "env":
