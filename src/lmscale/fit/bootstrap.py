@@ -3,7 +3,9 @@ uncertainty.
 
 A resample is a vector of run counts (multinomial), i.e. integer weights, so resampling never
 copies data. Resamples with fewer distinct runs than the law has parameters cannot identify the
-law; they are dropped and counted (``n_degenerate``), never silently kept.
+law, and so do resamples that fail the law's own identifiability check (``Law.unidentified``, the
+one :func:`~lmscale.fit.core.fit` applies, e.g. every drawn run at one M for Eq. 4); they are
+dropped and counted (``n_degenerate``), never silently kept.
 
 Fast path: least-squares fits of laws with one non-linear parameter (Eq. 4, the error law) are
 solved for all resamples at once by variable projection — the linear coefficients in closed form
@@ -85,8 +87,8 @@ def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Genera
         )
     counts = resample_counts(len(y), n_resamples, rng)
     ok = (counts > 0).sum(axis=1) >= law.n_fit_params
-    distinct_pts = _distinct_ok(law, x, counts)
-    ok &= distinct_pts
+    ok &= _distinct_ok(law, x, counts)
+    ok &= _identified(law, x, counts, ok)
     w = counts[ok]
     method = METHODS[result.method]
     if method.objective == "ls" and len(law.nonlinear) == 1 and law.search_range:
@@ -119,6 +121,18 @@ def _distinct_ok(law: Law, x: dict, counts: np.ndarray) -> np.ndarray:
     for j in range(counts.shape[1]):
         drawn[:, keys[j]] += counts[:, j]
     return (drawn > 0).sum(axis=1) >= law.n_fit_params
+
+
+def _identified(law: Law, x: dict, counts: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Resamples whose drawn runs pass the same identifiability check as :func:`fit` (for Eq. 4:
+    at least two multipliers; for Chinchilla's form: two sizes and two token counts). A resample
+    of runs all at one M leaves A and B undetermined: its fit is arbitrary, not uncertainty."""
+    out = ok.copy()
+    for i in np.flatnonzero(ok):
+        drawn = counts[i] > 0
+        if law.unidentified({k: np.asarray(v)[drawn] for k, v in x.items()}) is not None:
+            out[i] = False
+    return out
 
 
 def parameter_intervals(result: FitResult, level: float = 0.9) -> dict[str, tuple[float, float]]:

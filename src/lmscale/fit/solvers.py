@@ -162,13 +162,22 @@ def _lbfgs_one(law, x, y, w, start, objective, delta):
 
 
 def batched_projection(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
-    """Batched weighted least squares. phi (..., n, k), w (..., n) → beta (..., k), objective (...)."""
-    pw = np.swapaxes(phi * w[..., None], -1, -2)  # (..., k, n)
-    a = pw @ phi  # (..., k, k)
-    rhs = pw @ y  # (..., k)
-    k = a.shape[-1]
-    ridge = 1e-13 * np.trace(a, axis1=-2, axis2=-1)[..., None, None] * np.eye(k)
-    beta = np.linalg.solve(a + ridge, rhs[..., None])[..., 0]
+    """Batched weighted least squares. phi (..., n, k), w (..., n) → beta (..., k), objective (...).
+
+    Solved like the exact projection (:func:`_projected`): by QR of √W·Φ, after scaling every
+    column to unit norm, never by normal equations. The basis columns of a steep power law differ
+    by many orders of magnitude (a constant next to N^-0.7 ≈ 1e-7), so normal equations, or a
+    ridge sized on their trace, would solve a different problem from the point fit's."""
+    sw = np.sqrt(w)
+    a = phi * sw[..., None]  # (..., n, k)
+    b = np.broadcast_to(y * sw, a.shape[:-1])  # (..., n)
+    scale = np.linalg.norm(a, axis=-2)  # (..., k)
+    scale = np.where(scale > 0, scale, 1.0)
+    q, r = np.linalg.qr(a / scale[..., None, :])
+    qtb = (np.swapaxes(q, -1, -2) @ b[..., None])[..., 0]  # (..., k)
+    # min-norm solve of the triangular system: a rank-deficient column set gets finite
+    # coefficients (and the larger objective it deserves) instead of a LinAlgError
+    beta = (np.linalg.pinv(r, rcond=1e-13) @ qtb[..., None])[..., 0] / scale
     resid = (phi @ beta[..., None])[..., 0] - y
     return beta, np.sum(w * resid**2, axis=-1)
 
@@ -183,7 +192,13 @@ def _projected(law, x, y, sw, theta):
         # an exponent far outside the data's range overflows the basis: report a huge, finite
         # residual (LAPACK would print to stdout on non-finite input) so the solver steps back
         return np.full(a.shape[-1], np.nan), np.full(b.shape, 1e100), np.zeros_like(a)
-    beta, *_ = np.linalg.lstsq(a, b, rcond=None)
+    # columns scaled to unit norm first: a steep exponent makes N^c columns many orders of
+    # magnitude smaller than the constant's, and lstsq's cut-off on singular values would
+    # otherwise drop them (a worse fit than the data allow)
+    scale = np.linalg.norm(a, axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    beta, *_ = np.linalg.lstsq(a / scale, b, rcond=None)
+    beta = beta / scale
     return beta, a @ beta - b, a
 
 
