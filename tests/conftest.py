@@ -65,3 +65,10 @@ def paper_reproduction(testbed_runs):
     from lmscale import paper
 
     return paper.reproduce(testbed_runs)
+
+
+@pytest.fixture(scope="session")
+def shared_ladders():
+    """The public ladders of ../shared/ladders (Porian et al. on two corpora, Gemstones)."""
+    folder = _need(SHARED / "ladders")
+    return {p.stem: p for p in sorted(folder.glob("*.csv"))}

@@ -4,6 +4,7 @@ measurements, the testbed itself, and the speed and accuracy benchmarks."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -240,7 +241,22 @@ def _fmt4(v) -> str:
 
 
 @benchmark.command("accuracy")
-@click.option("--testbed", "testbed_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--testbed", "testbed_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--ladder",
+    "ladder_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Score every method on this ladder instead (repeatable): a run table, a testbed exp_data "
+    "folder or Epoch's Chinchilla CSV; splits by size and by compute, intervals calibrated leave one lab out.",
+)
+@click.option(
+    "--references",
+    type=click.Choice(["lab-out", "shipped", "none"]),
+    default="lab-out",
+    show_default=True,
+    help="With --ladder: the reference calibration behind the intervals.",
+)
 @click.option(
     "--resamples",
     default=100,
@@ -250,13 +266,19 @@ def _fmt4(v) -> str:
 )
 @click.option("--method", "methods", multiple=True, help="Only these methods (default all).")
 @format_option("table", "json", "markdown")
-def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
-    """Held-out relative error and interval coverage of every method × fit set."""
+def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods, fmt):
+    """Held-out relative error and interval coverage of every method × fit set (--testbed), or of
+    every method × ladder × split (--ladder, repeatable)."""
     from rich.progress import Progress
 
     from lmscale import testbed as tb
     from lmscale.benchmark import accuracy
 
+    if ladder_paths:
+        _ladders_accuracy(ladder_paths, references, resamples, methods, fmt)
+        return
+    if testbed_dir is None:
+        raise click.UsageError("give --testbed DIR (the paper's fit sets) or --ladder PATH (repeatable)")
     chosen = accuracy.select_methods(methods)
     runs = tb.load(testbed_dir)
     t0 = time.perf_counter()
@@ -296,6 +318,37 @@ def benchmark_accuracy(testbed_dir, resamples, methods, fmt):
             cells.append(f"{v:.2e}" if key == "fit_flops" else str(v) if digits is None else pct(v, digits))
         tab.add_row(*cells)
     out.print(tab)
+
+
+def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
+    from rich.progress import Progress
+
+    from lmscale.benchmark import ladders
+
+    chosen = [m for m in ladders.METHODS if not methods or m.name in methods]
+    unknown = sorted(set(methods) - {m.name for m in ladders.METHODS})
+    if unknown:
+        raise click.UsageError(
+            f"unknown method(s) {', '.join(unknown)}; known: {', '.join(m.name for m in ladders.METHODS)}"
+        )
+    lads = [lad for p in paths for lad in ladders.load(p)]
+    t0 = time.perf_counter()
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("ladder benchmark", total=None)
+        rows = ladders.run(
+            lads, chosen, n_resamples=resamples, references=references, progress=lambda _: bar.advance(task)
+        )
+    err.print(f"{len(rows)} rows ({len(lads)} ladders) in {time.perf_counter() - t0:.0f} s")
+    if fmt == "json":
+        # strict JSON: a missing number (no intervals for a method) is null, never NaN
+        clean = [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+            for r in rows
+        ]
+        click.echo(json.dumps(clean, indent=1))
+    else:
+        click.echo(ladders.markdown_table(rows))
+        click.echo("\n" + ladders.summary_markdown(rows))
 
 
 COMMANDS = (reproduce, testbed, benchmark)

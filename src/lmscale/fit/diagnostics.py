@@ -75,6 +75,6 @@ class FitDiagnostics:
         if self.bootstrap_n is not None:
             line += (
                 f"\nbootstrap: {self.bootstrap_n} usable resamples, {self.bootstrap_n_degenerate} dropped "
-                "(too few distinct runs to identify the law)"
+                "(their drawn runs cannot identify the law: too few distinct runs, or e.g. one M for Eq. 4)"
             )
         return line
