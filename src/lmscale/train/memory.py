@@ -6,9 +6,12 @@ width, L the layers, V the vocabulary and W the ranks:
 
 - parameters, gradients and AdamW's two moments in float32: 16·N bytes (÷ W under FSDP, plus two
   blocks gathered at once in float32);
-- activations kept for the backward pass under bf16 autocast with flash attention: about 48·d bytes
-  per token per layer (b·T·L·48·d); with per-block activation checkpointing, the float32 residual
-  stream at each block's input (b·T·L·4·d) plus one block's 48·d per token;
+- activations kept for the backward pass under bf16 autocast with flash attention: about 64·d bytes
+  per token per layer (b·T·L·64·d); with per-block activation checkpointing, the float32 residual
+  stream at each block's input (b·T·L·4·d) plus one block's 64·d per token. Measured on an H200
+  (``benchmarks/gpu_check.sh``, ``benchmarks/results/gpu_check_h200.json``): 63–66·d eager for the
+  paper's 0.154B and 0.411B shapes, 30–42·d under ``torch.compile``; 64·d keeps the estimate from
+  under-stating an eager run (48·d, the earlier figure, under-stated the measured peaks by 17%);
 - the chunked output layer: one chunk of float32 logits and their gradient plus its bf16 copy
   (10·chunk·V bytes), and the final hidden states (8·b·T·d);
 - 1.5 GiB for the CUDA context, the allocator's slack and communication buffers.
@@ -27,7 +30,7 @@ from lmscale.train.shapes import count_params
 
 GIB = 1024**3
 OVERHEAD_BYTES = 1.5 * GIB
-ACT_BYTES_PER_TOKEN_LAYER = 48  # × d
+ACT_BYTES_PER_TOKEN_LAYER = 64  # × d (measured on an H200: see the module docstring)
 #: use at most this share of the GPU (fragmentation)
 USABLE = 0.9
 
