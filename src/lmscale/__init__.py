@@ -44,8 +44,8 @@ _API = {
     # predicting
     "ScalePoint": "lmscale.predict:ScalePoint",
     "predict_chain": "lmscale.predict:predict_chain",
-    "forecast": "lmscale.predict:forecast",
-    "Forecast": "lmscale.predict:Forecast",
+    "forecast": "lmscale.forecasting:forecast",
+    "Forecast": "lmscale.forecasting:Forecast",
     # held-out evaluation, backtests, planning
     "Study": "lmscale.study:Study",
     "backtest": "lmscale.backtest:backtest",

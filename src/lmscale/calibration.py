@@ -32,8 +32,9 @@ from importlib import resources
 
 import numpy as np
 
+from lmscale.backtest import backtest, backtest_arrays, log_spread
 from lmscale.errors import InputError
-from lmscale.predict import Interval
+from lmscale.predict import Interval, extrapolation_factors, predict_chain
 
 #: the extrapolation term's scale per e-fold of compute beyond the fitted runs (ln units). Chosen on
 #: the paper testbed's backtests: the narrowest 90% intervals at equal coverage lie at τ ≤ 0.01 for
@@ -246,8 +247,6 @@ def build_reference(
 ) -> dict[str, Calibration]:
     """Reference calibrations from the backtests of a testbed run table (the paper's), optionally
     leaving one training set out (how the accuracy benchmark scores a training set honestly)."""
-    from lmscale.backtest import backtest
-
     if exclude_train_set is not None:
         runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
     loss_pts: list = []
@@ -301,8 +300,6 @@ class CalibratedPrediction:
 
 
 def _sd_log(samples: np.ndarray) -> float:
-    from lmscale.backtest import log_spread
-
     return float(log_spread(np.asarray(samples, dtype=float)[:, None])[0])
 
 
@@ -317,8 +314,6 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
     """Calibrated interval of the loss at ``point`` or, with ``error_fit``, of the chained error.
     The bootstrap part needs bootstrap samples on the fit(s); without them it is 0 and the interval
     rests on the extrapolation term alone."""
-    from lmscale.predict import extrapolation_factors, predict_chain
-
     chain = predict_chain(loss_fit, error_fit, point)
     c_factor = float(extrapolation_factors(loss_fit, point).get("flops", 1.0))
     m_below = _m_below(loss_fit, point)
@@ -350,8 +345,6 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
     """Attach a calibration to a fit: for a loss law of N and M, a backtest of its own runs with its
     method (own scores when there are enough, else the reference); for other laws, the reference
     of the chained error (error law) or of the loss. Returns the fit with ``calibration`` set."""
-    from lmscale.backtest import backtest_arrays
-
     if result.law == "error":
         return replace(result, calibration=reference("error").to_dict())
     x = result.x_arrays

@@ -132,7 +132,8 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
     from lmscale.errors import InputError
     from lmscale.fit.result import FitResult
-    from lmscale.predict import ScalePoint, forecast
+    from lmscale.forecasting import forecast
+    from lmscale.predict import ScalePoint
 
     fit_res = FitResult.load(fit_file)
     point = None

@@ -1,0 +1,111 @@
+"""Forecasts: what ``lmscale predict`` reports for one point — the chained prediction, its
+calibrated intervals and the bootstrap-only ones beside them, and the extrapolation warnings.
+
+(Named ``forecasting`` so that the module never shadows the ``lmscale.forecast`` function.) Sits
+above :mod:`lmscale.calibration` (which sits above :mod:`lmscale.predict` and
+:mod:`lmscale.backtest`): the prediction stack imports one way, fit → predict → backtest →
+calibration → forecast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmscale import calibration as cal
+from lmscale.errors import InputError
+from lmscale.fit.result import FitResult
+from lmscale.predict import ScalePoint, extrapolation_warnings, predict_chain, predict_with_intervals
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What ``lmscale predict`` reports for one point: the chained prediction, its calibrated
+    intervals (fits saved with a bootstrap) and the bootstrap-only intervals beside them, and the
+    extrapolation warnings."""
+
+    #: the configuration predicted (None for an error-law fit given a loss)
+    point: ScalePoint | None
+    #: predicted validation loss (nats), or the loss given to an error-law fit
+    loss: float
+    #: predicted downstream error (None without an error fit)
+    error: float | None
+    #: the loss law's target column (e.g. ``loss_c4_val``); None for an error-law fit alone
+    target: str | None = None
+    #: interval level of every interval below
+    level: float = 0.9
+    #: calibrated loss interval (low, high) and how it was calibrated
+    loss_interval: tuple[float, float] | None = None
+    loss_interval_method: str | None = None
+    #: bootstrap-only loss interval (parameter uncertainty + the fit's residual noise)
+    loss_bootstrap_interval: tuple[float, float] | None = None
+    error_interval: tuple[float, float] | None = None
+    error_interval_method: str | None = None
+    error_bootstrap_interval: tuple[float, float] | None = None
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d: dict = {**(self.point.inputs() if self.point else {}), "loss": self.loss, "error": self.error}
+        if self.point is not None:
+            d["target"] = self.target
+        for k in (
+            "loss_interval",
+            "loss_interval_method",
+            "loss_bootstrap_interval",
+            "error_interval",
+            "error_interval_method",
+            "error_bootstrap_interval",
+        ):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = list(v) if isinstance(v, tuple) else v
+        if self.point is not None:
+            d["warnings"] = list(self.warnings)
+        return d
+
+
+def forecast(
+    loss_fit: FitResult,
+    point: ScalePoint | None = None,
+    *,
+    error_fit: FitResult | None = None,
+    loss: float | None = None,
+    level: float = 0.9,
+) -> Forecast:
+    """Predict from saved fits as the CLI does. A loss-law fit needs ``point``; an error-law fit
+    alone needs ``loss`` (the validation loss it maps). Intervals are added when the loss fit
+    carries a bootstrap (``lmscale fit --bootstrap``)."""
+    if loss_fit.law == "error":
+        if loss is None:
+            raise InputError("an error-law fit predicts from a validation loss: give loss=")
+        if not (isinstance(loss, (int, float)) and np.isfinite(loss) and loss > 0):
+            raise InputError(f"--loss (loss=) must be a positive finite validation loss (nats), got {loss!r}")
+        return Forecast(None, float(loss), float(loss_fit.predict(loss=loss)), level=level)
+    if point is None:
+        raise InputError("a loss-law fit predicts at a point: give N and one of D or M")
+    pred = predict_chain(loss_fit, error_fit, point)
+    extra: dict = {}
+    if loss_fit.bootstrap:
+        lc = cal.of_fit(loss_fit, "loss")
+        li = cal.calibrated(loss_fit, point, level, lc).interval
+        up = predict_with_intervals(loss_fit, error_fit, point, level=level)
+        extra.update(
+            loss_interval=(li.low, li.high),
+            loss_interval_method=cal.describe(lc),
+            loss_bootstrap_interval=(up.loss_prediction.low, up.loss_prediction.high),
+        )
+        if error_fit is not None:
+            ec = cal.of_fit(error_fit, "error")
+            ei = cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
+            extra.update(error_interval=(ei.low, ei.high), error_interval_method=cal.describe(ec))
+            if up.error_prediction is not None:
+                extra["error_bootstrap_interval"] = (up.error_prediction.low, up.error_prediction.high)
+    return Forecast(
+        point,
+        pred.loss,
+        pred.error,
+        target=loss_fit.target,
+        level=level,
+        warnings=tuple(extrapolation_warnings(loss_fit, point)),
+        **extra,
+    )
