@@ -281,7 +281,7 @@ def test_ladder_end_to_end(trained_ladder, tmp_path):
     fit_table(table, "chinchilla", "loss_json", method="varpro")  # the records fit without conversion
     # evaluate on a small suite in LLM-Foundry's YAML form: accuracies land in the run table
     from lmscale.evaluate.icl import read_suite
-    from lmscale.evaluate.runs import ladder_eval
+    from lmscale.ladder_eval import ladder_eval
 
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "mc.jsonl").write_text(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -358,16 +357,3 @@ def backtest(
     if err_target:
         points = [p for p in points if p.quantity == "error"]
     return BacktestResult(target, loss_col, tuple(points))
-
-
-def write_backtest(result: BacktestResult, folder: str | Path, title: str | None = None) -> list[Path]:
-    """``backtest.csv`` (every prediction), ``backtest_summary.csv`` (by extrapolation bin) and
-    ``backtest.png`` (error against compute extrapolation, per method) in ``folder``, atomically."""
-    from lmscale.report.tool_figures import plot_backtest
-    from lmscale.report.writer import save_figures
-
-    frame = result.frame()
-    figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
-    return save_figures(
-        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
-    )

@@ -82,7 +82,7 @@ def run_loop(
     on_eval: Callable[[str], None] | None = None,
 ) -> LoopResult:
     from lmscale.evaluate.builtin import builtin_tasks, write_suite
-    from lmscale.evaluate.runs import ladder_eval
+    from lmscale.ladder_eval import ladder_eval
     from lmscale.ladder_run import run_ladder
     from lmscale.train.data import split_documents
 

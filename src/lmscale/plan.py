@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from lmscale.fit.core import fit
 from lmscale.laws import OVERTRAIN
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
+from lmscale.study import Study
 
 #: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
 INTERVAL = (0.05, 0.95)
@@ -307,8 +307,6 @@ def validate_leave_one_out(
     """For each training set: plan with the other training sets' evidence, fit the recommended
     ladder's runs of the held-out set, predict its target runs (every validation loss), and check
     the realised error against the planner's 90% range."""
-    from lmscale.study import Study
-
     rows = []
     for held in runs.datasets:
         evidence = runs.subset(runs.column("dataset").astype(str) != held)
@@ -349,15 +347,3 @@ def validate_leave_one_out(
                     }
                 )
     return rows
-
-
-def write_plan(p: Plan, folder: str | Path, payload: dict | None = None) -> Path:
-    """``plan.json`` (:meth:`Plan.to_dict`, or ``payload``) and ``plan.png`` into ``folder``."""
-    import json
-
-    from lmscale._io import atomic_write_text
-    from lmscale.report.tool_figures import plot_plan
-    from lmscale.report.writer import save_figures
-
-    save_figures(folder, {}, plot_plan(p))
-    return atomic_write_text(Path(folder) / "plan.json", json.dumps(payload or p.to_dict(), indent=1))

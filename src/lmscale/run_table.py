@@ -309,14 +309,3 @@ def _plain(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-def load_runs(path: str | Path) -> RunTable:
-    """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
-    released ``exp_data`` layout)."""
-    p = Path(path)
-    if p.is_dir():
-        from lmscale import testbed
-
-        return testbed.load(p)
-    return RunTable.read(p)

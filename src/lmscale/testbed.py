@@ -230,3 +230,12 @@ def read_grid(path: str | Path) -> pd.DataFrame:
 
 def _write_bytes(data: bytes, fh) -> None:
     fh.write(data)
+
+
+def load_runs(path: str | Path) -> RunTable:
+    """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
+    released ``exp_data`` layout)."""
+    p = Path(path)
+    if p.is_dir():
+        return load(p)
+    return RunTable.read(p)

@@ -41,7 +41,7 @@ def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remo
     model (--hf-model) on a task suite."""
     from rich.progress import Progress
 
-    from lmscale.evaluate.runs import eval_run, eval_tasks
+    from lmscale.ladder_eval import eval_run, eval_tasks
 
     if (run_dir is None) == (hf_model is None):
         raise click.UsageError("give a RUN_DIR or --hf-model (one of them)")

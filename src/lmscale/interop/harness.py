@@ -91,8 +91,8 @@ def ladder_harness_eval(
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Score every finished run of a ladder with the harness; returns the rebuilt ``runs.jsonl``."""
-    from lmscale.evaluate.runs import finished_runs, rebuild_runs_jsonl
     from lmscale.interop.hf import export_run
+    from lmscale.ladder_eval import finished_runs, rebuild_runs_jsonl
     from lmscale.run_record import RunRecord
 
     root = Path(ladder_dir)

@@ -26,7 +26,7 @@ EOT = "<|endoftext|>"
 def export_run(run_dir: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
     """Write the Hugging Face folder of a finished ladder run; returns it."""
     safetensors_torch = require("safetensors.torch", "exporting to Hugging Face")
-    from lmscale.evaluate.runs import load_run
+    from lmscale.ladder_eval import load_run
     from lmscale.train.shapes import swiglu_hidden
 
     model, _tok, record = load_run(run_dir)

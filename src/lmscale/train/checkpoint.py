@@ -26,7 +26,7 @@ from lmscale._io import atomic_write, atomic_write_text
 from lmscale.errors import InputError
 
 if TYPE_CHECKING:
-    from lmscale.train.loop import TrainConfig
+    from lmscale.train.config import TrainConfig
 
 
 def _rng_state() -> dict:

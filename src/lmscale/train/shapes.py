@@ -1,9 +1,14 @@
-"""Parameter counts of the paper's architecture (PAPER.md §3), without torch: the analyses of the
-paper's hyper-parameter grid and the ladder planner need them, the model reuses them."""
+"""Model shapes without torch: :class:`ShapeSpec`, the paper's named shapes, and the parameter counts
+of the paper's architecture (PAPER.md §3). The analyses of the paper's hyper-parameter grid and the
+ladder planner need them, the model reuses them."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+from lmscale.errors import InputError
+from lmscale.train.tokens import _int_in
 
 
 def swiglu_hidden(d_model: int) -> int:
@@ -30,3 +35,52 @@ def model_flops_per_token(d_model: int, n_layers: int, vocab_size: int, seq_len:
     full T×T attention, halved by the causal mask, ×3 for forward and backward)."""
     n = count_params(d_model, n_layers, vocab_size)
     return 6.0 * (n - vocab_size * d_model) + 6.0 * n_layers * d_model * seq_len
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive(v) -> bool:
+    return _number(v) and v > 0
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """A model shape and its per-shape hyper-parameters (the paper's table, PAPER.md §6)."""
+
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    batch_size: int
+    warmup_steps: int
+    lr: float | None = None  # default: the ladder's
+
+    def __post_init__(self):
+        for f in ("d_model", "n_layers", "n_heads", "batch_size"):
+            if not _int_in(getattr(self, f), 1, None):
+                raise InputError(
+                    f"shape {self.name!r}: {f} must be a whole number ≥ 1, got {getattr(self, f)!r}"
+                )
+        if not _int_in(self.warmup_steps, 0, None):
+            raise InputError(
+                f"shape {self.name!r}: warmup_steps must be a whole number ≥ 0, got {self.warmup_steps!r}"
+            )
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise InputError(
+                f"shape {self.name!r}: d_model {self.d_model} must split into {self.n_heads} heads of an "
+                "even width (rotary embeddings)"
+            )
+        if self.lr is not None and not _positive(self.lr):
+            raise InputError(f"shape {self.name!r}: lr must be a positive number, got {self.lr!r}")
+
+
+PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
+    "0.011B": ShapeSpec("0.011B", 96, 8, 4, 64, 100),
+    "0.079B": ShapeSpec("0.079B", 512, 8, 4, 512, 400),
+    "0.154B": ShapeSpec("0.154B", 576, 24, 8, 512, 400),
+    "0.411B": ShapeSpec("0.411B", 1024, 24, 8, 512, 2000),
+    "1.4B": ShapeSpec("1.4B", 2048, 24, 16, 256, 5000),
+    "6.9B": ShapeSpec("6.9B", 4096, 32, 32, 2048, 5000, lr=3e-4),
+}
