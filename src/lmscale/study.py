@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lmscale.errors import InputError
+from lmscale import calibration as cal
+from lmscale.backtest import backtest_arrays
+from lmscale.errors import FitError, InputError
+from lmscale.fit.bootstrap import bootstrap
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
 from lmscale.predict import ScalePoint, predict_loss, relative_error
@@ -274,8 +277,6 @@ class Study:
         """How the intervals of this training set × validation loss are calibrated: the loss-fit runs'
         own backtest (the chained error's too, when the error law is fitted on the same runs), else
         ``fallback`` (default: the shipped reference). See :mod:`lmscale.calibration`."""
-        from lmscale import calibration as cal
-        from lmscale.backtest import backtest_arrays
 
         key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
         kind = "loss" if quantity == "loss" else "error"
@@ -300,9 +301,6 @@ class Study:
         return cal.choose(self._backtests[key], kind, fallback)
 
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
-        from lmscale.errors import FitError
-        from lmscale.fit.bootstrap import bootstrap
-
         key = (id(fit), n_resamples, seed)  # fits live in self._fits for the study's lifetime
         if key not in self._booted:
             try:
@@ -324,7 +322,6 @@ class Study:
     ):
         """Calibrated prediction (:class:`lmscale.calibration.CalibratedPrediction`) of ``target``
         (``loss`` or an error target) at ``point``."""
-        from lmscale import calibration as cal
 
         lf = self._bootstrapped(self.loss_fit(train_set, val_set), n_resamples, seed)
         if target == "loss":

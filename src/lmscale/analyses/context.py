@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmscale.errors import InputError
+from lmscale import testbed
+from lmscale.errors import InputError, LmscaleError
 from lmscale.fit.result import FitResult
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, preset
@@ -88,8 +89,6 @@ class Context:
     def from_testbed(cls, testbed_dir: str | Path, setting: Setting | None = None) -> Context:
         """The paper's testbed folder (``exp_data``) with its task metadata and hyper-parameter grid
         when present: what ``lmscale reproduce --out`` and the report benchmark build on."""
-        from lmscale import testbed
-        from lmscale.errors import LmscaleError
 
         root = Path(testbed_dir)
         try:

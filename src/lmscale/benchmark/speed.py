@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lmscale.calibration import calibrate_fit
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.runs import fit_table
 from lmscale.run_table import RunTable
-from lmscale.selection import preset
+from lmscale.selection import Selection, preset
 from lmscale.study import Study
 
 
@@ -50,9 +52,6 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
     t_boot, booted = _best_of(lambda: bootstrap(default, n_resamples, seed=0), repeats)
     # lmscale's default method on a 16-run table (the four small sizes of RedPajama at M = 10 … 80),
     # bootstrapped and calibrated as `lmscale fit --bootstrap 1000` does
-    from lmscale.calibration import calibrate_fit
-    from lmscale.fit.runs import fit_table
-    from lmscale.selection import Selection
 
     rpj = runs.subset(runs.column("dataset") == "rpj")
     table16 = Selection.parse("n_params <= 5e8 and multiplier >= 10 and multiplier <= 80").apply(rpj)

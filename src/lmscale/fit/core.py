@@ -18,6 +18,7 @@ from lmscale.errors import FitError, InputError
 from lmscale.fit import solvers
 from lmscale.fit.diagnostics import FitDiagnostics
 from lmscale.fit.result import FitResult
+from lmscale.fit.solvers import batched_projection
 from lmscale.laws import Law, get_law
 
 
@@ -212,7 +213,6 @@ PROJECTED_GRID = {1: 8, 2: 6}
 def _grid_projection(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, thetas: np.ndarray):
     """Least-squares coefficients for every exponent vector in ``thetas`` (G, m) at once; returns
     full parameter rows (G, n_params) and their objectives (inf where the basis overflows)."""
-    from lmscale.fit.solvers import batched_projection
 
     with np.errstate(all="ignore"):
         phi = law.basis(thetas, x)  # (G, n, k)

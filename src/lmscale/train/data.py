@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lmscale._io import atomic_write, atomic_write_text, iter_json_lines
+from lmscale._io import atomic_write, atomic_write_text, iter_json_lines, read_json
 from lmscale.errors import InputError
 from lmscale.train.stream import open_prepared
 from lmscale.train.tokens import EOT, _int_in, is_validation, train_tokenizer
@@ -228,7 +228,6 @@ def _cached_tokens(path: Path) -> np.ndarray | None:
 def open_tokens(path: Path) -> np.ndarray:
     """A token file with its metadata (``.json`` beside it); a missing, malformed or inconsistent
     pair is an :class:`InputError`."""
-    from lmscale._io import read_json
 
     meta_path = path.with_suffix(".json")
     if not path.is_file():

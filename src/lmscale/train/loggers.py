@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 
 KINDS = ("tensorboard", "wandb")
@@ -36,8 +37,6 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(str(folder))
         if config:
             import json
-
-            from lmscale._io import atomic_write_text
 
             atomic_write_text(Path(folder) / "config.json", json.dumps(dict(config), indent=1, default=str))
 
