@@ -143,4 +143,4 @@ def test_reproduce_without_out_honours_method_and_split(testbed_dir):
     res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--only", "figure1"])
     assert res.exit_code == 2 and "--out" in res.output
     res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--method", "magic"])
-    assert res.exit_code == 2 and "unknown fitting method 'magic'" in res.output
+    assert res.exit_code == 2 and "'magic' is not one of 'default'" in res.output

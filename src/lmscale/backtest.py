@@ -21,7 +21,8 @@ import pandas as pd
 
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.fit.core import fit, resolve_method
+from lmscale.fit.core import fit
+from lmscale.fit.method import METHODS, NAMES, check_method, method_for
 from lmscale.fit.result import FitResult
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.run_table import RunTable
@@ -158,19 +159,17 @@ def backtest_arrays(
     ids = list(run_ids) if run_ids is not None else [f"#{i}" for i in range(len(n))]
     c = 6.0 * n * n * m
     points = []
-    label = method
-    if method == "paper":  # the same least-squares optimum as the authors' multi-start LM, found fast
-        method = "varpro"
-    from lmscale.fit.core import METHODS
-
-    resolved = resolve_method(method, OVERTRAIN)
-    if resolved in METHODS and METHODS[resolved].objective != "ls":
+    asked = method_for(method, OVERTRAIN)
+    # the same optimum, found fast (paper: variable projection for the authors' multi-start LM); the
+    # points keep the asked method's name
+    how = METHODS[asked.fast] if asked.fast else asked
+    if not how.least_squares:
         # no batched bootstrap (one L-BFGS fit per resample): a robust spread needs few resamples
         n_resamples = min(n_resamples, SLOW_RESAMPLES)
     for origin in origins(n, m, OVERTRAIN.n_fit_params + 1):
         fm, pm = origin.fit, origin.predict
         try:
-            lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=method)
+            lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=how)
         except (FitError, InputError):
             continue
         lb = _boot(lf, n_resamples, seed)
@@ -178,7 +177,7 @@ def backtest_arrays(
         loss_s = lb.predict_samples(n_params=n[pm], multiplier=m[pm]) if lb else None
         factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max(), m[fm].min() / m[pm])
         common = dict(
-            method=label if label == "paper" else lf.method,
+            method=asked.name,
             origin_kind=origin.kind,
             origin=origin.label,
             n_fit_runs=int(fm.sum()),
@@ -189,7 +188,7 @@ def backtest_arrays(
         if e is None:
             continue
         try:
-            ef = fit(ERROR, {"loss": y[fm]}, e[fm], method=resolve_method(error_method, ERROR))
+            ef = fit(ERROR, {"loss": y[fm]}, e[fm], method=method_for(error_method, ERROR))
         except (FitError, InputError):
             continue
         epred = np.asarray(ef.predict(loss=pred), dtype=float)
@@ -306,14 +305,10 @@ def backtest(
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
     ``loss_column`` (required then)."""
-    from lmscale.fit.core import ALIASES, METHODS
-
-    unknown = [m for m in methods if m not in METHODS and m not in ALIASES]
-    if unknown or not methods:
-        raise InputError(
-            f"unknown fitting method(s) {', '.join(unknown) or '(none given)'}; "
-            f"known: default, {', '.join(METHODS)}"
-        )
+    if not methods:
+        raise InputError(f"give at least one fitting method to backtest; known: {', '.join(NAMES)}")
+    for meth in methods:
+        check_method(meth)
     if target.startswith("loss_"):
         loss_col, err_target = target, None
     else:

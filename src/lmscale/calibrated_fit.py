@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lmscale.calibration import calibrate_fit
 from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.method import DEFAULT, Method
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
 from lmscale.laws import Law
@@ -22,7 +23,7 @@ def fit_runs(
     *,
     where: Sequence[str] | str | None = None,
     dataset: str | None = None,
-    method: str = "default",
+    method: str | Method = DEFAULT,
     loss_column: str | None = None,
     huber_delta: float | None = None,
     n_boot: int = 0,

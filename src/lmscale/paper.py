@@ -26,7 +26,7 @@ def reproduce(
     train_sets: Sequence[str] | None = None,
     val_sets: Sequence[str] | None = None,
     error_targets: Sequence[str] = ERROR_TARGETS,
-    method: str = "paper",
+    method: str = "paper",  # the paper's numbers: the authors' method, not lmscale's default
     progress=None,
 ) -> tuple[list[TrainingSetFits], list[HeldoutPrediction]]:
     """Every training set × validation loss: fits and held-out predictions (a :class:`Study`)."""

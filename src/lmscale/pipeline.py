@@ -15,6 +15,7 @@ from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_t
 from lmscale.calibration import describe
 from lmscale.errors import InputError
 from lmscale.evaluate.builtin import builtin_tasks, write_suite
+from lmscale.fit.method import check_method
 from lmscale.ladder_eval import ladder_eval
 from lmscale.ladder_run import run_ladder
 from lmscale.predict import ScalePoint
@@ -66,10 +67,7 @@ def check_loop(cfg, method: str) -> None:
     """What the loop needs after its (possibly hours of) training, checked before the first step:
     a known fitting method, at least three model sizes (two to fit, one to predict), and a device
     that exists."""
-    from lmscale.fit.core import ALIASES, METHODS
-
-    if method not in METHODS and method not in ALIASES:
-        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
+    check_method(method)
     sizes = {r.n_params for r in plan(cfg)}
     if len(sizes) < 3:
         raise InputError(

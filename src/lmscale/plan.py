@@ -22,6 +22,7 @@ import numpy as np
 
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
+from lmscale.fit.method import DEFAULT, check_method
 from lmscale.laws import OVERTRAIN
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
@@ -129,7 +130,7 @@ def candidates(
     *,
     budget_flops: float | None = None,
     max_runs: int | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
 ) -> list[LadderCandidate]:
@@ -237,7 +238,7 @@ def plan(
     *,
     budget_flops: float | None = None,
     max_runs: int | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
     correct_selection: bool = True,
@@ -245,6 +246,7 @@ def plan(
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
+    check_method(method)
     if budget_flops is not None and not (np.isfinite(budget_flops) and budget_flops > 0):
         raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
     if max_runs is not None and max_runs < 5:
@@ -301,7 +303,7 @@ def validate_leave_one_out(
     targets: Sequence[str] = ("second-max-m", "largest"),
     *,
     budget_flops: float | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     correct_selection: bool = True,
 ) -> list[dict]:
     """For each training set: plan with the other training sets' evidence, fit the recommended

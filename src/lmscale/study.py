@@ -19,6 +19,7 @@ from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.method import DEFAULT, check_method
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
 from lmscale.predict import ScalePoint, predict_loss, relative_error
@@ -97,7 +98,7 @@ class Study:
 
     ``spec``: a :class:`FitSpec` or a preset name; it is applied within each training set.
     ``method``: the fitting method of both laws (``default`` picks per law, see
-    :func:`lmscale.fit.core.resolve_method`). ``loss_law``: ``overtrain`` (Eq. 4) or ``chinchilla``;
+    :mod:`lmscale.fit.method`). ``loss_law``: ``overtrain`` (Eq. 4) or ``chinchilla``;
     ``error_method``: the error law's method when it differs.
     """
 
@@ -105,7 +106,7 @@ class Study:
         self,
         runs: RunTable,
         spec: FitSpec | str = "paper-default",
-        method: str = "paper",
+        method: str = DEFAULT,
         *,
         train_sets: Sequence[str] | None = None,
         val_sets: Sequence[str] | None = None,
@@ -114,7 +115,8 @@ class Study:
         error_method: str | None = None,
     ):
         self.runs = runs
-        self.error_method = error_method or method
+        check_method(method)
+        self.error_method = check_method(error_method or method)
         self.loss_law = loss_law
         self.spec = preset(spec) if isinstance(spec, str) else spec
         self.method = method

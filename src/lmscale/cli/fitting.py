@@ -8,13 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, out, pct
-
-_METHOD_HELP = (
-    "Fitting method: default (relative least squares with size weights for loss laws, exact least "
-    "squares for the error law), paper (the authors' procedure), varpro, ls-log, huber-log, rel-ls, "
-    "rel-ls-size."
-)
+from lmscale.cli._common import fmt, method_option, out, pct
 
 
 @click.command()
@@ -33,14 +27,7 @@ _METHOD_HELP = (
 )
 @click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
 @click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
-@click.option(
-    "--method",
-    default="default",
-    show_default=True,
-    help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
-    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
-    "rel-ls-size, ls-log, huber-log.",
-)
+@method_option()
 @click.option(
     "--huber-delta",
     default=1e-3,
@@ -189,12 +176,7 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
 @click.option(
     "--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val)."
 )
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    help="Fitting method(s) to compare (repeatable; default: default and paper).",
-)
+@method_option("Fitting method(s) to compare (repeatable; default: default and paper)", multiple=True)
 @click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
 @click.option(
     "--bootstrap",
@@ -295,7 +277,7 @@ def _sizes(ctx, param, value):
     type=click.FloatRange(0, 1, min_open=True),
     help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
 )
-@click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
+@method_option("Fitting method of the loss law")
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
 )

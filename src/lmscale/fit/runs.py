@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lmscale.errors import InputError
 from lmscale.fit.core import fit
+from lmscale.fit.method import DEFAULT, Method
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
 from lmscale.run_table import LOSS_PREFIX, RunTable
@@ -30,7 +31,7 @@ def fit_table(
     law: Law | str,
     target: str,
     *,
-    method: str = "paper",
+    method: str | Method = DEFAULT,
     loss_column: str | None = None,
     **kwargs,
 ) -> FitResult:
