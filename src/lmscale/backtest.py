@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
+from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
 from lmscale.fit.core import fit
@@ -87,7 +88,7 @@ def origins(n_params: np.ndarray, multiplier: np.ndarray, min_runs: int) -> list
     """Size origins (the k smallest sizes, k ≥ 2) and compute origins (:data:`COMPUTE_QUANTILES`);
     each keeps at least ``min_runs`` runs, two sizes and two multipliers to fit, and one run to predict."""
     n, m = np.asarray(n_params, float), np.asarray(multiplier, float)
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     sizes = np.unique(n)
     out, seen = [], set()
 
@@ -157,7 +158,7 @@ def backtest_arrays(
         raise InputError("backtest: N, M and loss must have one value per run")
     e = None if errors is None else np.asarray(errors, dtype=float).ravel()
     ids = list(run_ids) if run_ids is not None else [f"#{i}" for i in range(len(n))]
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     points = []
     asked = method_for(method, OVERTRAIN)
     # the same optimum, found fast (paper: variable projection for the authors' multi-start LM); the
@@ -321,7 +322,7 @@ def backtest(
         err_target = target
     points: list[BacktestPoint] = []
     for ts in runs.datasets:
-        ds = runs.subset(runs.column("dataset").astype(str) == ts)
+        ds = runs.of_dataset(ts)
         y = ds.loss(loss_col)
         e = target_values(ds, err_target) if err_target else None
         keep = np.isfinite(y) & (np.isfinite(e) if e is not None else True)

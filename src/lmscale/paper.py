@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from lmscale.errors import InputError
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec
-from lmscale.study import ERROR_TARGETS, HeldoutPrediction, Study, TrainingSetFits
+from lmscale.study import HeldoutPrediction, Study, TrainingSetFits
+from lmscale.tasks import ERROR_TARGETS
 
 __all__ = ["ERROR_TARGETS", "FIGURE1", "HeldoutPrediction", "TrainingSetFits", "figure1_numbers", "reproduce"]
 

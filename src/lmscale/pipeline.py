@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, pct, size_label
+from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, size_label
 from lmscale.calibration import describe
 from lmscale.errors import InputError
 from lmscale.evaluate.builtin import builtin_tasks, write_suite
 from lmscale.fit.method import check_method
+from lmscale.formatting import pct
 from lmscale.ladder_eval import ladder_eval
 from lmscale.ladder_run import run_ladder
 from lmscale.predict import ScalePoint

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
 from lmscale.fit.method import DEFAULT, check_method
@@ -56,7 +57,7 @@ class LadderCandidate:
 
     def runs(self) -> list[dict]:
         return [
-            {"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": 6.0 * n * n * m}
+            {"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": flops(n, multiplier=m)}
             for n in self.sizes
             for m in self.multipliers
         ]
@@ -101,7 +102,7 @@ class Plan:
 
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     return float(np.log(max(point.flops / c.max(), 1.0)))
 
 
@@ -160,8 +161,8 @@ def candidates(
             if len(ms) < 2 and k < 3:
                 continue
             cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
-            flops = sum(6.0 * n * n * m for n in cand_sizes for m in cand_mults)
-            if (budget_flops is not None and flops > budget_flops) or (
+            cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
+            if (budget_flops is not None and cost > budget_flops) or (
                 max_runs and len(cand_sizes) * len(ms) > max_runs
             ):
                 continue
@@ -173,7 +174,7 @@ def candidates(
                 LadderCandidate(
                     cand_sizes,
                     cand_mults,
-                    flops,
+                    cost,
                     float(np.median(errs)),
                     (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
                     len(errs),
@@ -194,10 +195,9 @@ def _evidence_errors(
     """Backtest a candidate on every evidence training set × validation loss: relative error of the
     evidence run nearest the target (beyond the candidate), scaled to the target's distance."""
     per_ts = []
-    d_target_cache = {}
     for ts in runs.datasets:
         errs: list[float] = []
-        ds = runs.subset(runs.column("dataset").astype(str) == ts)
+        ds = runs.of_dataset(ts)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         in_ladder = np.isin(n, sizes) & np.isin(np.round(m, 6), np.round(mults, 6))
         beyond = n > max(sizes) * 1.5
@@ -207,13 +207,7 @@ def _evidence_errors(
             np.argmin(np.hypot(np.log(n[beyond] / target.n_params), np.log(m[beyond] / target.multiplier)))
         ]
         proxy = ScalePoint.make(float(n[near]), multiplier=float(m[near]))
-        key = (ts,)
-        if key not in d_target_cache:
-            d_target_cache[key] = (
-                _distance(target, n[in_ladder], m[in_ladder]),
-                _distance(proxy, n[in_ladder], m[in_ladder]),
-            )
-        d_t, d_p = d_target_cache[key]
+        d_t, d_p = _distance(target, n[in_ladder], m[in_ladder]), _distance(proxy, n[in_ladder], m[in_ladder])
         scale = (1.0 + d_t) / (1.0 + d_p)
         for vs in vals:
             y = ds.loss("loss_" + vs)
@@ -311,7 +305,7 @@ def validate_leave_one_out(
     the realised error against the planner's 90% range."""
     rows = []
     for held in runs.datasets:
-        evidence = runs.subset(runs.column("dataset").astype(str) != held)
+        evidence = runs.subset(runs.column("dataset").astype(str) != held)  # every training set but one
         study = Study(runs, "paper-default", method, train_sets=(held,), error_targets=())
         ds = study.dataset(held)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)

@@ -25,10 +25,8 @@ from lmscale.fit.runs import fit_table
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection, preset
-from lmscale.tasks import target_values
+from lmscale.tasks import ERROR_TARGETS, target_values
 
-#: Error targets of the paper: 46-task and 17-task average top-1 error.
-ERROR_TARGETS = ("error_46", "error_17")
 #: which held-out runs :meth:`Study.target_run` names: the largest model (M closest to 20), and the
 #: second-largest size at its largest M (the paper's 1.4B max-M run)
 TARGET_RUNS = ("second-max-m", "largest")
@@ -141,7 +139,7 @@ class Study:
     # -- runs and their roles ----------------------------------------------------------------
     def dataset(self, train_set: str) -> RunTable:
         if train_set not in self._datasets:
-            sub = self.runs.subset(self.runs.column("dataset").astype(str) == train_set)
+            sub = self.runs.of_dataset(train_set)
             if len(sub) == 0:
                 raise InputError(
                     f"{self.runs.source}: no runs of training set {train_set!r}; "

@@ -88,6 +88,9 @@ PAPER_17 = (
     "winograd",
 )
 
+#: Error targets of the paper: 46-task and 17-task average top-1 error.
+ERROR_TARGETS = ("error_46", "error_17")
+
 #: Named splits; a target ``error_<split-without-"-task">`` averages over one.
 SPLITS: dict[str, tuple[str, ...]] = {"46-task": PAPER_46, "17-task": PAPER_17}
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lmscale._io import atomic_write, read_json
+from lmscale.compute import flops
 from lmscale.errors import DownloadError, InputError
 from lmscale.run_table import RunTable
 from lmscale.tasks import TaskInfo, read_task_metadata
@@ -221,7 +222,7 @@ def read_grid(path: str | Path) -> pd.DataFrame:
                 "warmup": int(warmup),
                 "n_params": n,
                 "n_tokens": tokens,
-                "flops": 6.0 * n * tokens,
+                "flops": flops(n, tokens),
                 "loss": loss,
             }
         )

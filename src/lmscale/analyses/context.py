@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from lmscale import testbed
@@ -191,10 +190,6 @@ def md_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     ]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def pct(x: float, digits: int = 2) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{100 * x:.{digits}f}%"
 
 
 TRAIN_SET_NAMES = {"c4_original": "C4", "rpj": "RedPajama", "rw_original": "RefinedWeb"}

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, split_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, split_label, train_set_name
 from lmscale.errors import FitError
+from lmscale.formatting import pct
 from lmscale.predict import relative_error
 from lmscale.tasks import PAPER_17, PAPER_46, above_chance_tasks
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, split_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, size_label, split_label, train_set_name
+from lmscale.formatting import pct
 from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
 from lmscale.predict import relative_error
 from lmscale.tasks import PAPER_46, target_values

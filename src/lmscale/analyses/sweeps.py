@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, size_label, train_set_name
 from lmscale.errors import FitError
 from lmscale.fit.bootstrap import bootstrap, parameter_intervals
 from lmscale.fit.runs import fit_table
+from lmscale.formatting import pct
 from lmscale.laws.overtrain import to_paper_form
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 

@@ -48,11 +48,6 @@ def fmt(v, digits: int = 6) -> str:
     return str(v)
 
 
-def pct(v, digits: int = 2) -> str:
-    """A fraction as a percentage; n/a for missing or NaN."""
-    return "n/a" if v is None or v != v else f"{100 * v:.{digits}f}%"  # noqa: PLR0124 - NaN test
-
-
 def format_option(*choices: str):
     """``--format table|json|…`` (table is the default)."""
     return click.option(

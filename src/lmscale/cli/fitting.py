@@ -8,7 +8,8 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, method_option, out, pct
+from lmscale.cli._common import fmt, method_option, out
+from lmscale.formatting import pct
 
 
 @click.command()

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, fmt, format_option, method_option, out, pct
+from lmscale.cli._common import err, fmt, format_option, method_option, out
+from lmscale.formatting import pct
 
 
 @click.command()

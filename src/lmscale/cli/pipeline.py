@@ -9,8 +9,9 @@ import time
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, format_option, method_option, out, pct, suite_options, suite_tasks
+from lmscale.cli._common import err, format_option, method_option, out, suite_options, suite_tasks
 from lmscale.cli.ladder import LadderProgress, ladder_config
+from lmscale.formatting import pct
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 _device_option = click.option(

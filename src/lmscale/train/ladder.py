@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmscale import compute
 from lmscale._io import MAX_CONFIG_BYTES, read_text, read_yaml
 from lmscale.errors import InputError
 from lmscale.train.data import CorpusConfig
@@ -225,7 +226,7 @@ class RunPlan:
 
     @property
     def flops(self) -> float:
-        return 6.0 * self.n_params * self.n_tokens
+        return compute.flops(self.n_params, self.n_tokens)
 
     def estimated_seconds(self, device: str = "cpu") -> float:
         return self.flops / THROUGHPUT.get(device, THROUGHPUT["cpu"])
