@@ -58,12 +58,15 @@ class WandbLogger:
         except ImportError:
             raise InputError("W&B logging needs the wandb package: pip install 'lmscale[interop]'") from None
         folder.mkdir(parents=True, exist_ok=True)
+        # typed Any on purpose: wandb annotates ``mode`` as a Literal of its modes (and checks the
+        # value itself); a `type: ignore` here would be unused wherever wandb is not installed
+        mode: Any = os.environ.get("WANDB_MODE", "offline")
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "lmscale"),
             name=run_name,
             group=group,
             dir=str(folder),
-            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+            mode=mode,
             config=dict(config),
             reinit="create_new",
         )
