@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lmscale.errors import InputError
+from lmscale.paper_constants import ERROR_TARGETS, FIGURE1
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec
 from lmscale.study import HeldoutPrediction, Study, TrainingSetFits
-from lmscale.tasks import ERROR_TARGETS
 
 __all__ = ["ERROR_TARGETS", "FIGURE1", "HeldoutPrediction", "TrainingSetFits", "figure1_numbers", "reproduce"]
-
-#: The headline configuration of Figure 1.
-FIGURE1 = {"train_set": "rpj", "val_set": "c4_val", "target": "error_17"}
 
 
 def reproduce(

@@ -22,10 +22,11 @@ from lmscale.fit.bootstrap import bootstrap
 from lmscale.fit.method import DEFAULT, check_method
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
+from lmscale.paper_constants import ERROR_TARGETS
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection, preset
-from lmscale.tasks import ERROR_TARGETS, target_values
+from lmscale.tasks import target_values
 
 #: which held-out runs :meth:`Study.target_run` names: the largest model (M closest to 20), and the
 #: second-largest size at its largest M (the paper's 1.4B max-M run)

@@ -15,6 +15,7 @@ from lmscale import testbed
 from lmscale.errors import InputError, LmscaleError
 from lmscale.fit.method import check_method
 from lmscale.fit.result import FitResult
+from lmscale.paper_constants import PAPER_VAL_SET, TRAIN_SET_NAMES
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, preset
 from lmscale.study import Study
@@ -42,7 +43,7 @@ class Setting:
     #: which runs fit the loss law, which the error law, which are held out
     spec: FitSpec = field(default_factory=lambda: preset("paper-default"))
     #: the validation loss of Figure 1, Table 6 and the chained error predictions
-    val_set: str = "c4_val"
+    val_set: str = PAPER_VAL_SET
     #: the downstream task split of the error law: ``17-task``, ``46-task`` or comma-separated tasks
     split: str = "17-task"
     #: training sets to analyse (default: all in the run table)
@@ -190,9 +191,6 @@ def md_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     ]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-TRAIN_SET_NAMES = {"c4_original": "C4", "rpj": "RedPajama", "rw_original": "RefinedWeb"}
 
 
 def train_set_name(ts: str) -> str:

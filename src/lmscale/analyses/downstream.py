@@ -13,8 +13,9 @@ from scipy import stats
 from lmscale.analyses.context import Analysis, Context, md_table, split_label, train_set_name
 from lmscale.errors import FitError
 from lmscale.formatting import pct
+from lmscale.paper_constants import PAPER_17, PAPER_46
 from lmscale.predict import relative_error
-from lmscale.tasks import PAPER_17, PAPER_46, above_chance_tasks
+from lmscale.tasks import above_chance_tasks
 
 # ------------------------------------------------------------------------------ per-task (Table 2)
 HIGHLIGHTED_TASKS = ("arc_easy", "lambada_openai", "openbook_qa", "hellaswag_zeroshot")

@@ -105,11 +105,12 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from lmscale.analyses.context import Context, Setting
+    from lmscale.paper_constants import PAPER_VAL_SET
     from lmscale.report.writer import ANALYSES, build_report
 
     setting = Setting(
         spec=fit_spec,
-        val_set=val_sets[0] if val_sets else "c4_val",
+        val_set=val_sets[0] if val_sets else PAPER_VAL_SET,
         split=split,
         train_sets=tuple(train_sets) or None,
         method=method,

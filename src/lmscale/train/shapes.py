@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from lmscale import paper_constants
 from lmscale.errors import InputError
 from lmscale.train.tokens import _int_in
 
@@ -76,11 +77,5 @@ class ShapeSpec:
             raise InputError(f"shape {self.name!r}: lr must be a positive number, got {self.lr!r}")
 
 
-PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
-    "0.011B": ShapeSpec("0.011B", 96, 8, 4, 64, 100),
-    "0.079B": ShapeSpec("0.079B", 512, 8, 4, 512, 400),
-    "0.154B": ShapeSpec("0.154B", 576, 24, 8, 512, 400),
-    "0.411B": ShapeSpec("0.411B", 1024, 24, 8, 512, 2000),
-    "1.4B": ShapeSpec("1.4B", 2048, 24, 16, 256, 5000),
-    "6.9B": ShapeSpec("6.9B", 4096, 32, 32, 2048, 5000, lr=3e-4),
-}
+#: the paper's named shapes (PAPER.md §6), as :class:`ShapeSpec`
+PAPER_SHAPES = {name: ShapeSpec(name, *spec) for name, spec in paper_constants.PAPER_SHAPES.items()}
