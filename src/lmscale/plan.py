@@ -15,7 +15,7 @@ Pure computation over a :class:`RunTable`; the CLI front end is ``lmscale plan``
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -125,6 +125,17 @@ def combine(tables: Sequence[RunTable]) -> RunTable:
     )
 
 
+def ladder_grid(n_sizes: int, n_mults: int, single_m_from: int | None = None) -> Iterator[tuple[int, slice]]:
+    """The candidate ladders of a grid of sorted sizes and multipliers, as (k, window): the k
+    smallest sizes (k ≥ 2) × a contiguous window of the multipliers, at least two of them (one is
+    enough from ``single_m_from`` sizes on). In order of k, then of the window's start and end. The
+    planner and the compute sweep of the report enumerate their ladders here."""
+    for k in range(2, n_sizes + 1):
+        for i, j in itertools.combinations(range(n_mults + 1), 2):
+            if j - i >= 2 or (single_m_from is not None and k >= single_m_from):
+                yield k, slice(i, j)
+
+
 def candidates(
     runs: RunTable,
     target: ScalePoint,
@@ -155,32 +166,29 @@ def candidates(
         )
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
     out = []
-    for k in range(2, len(sizes) + 1):
-        for i, j in itertools.combinations(range(len(mults) + 1), 2):
-            ms = mults[i:j]
-            if len(ms) < 2 and k < 3:
-                continue
-            cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
-            cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
-            if (budget_flops is not None and cost > budget_flops) or (
-                max_runs and len(cand_sizes) * len(ms) > max_runs
-            ):
-                continue
-            per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
-            errs = [e for _ts, es in per_ts for e in es]
-            if len(errs) < 3:
-                continue
-            out.append(
-                LadderCandidate(
-                    cand_sizes,
-                    cand_mults,
-                    cost,
-                    float(np.median(errs)),
-                    (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
-                    len(errs),
-                    per_ts,
-                )
+    for k, window in ladder_grid(len(sizes), len(mults), single_m_from=3):
+        ms = mults[window]
+        cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
+        cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
+        if (budget_flops is not None and cost > budget_flops) or (
+            max_runs and len(cand_sizes) * len(ms) > max_runs
+        ):
+            continue
+        per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
+        errs = [e for _ts, es in per_ts for e in es]
+        if len(errs) < 3:
+            continue
+        out.append(
+            LadderCandidate(
+                cand_sizes,
+                cand_mults,
+                cost,
+                float(np.median(errs)),
+                (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
+                len(errs),
+                per_ts,
             )
+        )
     if not out:
         raise InputError(
             "no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
