@@ -36,6 +36,7 @@ _API = {
     "POWER": "lmscale.laws:POWER",
     # fitting
     "fit": "lmscale.fit.core:fit",
+    "Method": "lmscale.fit.method:Method",
     "fit_table": "lmscale.fit.runs:fit_table",
     "fit_runs": "lmscale.calibrated_fit:fit_runs",
     "bootstrap": "lmscale.fit.bootstrap:bootstrap",
