@@ -24,7 +24,7 @@ paper = [m for m in accuracy.METHODS_COMPARED if m.name == "paper"]
 default = [m for m in accuracy.METHODS_COMPARED if m.name == "default"]
 err = {}  # (power or "paper", train set, fit set) -> mean loss error
 for ts in runs.datasets:
-    one = runs.subset(runs.column("dataset") == ts)
+    one = runs.of_dataset(ts)
     for r in accuracy.run(one, methods=paper, n_resamples=0):
         err[("paper", ts, r["fit_set"])] = r["mean_rel_error"]
     for p in POWERS:

@@ -2,6 +2,8 @@
 that need them skip with a reason when that folder is absent. LMSCALE_SHARED overrides the path."""
 
 import os
+import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,82 @@ def paper_reproduction(testbed_runs):
     from lmscale import paper
 
     return paper.reproduce(testbed_runs)
+
+
+# ------------------------------------------------------------------ training (torch, tokenizers)
+# Shared by test_train.py, test_checkpoint.py and test_ladder_run.py: the corpus is tokenised once
+# and the small ladder trained once per session (per worker under xdist).
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def _need_training() -> None:
+    pytest.importorskip("torch", reason="training needs torch (pip install torch==2.13.0 tokenizers)")
+    pytest.importorskip("tokenizers", reason="training needs tokenizers")
+
+
+@pytest.fixture(scope="session")
+def tokens(tmp_path_factory):
+    """The json and email packages of the standard library, tokenised with a 300-token vocabulary."""
+    _need_training()
+    from lmscale.train import data as tdata
+
+    cache = tmp_path_factory.mktemp("cache")
+    corpus = tdata.CorpusConfig(
+        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
+    )
+    return tdata.prepare(corpus, (), cache, 300)
+
+
+@pytest.fixture(scope="session")
+def train_config():
+    """A factory of tiny training configurations (32 wide, 2 layers, 6 steps of 4 × 16 tokens)."""
+    _need_training()
+    from lmscale.train.loop import TrainConfig
+    from lmscale.train.model import ModelConfig
+
+    def make(vocab, **kw):
+        base = dict(n_tokens=16 * 4 * 6 - 10, batch_size=4, warmup_steps=2, checkpoint_every=2, seed=3)
+        base.update(kw)
+        return TrainConfig(ModelConfig(32, 2, 2, vocab, seq_len=16), **base)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_ladder(tmp_path_factory):
+    """One 3-size × 3-M ladder trained once for the tests that need finished runs; each test works
+    on a copy (:func:`ladder_copy`: run_ladder skips the finished runs of the copy)."""
+    _need_training()
+    from lmscale.ladder_run import run_ladder
+    from lmscale.train import data as tdata
+    from lmscale.train.ladder import LadderConfig, ShapeSpec
+
+    corpus = tdata.CorpusConfig(
+        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
+    )
+    val = tdata.CorpusConfig("csv", (str(STDLIB / "csv.py"), str(STDLIB / "textwrap.py")), val_permille=1000)
+    cfg = LadderConfig(
+        "t",
+        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2), ShapeSpec("c", 48, 1, 2, 16, 2)),
+        (0.25, 0.5, 1.0),
+        corpus,
+        (val,),
+        vocab_size=300,
+        seq_len=32,
+        checkpoint_every=0,
+    )
+    folder = tmp_path_factory.mktemp("shared") / "ladder"
+    run_ladder(cfg, folder)
+    return cfg, folder
+
+
+@pytest.fixture
+def ladder_copy(trained_ladder, tmp_path):
+    """(config, folder): a copy of the trained ladder in this test's own folder."""
+    cfg, folder = trained_ladder
+    dest = tmp_path / "ladder"
+    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(".lock"))
+    return cfg, dest
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Backtests (rolling-origin evaluation on a user's own ladder) and the one held-out engine."""
+"""Backtests (rolling-origin evaluation on a user's own ladder). The held-out engine is in test_study.py."""
 
 import json
 
@@ -12,7 +12,6 @@ from lmscale.cli import cli
 from lmscale.errors import InputError
 from lmscale.laws import OVERTRAIN
 from lmscale.run_table import RunTable
-from lmscale.study import Study
 
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
 TRUTH = {"A": 150.0, "B": 400.0, "c": -0.26, "E": 1.8}
@@ -105,31 +104,3 @@ def test_backtest_on_the_testbed(testbed_runs):
     s = res.summary()
     allrow = s[s.c_factor_bin == "all"].iloc[0]
     assert allrow.n == len(res.points) and 0 < allrow.median_rel_error < 0.05
-
-
-# ---------------------------------------------------------------------------- the held-out engine
-def test_study_never_returns_a_fit_of_other_runs(testbed_runs):
-    st = Study(testbed_runs, "paper-default", "varpro", error_targets=("error_17",))
-    full = st.error_fit("rpj", "c4_val", "error_17")
-    er = st.error_runs("rpj")
-    small = er.subset(er.column("n_params") < 1e9)
-    without = st.error_fit("rpj", "c4_val", "error_17", runs=small)
-    assert set(without.run_ids) == set(small.run_ids) != set(full.run_ids)
-    assert st.error_fit("rpj", "c4_val", "error_17") is full  # cached, and the right one
-    assert st.error_fit("rpj", "c4_val", "error_17", runs=small) is without
-
-
-def test_study_interval_uses_own_backtest_when_the_fit_set_is_large(testbed_runs):
-    from lmscale.benchmark.accuracy import fit_sets
-    from lmscale.predict import ScalePoint
-
-    st = Study(testbed_runs, fit_sets(runs=testbed_runs)["cap-1e20"], "default", error_targets=("error_17",))
-    pt = ScalePoint.make(6.9e9, multiplier=20)
-    c = st.interval("rpj", "c4_val", "loss", pt, 0.9, n_resamples=100)
-    assert c.calibration.source == "own" and c.interval.low < c.predicted < c.interval.high
-    e = st.interval("rpj", "c4_val", "error_17", pt, 0.9, n_resamples=100)
-    assert e.calibration.quantity == "error" and e.interval.low < e.predicted < e.interval.high
-    default = Study(testbed_runs, "paper-default", "default", error_targets=("error_17",))
-    assert (
-        default.interval("rpj", "c4_val", "loss", pt, 0.9, n_resamples=100).calibration.source == "reference"
-    )

@@ -49,11 +49,17 @@ def test_calibration_round_trips_and_rejects_garbage():
 
 @pytest.mark.slow
 def test_shipped_reference_is_what_the_testbed_gives(testbed_runs):
-    """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests."""
+    """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests.
+
+    To 1e-4 relative, not to the last digits: each score is a quantile of ~1,700 backtest errors
+    over bootstrap spreads, every one from a fit that stops at its solver's tolerance, and the lowest
+    quantiles (values near 0.01) move by up to 1.4e-5 relative from one CPU to another (an AMD EPYC
+    machine against the file's). An interval moves by that fraction of its width."""
     shipped = {q: cal.reference(q) for q in ("loss", "error")}
     fresh = cal.build_reference(testbed_runs)
     for q, ref in shipped.items():
-        assert np.allclose(ref.scores, fresh[q].scores, rtol=1e-6)
+        assert len(ref.scores) == len(fresh[q].scores)
+        assert np.allclose(ref.scores, fresh[q].scores, rtol=1e-4, atol=0)
         assert ref.description == fresh[q].description
 
 

@@ -365,7 +365,7 @@ def test_suite_quirks_are_named(tmp_path):
 
 def test_ladder_eval_keeps_runs_jsonl_in_step_when_a_run_fails(tmp_path, monkeypatch):
     """A failing evaluation of one run leaves runs.jsonl rebuilt from the records that did update."""
-    from lmscale.evaluate import runs as evruns
+    from lmscale import ladder_eval as evruns
 
     ladder = tmp_path / "l"
     for i in range(2):

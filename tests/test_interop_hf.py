@@ -18,8 +18,8 @@ from click.testing import CliRunner  # noqa: E402
 from lmscale.cli import cli  # noqa: E402
 from lmscale.errors import InputError  # noqa: E402
 from lmscale.evaluate.icl import TaskConfig, load_items, score  # noqa: E402
-from lmscale.evaluate.runs import load_run  # noqa: E402
 from lmscale.interop.hf import export_run, load_hf_model  # noqa: E402
+from lmscale.ladder_eval import load_run  # noqa: E402
 from lmscale.ladder_run import run_ladder  # noqa: E402
 from lmscale.train.data import CorpusConfig  # noqa: E402
 from lmscale.train.ladder import LadderConfig, ShapeSpec  # noqa: E402

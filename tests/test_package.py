@@ -1,4 +1,4 @@
-"""The package's shape: the curated API, the dependency edges (what must not import what), module
+"""The package's shape: the curated API, the import contracts (what must not import what), module
 sizes, and the CLI staying a thin layer over library calls."""
 
 import ast
@@ -44,31 +44,35 @@ def test_import_and_ladder_plan_leave_torch_and_matplotlib_unimported():
     assert _fresh(code).splitlines()[-1] == "TORCH False"
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-    return out
+def test_import_contracts_hold():
+    """The import contracts in pyproject.toml ([tool.importlinter]: the one-way prediction stack,
+    fit/ and laws/ below everything, no report/ in the numerics, no torch or matplotlib in the core,
+    train/ and evaluate/ independent, nothing importing the CLI) hold. CI runs ``lint-imports``
+    itself; this runs the same check from the test suite."""
+    cli = pytest.importorskip("importlinter.cli", reason="needs import-linter (the dev extra)")
+    root = Path(__file__).resolve().parents[1]
+    assert cli.lint_imports(config_filename=str(root / "pyproject.toml"), no_cache=True, no_logo=True) == 0
 
 
-def test_dependency_edges():
-    """train/ never imports evaluate/ (the ladder runner sits above both); the fitting core never
-    imports training, reports or the CLI; nothing imports the CLI."""
-    for path in (SRC / "train").glob("*.py"):
-        assert not any(m.startswith("lmscale.evaluate") for m in _imports(path)), path
-    core = ["run_table.py", "table_checks.py", "selection.py", "predict.py", "calibration.py", "study.py"]
-    for path in (
-        [SRC / p for p in core] + list((SRC / "fit").glob("*.py")) + list((SRC / "laws").glob("*.py"))
-    ):
-        bad = [m for m in _imports(path) if m.startswith(("lmscale.train", "lmscale.cli", "torch"))]
-        assert not bad, (path, bad)
-    for path in SRC.rglob("*.py"):
-        if "cli" not in path.relative_to(SRC).parts:
-            assert not any(m.startswith("lmscale.cli") for m in _imports(path)), path
+def test_import_graph_has_no_cycle_but_the_one_under_rewrite():
+    """benchmarks/import_graph.py counts every import cycle of the package (a function-local import
+    closes a cycle as surely as a top-level one). The one left is predict <-> calibration, whose
+    files are being rewritten."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[1] / "benchmarks" / "import_graph.py"),
+            "--verbose",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    cycles = [
+        line.split(":", 1)[1].split() for line in out.splitlines() if line.strip().startswith("cycle of")
+    ]
+    assert cycles in ([], [["calibration", "predict"]]), out
 
 
 def test_no_module_over_400_lines():
@@ -139,4 +143,4 @@ def test_reproduce_without_out_honours_method_and_split(testbed_dir):
     res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--only", "figure1"])
     assert res.exit_code == 2 and "--out" in res.output
     res = CliRunner().invoke(cli, ["reproduce", "--testbed", str(testbed_dir), "--method", "magic"])
-    assert res.exit_code == 2 and "unknown fitting method 'magic'" in res.output
+    assert res.exit_code == 2 and "'magic' is not one of 'default'" in res.output

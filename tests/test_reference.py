@@ -1,12 +1,40 @@
 """The paper's numbers: every fit and prediction of the authors' procedure (../shared/reference),
-Figure 1, Table 6 and M*."""
+Figure 1, Table 6 and M*.
 
+Tolerances are what the method guarantees on any CPU, not what one machine happens to print:
+
+- Predictions and objective values: 1e-6 relative (RTOL). The objective is what the solvers
+  minimise, and it is flat at the optimum: the paper's error fits stop within 3e-10 (relative) of the
+  exact least-squares optimum, and their held-out predictions within 5e-7 of the exact optimum's.
+- Loss-law parameters: 1e-6. The paper's loss fit runs Levenberg–Marquardt to xtol = ftol = 1e-14,
+  so it lands on the optimum itself, whatever the floating point of the CPU.
+- Error-law parameters: 1e-4 (ERROR_PARAM_RTOL). The paper's error fit is scipy's curve_fit with
+  MINPACK's defaults (ftol = xtol = 1.49e-8): it stops where the objective no longer improves by
+  1.5e-8, which leaves the parameters up to 1.4e-5 (relative) from the exact optimum on the testbed
+  (tests/test_trust.py measures it), at a point that depends on the CPU: an AMD EPYC machine gave
+  k = 1.1280753634 against the reference's 1.1280742252 (1.0e-6 apart). The objective at our
+  parameters is also checked against the objective at the reference's, to RTOL: the same optimum.
+"""
+
+import numpy as np
 import pytest
 
 from lmscale import paper
 from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
 
 RTOL = 1e-6
+ERROR_PARAM_RTOL = 1e-4
+
+
+def _objective(fit, params) -> float:
+    """The paper's least-squares objective of ``fit``'s data at ``params``."""
+    law = fit.law_obj
+    r = law.evaluate_vector(law.vector(params), fit.x_arrays) - np.asarray(fit.y)
+    return float(r @ r)
+
+
+def _same_optimum(fit, theirs) -> None:
+    assert _objective(fit, fit.params) == pytest.approx(_objective(fit, theirs), rel=RTOL)
 
 
 def _index(reproduction):
@@ -24,13 +52,10 @@ def test_every_fit_and_prediction_matches_reference(paper_reproduction, referenc
         fits = by_fit[(ref["train"], ref["val"])]
         p = fits.loss_fit.params
         rp = ref["loss_params"]
-        for ours, theirs in (
-            (p["A"], rp["a"]),
-            (p["B"], rp["b"]),
-            (p["c"], rp["alpha_c"]),
-            (p["E"], rp["E"]),
-        ):
-            assert ours == pytest.approx(theirs, rel=RTOL)
+        theirs = {"A": rp["a"], "B": rp["b"], "c": rp["alpha_c"], "E": rp["E"]}
+        for k, v in theirs.items():
+            assert p[k] == pytest.approx(v, rel=RTOL)
+        _same_optimum(fits.loss_fit, theirs)
         paper_form = to_paper_form(p)
         pf = ref["loss_params_paper_form"]
         for k_ours, k_ref in (("eta", "eta"), ("a", "a_paper"), ("b", "b_paper"), ("E", "E")):
@@ -47,8 +72,10 @@ def test_every_fit_and_prediction_matches_reference(paper_reproduction, referenc
         for key, target in (("downstream_avg", "error_46"), ("downstream_avg_subset", "error_17")):
             d = ref[key]
             efit = fits.error_fits[target]
+            assert set(efit.params) == set(d["params"])
             for k, v in d["params"].items():
-                assert efit.params[k] == pytest.approx(v, rel=RTOL)
+                assert efit.params[k] == pytest.approx(v, rel=ERROR_PARAM_RTOL)
+            _same_optimum(efit, d["params"])
             n_err += 1
             for h in d["heldout"]:
                 run_id = f"{prefix}-{h['model']}-{h['cc_mult']}"

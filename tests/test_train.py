@@ -1,16 +1,15 @@
-"""Ladder training (issue 5): parameter counts, determinism, kill -9 and resume, data-parallel
-runs on gloo, bad configurations, and a tiny ladder end to end."""
+"""Ladder training (issue 5): parameter counts, determinism, data-parallel runs on gloo, bad
+configurations, and the whole loop on a tiny ladder. Checkpoints (kill -9 and resume, sharded
+saves) are in test_checkpoint.py, running a ladder in test_ladder_run.py; the shared fixtures
+(``tokens``, ``train_config``, ``trained_ladder``) in conftest.py."""
 
 import itertools
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,8 @@ pytest.importorskip("tokenizers", reason="training needs tokenizers")
 
 
 from lmscale.errors import InputError  # noqa: E402
-from lmscale.ladder_run import run_ladder  # noqa: E402
 from lmscale.train import data as tdata  # noqa: E402
-from lmscale.train.ladder import LadderConfig, ShapeSpec, plan, preset  # noqa: E402
+from lmscale.train.ladder import LadderConfig, preset  # noqa: E402
 from lmscale.train.loop import TrainConfig, lr_at, train  # noqa: E402
 from lmscale.train.model import ModelConfig, Transformer, count_params  # noqa: E402
 
@@ -57,27 +55,12 @@ def test_lr_schedule():
     assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    corpus = tdata.CorpusConfig(
-        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
-    )
-    return tdata.prepare(corpus, (), cache, 300)
-
-
-def _cfg(vocab, **kw):
-    base = dict(n_tokens=16 * 4 * 6 - 10, batch_size=4, warmup_steps=2, checkpoint_every=2, seed=3)
-    base.update(kw)
-    return TrainConfig(ModelConfig(32, 2, 2, vocab, seq_len=16), **base)
-
-
 def _state(path):
     return torch.load(path, weights_only=True)["model"]
 
 
-def test_training_is_deterministic_and_exact_in_tokens(tokens, tmp_path):
-    cfg = _cfg(tokens.vocab_size)
+def test_training_is_deterministic_and_exact_in_tokens(tokens, tmp_path, train_config):
+    cfg = train_config(tokens.vocab_size)
     packed = tdata.PackedSequences(tokens.train, 16, 0)
     a = train(cfg, packed, tmp_path / "a")
     train(cfg, packed, tmp_path / "b")
@@ -86,59 +69,6 @@ def test_training_is_deterministic_and_exact_in_tokens(tokens, tmp_path):
     assert a.finished and a.steps == 6
     log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["tokens"] == cfg.n_tokens  # exactly D tokens, the last step partial
-
-
-WORKER = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {src!r})
-    from lmscale.train import data as tdata
-    from lmscale.train.loop import TrainConfig, train
-    from lmscale.train.model import ModelConfig
-    tok = tdata.open_tokens(__import__("pathlib").Path({tokfile!r}))
-    cfg = TrainConfig(ModelConfig(32, 2, 2, {vocab}, seq_len=16), n_tokens=16 * 4 * 12 - 5, batch_size=4,
-                      warmup_steps=2, checkpoint_every=3, seed=3)
-    train(cfg, tdata.PackedSequences(tok, 16, 0), {out!r}, progress=lambda s, n, t: time.sleep({pause}))
-""")
-
-
-@pytest.mark.slow
-def test_kill_9_and_resume_is_bit_identical(tokens, tmp_path):
-    tokfile = next(p for p in Path(tokens.train.filename).parent.glob("*-train.bin"))
-    script = tmp_path / "w.py"
-    for name, pause in (("full", 0.0), ("killed", 0.25)):
-        script.write_text(
-            WORKER.format(
-                src=SRC, tokfile=str(tokfile), vocab=tokens.vocab_size, out=str(tmp_path / name), pause=pause
-            )
-        )
-        proc = subprocess.Popen([sys.executable, str(script)])
-        if name == "killed":
-            ckpt = tmp_path / name / "checkpoint.pt"
-            deadline = time.time() + 120
-            while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-            time.sleep(0.3)  # land somewhere after the first checkpoint, mid-run
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-            step_at_kill = torch.load(ckpt, weights_only=True)["step"]
-            assert 3 <= step_at_kill < 12
-            script.write_text(
-                WORKER.format(
-                    src=SRC,
-                    tokfile=str(tokfile),
-                    vocab=tokens.vocab_size,
-                    out=str(tmp_path / name),
-                    pause=0.0,
-                )
-            )
-            proc = subprocess.Popen([sys.executable, str(script)])
-        assert proc.wait(timeout=300) == 0
-    full, resumed = _state(tmp_path / "full" / "checkpoint.pt"), _state(tmp_path / "killed" / "checkpoint.pt")
-    assert all(torch.equal(full[k], resumed[k]) for k in full)
-    assert (tmp_path / "full" / "train_log.jsonl").read_text() == (
-        tmp_path / "killed" / "train_log.jsonl"
-    ).read_text()
 
 
 def _torchrun(script, nproc: int) -> None:
@@ -231,91 +161,13 @@ def test_bad_configs(tmp_path):
         LadderConfig.read(cfg)
 
 
-def _shared_cfg():
-    corpus = tdata.CorpusConfig(
-        "json", (str(STDLIB / "json" / "*.py"), str(STDLIB / "email" / "*.py")), val_permille=200
-    )
-    val = tdata.CorpusConfig("csv", (str(STDLIB / "csv.py"), str(STDLIB / "textwrap.py")), val_permille=1000)
-    return LadderConfig(
-        "t",
-        (ShapeSpec("a", 16, 1, 2, 16, 2), ShapeSpec("b", 32, 1, 2, 16, 2), ShapeSpec("c", 48, 1, 2, 16, 2)),
-        (0.25, 0.5, 1.0),
-        corpus,
-        (val,),
-        vocab_size=300,
-        seq_len=32,
-        checkpoint_every=0,
-    )
-
-
-@pytest.fixture(scope="module")
-def trained_ladder(tmp_path_factory):
-    """One 3-size × 3-M ladder trained once for the tests that need finished runs; each test works
-    on a copy (run_ladder skips the finished runs of the copy)."""
-    cfg = _shared_cfg()
-    folder = tmp_path_factory.mktemp("shared") / "ladder"
-    run_ladder(cfg, folder)
-    return cfg, folder
-
-
-def _copy(trained_ladder, dest):
-    cfg, folder = trained_ladder
-    shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(".lock"))
-    return cfg
-
-
-def test_ladder_end_to_end(trained_ladder, tmp_path):
-    from lmscale.fit.runs import fit_table
-    from lmscale.run_table import RunTable
-
-    cfg = _copy(trained_ladder, tmp_path / "ladder")
-    assert [r.n_params for r in plan(cfg)][:1] == [count_params(16, 1, 300)]
-    t0 = time.perf_counter()
-    path = run_ladder(cfg, tmp_path / "ladder")  # every run is finished: nothing is trained again
-    assert time.perf_counter() - t0 < 10
-    table = RunTable.read(path)
-    assert len(table) == 9 and set(table.val_sets) == {"json", "csv"}
-    assert np.all(table.loss("loss_json") > 0)
-    lo, hi = table.column("loss_lower_json"), table.column("loss_upper_json")
-    assert np.all(lo <= table.loss("loss_json")) and np.all(table.loss("loss_json") <= hi)
-    fit_table(table, "chinchilla", "loss_json", method="varpro")  # the records fit without conversion
-    # evaluate on a small suite in LLM-Foundry's YAML form: accuracies land in the run table
-    from lmscale.evaluate.icl import read_suite
-    from lmscale.evaluate.runs import ladder_eval
-
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "mc.jsonl").write_text(
-        "".join(
-            json.dumps({"query": f"def f{i}(x):", "choices": ["    return x", "zzzz qqqq"], "gold": 0}) + "\n"
-            for i in range(6)
-        )
-    )
-    (tmp_path / "tasks" / "lm.jsonl").write_text(
-        "".join(json.dumps({"context": f"import os{i}", "continuation": "\n"}) + "\n" for i in range(6))
-    )
-    (tmp_path / "suite.yaml").write_text(
-        "icl_tasks:\n- {label: mc, dataset_uri: local_data/mc.jsonl, num_fewshot: [1], icl_task_type: multiple_choice}\n"
-        "- {label: lm, dataset_uri: local_data/lm.jsonl, num_fewshot: [0], icl_task_type: language_modeling}\n"
-    )
-    ladder_eval(tmp_path / "ladder", read_suite(tmp_path / "suite.yaml", tmp_path / "tasks"))
-    table = RunTable.read(tmp_path / "ladder" / "runs.jsonl")
-    assert set(table.tasks) == {"mc", "lm"} and np.all(
-        (table.accuracy("mc") >= 0) & (table.accuracy("mc") <= 1)
-    )
-    with pytest.raises(InputError, match="different ladder"):
-        run_ladder(
-            LadderConfig("t2", cfg.shapes, (1.0,), cfg.corpus, vocab_size=300, seq_len=32),
-            tmp_path / "ladder",
-        )
-
-
-def test_the_whole_loop(trained_ladder, tmp_path):
+def test_the_whole_loop(ladder_copy):
     """Evaluate a 3-size ladder on the built-in suite, fit on the two smaller sizes and predict the
     largest: predicted vs observed with a report."""
     from lmscale.pipeline import run_loop
 
-    cfg = _copy(trained_ladder, tmp_path / "loop")
-    res = run_loop(cfg, tmp_path / "loop", n_items=30)
+    cfg, folder = ladder_copy
+    res = run_loop(cfg, folder, n_items=30)
     df = res.heldout
     assert len(df) == 6 and set(df.target) == {"loss", "error:cloze,brackets,next_line,first_word"}
     assert (df.n_params == df.n_params.max()).all()  # only the largest size is predicted
@@ -324,7 +176,7 @@ def test_the_whole_loop(trained_ladder, tmp_path):
     md = res.report_path.read_text()
     assert "Held-out predictions" in md and "figures/figure1_json.png" in md
     assert "4-task custom error (chained)" in md and "90% interval" in md
-    assert (tmp_path / "loop" / "report" / "report.html").is_file()
+    assert (folder / "report" / "report.html").is_file()
 
 
 def test_loss_bounds_on_a_known_distribution():
@@ -397,64 +249,6 @@ def test_ladder_cli_plan_run_eval(tmp_path):
     assert res.exit_code == 2 and "unknown task" in res.output
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "gpu-huge"])
     assert res.exit_code == 2 and "unknown ladder preset" in res.output
-
-
-def _tiny_ladder(**over):
-    corpus = tdata.CorpusConfig("json", (str(STDLIB / "json" / "*.py"),), val_permille=200)
-    kw = dict(vocab_size=300, seq_len=16, checkpoint_every=0)
-    kw.update(over)
-    return LadderConfig("t", (ShapeSpec("a", 16, 1, 2, 16, 2),), (0.25,), corpus, **kw)
-
-
-def test_diverging_run_is_recorded_failed_and_retried(tmp_path):
-    from lmscale.errors import TrainingDiverged
-
-    cfg = _tiny_ladder(lr=1e6, final_lr=1e5)
-    with pytest.raises(TrainingDiverged, match="diverged at step"):
-        run_ladder(cfg, tmp_path / "l")
-    rec = json.loads(next((tmp_path / "l" / "runs").glob("*/record.json")).read_text())
-    assert rec["status"] == "failed" and "diverged" in rec["reason"]
-    assert not (tmp_path / "l" / "runs.jsonl").exists()  # nothing half-done is published
-    with pytest.raises(TrainingDiverged):  # not skipped as if done: tried again
-        run_ladder(cfg, tmp_path / "l")
-
-
-def test_rerecording_after_the_final_checkpoint_keeps_loss_and_time(tmp_path):
-    cfg = _tiny_ladder()
-    run_ladder(cfg, tmp_path / "l")
-    rec_path = next((tmp_path / "l" / "runs").glob("*/record.json"))
-    first = json.loads(rec_path.read_text())["row"]
-    rec_path.write_text('{"status": "do')  # a crash mid-write of the record (or before it)
-    run_ladder(cfg, tmp_path / "l")
-    again = json.loads(rec_path.read_text())["row"]
-    assert np.isfinite(again["train_loss"]) and again["train_loss"] == first["train_loss"]
-    assert again["wall_seconds"] == pytest.approx(first["wall_seconds"], rel=0.5)
-    assert again["loss_json"] == first["loss_json"]
-
-
-def test_damaged_caches_are_rebuilt_not_fatal(tmp_path):
-    cfg = _tiny_ladder()
-    first = _read_runs(run_ladder(cfg, tmp_path / "l"))
-    cache = tmp_path / "l" / "cache"
-    for meta in cache.rglob("*.json"):
-        if meta.with_suffix(".bin").is_file():
-            meta.unlink()  # a kill between the token file and its metadata
-    for tok in (cache / "tokenizers").glob("*.json"):
-        tok.write_text("garbage")
-    (tmp_path / "l" / "runs" / first.run_ids[0] / ".checkpoint.pt.x1.tmp").write_bytes(b"partial")
-    shutil.rmtree(tmp_path / "l2", ignore_errors=True)
-    shutil.copytree(tmp_path / "l", tmp_path / "l2")
-    for rec in (tmp_path / "l2" / "runs").glob("*/record.json"):
-        rec.unlink()
-    again = _read_runs(run_ladder(cfg, tmp_path / "l2"))
-    assert again.loss("loss_json")[0] == pytest.approx(first.loss("loss_json")[0])
-    assert not list((tmp_path / "l2" / "runs").glob("*/.checkpoint.pt.*.tmp"))
-
-
-def _read_runs(path):
-    from lmscale.run_table import RunTable
-
-    return RunTable.read(path)
 
 
 def test_family_warning_for_a_largest_shape_outside_the_family():
@@ -552,12 +346,12 @@ def test_chunked_loss_equals_the_full_logits_loss():
         assert torch.allclose(a, b, atol=1e-7, rtol=1e-5)
 
 
-def test_micro_batches_and_activation_checkpointing_compute_the_same_step(tokens, tmp_path):
+def test_micro_batches_and_activation_checkpointing_compute_the_same_step(tokens, tmp_path, train_config):
     """Accumulated micro-batches with recomputed activations give the whole-batch step's weights."""
     packed = tdata.PackedSequences(tokens.train, 16, 0)
-    base = train(_cfg(tokens.vocab_size), packed, tmp_path / "a")
+    base = train(train_config(tokens.vocab_size), packed, tmp_path / "a")
     other = train(
-        _cfg(tokens.vocab_size, micro_batch=1, activation_checkpointing=True, loss_chunk=24),
+        train_config(tokens.vocab_size, micro_batch=1, activation_checkpointing=True, loss_chunk=24),
         packed,
         tmp_path / "b",
     )
@@ -565,16 +359,18 @@ def test_micro_batches_and_activation_checkpointing_compute_the_same_step(tokens
     assert max(float((sa[k] - sb[k]).abs().max()) for k in sa) <= DDP_ATOL
     assert base.train_loss == pytest.approx(other.train_loss, rel=1e-5)
     with pytest.raises(InputError, match="does not divide"):
-        train(_cfg(tokens.vocab_size, micro_batch=3), packed, tmp_path / "c")
+        train(train_config(tokens.vocab_size, micro_batch=3), packed, tmp_path / "c")
 
 
-def test_the_loss_leaves_the_device_only_on_logged_and_saved_steps(tokens, tmp_path, monkeypatch):
+def test_the_loss_leaves_the_device_only_on_logged_and_saved_steps(
+    tokens, tmp_path, monkeypatch, train_config
+):
     from lmscale.train import loop
 
     reads = []
     real = loop._loss_values
     monkeypatch.setattr(loop, "_loss_values", lambda *a: reads.append(1) or real(*a))
-    cfg = _cfg(tokens.vocab_size, n_tokens=16 * 4 * 12, log_every=5, checkpoint_every=0)
+    cfg = train_config(tokens.vocab_size, n_tokens=16 * 4 * 12, log_every=5, checkpoint_every=0)
     loop.train(cfg, tdata.PackedSequences(tokens.train, 16, 0), tmp_path / "r")
     assert cfg.n_steps == 12 and len(reads) == 3  # steps 5, 10 and the last
 
@@ -604,10 +400,10 @@ def test_model_flops_per_token_formula():
     )  # the input embedding's 6·V·d dominates attention here
 
 
-def test_prefetched_batches_are_the_steps_batches(tokens):
+def test_prefetched_batches_are_the_steps_batches(tokens, train_config):
     from lmscale.train.batches import Batches
 
-    cfg = _cfg(tokens.vocab_size, n_tokens=16 * 4 * 3 - 5)
+    cfg = train_config(tokens.vocab_size, n_tokens=16 * 4 * 3 - 5)
     packed = tdata.PackedSequences(tokens.train, 16, 0)
     b = Batches(cfg, packed, rank=1, world=2, pin=False)
     try:
@@ -629,23 +425,6 @@ def _load_any(folder, vocab):
     m = Transformer(ModelConfig(32, 2, 2, vocab, seq_len=16))
     load_sharded(folder, m)
     return {k: v.detach().clone() for k, v in m.state_dict().items()}
-
-
-def test_sharded_checkpoints_resume_exactly(tokens, tmp_path):
-    packed = tdata.PackedSequences(tokens.train, 16, 0)
-    whole = train(_cfg(tokens.vocab_size), packed, tmp_path / "whole")
-    cfg = _cfg(tokens.vocab_size, checkpoint_format="sharded")
-    first = train(cfg, packed, tmp_path / "cut", stop_after=3)
-    assert not first.finished and (tmp_path / "cut" / "checkpoint.dcp" / "meta.json").is_file()
-    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
-    again = train(cfg, packed, tmp_path / "cut")
-    assert again.finished and again.train_loss == whole.train_loss
-    a, b = _state(tmp_path / "whole" / "checkpoint.pt"), _load_any(tmp_path / "cut", tokens.vocab_size)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    # a finished run with only a sharded checkpoint is still evaluable
-    from lmscale.train.checkpoint import read_sharded_meta
-
-    assert read_sharded_meta(tmp_path / "cut")["step"] == cfg.n_steps
 
 
 def test_ranks_that_disagree_on_the_step_stop(monkeypatch):
@@ -749,10 +528,10 @@ def test_a_whole_ladder_under_torchrun_matches_one_process(tmp_path):
     assert np.allclose(one.loss("loss_json"), two.loss("loss_json"), rtol=1e-4)
 
 
-def test_fsdp_gathers_bf16_parameters_and_reduces_in_float32():
+def test_fsdp_gathers_bf16_parameters_and_reduces_in_float32(train_config):
     from lmscale.train.loop import fsdp_options
 
-    cfg = _cfg(300)
+    cfg = train_config(300)
     opts = fsdp_options(cfg, torch.device("cuda"))  # auto precision on a GPU: bf16
     assert opts["mp_policy"].param_dtype == torch.bfloat16 and opts["mp_policy"].reduce_dtype == torch.float32
     assert fsdp_options(cfg, torch.device("cpu")) == {}
@@ -794,20 +573,3 @@ def test_validation_loss_is_shared_over_ranks_with_equal_forward_calls(monkeypat
     per_tok = np.concatenate([g[1] for g in gathered])[np.argsort(order, kind="stable")]
     assert sorted(order.tolist()) == sorted(set(order.tolist())) and len(order) == 40
     assert float(per_tok.mean()) == pytest.approx(whole["loss_v"], rel=1e-6)
-
-
-def test_a_kill_between_the_renames_of_a_sharded_save_keeps_a_checkpoint(tokens, tmp_path):
-    from lmscale.train.checkpoint import CheckpointManager, read_sharded_meta
-
-    cfg = _cfg(tokens.vocab_size, checkpoint_format="sharded")
-    packed = tdata.PackedSequences(tokens.train, 16, 0)
-    train(cfg, packed, tmp_path / "r", stop_after=2)
-    run = tmp_path / "r"
-    (run / "checkpoint.dcp").rename(run / ".checkpoint.dcp.old")  # killed after the first rename
-    CheckpointManager(run).clean()
-    assert read_sharded_meta(run)["step"] == 2
-    shutil.copytree(run / "checkpoint.dcp", run / ".checkpoint.dcp.tmp")
-    (run / "checkpoint.dcp").rename(run / ".checkpoint.dcp.old")  # the new one was complete: it wins
-    CheckpointManager(run).clean()
-    assert (run / "checkpoint.dcp" / "meta.json").is_file() and not (run / ".checkpoint.dcp.old").exists()
-    assert train(cfg, packed, run).finished

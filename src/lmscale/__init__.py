@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 _API = {
     # run tables
     "RunTable": "lmscale.run_table:RunTable",
-    "load_runs": "lmscale.run_table:load_runs",
+    "load_runs": "lmscale.testbed:load_runs",
     "Selection": "lmscale.selection:Selection",
     "FitSpec": "lmscale.selection:FitSpec",
     "load_spec": "lmscale.selection:load_spec",
@@ -36,8 +36,9 @@ _API = {
     "POWER": "lmscale.laws:POWER",
     # fitting
     "fit": "lmscale.fit.core:fit",
+    "Method": "lmscale.fit.method:Method",
     "fit_table": "lmscale.fit.runs:fit_table",
-    "fit_runs": "lmscale.fit.runs:fit_runs",
+    "fit_runs": "lmscale.calibrated_fit:fit_runs",
     "bootstrap": "lmscale.fit.bootstrap:bootstrap",
     "FitResult": "lmscale.fit.result:FitResult",
     "FitDiagnostics": "lmscale.fit.diagnostics:FitDiagnostics",

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.fit.core import fit, resolve_method
+from lmscale.fit.core import fit
+from lmscale.fit.method import METHODS, NAMES, check_method, method_for
 from lmscale.fit.result import FitResult
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.run_table import RunTable
@@ -87,7 +88,7 @@ def origins(n_params: np.ndarray, multiplier: np.ndarray, min_runs: int) -> list
     """Size origins (the k smallest sizes, k ≥ 2) and compute origins (:data:`COMPUTE_QUANTILES`);
     each keeps at least ``min_runs`` runs, two sizes and two multipliers to fit, and one run to predict."""
     n, m = np.asarray(n_params, float), np.asarray(multiplier, float)
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     sizes = np.unique(n)
     out, seen = [], set()
 
@@ -157,21 +158,19 @@ def backtest_arrays(
         raise InputError("backtest: N, M and loss must have one value per run")
     e = None if errors is None else np.asarray(errors, dtype=float).ravel()
     ids = list(run_ids) if run_ids is not None else [f"#{i}" for i in range(len(n))]
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     points = []
-    label = method
-    if method == "paper":  # the same least-squares optimum as the authors' multi-start LM, found fast
-        method = "varpro"
-    from lmscale.fit.core import METHODS
-
-    resolved = resolve_method(method, OVERTRAIN)
-    if resolved in METHODS and METHODS[resolved].objective != "ls":
+    asked = method_for(method, OVERTRAIN)
+    # the same optimum, found fast (paper: variable projection for the authors' multi-start LM); the
+    # points keep the asked method's name
+    how = METHODS[asked.fast] if asked.fast else asked
+    if not how.least_squares:
         # no batched bootstrap (one L-BFGS fit per resample): a robust spread needs few resamples
         n_resamples = min(n_resamples, SLOW_RESAMPLES)
     for origin in origins(n, m, OVERTRAIN.n_fit_params + 1):
         fm, pm = origin.fit, origin.predict
         try:
-            lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=method)
+            lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=how)
         except (FitError, InputError):
             continue
         lb = _boot(lf, n_resamples, seed)
@@ -179,7 +178,7 @@ def backtest_arrays(
         loss_s = lb.predict_samples(n_params=n[pm], multiplier=m[pm]) if lb else None
         factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max(), m[fm].min() / m[pm])
         common = dict(
-            method=label if label == "paper" else lf.method,
+            method=asked.name,
             origin_kind=origin.kind,
             origin=origin.label,
             n_fit_runs=int(fm.sum()),
@@ -190,7 +189,7 @@ def backtest_arrays(
         if e is None:
             continue
         try:
-            ef = fit(ERROR, {"loss": y[fm]}, e[fm], method=resolve_method(error_method, ERROR))
+            ef = fit(ERROR, {"loss": y[fm]}, e[fm], method=method_for(error_method, ERROR))
         except (FitError, InputError):
             continue
         epred = np.asarray(ef.predict(loss=pred), dtype=float)
@@ -307,14 +306,10 @@ def backtest(
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
     ``loss_column`` (required then)."""
-    from lmscale.fit.core import ALIASES, METHODS
-
-    unknown = [m for m in methods if m not in METHODS and m not in ALIASES]
-    if unknown or not methods:
-        raise InputError(
-            f"unknown fitting method(s) {', '.join(unknown) or '(none given)'}; "
-            f"known: default, {', '.join(METHODS)}"
-        )
+    if not methods:
+        raise InputError(f"give at least one fitting method to backtest; known: {', '.join(NAMES)}")
+    for meth in methods:
+        check_method(meth)
     if target.startswith("loss_"):
         loss_col, err_target = target, None
     else:
@@ -327,7 +322,7 @@ def backtest(
         err_target = target
     points: list[BacktestPoint] = []
     for ts in runs.datasets:
-        ds = runs.subset(runs.column("dataset").astype(str) == ts)
+        ds = runs.of_dataset(ts)
         y = ds.loss(loss_col)
         e = target_values(ds, err_target) if err_target else None
         keep = np.isfinite(y) & (np.isfinite(e) if e is not None else True)
@@ -358,16 +353,3 @@ def backtest(
     if err_target:
         points = [p for p in points if p.quantity == "error"]
     return BacktestResult(target, loss_col, tuple(points))
-
-
-def write_backtest(result: BacktestResult, folder: str | Path, title: str | None = None) -> list[Path]:
-    """``backtest.csv`` (every prediction), ``backtest_summary.csv`` (by extrapolation bin) and
-    ``backtest.png`` (error against compute extrapolation, per method) in ``folder``, atomically."""
-    from lmscale.report.tool_figures import plot_backtest
-    from lmscale.report.writer import save_figures
-
-    frame = result.frame()
-    figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
-    return save_figures(
-        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
-    )

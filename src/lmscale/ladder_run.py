@@ -15,19 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscale._io import atomic_write_text
+import lmscale
+from lmscale._io import atomic_write_text, read_json, read_yaml
 from lmscale.errors import InputError, TrainingDiverged
+from lmscale.evaluate.losses import evaluate_losses
 from lmscale.run_record import DONE, FAILED, RunRecord, finished
+from lmscale.train.data import PackedSequences, prepare
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
 from lmscale.train.loggers import make_loggers
+from lmscale.train.memory import fit_micro_batch, parse_bytes
 from lmscale.train.recipes import recipe
 
 
 def _versions() -> dict:
     import tokenizers
     import torch
-
-    import lmscale
 
     return {
         "lmscale": lmscale.__version__,
@@ -64,8 +66,6 @@ class Execution:
         """TrainConfig fields of run ``r``."""
         mb, ck = self.micro_batch, self.activation_checkpointing
         if self.gpu_memory is not None:
-            from lmscale.train.memory import fit_micro_batch
-
             world = int(os.environ.get("WORLD_SIZE", "1"))
             mb, ck, _ = fit_micro_batch(
                 r.shape.d_model,
@@ -90,8 +90,6 @@ def execution_from(config_path: str | Path | None, **overrides) -> Execution:
     """The ``execution:`` block of a ladder config file (micro_batch, activation_checkpointing,
     compile, gpu_memory such as 80GB, loss_chunk, val_tokens), with ``overrides`` (from the command
     line) on top; the defaults without a file."""
-    from lmscale._io import read_json, read_yaml
-    from lmscale.train.memory import parse_bytes
 
     block: dict = {}
     if config_path:
@@ -235,8 +233,6 @@ def _run_ladder(
     execution: Execution,
     ranks: _Ranks,
 ) -> Path:
-    from lmscale.evaluate.losses import evaluate_losses
-    from lmscale.train.data import PackedSequences, prepare
     from lmscale.train.loop import train
 
     cfg_path = out / "ladder.json"

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lmscale.errors import InputError
+from lmscale.paper_constants import ERROR_TARGETS, FIGURE1
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec
-from lmscale.study import ERROR_TARGETS, HeldoutPrediction, Study, TrainingSetFits
+from lmscale.study import HeldoutPrediction, Study, TrainingSetFits
 
 __all__ = ["ERROR_TARGETS", "FIGURE1", "HeldoutPrediction", "TrainingSetFits", "figure1_numbers", "reproduce"]
-
-#: The headline configuration of Figure 1.
-FIGURE1 = {"train_set": "rpj", "val_set": "c4_val", "target": "error_17"}
 
 
 def reproduce(
@@ -26,7 +24,7 @@ def reproduce(
     train_sets: Sequence[str] | None = None,
     val_sets: Sequence[str] | None = None,
     error_targets: Sequence[str] = ERROR_TARGETS,
-    method: str = "paper",
+    method: str = "paper",  # the paper's numbers: the authors' method, not lmscale's default
     progress=None,
 ) -> tuple[list[TrainingSetFits], list[HeldoutPrediction]]:
     """Every training set × validation loss: fits and held-out predictions (a :class:`Study`)."""

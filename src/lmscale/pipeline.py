@@ -11,10 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, pct, size_label
+from lmscale.analyses.context import Analysis, Context, Setting, md_escape, md_table, size_label
+from lmscale.calibration import describe
 from lmscale.errors import InputError
+from lmscale.evaluate.builtin import builtin_tasks, write_suite
+from lmscale.fit.method import check_method
+from lmscale.formatting import pct
+from lmscale.ladder_eval import ladder_eval
+from lmscale.ladder_run import run_ladder
+from lmscale.predict import ScalePoint
+from lmscale.report.style import target_title
+from lmscale.report.writer import run_analyses, write_report
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection
+from lmscale.train.data import split_documents
+from lmscale.train.ladder import plan
 
 
 @dataclass
@@ -57,11 +68,7 @@ def check_loop(cfg, method: str) -> None:
     """What the loop needs after its (possibly hours of) training, checked before the first step:
     a known fitting method, at least three model sizes (two to fit, one to predict), and a device
     that exists."""
-    from lmscale.fit.core import ALIASES, METHODS
-    from lmscale.train.ladder import plan
-
-    if method not in METHODS and method not in ALIASES:
-        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
+    check_method(method)
     sizes = {r.n_params for r in plan(cfg)}
     if len(sizes) < 3:
         raise InputError(
@@ -81,11 +88,6 @@ def run_loop(
     on_step: Callable | None = None,
     on_eval: Callable[[str], None] | None = None,
 ) -> LoopResult:
-    from lmscale.evaluate.builtin import builtin_tasks, write_suite
-    from lmscale.evaluate.runs import ladder_eval
-    from lmscale.ladder_run import run_ladder
-    from lmscale.train.data import split_documents
-
     check_loop(cfg, method)  # everything that would fail after training fails now, before it
     out = Path(out_dir)
     runs_path = run_ladder(cfg, out, device=device, on_run=on_run, on_step=on_step)
@@ -111,10 +113,6 @@ def report_runs(
 ) -> tuple[Path, pd.DataFrame]:
     """Fit on the smaller runs of a run table (or ``spec``'s), predict the held-out ones, and write
     the report into ``out_dir``; returns (report.md path, held-out predictions)."""
-    from lmscale.calibration import describe
-    from lmscale.predict import ScalePoint
-    from lmscale.report.style import target_title
-    from lmscale.report.writer import run_analyses, write_report
 
     spec = spec or holdout_spec(runs)
     if len(runs.datasets) != 1:

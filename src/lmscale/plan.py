@@ -15,17 +15,19 @@ Pure computation over a :class:`RunTable`; the CLI front end is ``lmscale plan``
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
+from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
+from lmscale.fit.method import DEFAULT, check_method
 from lmscale.laws import OVERTRAIN
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
+from lmscale.study import Study
 
 #: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
 INTERVAL = (0.05, 0.95)
@@ -55,7 +57,7 @@ class LadderCandidate:
 
     def runs(self) -> list[dict]:
         return [
-            {"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": 6.0 * n * n * m}
+            {"n_params": n, "multiplier": m, "n_tokens": n * m, "flops": flops(n, multiplier=m)}
             for n in self.sizes
             for m in self.multipliers
         ]
@@ -100,7 +102,7 @@ class Plan:
 
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
-    c = 6.0 * n * n * m
+    c = flops(n, multiplier=m)
     return float(np.log(max(point.flops / c.max(), 1.0)))
 
 
@@ -123,13 +125,24 @@ def combine(tables: Sequence[RunTable]) -> RunTable:
     )
 
 
+def ladder_grid(n_sizes: int, n_mults: int, single_m_from: int | None = None) -> Iterator[tuple[int, slice]]:
+    """The candidate ladders of a grid of sorted sizes and multipliers, as (k, window): the k
+    smallest sizes (k ≥ 2) × a contiguous window of the multipliers, at least two of them (one is
+    enough from ``single_m_from`` sizes on). In order of k, then of the window's start and end. The
+    planner and the compute sweep of the report enumerate their ladders here."""
+    for k in range(2, n_sizes + 1):
+        for i, j in itertools.combinations(range(n_mults + 1), 2):
+            if j - i >= 2 or (single_m_from is not None and k >= single_m_from):
+                yield k, slice(i, j)
+
+
 def candidates(
     runs: RunTable,
     target: ScalePoint,
     *,
     budget_flops: float | None = None,
     max_runs: int | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
 ) -> list[LadderCandidate]:
@@ -153,32 +166,29 @@ def candidates(
         )
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
     out = []
-    for k in range(2, len(sizes) + 1):
-        for i, j in itertools.combinations(range(len(mults) + 1), 2):
-            ms = mults[i:j]
-            if len(ms) < 2 and k < 3:
-                continue
-            cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
-            flops = sum(6.0 * n * n * m for n in cand_sizes for m in cand_mults)
-            if (budget_flops is not None and flops > budget_flops) or (
-                max_runs and len(cand_sizes) * len(ms) > max_runs
-            ):
-                continue
-            per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
-            errs = [e for _ts, es in per_ts for e in es]
-            if len(errs) < 3:
-                continue
-            out.append(
-                LadderCandidate(
-                    cand_sizes,
-                    cand_mults,
-                    flops,
-                    float(np.median(errs)),
-                    (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
-                    len(errs),
-                    per_ts,
-                )
+    for k, window in ladder_grid(len(sizes), len(mults), single_m_from=3):
+        ms = mults[window]
+        cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
+        cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
+        if (budget_flops is not None and cost > budget_flops) or (
+            max_runs and len(cand_sizes) * len(ms) > max_runs
+        ):
+            continue
+        per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
+        errs = [e for _ts, es in per_ts for e in es]
+        if len(errs) < 3:
+            continue
+        out.append(
+            LadderCandidate(
+                cand_sizes,
+                cand_mults,
+                cost,
+                float(np.median(errs)),
+                (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
+                len(errs),
+                per_ts,
             )
+        )
     if not out:
         raise InputError(
             "no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
@@ -193,10 +203,9 @@ def _evidence_errors(
     """Backtest a candidate on every evidence training set × validation loss: relative error of the
     evidence run nearest the target (beyond the candidate), scaled to the target's distance."""
     per_ts = []
-    d_target_cache = {}
     for ts in runs.datasets:
         errs: list[float] = []
-        ds = runs.subset(runs.column("dataset").astype(str) == ts)
+        ds = runs.of_dataset(ts)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         in_ladder = np.isin(n, sizes) & np.isin(np.round(m, 6), np.round(mults, 6))
         beyond = n > max(sizes) * 1.5
@@ -206,13 +215,7 @@ def _evidence_errors(
             np.argmin(np.hypot(np.log(n[beyond] / target.n_params), np.log(m[beyond] / target.multiplier)))
         ]
         proxy = ScalePoint.make(float(n[near]), multiplier=float(m[near]))
-        key = (ts,)
-        if key not in d_target_cache:
-            d_target_cache[key] = (
-                _distance(target, n[in_ladder], m[in_ladder]),
-                _distance(proxy, n[in_ladder], m[in_ladder]),
-            )
-        d_t, d_p = d_target_cache[key]
+        d_t, d_p = _distance(target, n[in_ladder], m[in_ladder]), _distance(proxy, n[in_ladder], m[in_ladder])
         scale = (1.0 + d_t) / (1.0 + d_p)
         for vs in vals:
             y = ds.loss("loss_" + vs)
@@ -237,7 +240,7 @@ def plan(
     *,
     budget_flops: float | None = None,
     max_runs: int | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
     correct_selection: bool = True,
@@ -245,6 +248,7 @@ def plan(
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
+    check_method(method)
     if budget_flops is not None and not (np.isfinite(budget_flops) and budget_flops > 0):
         raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
     if max_runs is not None and max_runs < 5:
@@ -301,17 +305,15 @@ def validate_leave_one_out(
     targets: Sequence[str] = ("second-max-m", "largest"),
     *,
     budget_flops: float | None = None,
-    method: str = "default",
+    method: str = DEFAULT,
     correct_selection: bool = True,
 ) -> list[dict]:
     """For each training set: plan with the other training sets' evidence, fit the recommended
     ladder's runs of the held-out set, predict its target runs (every validation loss), and check
     the realised error against the planner's 90% range."""
-    from lmscale.study import Study
-
     rows = []
     for held in runs.datasets:
-        evidence = runs.subset(runs.column("dataset").astype(str) != held)
+        evidence = runs.subset(runs.column("dataset").astype(str) != held)  # every training set but one
         study = Study(runs, "paper-default", method, train_sets=(held,), error_targets=())
         ds = study.dataset(held)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
@@ -349,15 +351,3 @@ def validate_leave_one_out(
                     }
                 )
     return rows
-
-
-def write_plan(p: Plan, folder: str | Path, payload: dict | None = None) -> Path:
-    """``plan.json`` (:meth:`Plan.to_dict`, or ``payload``) and ``plan.png`` into ``folder``."""
-    import json
-
-    from lmscale._io import atomic_write_text
-    from lmscale.report.tool_figures import plot_plan
-    from lmscale.report.writer import save_figures
-
-    save_figures(folder, {}, plot_plan(p))
-    return atomic_write_text(Path(folder) / "plan.json", json.dumps(payload or p.to_dict(), indent=1))

@@ -193,6 +193,11 @@ class RunTable:
         labels = tuple(label for label, keep in zip(self.row_labels, mask) if keep)
         return RunTable(self.frame.loc[mask].reset_index(drop=True), self.source, labels)
 
+    def of_dataset(self, train_set: str) -> RunTable:
+        """The runs of one training set (``dataset`` column): laws are fitted per training
+        distribution, so this is where most analyses start."""
+        return self.subset(self.column("dataset").astype(str) == train_set)
+
     def label(self, i: int) -> str:
         """Where row ``i`` came from, for messages: ``file, line 4 (run 'x')``."""
         where = self.row_labels[i] if i < len(self.row_labels) else f"row {i + 1}"
@@ -309,14 +314,3 @@ def _plain(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-def load_runs(path: str | Path) -> RunTable:
-    """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
-    released ``exp_data`` layout)."""
-    p = Path(path)
-    if p.is_dir():
-        from lmscale import testbed
-
-        return testbed.load(p)
-    return RunTable.read(p)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmscale._io import read_json
 from lmscale.errors import InputError
 from lmscale.run_table import RunTable
 
@@ -279,7 +280,6 @@ def load_spec(spec: str | Path) -> FitSpec:
         raise InputError(
             f"unknown fit spec {str(spec)!r}: not a preset ({', '.join(PRESETS)}) nor a JSON file"
         )
-    from lmscale._io import read_json
 
     return FitSpec.from_json(read_json(path))
 

@@ -15,16 +15,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lmscale.errors import InputError
+from lmscale import calibration as cal
+from lmscale.backtest import backtest_arrays
+from lmscale.errors import FitError, InputError
+from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.method import DEFAULT, check_method
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
+from lmscale.paper_constants import ERROR_TARGETS
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, Selection, preset
 from lmscale.tasks import target_values
 
-#: Error targets of the paper: 46-task and 17-task average top-1 error.
-ERROR_TARGETS = ("error_46", "error_17")
 #: which held-out runs :meth:`Study.target_run` names: the largest model (M closest to 20), and the
 #: second-largest size at its largest M (the paper's 1.4B max-M run)
 TARGET_RUNS = ("second-max-m", "largest")
@@ -94,7 +97,7 @@ class Study:
 
     ``spec``: a :class:`FitSpec` or a preset name; it is applied within each training set.
     ``method``: the fitting method of both laws (``default`` picks per law, see
-    :func:`lmscale.fit.core.resolve_method`). ``loss_law``: ``overtrain`` (Eq. 4) or ``chinchilla``;
+    :mod:`lmscale.fit.method`). ``loss_law``: ``overtrain`` (Eq. 4) or ``chinchilla``;
     ``error_method``: the error law's method when it differs.
     """
 
@@ -102,7 +105,7 @@ class Study:
         self,
         runs: RunTable,
         spec: FitSpec | str = "paper-default",
-        method: str = "paper",
+        method: str = DEFAULT,
         *,
         train_sets: Sequence[str] | None = None,
         val_sets: Sequence[str] | None = None,
@@ -111,7 +114,8 @@ class Study:
         error_method: str | None = None,
     ):
         self.runs = runs
-        self.error_method = error_method or method
+        check_method(method)
+        self.error_method = check_method(error_method or method)
         self.loss_law = loss_law
         self.spec = preset(spec) if isinstance(spec, str) else spec
         self.method = method
@@ -136,7 +140,7 @@ class Study:
     # -- runs and their roles ----------------------------------------------------------------
     def dataset(self, train_set: str) -> RunTable:
         if train_set not in self._datasets:
-            sub = self.runs.subset(self.runs.column("dataset").astype(str) == train_set)
+            sub = self.runs.of_dataset(train_set)
             if len(sub) == 0:
                 raise InputError(
                     f"{self.runs.source}: no runs of training set {train_set!r}; "
@@ -274,8 +278,6 @@ class Study:
         """How the intervals of this training set × validation loss are calibrated: the loss-fit runs'
         own backtest (the chained error's too, when the error law is fitted on the same runs), else
         ``fallback`` (default: the shipped reference). See :mod:`lmscale.calibration`."""
-        from lmscale import calibration as cal
-        from lmscale.backtest import backtest_arrays
 
         key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
         kind = "loss" if quantity == "loss" else "error"
@@ -300,9 +302,6 @@ class Study:
         return cal.choose(self._backtests[key], kind, fallback)
 
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
-        from lmscale.errors import FitError
-        from lmscale.fit.bootstrap import bootstrap
-
         key = (id(fit), n_resamples, seed)  # fits live in self._fits for the study's lifetime
         if key not in self._booted:
             try:
@@ -324,7 +323,6 @@ class Study:
     ):
         """Calibrated prediction (:class:`lmscale.calibration.CalibratedPrediction`) of ``target``
         (``loss`` or an error target) at ``point``."""
-        from lmscale import calibration as cal
 
         lf = self._bootstrapped(self.loss_fit(train_set, val_set), n_resamples, seed)
         if target == "loss":

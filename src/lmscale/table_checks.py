@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lmscale.compute import flops
 from lmscale.errors import InputError
 
 REQUIRED_COLUMNS = ("run_id", "dataset", "model", "n_params", "n_tokens")
@@ -102,7 +103,7 @@ def _derived(c: _Check) -> None:
     """M = D/N and C = 6·N·D: filled in where absent, checked where given."""
     n, d = c.frame["n_params"].to_numpy(), c.frame["n_tokens"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        m_derived, c_derived = d / n, 6.0 * n * d
+        m_derived, c_derived = d / n, flops(n, d)
     for i in range(len(c.frame)):
         sizes_ok = math.isfinite(n[i]) and math.isfinite(d[i]) and n[i] > 0 and d[i] > 0
         derived_ok = all(math.isfinite(v) and v > 0 for v in (c_derived[i], m_derived[i]))

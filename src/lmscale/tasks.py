@@ -15,84 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from lmscale.errors import InputError
+from lmscale.paper_constants import PAPER_17, PAPER_46, PAPER_REFERENCE_N
 from lmscale.run_table import ACC_PREFIX, LOSS_PREFIX, RunTable
-
-#: The paper's 46 downstream tasks.
-PAPER_46 = (
-    "agi_eval_lsat_ar",
-    "agi_eval_lsat_rc",
-    "agi_eval_lsat_lr",
-    "agi_eval_sat_en",
-    "arc_easy",
-    "arc_challenge",
-    "bbq",
-    "bigbench_conceptual_combinations",
-    "bigbench_conlang_translation",
-    "bigbench_cs_algorithms",
-    "bigbench_dyck_languages",
-    "bigbench_elementary_math_qa",
-    "bigbench_misconceptions",
-    "bigbench_language_identification",
-    "bigbench_logical_deduction",
-    "bigbench_novel_concepts",
-    "bigbench_operators",
-    "bigbench_repeat_copy_logic",
-    "bigbench_qa_wikidata",
-    "bigbench_strange_stories",
-    "bigbench_strategy_qa",
-    "bigbench_understanding_fables",
-    "boolq",
-    "commonsense_qa",
-    "copa",
-    "coqa",
-    "enterprise_pii_classification",
-    "hellaswag",
-    "hellaswag_zeroshot",
-    "jeopardy",
-    "lambada_openai",
-    "logi_qa",
-    "math_qa",
-    "mmlu",
-    "mmlu_zeroshot",
-    "openbook_qa",
-    "piqa",
-    "pubmed_qa_labeled",
-    "simple_arithmetic_nospaces",
-    "simple_arithmetic_withspaces",
-    "siqa",
-    "squad",
-    "winogender_mc_female",
-    "winogender_mc_male",
-    "winograd",
-    "winogrande",
-)
-
-#: The paper's 17-task subset: tasks where some 0.154B run is >= 10 points above chance.
-PAPER_17 = (
-    "arc_easy",
-    "bigbench_cs_algorithms",
-    "bigbench_dyck_languages",
-    "bigbench_novel_concepts",
-    "bigbench_operators",
-    "bigbench_qa_wikidata",
-    "boolq",
-    "commonsense_qa",
-    "copa",
-    "coqa",
-    "hellaswag",
-    "hellaswag_zeroshot",
-    "lambada_openai",
-    "piqa",
-    "pubmed_qa_labeled",
-    "squad",
-    "winograd",
-)
 
 #: Named splits; a target ``error_<split-without-"-task">`` averages over one.
 SPLITS: dict[str, tuple[str, ...]] = {"46-task": PAPER_46, "17-task": PAPER_17}
-
-#: N of the paper's 0.154B shape, the reference size of the above-chance rule.
-PAPER_REFERENCE_N = 153677376
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lmscale._io import atomic_write, read_json
+from lmscale.compute import flops
 from lmscale.errors import DownloadError, InputError
 from lmscale.run_table import RunTable
 from lmscale.tasks import TaskInfo, read_task_metadata
@@ -221,7 +222,7 @@ def read_grid(path: str | Path) -> pd.DataFrame:
                 "warmup": int(warmup),
                 "n_params": n,
                 "n_tokens": tokens,
-                "flops": 6.0 * n * tokens,
+                "flops": flops(n, tokens),
                 "loss": loss,
             }
         )
@@ -230,3 +231,12 @@ def read_grid(path: str | Path) -> pd.DataFrame:
 
 def _write_bytes(data: bytes, fh) -> None:
     fh.write(data)
+
+
+def load_runs(path: str | Path) -> RunTable:
+    """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
+    released ``exp_data`` layout)."""
+    p = Path(path)
+    if p.is_dir():
+        return load(p)
+    return RunTable.read(p)

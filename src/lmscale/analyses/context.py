@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from lmscale.errors import InputError
+from lmscale import testbed
+from lmscale.errors import InputError, LmscaleError
+from lmscale.fit.method import check_method
 from lmscale.fit.result import FitResult
+from lmscale.paper_constants import PAPER_VAL_SET, TRAIN_SET_NAMES
 from lmscale.run_table import RunTable
 from lmscale.selection import FitSpec, preset
 from lmscale.study import Study
@@ -41,19 +43,19 @@ class Setting:
     #: which runs fit the loss law, which the error law, which are held out
     spec: FitSpec = field(default_factory=lambda: preset("paper-default"))
     #: the validation loss of Figure 1, Table 6 and the chained error predictions
-    val_set: str = "c4_val"
+    val_set: str = PAPER_VAL_SET
     #: the downstream task split of the error law: ``17-task``, ``46-task`` or comma-separated tasks
     split: str = "17-task"
     #: training sets to analyse (default: all in the run table)
     train_sets: tuple[str, ...] | None = None
-    #: fitting method of the headline fits (``paper`` reproduces the authors' numerics)
+    #: fitting method of the headline fits. Deliberately ``paper``, not lmscale's ``default`` (the
+    #: default everywhere else): the paper report (``lmscale reproduce``) reproduces the authors'
+    #: numerics, and its output must not move when lmscale's default does
     method: str = "paper"
     #: validation losses of the heat maps (default: all)
     val_sets: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        from lmscale.fit.core import check_method
-
         check_method(self.method)
 
     def describe(self) -> str:
@@ -88,8 +90,6 @@ class Context:
     def from_testbed(cls, testbed_dir: str | Path, setting: Setting | None = None) -> Context:
         """The paper's testbed folder (``exp_data``) with its task metadata and hyper-parameter grid
         when present: what ``lmscale reproduce --out`` and the report benchmark build on."""
-        from lmscale import testbed
-        from lmscale.errors import LmscaleError
 
         root = Path(testbed_dir)
         try:
@@ -191,13 +191,6 @@ def md_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     ]
     lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def pct(x: float, digits: int = 2) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{100 * x:.{digits}f}%"
-
-
-TRAIN_SET_NAMES = {"c4_original": "C4", "rpj": "RedPajama", "rw_original": "RefinedWeb"}
 
 
 def train_set_name(ts: str) -> str:

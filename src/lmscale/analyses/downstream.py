@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, split_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, split_label, train_set_name
 from lmscale.errors import FitError
+from lmscale.formatting import pct
+from lmscale.paper_constants import PAPER_17, PAPER_46
 from lmscale.predict import relative_error
-from lmscale.tasks import PAPER_17, PAPER_46
+from lmscale.tasks import above_chance_tasks
 
 # ------------------------------------------------------------------------------ per-task (Table 2)
 HIGHLIGHTED_TASKS = ("arc_easy", "lambada_openai", "openbook_qa", "hellaswag_zeroshot")
@@ -186,7 +188,6 @@ PAPER_THRESHOLDS = tuple(float(t) for t in np.arange(0.0, 32.5, 2.5))
 def threshold_sweep(ctx: Context, thresholds: tuple[float, ...] = PAPER_THRESHOLDS) -> Analysis:
     """Paper Fig. 8: build the task suite with the above-chance rule at each threshold, fit its
     error law, and predict the largest run's error."""
-    from lmscale.tasks import above_chance_tasks
 
     if ctx.metadata is None:
         raise FitError("the threshold sweep needs the tasks' random baselines (eval_metadata.csv)")

@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, split_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, size_label, split_label, train_set_name
+from lmscale.formatting import pct
 from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
+from lmscale.paper_constants import PAPER_46
 from lmscale.predict import relative_error
-from lmscale.tasks import PAPER_46, target_values
+from lmscale.tasks import target_values
 
 
 def _roles(ctx: Context, ts: str) -> tuple[set, set, set]:

@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lmscale.analyses.context import Analysis, Context, md_table, pct, size_label, train_set_name
+from lmscale.analyses.context import Analysis, Context, md_table, size_label, train_set_name
 from lmscale.errors import FitError
 from lmscale.fit.bootstrap import bootstrap, parameter_intervals
 from lmscale.fit.runs import fit_table
+from lmscale.formatting import pct
 from lmscale.laws.overtrain import to_paper_form
+from lmscale.plan import ladder_grid
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 
 #: the small models of the ladder (0.011–0.411B) are those below this size
@@ -142,26 +144,26 @@ def undertraining(ctx: Context) -> Analysis:
 # ------------------------------------------------------------------------- fit compute sweep
 def compute_fit_sets(ctx: Context, ts: str) -> list[dict]:
     """The sampled fit sets (documented in the report): the k smallest sizes (k = 2, 3, 4) ×
-    every contiguous window of the M values [M_lo, M_hi] with at least two values. Each fits both
+    every contiguous window of the M values [M_lo, M_hi] with at least two values
+    (:func:`lmscale.plan.ladder_grid`, the planner's grid). Each fits both
     laws on the same runs; sets with fewer than 6 runs are skipped."""
     small = _small(ctx, ts)
     n, m = small.column("n_params").astype(float), small.column("multiplier").astype(float)
     sizes, ms = np.unique(n), np.unique(m)
     out = []
-    for k in range(2, len(sizes) + 1):
-        for i in range(len(ms)):
-            for j in range(i + 1, len(ms)):
-                mask = (n <= sizes[k - 1]) & (m >= ms[i]) & (m <= ms[j])
-                if mask.sum() >= 6:
-                    out.append(
-                        {
-                            "label": f"N≤{size_label(sizes[k - 1])} M{ms[i]:g}–{ms[j]:g}",
-                            "mask": mask,
-                            "n_sizes": k,
-                            "m_low": float(ms[i]),
-                            "m_high": float(ms[j]),
-                        }
-                    )
+    for k, window in ladder_grid(len(sizes), len(ms)):
+        lo, hi = ms[window][0], ms[window][-1]
+        mask = (n <= sizes[k - 1]) & (m >= lo) & (m <= hi)
+        if mask.sum() >= 6:
+            out.append(
+                {
+                    "label": f"N≤{size_label(sizes[k - 1])} M{lo:g}–{hi:g}",
+                    "mask": mask,
+                    "n_sizes": k,
+                    "m_low": float(lo),
+                    "m_high": float(hi),
+                }
+            )
     return out
 
 

@@ -39,8 +39,8 @@ from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap
-from lmscale.fit.core import METHODS as FIT_METHODS
-from lmscale.fit.core import resolve_method
+from lmscale.fit.method import METHODS as FIT_METHODS
+from lmscale.fit.method import resolve_method
 from lmscale.laws import get_law
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable

@@ -7,6 +7,7 @@ import numpy as np
 
 from lmscale import calibration as cal
 from lmscale.benchmark.accuracy import LEVELS, _boot, _score
+from lmscale.fit.core import fit
 from lmscale.laws import get_law
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
@@ -18,7 +19,6 @@ def holdout_coverage(
     """Fit on ``fit_mask``'s runs exactly as ``lmscale fit --bootstrap`` does (bootstrap, then the
     fit's own backtest or the reference), predict every other run; relative error, 80% / 90%
     coverage and median width of the calibrated loss intervals."""
-    from lmscale.fit.core import fit
 
     n, m, y = (np.asarray(v, dtype=float) for v in (n_params, multiplier, loss))
     fm = np.asarray(fit_mask, bool)

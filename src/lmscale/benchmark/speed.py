@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lmscale.calibration import calibrate_fit
 from lmscale.fit import fit
 from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.runs import fit_table
 from lmscale.run_table import RunTable
-from lmscale.selection import preset
+from lmscale.selection import Selection, preset
 from lmscale.study import Study
 
 
@@ -27,7 +29,7 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
     spec = preset("paper-default")
     problems = []
     for ts in runs.datasets:
-        ds = runs.subset(runs.column("dataset") == ts)
+        ds = runs.of_dataset(ts)
         sel = spec.loss_fit.apply(ds)
         for vs in runs.val_sets:
             problems.append((sel.column("n_params"), sel.column("multiplier"), sel.loss(vs)))
@@ -50,11 +52,8 @@ def run(runs: RunTable, repeats: int = 3, n_resamples: int = 1000) -> dict:
     t_boot, booted = _best_of(lambda: bootstrap(default, n_resamples, seed=0), repeats)
     # lmscale's default method on a 16-run table (the four small sizes of RedPajama at M = 10 … 80),
     # bootstrapped and calibrated as `lmscale fit --bootstrap 1000` does
-    from lmscale.calibration import calibrate_fit
-    from lmscale.fit.runs import fit_table
-    from lmscale.selection import Selection
 
-    rpj = runs.subset(runs.column("dataset") == "rpj")
+    rpj = runs.of_dataset("rpj")
     table16 = Selection.parse("n_params <= 5e8 and multiplier >= 10 and multiplier <= 80").apply(rpj)
     dfit = fit_table(table16, "overtrain", "loss_c4_val", method="default")
     t_dboot, dbooted = _best_of(lambda: bootstrap(dfit, n_resamples, seed=0), repeats)

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from lmscale.errors import LmscaleError
+from lmscale.fit.method import DEFAULT, NAMES
 
 # a pipe or a file gets wide tables rather than rich's 80-column default
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -47,11 +48,6 @@ def fmt(v, digits: int = 6) -> str:
     return str(v)
 
 
-def pct(v, digits: int = 2) -> str:
-    """A fraction as a percentage; n/a for missing or NaN."""
-    return "n/a" if v is None or v != v else f"{100 * v:.{digits}f}%"  # noqa: PLR0124 - NaN test
-
-
 def format_option(*choices: str):
     """``--format table|json|…`` (table is the default)."""
     return click.option(
@@ -60,6 +56,29 @@ def format_option(*choices: str):
         type=click.Choice(list(choices or ("table", "json"))),
         default="table",
         show_default=True,
+    )
+
+
+METHOD_HELP = (
+    "default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
+    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
+    "rel-ls-size, ls-log, huber-log"
+)
+
+
+def method_option(what: str = "Fitting method", default: str | None = DEFAULT, *, multiple: bool = False):
+    """``--method``, one of :data:`lmscale.fit.method.NAMES` (repeatable with ``multiple``, into
+    ``methods``); ``default`` is lmscale's default everywhere but the paper report."""
+    if multiple:
+        return click.option(
+            "--method", "methods", multiple=True, type=click.Choice(NAMES), help=f"{what}: {METHOD_HELP}."
+        )
+    return click.option(
+        "--method",
+        type=click.Choice(NAMES),
+        default=default,
+        show_default=True,
+        help=f"{what}: {METHOD_HELP}.",
     )
 
 

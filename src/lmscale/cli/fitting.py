@@ -8,13 +8,8 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, out, pct
-
-_METHOD_HELP = (
-    "Fitting method: default (relative least squares with size weights for loss laws, exact least "
-    "squares for the error law), paper (the authors' procedure), varpro, ls-log, huber-log, rel-ls, "
-    "rel-ls-size."
-)
+from lmscale.cli._common import fmt, method_option, out
+from lmscale.formatting import pct
 
 
 @click.command()
@@ -33,14 +28,7 @@ _METHOD_HELP = (
 )
 @click.option("--dataset", help="Shorthand for --where 'dataset == NAME' (AND-ed with --where).")
 @click.option("--loss-column", help="Error law: the validation loss it maps from (e.g. loss_c4_val).")
-@click.option(
-    "--method",
-    default="default",
-    show_default=True,
-    help="default (rel-ls-size for loss laws, varpro for the error law; chosen by the accuracy benchmark), "
-    "paper (the authors' LM on raw least squares), varpro (exact least squares, fast), rel-ls, "
-    "rel-ls-size, ls-log, huber-log.",
-)
+@method_option()
 @click.option(
     "--huber-delta",
     default=1e-3,
@@ -62,8 +50,8 @@ _METHOD_HELP = (
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the fit to this JSON file.")
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
-    from lmscale.fit.runs import fit_runs
-    from lmscale.run_table import load_runs
+    from lmscale.calibrated_fit import fit_runs
+    from lmscale.testbed import load_runs
 
     result = fit_runs(
         load_runs(runs),
@@ -131,11 +119,10 @@ def _print_fit(result) -> None:
 def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt):
     """Predict from a saved fit: loss at (N, D) or (N, M), optionally chained to error."""
     from lmscale.errors import InputError
-    from lmscale.fit.result import FitResult
     from lmscale.forecasting import forecast
     from lmscale.predict import ScalePoint
 
-    fit_res = FitResult.load(fit_file)
+    fit_res = _load_fit(fit_file)
     point = None
     if fit_res.law == "error":
         if loss is None:
@@ -144,9 +131,21 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
         if n_params is None:
             raise InputError("give --n-params and one of --tokens or --multiplier")
         point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
-    efit = FitResult.load(error_fit) if error_fit else None
+    efit = _load_fit(error_fit) if error_fit else None
     result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
     _print_forecast(result, f"prediction from {fit_file}", fmt)
+
+
+def _load_fit(path):
+    """A saved fit, its calibration payload checked here, where it is read, so that a malformed one
+    is reported with the file's name."""
+    from lmscale.calibration import Calibration
+    from lmscale.fit.result import FitResult
+
+    res = FitResult.load(path)
+    if res.calibration is not None:
+        Calibration.from_dict(res.calibration, f"{path}: calibration")
+    return res
 
 
 def _print_forecast(result, title: str, fmt_name: str) -> None:
@@ -179,12 +178,7 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
 @click.option(
     "--loss-column", help="Error targets: the validation loss they are chained through (e.g. loss_c4_val)."
 )
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    help="Fitting method(s) to compare (repeatable; default: default and paper).",
-)
+@method_option("Fitting method(s) to compare (repeatable; default: default and paper)", multiple=True)
 @click.option("--where", "where", multiple=True, help="Only these runs (as for fit).")
 @click.option(
     "--bootstrap",
@@ -207,10 +201,10 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
     predict the larger ones, and see the error grow with the extrapolation distance."""
     from lmscale.backtest import backtest as run_backtest
-    from lmscale.backtest import write_backtest
     from lmscale.calibration import choose, describe
-    from lmscale.run_table import load_runs
+    from lmscale.report.tool_figures import write_backtest
     from lmscale.selection import Selection
+    from lmscale.testbed import load_runs
 
     table = load_runs(runs)
     if where:
@@ -285,7 +279,7 @@ def _sizes(ctx, param, value):
     type=click.FloatRange(0, 1, min_open=True),
     help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
 )
-@click.option("--method", default="default", show_default=True, help="Fitting method of the loss law.")
+@method_option("Fitting method of the loss law")
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
 )
@@ -304,9 +298,10 @@ def plan_cmd(
     fmt,
 ):
     """Propose a ladder for a target run: cost and the expected error of its prediction, from backtests of the evidence."""
-    from lmscale.plan import combine, plan, write_plan
+    from lmscale.plan import combine, plan
     from lmscale.predict import ScalePoint
-    from lmscale.run_table import load_runs
+    from lmscale.report.tool_figures import write_plan
+    from lmscale.testbed import load_runs
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
     p = plan(

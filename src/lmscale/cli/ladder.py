@@ -266,7 +266,7 @@ def ladder_eval_cmd(
     """Score every finished run of a ladder on a task suite (or with the harness) and rewrite DIR/runs.jsonl."""
     from rich.progress import Progress
 
-    from lmscale.evaluate.runs import finished_runs, ladder_eval
+    from lmscale.ladder_eval import finished_runs, ladder_eval
 
     n_runs = len(finished_runs(ladder_dir))
     if harness:

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, fmt, format_option, out, pct
+from lmscale.cli._common import err, fmt, format_option, method_option, out
+from lmscale.formatting import pct
 
 
 @click.command()
@@ -50,12 +51,8 @@ from lmscale.cli._common import err, fmt, format_option, out, pct
     "--error-fit", "error_fit", multiple=True, help="Runs that fit the error law (overrides the spec's)."
 )
 @click.option("--heldout", "heldout", multiple=True, help="Held-out runs (overrides the spec's).")
-@click.option(
-    "--method",
-    default="paper",
-    show_default=True,
-    help="Fitting method of the fits (paper, default, varpro, rel-ls, rel-ls-size, ls-log, huber-log).",
-)
+# the paper report keeps the authors' method by default, so that its numbers are the paper's
+@method_option("Fitting method of the fits", default="paper")
 @click.option("--only", multiple=True, help="Report (with --out): run only these analyses (default all).")
 def reproduce(
     testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss_fit, error_fit, heldout, method, only
@@ -64,10 +61,8 @@ def reproduce(
     with --out, every table and figure of the paper as one report."""
     from lmscale import paper, testbed
     from lmscale.analyses.context import split_target
-    from lmscale.fit.core import check_method
     from lmscale.selection import load_spec
 
-    check_method(method)
     fit_spec = load_spec(spec).with_selections(loss_fit or None, error_fit or None, heldout or None)
     if out_dir:
         _report(testbed_dir, fit_spec, train_sets, val_sets, split or "17-task", method, only, out_dir)
@@ -111,11 +106,12 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from lmscale.analyses.context import Context, Setting
+    from lmscale.paper_constants import PAPER_VAL_SET
     from lmscale.report.writer import ANALYSES, build_report
 
     setting = Setting(
         spec=fit_spec,
-        val_set=val_sets[0] if val_sets else "c4_val",
+        val_set=val_sets[0] if val_sets else PAPER_VAL_SET,
         split=split,
         train_sets=tuple(train_sets) or None,
         method=method,

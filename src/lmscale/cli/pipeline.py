@@ -9,8 +9,9 @@ import time
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, format_option, out, pct, suite_options, suite_tasks
+from lmscale.cli._common import err, format_option, method_option, out, suite_options, suite_tasks
 from lmscale.cli.ladder import LadderProgress, ladder_config
+from lmscale.formatting import pct
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 _device_option = click.option(
@@ -41,7 +42,7 @@ def eval_cmd(run_dir, suite, data_root, task_labels, limit, hf_model, trust_remo
     model (--hf-model) on a task suite."""
     from rich.progress import Progress
 
-    from lmscale.evaluate.runs import eval_run, eval_tasks
+    from lmscale.ladder_eval import eval_run, eval_tasks
 
     if (run_dir is None) == (hf_model is None):
         raise click.UsageError("give a RUN_DIR or --hf-model (one of them)")
@@ -99,7 +100,7 @@ def _print_heldout(df, title: str) -> None:
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Ladder + report folder."
 )
 @_device_option
-@click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
+@method_option("Fitting method of both laws")
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
     built-in task suite), fit on the smaller runs, predict the largest, write OUT/report."""
@@ -132,7 +133,7 @@ def loop(config, preset_name, out_dir, device, method):
     help="Runs that fit both laws (default: every run below the largest model size).",
 )
 @click.option("--heldout", multiple=True, help="Runs to predict (default: the largest model size).")
-@click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
+@method_option("Fitting method of both laws")
 def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
     """Held-out report for any run table of one training set (e.g. examples/cpu-small/runs.jsonl):
     fit on some runs, predict the others, write REPORT/report.md with figures."""

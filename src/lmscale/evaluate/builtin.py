@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
-from lmscale.evaluate.icl import TaskConfig
+from lmscale.evaluate.icl import TaskConfig, read_suite
 
 TASKS = ("cloze", "brackets", "next_line", "first_word")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
@@ -191,6 +191,4 @@ def write_suite(texts: list[str], out_dir: str | Path, *, n_items: int = 200, se
 
 
 def builtin_tasks(suite_path: Path) -> list[TaskConfig]:
-    from lmscale.evaluate.icl import read_suite
-
     return read_suite(suite_path, suite_path.parent)

@@ -21,7 +21,8 @@ from dataclasses import replace
 import numpy as np
 
 from lmscale.errors import FitError
-from lmscale.fit.core import METHODS, fit, run_weights
+from lmscale.fit.core import fit, run_weights
+from lmscale.fit.method import METHODS
 from lmscale.fit.result import FitResult
 from lmscale.fit.solvers import batched_projection, single_threaded_blas
 from lmscale.laws import Law

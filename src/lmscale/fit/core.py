@@ -1,7 +1,7 @@
 """The one fitting routine: a law, its inputs and a target → :class:`FitResult`.
 
-It is parameterised by a *method* (objective × solver, see :data:`METHODS`). Every method runs
-from several starting points, keeps the best, and records how many starts converged and how
+It is parameterised by a *method* (objective × solver × run weighting,
+:class:`lmscale.fit.method.Method`). Every method runs from several starting points, keeps the best, and records how many starts converged and how
 closely they agree. Errors are raised — never a silently wrong fit — when the data are degenerate,
 there are fewer runs than parameters, or no start converges.
 """
@@ -9,7 +9,6 @@ there are fewer runs than parameters, or no start converges.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -17,58 +16,14 @@ from numpy.typing import ArrayLike
 from lmscale.errors import FitError, InputError
 from lmscale.fit import solvers
 from lmscale.fit.diagnostics import FitDiagnostics
+from lmscale.fit.method import DEFAULT, Method, method_for
 from lmscale.fit.result import FitResult
+from lmscale.fit.solvers import batched_projection
 from lmscale.laws import Law, get_law
-
-
-class Method(NamedTuple):
-    """A fitting method: an objective, a solver, and a weighting of the runs (see :func:`run_weights`)."""
-
-    objective: str
-    solver: str
-    weighting: str = "uniform"
-
-
-#: method name → :class:`Method`. ``paper`` is the authors' procedure (PAPER.md §4).
-METHODS: dict[str, Method] = {
-    "paper": Method("ls", "lm"),
-    "varpro": Method("ls", "varpro"),
-    "ls-log": Method("ls-log", "lbfgs"),
-    "huber-log": Method("huber-log", "lbfgs"),
-    # least squares on relative residuals (f − y)/y: the exact-least-squares twin of ls-log, so it
-    # keeps variable projection and the batched bootstrap
-    "rel-ls": Method("ls", "varpro", "relative"),
-    # as rel-ls, each run also weighted by (N / largest N)^SIZE_WEIGHT_POWER: the runs nearest the
-    # target in size count more. lmscale's default for loss laws (README, accuracy benchmark)
-    "rel-ls-size": Method("ls", "varpro", "relative-size"),
-}
 
 #: exponent of the size weighting of ``rel-ls-size``; 0.25 was chosen on the paper testbed's cap and
 #: k-smallest-size fit sets (README, "Choosing the default method"), before any interval work
 SIZE_WEIGHT_POWER = 0.25
-
-#: lmscale's default method per law (``default``; ``recommended`` is its old name): relative least
-#: squares with size weights for loss laws, exact least squares for the error law (its residuals
-#: are small and symmetric). Chosen by the held-out accuracy benchmark on the paper testbed.
-DEFAULT_FOR_LAW = {"error": "varpro"}
-DEFAULT_LOSS_METHOD = "rel-ls-size"
-ALIASES = ("default", "recommended")
-
-
-def check_method(method: str) -> str:
-    """``method`` if it names a fitting method or an alias of the default; a clear error otherwise."""
-    if method not in METHODS and method not in ALIASES:
-        raise InputError(
-            f"unknown fitting method {method!r}; known: {', '.join(ALIASES)}, {', '.join(METHODS)}"
-        )
-    return method
-
-
-def resolve_method(method: str, law: Law) -> str:
-    """``default`` (or ``recommended``) → lmscale's default method for ``law``; other names pass through."""
-    if method in ALIASES:
-        return DEFAULT_FOR_LAW.get(law.name, DEFAULT_LOSS_METHOD)
-    return method
 
 
 def run_weights(weighting: str, x: Mapping[str, np.ndarray], y: np.ndarray) -> np.ndarray | None:
@@ -148,7 +103,7 @@ def fit(
     x: Mapping[str, ArrayLike],
     y: ArrayLike,
     *,
-    method: str = "paper",
+    method: str | Method = DEFAULT,
     run_ids: Sequence[str] | None = None,
     target: str = "y",
     input_columns: Mapping[str, str] | None = None,
@@ -158,16 +113,15 @@ def fit(
 ) -> FitResult:
     """Fit ``law`` to targets ``y`` given inputs ``x`` (a mapping of the law's input names).
 
-    ``method``: one of :data:`METHODS`, or ``default`` (see :func:`resolve_method`). ``starts``: starting points (rows in the law's parameter
+    ``method``: a :class:`Method` or its name (:data:`lmscale.fit.method.NAMES`; ``default``:
+    lmscale's default for the law, see :func:`resolve_method`). ``starts``: starting points (rows in the law's parameter
     order); the law's grid by default. Returns a :class:`FitResult` with diagnostics.
     """
     law = get_law(law) if isinstance(law, str) else law
     if not (isinstance(huber_delta, (int, float)) and np.isfinite(huber_delta) and huber_delta > 0):
         raise InputError(f"the Huber threshold must be a positive number, got {huber_delta!r}")
-    method = resolve_method(method, law)
-    if method not in METHODS:
-        raise InputError(f"unknown fitting method {method!r}; known: default, {', '.join(METHODS)}")
-    objective, solver, weighting = METHODS[method]
+    how = method_for(method, law)
+    objective, solver, weighting = how.objective, how.solver, how.weighting
     n = len(np.atleast_1d(np.asarray(y)))
     ids = tuple(run_ids) if run_ids is not None else tuple(f"#{i}" for i in range(n))
     xa, ya, w = check_data(
@@ -191,7 +145,7 @@ def fit(
     diagnostics = summarise(law, outcome, xa, ya)
     return FitResult(
         law=law.name,
-        method=method,
+        method=how.name,
         params=dict(zip(law.params, map(float, outcome.best))),
         target=target,
         input_columns=dict(input_columns or {k: k for k in law.inputs}),
@@ -212,7 +166,6 @@ PROJECTED_GRID = {1: 8, 2: 6}
 def _grid_projection(law: Law, x: dict, y: np.ndarray, w: np.ndarray | None, thetas: np.ndarray):
     """Least-squares coefficients for every exponent vector in ``thetas`` (G, m) at once; returns
     full parameter rows (G, n_params) and their objectives (inf where the basis overflows)."""
-    from lmscale.fit.solvers import batched_projection
 
     with np.errstate(all="ignore"):
         phi = law.basis(thetas, x)  # (G, n, k)

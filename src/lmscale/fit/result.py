@@ -36,8 +36,9 @@ class FitResult:
     #: scale of run-to-run noise of the target (residual standard deviation, or a bootstrap-based
     #: estimate); used for prediction intervals
     noise_sd: float | None = None
-    #: how this fit's prediction intervals are calibrated (:class:`lmscale.calibration.Calibration`
-    #: as a dict): conformal scores from its own backtest, or the reference ladder's
+    #: how this fit's prediction intervals are calibrated: an opaque payload to ``fit/`` (a
+    #: :class:`lmscale.calibration.Calibration` as a dict, written and validated by
+    #: :mod:`lmscale.calibration`): conformal scores from its own backtest, or the reference ladder's
     calibration: Mapping[str, object] | None = None
     #: the law object itself (a user-defined law need not be registered to predict); not saved:
     #: a fit file names its law, and :meth:`load` finds it in ``laws=`` or the registry
@@ -170,14 +171,14 @@ def _check(res: FitResult, law, source: str) -> None:
         raise InputError(f"{source}: malformed fit file: " + "; ".join(problems))
 
 
-def _calibration(data, source: str):
+def _calibration(data, source: str) -> dict | None:
+    """The calibration payload as it is: an object, validated by whoever reads it
+    (:func:`lmscale.calibration.of_fit`); ``fit/`` knows nothing of calibrations."""
     if data is None:
         return None
-    from lmscale.calibration import Calibration
-
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: malformed fit file: 'calibration' must be an object")
-    return Calibration.from_dict(data, f"{source}: calibration").to_dict()
+    return dict(data)
 
 
 def _jsonable(obj):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from lmscale.errors import InputError
 from lmscale.fit.core import fit
+from lmscale.fit.method import DEFAULT, Method
 from lmscale.fit.result import FitResult
 from lmscale.laws import Law, get_law
 from lmscale.run_table import LOSS_PREFIX, RunTable
@@ -32,7 +31,7 @@ def fit_table(
     law: Law | str,
     target: str,
     *,
-    method: str = "paper",
+    method: str | Method = DEFAULT,
     loss_column: str | None = None,
     **kwargs,
 ) -> FitResult:
@@ -46,36 +45,3 @@ def fit_table(
         x[name] = runs.loss(col) if name == "loss" else runs.column(col).astype(float)
     y = target_values(runs, target)
     return fit(law, x, y, method=method, run_ids=runs.run_ids, target=target, input_columns=cols, **kwargs)
-
-
-def fit_runs(
-    runs: RunTable,
-    law: Law | str,
-    target: str,
-    *,
-    where: Sequence[str] | str | None = None,
-    dataset: str | None = None,
-    method: str = "default",
-    loss_column: str | None = None,
-    huber_delta: float | None = None,
-    n_boot: int = 0,
-    seed: int = 0,
-) -> FitResult:
-    """The ``lmscale fit`` command as one call: keep the runs ``where`` selects (the selection
-    language of :class:`lmscale.selection.Selection`; several clauses are OR-ed) and of training set
-    ``dataset``, fit, and with ``n_boot`` > 0 add a bootstrap
-    and the calibrated intervals' scores (stored in the result, so a saved fit predicts intervals)."""
-    from lmscale.selection import Selection
-
-    if where:
-        runs = Selection.parse(list(where) if not isinstance(where, str) else where).apply(runs)
-    if dataset:
-        runs = Selection.parse(f"dataset == {dataset}").apply(runs)
-    kwargs = {} if huber_delta is None else {"huber_delta": huber_delta}
-    result = fit_table(runs, law, target, method=method, loss_column=loss_column, **kwargs)
-    if n_boot:
-        from lmscale.calibration import calibrate_fit
-        from lmscale.fit.bootstrap import bootstrap
-
-        result = calibrate_fit(bootstrap(result, n_boot, seed), min(n_boot, 200), seed)
-    return result

@@ -15,7 +15,10 @@ from typing import Any
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 from lmscale.interop import require
+from lmscale.interop.hf import export_run
 from lmscale.interop.lm_eval_results import task_accuracies
+from lmscale.ladder_eval import finished_runs, rebuild_runs_jsonl
+from lmscale.run_record import RunRecord
 
 
 def jsonl_task_yaml(name: str, jsonl: str | Path, folder: str | Path) -> Path:
@@ -91,9 +94,6 @@ def ladder_harness_eval(
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Score every finished run of a ladder with the harness; returns the rebuilt ``runs.jsonl``."""
-    from lmscale.evaluate.runs import finished_runs, rebuild_runs_jsonl
-    from lmscale.interop.hf import export_run
-    from lmscale.run_record import RunRecord
 
     root = Path(ladder_dir)
     runs = finished_runs(root)

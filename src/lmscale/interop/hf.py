@@ -18,6 +18,8 @@ from typing import Any
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 from lmscale.interop import require
+from lmscale.ladder_eval import load_run
+from lmscale.train.shapes import swiglu_hidden
 
 TEMPLATE = Path(__file__).with_name("hf_template")
 EOT = "<|endoftext|>"
@@ -26,8 +28,6 @@ EOT = "<|endoftext|>"
 def export_run(run_dir: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
     """Write the Hugging Face folder of a finished ladder run; returns it."""
     safetensors_torch = require("safetensors.torch", "exporting to Hugging Face")
-    from lmscale.evaluate.runs import load_run
-    from lmscale.train.shapes import swiglu_hidden
 
     model, _tok, record = load_run(run_dir)
     out = Path(to)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from lmscale._io import read_text
 from lmscale.errors import InputError
 from lmscale.interop.mapping import ImportReport
 from lmscale.run_table import RunTable
@@ -157,8 +158,6 @@ def _read_results(path: Path) -> Any:
     """A results file as the harness writes it: Python's ``json`` output, where a NaN (a standard
     error of one sample) is a bare ``NaN`` token, which strict JSON readers refuse."""
     import json
-
-    from lmscale._io import read_text
 
     try:
         return json.loads(read_text(path, what="lm-evaluation-harness results"))

@@ -9,6 +9,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from lmscale._io import read_json, read_yaml
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
@@ -72,8 +73,6 @@ def import_tensorboard(
 def _config(run_dir: Path) -> dict:
     """The run's ``config.json|yaml`` (what ``ladder run --log tensorboard`` writes), or {}."""
     from collections.abc import Mapping
-
-    from lmscale._io import read_json, read_yaml
 
     for name in ("config.json", "config.yaml", "config.yml"):
         path = run_dir / name

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from lmscale.analyses.context import size_label
+from lmscale.paper_constants import M_RANGE
 
-M_RANGE = (5.0, 640.0)
 SIZE_MARKERS = ("o", "s", "^", "D", "P", "*", "X", "v")
 TRAIN_COLOURS = {"c4_original": "#1f77b4", "rpj": "#d62728", "rw_original": "#2ca02c"}
 OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f")

@@ -1,13 +1,19 @@
 """Figures of lmscale's own tools: the backtest (error against extrapolation) and the ladder plan
-(cost against expected error)."""
+(cost against expected error), and the folders they are written into with their tables."""
 
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 
+from lmscale._io import atomic_write_text
+from lmscale.backtest import BacktestResult
+from lmscale.plan import Plan
 from lmscale.report.style import OTHER_COLOURS, TRAIN_COLOURS, new_figure
+from lmscale.report.writer import save_figures
 
 
 def plot_backtest(frame, title: str = ""):
@@ -88,3 +94,19 @@ def plot_plan(p):
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     return [("plan", fig)]
+
+
+def write_backtest(result: BacktestResult, folder: str | Path, title: str | None = None) -> list[Path]:
+    """``backtest.csv`` (every prediction), ``backtest_summary.csv`` (by extrapolation bin) and
+    ``backtest.png`` (error against compute extrapolation, per method) in ``folder``, atomically."""
+    frame = result.frame()
+    figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
+    return save_figures(
+        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
+    )
+
+
+def write_plan(p: Plan, folder: str | Path, payload: dict | None = None) -> Path:
+    """``plan.json`` (:meth:`Plan.to_dict`, or ``payload``) and ``plan.png`` into ``folder``."""
+    save_figures(folder, {}, plot_plan(p))
+    return atomic_write_text(Path(folder) / "plan.json", json.dumps(payload or p.to_dict(), indent=1))

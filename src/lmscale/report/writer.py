@@ -19,6 +19,7 @@ from lmscale._io import atomic_write, atomic_write_text
 from lmscale.analyses import downstream, headline, hparams, sweeps
 from lmscale.analyses.context import Analysis, Context, md_escape
 from lmscale.errors import InputError, LmscaleError
+from lmscale.report.figures import PLOTS
 
 #: every analysis of the report, in order (key → function of a Context)
 ANALYSES: dict[str, Callable[[Context], Analysis]] = {
@@ -84,7 +85,6 @@ def write_report(
     source_label: str = "Testbed",
 ) -> Path:
     """Write the report of ``analyses`` into ``out_dir``; returns the path of ``report.md``."""
-    from lmscale.report.figures import PLOTS
 
     final = Path(out_dir)
     if not final.resolve().name:

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lmscale._io import atomic_write, atomic_write_text
+from lmscale._io import atomic_write, atomic_write_text, read_json
 from lmscale.errors import InputError
 
 if TYPE_CHECKING:
-    from lmscale.train.loop import TrainConfig
+    from lmscale.train.config import TrainConfig
 
 
 def _rng_state() -> dict:
@@ -206,7 +206,6 @@ def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, extra: d
 
 def read_sharded_meta(folder: Path) -> dict | None:
     """The sharded checkpoint's step, digest and extras (None when there is none)."""
-    from lmscale._io import read_json
 
     p = folder / SHARDED / "meta.json"
     if not p.is_file():

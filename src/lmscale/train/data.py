@@ -15,17 +15,17 @@ import gzip
 import hashlib
 import json
 import sysconfig
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lmscale._io import atomic_write, atomic_write_text, iter_json_lines
+from lmscale._io import atomic_write, atomic_write_text, iter_json_lines, read_json
 from lmscale.errors import InputError
-
-EOT = "<|endoftext|>"
+from lmscale.train.stream import open_prepared
+from lmscale.train.tokens import EOT, _int_in, is_validation, train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,6 @@ class CorpusConfig:
             raise InputError(
                 f"{where}: max_bytes must be a whole number ≥ 0 (0: all), got {self.max_bytes!r}"
             )
-
-
-def _int_in(v, lo: int, hi: int | None) -> bool:
-    """A true integer (not a bool, not 300.5) within [lo, hi]."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
 
 
 def _stdlib_files() -> list[Path]:
@@ -154,12 +149,6 @@ def documents(cfg: CorpusConfig) -> Iterator[tuple[str, str]]:
                 return
 
 
-def is_validation(doc_id: str, permille: int) -> bool:
-    """Stable split: the document's id hashes into validation with probability permille/1000."""
-    h = int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big")
-    return h % 1000 < permille
-
-
 def split_documents(cfg: CorpusConfig, require_train: bool = True) -> tuple[list[str], list[str], str]:
     """(train texts, validation texts, content hash of the whole corpus)."""
     train: list[str] = []
@@ -175,34 +164,6 @@ def split_documents(cfg: CorpusConfig, require_train: bool = True) -> tuple[list
 
 
 # ---------------------------------------------------------------------------------- tokenizer
-def train_tokenizer(texts: Iterable[str], vocab_size: int, eot: str = EOT):
-    """Byte-level BPE with an end-of-text token, trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    if vocab_size < 257 + 1:
-        raise InputError(
-            f"vocabulary size {vocab_size} is too small: byte-level BPE needs at least 258 "
-            "(256 bytes, end-of-text, one merge)"
-        )
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[eot],
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    got = tok.get_vocab_size()
-    if got < vocab_size:
-        raise InputError(
-            f"the corpus supports only {got} tokens, fewer than the requested vocabulary of "
-            f"{vocab_size}: use a smaller vocabulary or a larger corpus"
-        )
-    return tok
-
-
 def load_or_train_tokenizer(
     cache: Path, corpus_hash: str, texts: list[str], vocab_size: int, tokenizer_file: str | None = None
 ):
@@ -267,7 +228,6 @@ def _cached_tokens(path: Path) -> np.ndarray | None:
 def open_tokens(path: Path) -> np.ndarray:
     """A token file with its metadata (``.json`` beside it); a missing, malformed or inconsistent
     pair is an :class:`InputError`."""
-    from lmscale._io import read_json
 
     meta_path = path.with_suffix(".json")
     if not path.is_file():
@@ -328,8 +288,6 @@ def _from_prepared(
     train_corpus: CorpusConfig, val_corpora: tuple[CorpusConfig, ...], cache: Path
 ) -> TokenData:
     """A corpus prepared by ``lmscale data prepare``: its shards are memory-mapped as they are."""
-    from lmscale.train.stream import open_prepared
-
     folder = Path(train_corpus.prepared)
     tok, train, val, meta = open_prepared(folder)
     th = hashlib.sha256(tok.to_str().encode()).hexdigest()[:16]

@@ -21,9 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lmscale import compute
 from lmscale._io import MAX_CONFIG_BYTES, read_text, read_yaml
 from lmscale.errors import InputError
-from lmscale.train.data import CorpusConfig, _int_in
+from lmscale.train.data import CorpusConfig
+from lmscale.train.presets import PRESETS
+from lmscale.train.recipes import padded_vocab, recipe
+from lmscale.train.shapes import PAPER_SHAPES, ShapeSpec, _number, _positive, count_params
+from lmscale.train.tokens import _int_in
 
 #: rough sustained training throughput (FLOP/s) used only for the time estimate of ``plan``
 THROUGHPUT = {"cpu": 1.2e11, "cuda": 3.0e14}  # cpu: measured on 2 free cores (cpu-tiny)
@@ -34,14 +39,6 @@ THROUGHPUT = {"cpu": 1.2e11, "cuda": 3.0e14}  # cpu: measured on 2 free cores (c
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _positive(v) -> bool:
-    return _number(v) and v > 0
-
-
 def check_name(value, what: str) -> str:
     """Refuse a name that could escape its folder or break a file name (``../x``, ``/etc``, ``a b``)."""
     if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
@@ -50,37 +47,6 @@ def check_name(value, what: str) -> str:
             "(at most 100, starting with a letter or digit)"
         )
     return value
-
-
-@dataclass(frozen=True)
-class ShapeSpec:
-    """A model shape and its per-shape hyper-parameters (the paper's table, PAPER.md §6)."""
-
-    name: str
-    d_model: int
-    n_layers: int
-    n_heads: int
-    batch_size: int
-    warmup_steps: int
-    lr: float | None = None  # default: the ladder's
-
-    def __post_init__(self):
-        for f in ("d_model", "n_layers", "n_heads", "batch_size"):
-            if not _int_in(getattr(self, f), 1, None):
-                raise InputError(
-                    f"shape {self.name!r}: {f} must be a whole number ≥ 1, got {getattr(self, f)!r}"
-                )
-        if not _int_in(self.warmup_steps, 0, None):
-            raise InputError(
-                f"shape {self.name!r}: warmup_steps must be a whole number ≥ 0, got {self.warmup_steps!r}"
-            )
-        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
-            raise InputError(
-                f"shape {self.name!r}: d_model {self.d_model} must split into {self.n_heads} heads of an "
-                "even width (rotary embeddings)"
-            )
-        if self.lr is not None and not _positive(self.lr):
-            raise InputError(f"shape {self.name!r}: lr must be a positive number, got {self.lr!r}")
 
 
 @dataclass(frozen=True)
@@ -131,8 +97,6 @@ class LadderConfig:
             raise InputError(
                 f"ladder {self.name!r}: tokenizer_file must be a path, got {self.tokenizer_file!r}"
             )
-        from lmscale.train.recipes import recipe
-
         recipe(self.recipe)
         if not self.multipliers:
             raise InputError(f"ladder {self.name!r}: no token multipliers")
@@ -181,8 +145,6 @@ class LadderConfig:
                 raise InputError(
                     f"{source}: 'shapes' must be a list of shapes or shape names, or {{family: …}}"
                 )
-            from lmscale.train.presets import PAPER_SHAPES
-
             for s in d.pop("shapes"):
                 if isinstance(s, str):
                     if s not in PAPER_SHAPES:
@@ -264,7 +226,7 @@ class RunPlan:
 
     @property
     def flops(self) -> float:
-        return 6.0 * self.n_params * self.n_tokens
+        return compute.flops(self.n_params, self.n_tokens)
 
     def estimated_seconds(self, device: str = "cpu") -> float:
         return self.flops / THROUGHPUT.get(device, THROUGHPUT["cpu"])
@@ -283,8 +245,6 @@ class RunPlan:
 def plan(cfg: LadderConfig, vocab_size: int | None = None) -> list[RunPlan]:
     """Every run of the ladder, smallest compute first. N counts embeddings with the ladder's
     vocabulary (or ``vocab_size``, e.g. a loaded tokenizer's)."""
-    from lmscale.train.recipes import padded_vocab, recipe
-    from lmscale.train.shapes import count_params
 
     v = padded_vocab(vocab_size or cfg.vocab_size, recipe(cfg.recipe).vocab_multiple)
     runs = []
@@ -358,7 +318,6 @@ def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
     constant depth when they share one). A law fitted on one family and asked about a shape outside
     it extrapolates in shape as well as in size (cpu-tiny's old largest shape, 2 layers after two
     1-layer shapes, was missed by 5.6%)."""
-    from lmscale.train.shapes import count_params
 
     shapes = sorted(cfg.shapes, key=lambda s: count_params(s.d_model, s.n_layers, cfg.vocab_size))
     if len(shapes) < 3:
@@ -382,10 +341,8 @@ def family_warnings(cfg: LadderConfig, tolerance: float = 1.5) -> list[str]:
 
 def preset(name: str) -> LadderConfig:
     """A built-in ladder: ``cpu-tiny``, ``cpu-small`` or ``paper`` (:mod:`lmscale.train.presets`)."""
-    from lmscale.train.presets import PRESETS
-
     try:
-        return PRESETS[name]
+        return LadderConfig(**PRESETS[name])
     except KeyError:
         raise InputError(f"unknown ladder preset {name!r}; known: {', '.join(PRESETS)}") from None
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 
 KINDS = ("tensorboard", "wandb")
@@ -37,8 +38,6 @@ class TensorBoardLogger:
         if config:
             import json
 
-            from lmscale._io import atomic_write_text
-
             atomic_write_text(Path(folder) / "config.json", json.dumps(dict(config), indent=1, default=str))
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -59,12 +58,15 @@ class WandbLogger:
         except ImportError:
             raise InputError("W&B logging needs the wandb package: pip install 'lmscale[interop]'") from None
         folder.mkdir(parents=True, exist_ok=True)
+        # typed Any on purpose: wandb annotates ``mode`` as a Literal of its modes (and checks the
+        # value itself); a `type: ignore` here would be unused wherever wandb is not installed
+        mode: Any = os.environ.get("WANDB_MODE", "offline")
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "lmscale"),
             name=run_name,
             group=group,
             dir=str(folder),
-            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]
+            mode=mode,
             config=dict(config),
             reinit="create_new",
         )

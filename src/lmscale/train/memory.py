@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmscale._io import read_json
 from lmscale.errors import InputError
 from lmscale.train.shapes import count_params
 
@@ -229,7 +230,6 @@ def resource_warnings(resources: list[RunResources]) -> list[str]:
 def cached_corpus_tokens(ladder_dir: str | Path) -> float | None:
     """Training tokens of the ladder's corpus, from the token cache a ``ladder run`` left in
     ``ladder_dir`` (None when there is no single cached training set)."""
-    from lmscale._io import read_json
 
     metas = sorted((Path(ladder_dir) / "cache" / "tokens").glob("*-train.json"))
     if len(metas) != 1:

@@ -3,25 +3,20 @@ paper's small shapes and hyper-parameters, for GPUs)."""
 
 from __future__ import annotations
 
-from lmscale.train.data import CorpusConfig
-from lmscale.train.ladder import LadderConfig, ShapeSpec
+from typing import Any
 
-PAPER_SHAPES = {  # PAPER.md §6: (d, layers, heads; warm-up; batch)
-    "0.011B": ShapeSpec("0.011B", 96, 8, 4, 64, 100),
-    "0.079B": ShapeSpec("0.079B", 512, 8, 4, 512, 400),
-    "0.154B": ShapeSpec("0.154B", 576, 24, 8, 512, 400),
-    "0.411B": ShapeSpec("0.411B", 1024, 24, 8, 512, 2000),
-    "1.4B": ShapeSpec("1.4B", 2048, 24, 16, 256, 5000),
-    "6.9B": ShapeSpec("6.9B", 4096, 32, 32, 2048, 5000, lr=3e-4),
-}
+from lmscale.train.data import CorpusConfig
+from lmscale.train.shapes import PAPER_SHAPES, ShapeSpec
 
 _VALS = (
     CorpusConfig("licenses", ("licenses",), val_permille=1000, max_bytes=400_000),
     CorpusConfig("manpages", ("manpages",), val_permille=1000, max_bytes=400_000),
 )
 
-PRESETS: dict[str, LadderConfig] = {
-    "cpu-tiny": LadderConfig(
+#: each preset's :class:`lmscale.train.ladder.LadderConfig` fields, as keyword arguments (kept as
+#: data so that this module sits below the ladder module, whose reader resolves ``preset:``)
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-tiny": dict(
         name="cpu-tiny",
         description="3 tiny shapes of one family (2 layers, widths 32, 48, 64) × M = 5, 10, 20 on the "
         "Python standard library; the whole loop takes 3–4 min on 2 cores",
@@ -39,7 +34,7 @@ PRESETS: dict[str, LadderConfig] = {
         seq_len=128,
         checkpoint_every=100,
     ),
-    "cpu-small": LadderConfig(
+    "cpu-small": dict(
         name="cpu-small",
         description="4 small shapes × M = 5 … 40 on the Python standard library; about 10 min of training on 2 cores",
         shapes=(
@@ -55,7 +50,7 @@ PRESETS: dict[str, LadderConfig] = {
         seq_len=128,
         checkpoint_every=200,
     ),
-    "paper": LadderConfig(
+    "paper": dict(
         name="paper",
         description="the paper's small shapes, hyper-parameters and open_lm model recipe (GPU); give your corpus",
         recipe="open_lm",

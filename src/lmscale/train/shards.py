@@ -14,7 +14,7 @@ import numpy as np
 
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
-from lmscale.train.data import EOT
+from lmscale.train.tokens import EOT
 
 FORMAT = "lmscale.prepared/1"
 

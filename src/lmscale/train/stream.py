@@ -24,8 +24,8 @@ import numpy as np
 
 from lmscale._io import atomic_write_text, read_json
 from lmscale.errors import InputError
-from lmscale.train.data import EOT, is_validation
 from lmscale.train.shards import FORMAT, ShardedTokens, ShardWriter
+from lmscale.train.tokens import EOT, is_validation, train_tokenizer
 
 #: a plain-text file larger than this is cut into documents at blank lines (streamed)
 BIG_TEXT = 64 << 20
@@ -187,8 +187,6 @@ def prepare_corpus(
     """Tokenise ``sources`` into ``out`` (shards, ``tokenizer.json``, ``manifest.json``); returns the
     manifest. A folder already holding this input's tokens is returned as it is."""
     from tokenizers import Tokenizer
-
-    from lmscale.train.data import train_tokenizer
 
     opts = options or PrepareOptions()
     folder = Path(out)

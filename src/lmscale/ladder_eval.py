@@ -1,5 +1,6 @@
 """Evaluate trained runs on task suites and write the accuracies into their run records
-(``acc_<task>``, the schema the fitting code reads)."""
+(``acc_<task>``, the schema the fitting code reads). It loads checkpoints through ``train/`` and
+scores them through ``evaluate/``, so it sits above both, beside :mod:`lmscale.ladder_run`."""
 
 from __future__ import annotations
 
