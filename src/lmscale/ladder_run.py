@@ -17,7 +17,7 @@ import numpy as np
 
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError, TrainingDiverged
-from lmscale.run_record import DONE, FAILED, RunRecord, finished
+from lmscale.run_record import DONE, FAILED, RunRecord, finished, relative_to_run
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
 from lmscale.train.loggers import make_loggers
 from lmscale.train.recipes import recipe
@@ -251,6 +251,7 @@ def _run_ladder(
     if ranks.rank != 0:
         data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
+    tok_file = _tokenizer_inside(out, data, ranks.rank)
     rec = recipe(cfg.recipe)
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
     rows = []
@@ -313,7 +314,7 @@ def _run_ladder(
             train_config=asdict(tc),
             versions=_versions(),
             tokenizer_hash=data.tokenizer_hash,
-            tokenizer_file=str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
+            tokenizer_file=relative_to_run(tok_file, rdir) if tok_file else None,
         )
         if ranks.rank == 0:
             record.write(rec_path)
@@ -324,3 +325,17 @@ def _run_ladder(
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
     ranks.barrier()
     return path
+
+
+def _tokenizer_inside(out: Path, data, rank: int) -> Path | None:
+    """The tokenizer's file inside the ladder folder (a copy of one from elsewhere, e.g. a prepared
+    corpus or ``tokenizer_file``), so records point into the folder and it can be moved."""
+    if data.tokenizer_path is None:
+        return None
+    src = Path(data.tokenizer_path).resolve()
+    if out.resolve() in src.parents:
+        return src
+    copy = out / "cache" / "tokenizers" / f"{data.tokenizer_hash}.json"
+    if rank == 0 and not copy.is_file():
+        atomic_write_text(copy, data.tokenizer.to_str())
+    return copy
