@@ -10,7 +10,7 @@ characters at a cut differently, in documents over a megabyte only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 #: the longest piece of a document tokenised at once (characters)
 PIECE_CHARS = 1 << 20
@@ -30,8 +30,10 @@ def _cut(text: str, limit: int) -> int:
     return limit
 
 
-def split_text(text: str, limit: int = PIECE_CHARS) -> Iterator[str]:
-    """``text`` in pieces of at most ``limit`` characters (one piece when it is not longer)."""
+def split_text(text: str, limit: int | None = None) -> Iterator[str]:
+    """``text`` in pieces of at most ``limit`` characters (default :data:`PIECE_CHARS`; one piece
+    when it is not longer)."""
+    limit = limit or PIECE_CHARS
     start = 0
     while len(text) - start > limit:
         window = text[start : start + limit + 1]
@@ -40,21 +42,3 @@ def split_text(text: str, limit: int = PIECE_CHARS) -> Iterator[str]:
         start += cut
     if start < len(text) or not text:
         yield text[start:]
-
-
-def stream_pieces(chunks: Iterable[str], limit: int = PIECE_CHARS) -> Iterator[str]:
-    """Pieces of a document that arrives in ``chunks`` (e.g. lines), holding about ``2 * limit``
-    characters at a time."""
-    buf: list[str] = []
-    size = 0
-    for chunk in chunks:
-        buf.append(chunk)
-        size += len(chunk)
-        if size > 2 * limit:
-            text = "".join(buf)
-            parts = list(split_text(text, limit))
-            yield from parts[:-1]
-            buf, size = [parts[-1]], len(parts[-1])
-    text = "".join(buf)
-    if text:
-        yield from split_text(text, limit)

@@ -24,8 +24,9 @@ import numpy as np
 
 from lmscale._io import atomic_write_text, read_json
 from lmscale.errors import InputError
+from lmscale.train import pieces as _pieces
 from lmscale.train.data import EOT, is_validation
-from lmscale.train.pieces import PIECE_CHARS, split_text
+from lmscale.train.pieces import split_text
 from lmscale.train.shards import FORMAT, MARKER, ShardedTokens, ShardWriter, claim_folder
 
 #: a plain-text file larger than this is cut into documents at blank lines (streamed)
@@ -109,10 +110,6 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
         yield from _iter_pieces(path, text_field)
     except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: damaged or truncated compressed file ({exc})") from None
-    except OSError as exc:
-        if exc.errno is None:  # the decompressors' own errors (zstd) carry no errno
-            raise InputError(f"{path}: unreadable ({exc})") from None
-        raise
     except InputError:
         raise
     except Exception as exc:  # the zstd and Parquet readers raise their own exception types
@@ -120,6 +117,8 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
             raise InputError(
                 f"{path}: damaged or not a {_kind_name(path)} file ({exc.__class__.__name__}: {exc})"
             ) from None
+        if isinstance(exc, OSError) and exc.errno is None:  # the decompressors' own errors carry no errno
+            raise InputError(f"{path}: unreadable ({exc})") from None
         raise
 
 
@@ -128,7 +127,7 @@ def _kind_name(path: Path) -> str:
 
 
 def _whole(doc_id: str, text: str) -> Iterator[tuple[str, str, bool]]:
-    pieces = list(split_text(text)) if len(text) > PIECE_CHARS else [text]
+    pieces = list(split_text(text)) if len(text) > _pieces.PIECE_CHARS else [text]
     for i, piece in enumerate(pieces):
         yield doc_id, piece, i == len(pieces) - 1
 
@@ -179,7 +178,7 @@ def _iter_pieces(path: Path, text_field: str) -> Iterator[tuple[str, str, bool]]
             if doc_size >= (1 << 20) and not line.strip():
                 yield from _flush(f"{path}#{k}", doc, held, True)
                 doc, size, doc_size, k, held = [], 0, 0, k + 1, None
-            elif size > 2 * PIECE_CHARS:
+            elif size > 2 * _pieces.PIECE_CHARS:
                 held = yield from _flush(f"{path}#{k}", doc, held, False)
                 doc, size = [], 0
         if doc or held is not None:
