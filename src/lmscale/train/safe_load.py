@@ -130,7 +130,7 @@ def verify_files(folder: Path, digests: Any) -> None:
             )
 
 
-def expected_shapes(model_cfg: Mapping, where: str) -> dict[str, tuple[int, ...]]:
+def expected_shapes(model_cfg: Any, where: str) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of the model a record's ``model`` config describes, built on the
     meta device (no memory for the weights); unknown or missing keys are named."""
     import dataclasses
@@ -150,7 +150,7 @@ def expected_shapes(model_cfg: Mapping, where: str) -> dict[str, tuple[int, ...]
         for n, f in fields.items()
         if n not in model_cfg
         and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        and f.default_factory is dataclasses.MISSING
     ]
     if missing:
         raise InputError(f"{where}: train_config.model lacks key {missing[0]!r}")
