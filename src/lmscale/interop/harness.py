@@ -93,7 +93,7 @@ def ladder_harness_eval(
     """Score every finished run of a ladder with the harness; returns the rebuilt ``runs.jsonl``."""
     from lmscale.evaluate.runs import finished_runs, rebuild_runs_jsonl
     from lmscale.interop.hf import export_run
-    from lmscale.run_record import RunRecord
+    from lmscale.run_record import RunRecord, record_lock
 
     root = Path(ladder_dir)
     runs = finished_runs(root)
@@ -107,8 +107,8 @@ def ladder_harness_eval(
             accs = harness_scores(
                 hf_dir, tasks, include_path=include_path, device=device, batch_size=batch_size, limit=limit
             )
-            rec = RunRecord.read(r / "record.json")
-            rec.with_row(**accs).write(r / "record.json")
+            with record_lock(r / "record.json"):  # another evaluation may be updating it too
+                RunRecord.read(r / "record.json").with_row(**accs).write(r / "record.json")
             if progress is not None:
                 progress(r.name)
     finally:

@@ -209,7 +209,7 @@ def check_vocab(path: Path, dtype: str, vocab_size: int, block: int = 1 << 24) -
         if top >= vocab_size:
             where = at + int(np.argmax(part >= vocab_size))
             raise InputError(
-                f"{path}: token id {top} (first out-of-range id {int(arr[where])} at token {where}) is "
-                f"not below the tokenizer's vocabulary size {vocab_size}: these tokens were made "
-                "with another tokenizer or dtype"
+                f"{path}: token {where} is id {int(arr[where])}, not below the tokenizer's vocabulary "
+                f"size {vocab_size} (largest id nearby: {top}): these tokens were made with another "
+                "tokenizer, or are not of this dtype"
             )
