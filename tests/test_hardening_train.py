@@ -298,7 +298,9 @@ def test_out_of_vocabulary_token_ids_are_refused_at_registration(tmp_path, tok):
     tok.save(str(tmp_path / "tok.json"))
     ids = np.array([1, 2, tok.token_to_id(EOT), 40000, 3], dtype=np.uint16)
     ids.tofile(tmp_path / "t.bin")
-    with pytest.raises(InputError, match=r"t.bin: token 3 is id 40000, not below the tokenizer.s vocabulary size 300"):
+    with pytest.raises(
+        InputError, match=r"t.bin: token 3 is id 40000, not below the tokenizer.s vocabulary size 300"
+    ):
         register_tokens([tmp_path / "t.bin"], tmp_path / "p", tmp_path / "tok.json")
     assert not (tmp_path / "p" / "manifest.json").exists()
 
@@ -436,3 +438,15 @@ def test_damaged_tensorboard_records_are_reported(tmp_path):
     skipped = dict(rep.skipped)
     assert "huge-N1e6-M20" in skipped and str(1 << 62) in skipped["huge-N1e6-M20"]
     assert len(rep.table) == 3
+
+
+def test_token_files_registered_in_place_are_inputs_not_clashes(tmp_path, tok):
+    out = tmp_path / "p"
+    out.mkdir()
+    tok.save(str(out / "tokenizer.json"))
+    ids = np.array(tok.encode("import json\n" * 20).ids + [tok.token_to_id(EOT)], dtype=np.uint16)
+    ids.tofile(out / "train-00000.bin")
+    register_tokens([out / "train-00000.bin"], out, out / "tokenizer.json")
+    _t, train, _v, meta = open_prepared(out)
+    assert meta["pretokenized"] and np.array_equal(train[0 : len(train)], ids)
+    assert (out / "train-00000.bin").read_bytes() == ids.tobytes()

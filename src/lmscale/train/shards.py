@@ -27,18 +27,18 @@ def _is_own_name(name: str) -> bool:
     return name in OWN_NAMES or (name.endswith(".bin") and name.startswith(("train-", "val-")))
 
 
-def claim_folder(folder: Path, *, keep: Path | None = None) -> None:
+def claim_folder(folder: Path, *, keep: Sequence[Path] = ()) -> None:
     """Make ``folder`` one lmscale may write its prepared files into, or refuse: a folder without
     lmscale's marker that already holds a ``manifest.json``, ``tokenizer.json`` or shard name is
-    someone else's (``keep``: a file of theirs that is an input, e.g. a tokenizer registered in
-    place, and is never written). A folder an earlier version prepared (its manifest says so) is
-    adopted."""
+    someone else's (``keep``: files of theirs that are inputs, e.g. a tokenizer or token files
+    registered in place, and are never written). A folder an earlier version prepared (its
+    manifest says so) is adopted."""
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / MARKER
     if marker.is_file():
         return
-    keep_r = keep.resolve() if keep is not None else None
-    clash = sorted(p.name for p in folder.iterdir() if _is_own_name(p.name) and p.resolve() != keep_r)
+    inputs = {k.resolve() for k in keep}
+    clash = sorted(p.name for p in folder.iterdir() if _is_own_name(p.name) and p.resolve() not in inputs)
     if clash and not _legacy_prepared(folder):
         raise InputError(
             f"{folder} holds {clash[0]}, which lmscale did not write (no {MARKER} marker there): "
@@ -174,7 +174,8 @@ def register_tokens(
     train, val = shards(train_files), shards(val_files)
     for row in (*train, *val):
         check_vocab(Path(row["file"]), dtype, tok.get_vocab_size())
-    claim_folder(folder, keep=folder / "tokenizer.json" if in_place else None)
+    inputs = [Path(r["file"]) for r in (*train, *val)] + ([folder / "tokenizer.json"] if in_place else [])
+    claim_folder(folder, keep=inputs)
     if not in_place:
         shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
     meta = {
