@@ -450,3 +450,6 @@ def test_token_files_registered_in_place_are_inputs_not_clashes(tmp_path, tok):
     _t, train, _v, meta = open_prepared(out)
     assert meta["pretokenized"] and np.array_equal(train[0 : len(train)], ids)
     assert (out / "train-00000.bin").read_bytes() == ids.tobytes()
+    with pytest.raises(InputError, match="registered in place with --pretokenized"):
+        prepare_corpus([str(STDLIB / "json")], out, options=PrepareOptions(vocab_size=300))
+    assert (out / "train-00000.bin").read_bytes() == ids.tobytes() and (out / "manifest.json").is_file()

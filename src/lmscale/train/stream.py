@@ -255,6 +255,7 @@ def prepare_corpus(
     files = manifest(paths)
     _own_folder(folder)
     claim_folder(folder)
+    _no_registered_inputs(folder)
     tok_src = str(Path(tokenizer_file).resolve()) if tokenizer_file else None
     key_doc = {"files": files, "tokenizer": tok_src, "options": opts.__dict__}
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -363,4 +364,25 @@ def _own_folder(folder: Path) -> None:
     if theirs:
         raise InputError(
             f"{folder} holds other files ({', '.join(sorted(theirs)[:5])}): prepare into an empty folder"
+        )
+
+
+def _no_registered_inputs(folder: Path) -> None:
+    """Refuse a folder where ``--pretokenized`` registered files in place (token files or the
+    tokenizer inside it): preparing there would delete or overwrite them."""
+    try:
+        old = read_json(folder / "manifest.json")
+    except InputError:
+        return
+    if not (isinstance(old, dict) and old.get("pretokenized")):
+        return
+    here = folder.resolve()
+    listed = [str(r.get("file")) for r in (*old.get("train", []), *old.get("val", [])) if isinstance(r, dict)]
+    if old.get("tokenizer_source"):
+        listed.append(str(old["tokenizer_source"]))
+    inside = [f for f in listed if Path(f).resolve().parent == here]
+    if inside:
+        raise InputError(
+            f"{folder} holds {Path(inside[0]).name}, registered in place with --pretokenized: it is "
+            "never overwritten; prepare into another folder"
         )
