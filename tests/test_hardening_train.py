@@ -453,3 +453,59 @@ def test_token_files_registered_in_place_are_inputs_not_clashes(tmp_path, tok):
     with pytest.raises(InputError, match="registered in place with --pretokenized"):
         prepare_corpus([str(STDLIB / "json")], out, options=PrepareOptions(vocab_size=300))
     assert (out / "train-00000.bin").read_bytes() == ids.tobytes() and (out / "manifest.json").is_file()
+
+
+# ------------------------------------------------------------------------------ fuzzed frames
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, max_examples=150)
+
+
+@FUZZ
+@given(st.text(alphabet=st.sampled_from("ab \n\t.é"), max_size=400), st.integers(1, 60))
+def test_fuzz_pieces_cover_the_text(text, limit):
+    parts = list(pieces.split_text(text, limit))
+    assert "".join(parts) == text and all(0 < len(p) <= limit for p in parts if text)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.booleans())
+def test_fuzz_event_files_and_safetensors_frames(tmp_path_factory, data, framed):
+    """Random bytes (or random bytes behind a valid length frame) as an event file and as a
+    safetensors file: a result or a named InputError, never another exception or a huge read."""
+    pytest.importorskip("tensorboard")
+    from lmscale.interop.hf import check_safetensors
+    from lmscale.interop.tensorboard_events import scan_events
+
+    d = tmp_path_factory.mktemp("f")
+    ev = d / "events.out.tfevents.1.x"
+    ev.write_bytes(_record(data) + data[:5] if framed else data)
+    try:
+        warnings = scan_events(ev)
+        assert all(str(ev) in w for w in warnings)
+    except InputError as exc:
+        assert str(ev) in str(exc)
+    st_file = d / "model.safetensors"
+    st_file.write_bytes((len(data)).to_bytes(8, "little") + data if framed else data)
+    try:
+        check_safetensors(st_file)
+    except InputError as exc:
+        assert str(st_file) in str(exc)
+
+
+@FUZZ
+@given(
+    st.sampled_from(
+        ["os.system", "builtins.eval", "subprocess.Popen", "torch.load", "pathlib.Path.write_text"]
+    )
+)
+def test_fuzz_metadata_pickles_naming_other_callables(tmp_path_factory, target):
+    from lmscale.train.safe_load import read_dcp_metadata
+
+    mod, _, name = target.rpartition(".")
+    path = tmp_path_factory.mktemp("m") / ".metadata"
+    # protocol 2: GLOBAL 'mod name', a string argument, REDUCE
+    path.write_bytes(b"\x80\x02c" + mod.encode() + b"\n" + name.encode() + b"\nX\x01\x00\x00\x00xq\x00\x85R.")
+    with pytest.raises(InputError, match="refused to load|unreadable checkpoint metadata"):
+        read_dcp_metadata(path)
