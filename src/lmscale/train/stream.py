@@ -2,7 +2,9 @@
 Parquet (plain, ``.gz`` or ``.zst``) one batch of documents at a time, trains a byte-level BPE on a
 bounded sample (or uses a given ``tokenizer.json``, GPT-NeoX's or a Llama-style one with another
 end-of-text token), and writes uint16/uint32 token shards as it goes. Memory does not grow with the
-corpus (``benchmarks/data_prepare.py`` measures peak RSS on 1 GB and 4 GB of text). Tokenising uses
+corpus (``benchmarks/data_prepare.py`` measures peak RSS on 1 GB and 4 GB of text), nor with one
+document: a huge one is tokenised in bounded pieces (:mod:`lmscale.train.pieces`; ``--huge-documents``
+measures a 9 MB document and a 72 MB file of short lines). Tokenising uses
 every core (the tokenizers library's batch encoder). The result is keyed on a manifest of the input
 files (path, size, modification time), so a second launch reads nothing but that manifest; ladders
 train from it with ``corpus: {name: …, prepared: DIR}``, and every rank opens the same memory-mapped
