@@ -509,3 +509,15 @@ def test_fuzz_metadata_pickles_naming_other_callables(tmp_path_factory, target):
     path.write_bytes(b"\x80\x02c" + mod.encode() + b"\n" + name.encode() + b"\nX\x01\x00\x00\x00xq\x00\x85R.")
     with pytest.raises(InputError, match="refused to load|unreadable checkpoint metadata"):
         read_dcp_metadata(path)
+
+
+def test_a_big_file_of_one_line_is_read_in_parts(tmp_path, tok, monkeypatch):
+    from lmscale.train import stream
+
+    monkeypatch.setattr(pieces, "PIECE_CHARS", 500)
+    monkeypatch.setattr(stream, "BIG_TEXT", 1000)
+    text = " ".join(f"w{i % 97}" for i in range(3000)) + "\n"  # one line, ~15 kB
+    (tmp_path / "line.txt").write_text(text)
+    got = list(stream.iter_pieces(tmp_path / "line.txt"))
+    assert "".join(p for _d, p, _e in got) == text and max(len(p) for _d, p, _e in got) <= 500
+    assert [e for _d, _p, e in got].count(True) == 1 and got[-1][2]

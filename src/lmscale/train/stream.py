@@ -173,7 +173,7 @@ def _iter_pieces(path: Path, text_field: str) -> Iterator[tuple[str, str, bool]]
         doc: list[str] = []
         size, doc_size, k = 0, 0, 0
         held = None
-        for line in fh:
+        for line in iter(lambda: fh.readline(_pieces.PIECE_CHARS), ""):  # a huge line in parts too
             doc.append(line)
             size += len(line)
             doc_size += len(line)
