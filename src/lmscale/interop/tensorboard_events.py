@@ -27,6 +27,8 @@ def scan_events(path: Path) -> list[str]:
 
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
+    if not path.is_file():  # a FIFO, a device or a symlink to one would block or never end
+        raise InputError(f"{path}: not a regular file")
     size = path.stat().st_size
     check_all = size <= CHECK_ALL_BYTES
     with open(path, "rb") as fh:
