@@ -1,12 +1,19 @@
 """Peak memory and throughput of `lmscale data prepare` as the corpus grows.
 
     python benchmarks/data_prepare.py [--sizes 1GB 4GB] [--workdir /tmp/lmscale-prep]
+    python benchmarks/data_prepare.py --huge-documents   # the worst case: one huge document
+
 
 For each size it writes a synthetic corpus (gzipped JSONL files of 64 MB of text each, words drawn
 from a Zipf law over 100,000 random words), prepares it in a fresh process (BPE of 16,384 tokens
 trained on a 256 MB sample, shards of 2^27 tokens) and reports that process's peak resident memory
 and its MB/s. Memory must not grow with the corpus: the sample, one batch of documents and one
-shard buffer are all it holds."""
+shard buffer are all it holds.
+
+``--huge-documents`` measures the worst case instead, in about a minute: a single 9 MB document
+(a text file without a blank line) and a 72 MB file of one short sentence per line (also one
+document), each prepared in a fresh process (BPE of 4,096 tokens on an 8 MB sample). A document
+is tokenised in pieces of at most 1 MB, so peak memory must not grow with the document's size."""
 
 import argparse
 import gzip
@@ -24,6 +31,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--sizes", nargs="+", default=["1GB", "4GB"])
 ap.add_argument("--workdir", default="/tmp/lmscale-prep")
 ap.add_argument("--vocab-size", type=int, default=16384)
+ap.add_argument("--huge-documents", action="store_true", help="measure one 9 MB and one 72 MB document")
 args = ap.parse_args()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lmscale.train.memory import parse_bytes  # noqa: E402
@@ -53,6 +61,63 @@ def write_corpus(folder: Path, size: float) -> None:
         k += 1
     del have
 
+
+def peak_of(argv: list[str]) -> tuple[float, float]:
+    """(peak RSS in GiB, seconds) of ``lmscale`` with ``argv`` in a fresh process."""
+    t0 = time.perf_counter()
+    code = (
+        "import resource; from lmscale.cli import cli; "
+        f"cli.main(args={argv!r}, standalone_mode=False); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    res = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    return int(res.stdout.split("PEAK_KB")[-1].split()[0]) / 2**20, time.perf_counter() - t0
+
+
+def huge_documents() -> None:
+    root = Path(args.workdir) / "huge"
+    root.mkdir(parents=True, exist_ok=True)
+    sentence = lambda n: " ".join(words[np.minimum(rng.zipf(1.2, n), len(words)) - 1])  # noqa: E731
+    one_doc = root / "one-document-9MB.txt"
+    if not one_doc.is_file():
+        parts, size = [], 0
+        while size < 9_000_000:
+            parts.append(sentence(2000) + "\n")  # lines, never a blank one: one document
+            size += len(parts[-1])
+        one_doc.write_text("".join(parts))
+    lines = root / "short-lines-72MB.txt"
+    if not lines.is_file():
+        with open(lines, "w") as fh:
+            size = 0
+            while size < 72_000_000:
+                chunk = "".join(sentence(int(k)) + ".\n" for k in rng.integers(4, 16, 10_000))
+                fh.write(chunk)
+                size += len(chunk)
+    for src in (one_doc, lines):
+        out = root / f"prepared-{src.stem}"
+        shutil.rmtree(out, ignore_errors=True)
+        argv = [
+            "data",
+            "prepare",
+            str(src),
+            "--out",
+            str(out),
+            "--vocab-size",
+            "4096",
+            "--sample-bytes",
+            "8MB",
+        ]
+        peak, seconds = peak_of(argv)
+        print(
+            f"{src.name}: {src.stat().st_size / 1e6:.0f} MB in {seconds:.0f} s, peak RSS {peak:.2f} GiB",
+            flush=True,
+        )
+
+
+if args.huge_documents:
+    huge_documents()
+    sys.exit(0)
 
 for label in args.sizes:
     size = parse_bytes(label)

@@ -106,7 +106,7 @@ def test_evaluator_scores_an_export_as_it_scores_the_run(run_dir, exported, tmp_
 
 def test_eval_cli_scores_a_tiny_gpt_neox(run_dir, tmp_path):
     """A model of an architecture transformers ships (GPT-NeoX, Pythia's), built and saved here."""
-    src = Path(load_run(run_dir)[2].tokenizer_file)
+    src = load_run(run_dir)[2].tokenizer_at(run_dir)  # the record stores it relative to the run folder
     hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(src), eos_token="<|endoftext|>")
     cfg = transformers.GPTNeoXConfig(
         vocab_size=hf_tok.vocab_size,

@@ -146,9 +146,16 @@ def test_a_ladder_trains_from_a_prepared_corpus(corpus, tmp_path):
     )
     t = RunTable.read(run_ladder(cfg, tmp_path / "ladder"))
     assert t.val_sets == ["words"] and 0 < t.loss("loss_words")[0] < 10
-    assert json.loads(next((tmp_path / "ladder" / "runs").glob("*/record.json")).read_text())[
-        "tokenizer_file"
-    ].endswith("prep/tokenizer.json")
+    # the record points at a copy of the prepared folder's tokenizer inside the ladder folder
+    rec_path = next((tmp_path / "ladder" / "runs").glob("*/record.json"))
+    tok_copy = rec_path.parent / json.loads(rec_path.read_text())["tokenizer_file"]
+    assert (tmp_path / "ladder").resolve() in tok_copy.resolve().parents
+    from tokenizers import Tokenizer
+
+    assert (
+        Tokenizer.from_file(str(tok_copy)).to_str()
+        == Tokenizer.from_file(str(tmp_path / "prep" / "tokenizer.json")).to_str()
+    )
     assert not (tmp_path / "ladder" / "cache" / "tokens").exists()  # nothing tokenised again
 
 

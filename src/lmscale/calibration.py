@@ -42,6 +42,9 @@ from lmscale.predict import Interval, extrapolation_factors, predict_chain
 TAU = 0.01
 #: fewest backtest scores (from at least two origins) for a ladder to calibrate its own intervals
 MIN_OWN_SCORES = 20
+#: a calibration score larger than this (the truth a thousand units u from the prediction) is not
+#: from a backtest: a saved fit holding one is refused when it is read
+MAX_SCORE = 1e3
 #: quantile levels stored for the reference scores
 _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
@@ -125,17 +128,16 @@ class Calibration:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: malformed calibration ({exc})") from None
-        if cal.floor is not None and (len(cal.floor) != len(_REF_LEVELS) or not all(np.isfinite(cal.floor))):
+        if cal.floor is not None and (len(cal.floor) != len(_REF_LEVELS) or not _plausible_scores(cal.floor)):
             raise InputError(f"{where}: malformed calibration (floor of {len(cal.floor)} values)")
         if (
             cal.source not in ("own", "reference")
-            or not all(np.isfinite(cal.scores))
-            or min(cal.scores) < 0
-            or not (math.isfinite(cal.tau) and cal.tau > 0)
+            or not _plausible_scores(cal.scores)
+            or not (math.isfinite(cal.tau) and 0 < cal.tau <= 1)
         ):
             raise InputError(
                 f"{where}: malformed calibration (source {cal.source!r}, tau {cal.tau!r}, scores must be "
-                "finite and non-negative)"
+                f"finite, non-negative and at most {MAX_SCORE:g})"
             )
         if cal.source == "reference" and len(cal.scores) != len(_REF_LEVELS):
             raise InputError(
@@ -143,6 +145,11 @@ class Calibration:
                 f"found {len(cal.scores)})"
             )
         return replace(cal, scores=tuple(sorted(cal.scores)))
+
+
+def _plausible_scores(s) -> bool:
+    """Finite, non-negative and at most :data:`MAX_SCORE` (a saved fit may have been edited)."""
+    return all(np.isfinite(s)) and min(s) >= 0 and max(s) <= MAX_SCORE
 
 
 def _point_scores(pts) -> np.ndarray:

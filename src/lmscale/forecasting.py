@@ -87,7 +87,7 @@ def forecast(
     extra: dict = {}
     if loss_fit.bootstrap:
         lc = cal.of_fit(loss_fit, "loss")
-        li = cal.calibrated(loss_fit, point, level, lc).interval
+        li = _finite_interval(lambda: cal.calibrated(loss_fit, point, level, lc).interval)
         up = predict_with_intervals(loss_fit, error_fit, point, level=level)
         extra.update(
             loss_interval=(li.low, li.high),
@@ -96,7 +96,9 @@ def forecast(
         )
         if error_fit is not None:
             ec = cal.of_fit(error_fit, "error")
-            ei = cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
+            ei = _finite_interval(
+                lambda: cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
+            )
             extra.update(error_interval=(ei.low, ei.high), error_interval_method=cal.describe(ec))
             if up.error_prediction is not None:
                 extra["error_bootstrap_interval"] = (up.error_prediction.low, up.error_prediction.high)
@@ -109,3 +111,14 @@ def forecast(
         warnings=tuple(extrapolation_warnings(loss_fit, point)),
         **extra,
     )
+
+
+def _finite_interval(compute):
+    """A calibrated interval, or a clear error when the fit's calibration makes it overflow."""
+    try:
+        return compute()
+    except OverflowError:
+        raise InputError(
+            "the fit's calibration gives no finite interval at this point (its scores or tau are "
+            "beyond any backtest's): refit with --bootstrap"
+        ) from None

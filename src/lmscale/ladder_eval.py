@@ -11,16 +11,17 @@ from pathlib import Path
 from lmscale._io import atomic_write_text
 from lmscale.errors import InputError
 from lmscale.evaluate.icl import TaskConfig, load_items, score
-from lmscale.run_record import RunRecord, finished
+from lmscale.run_record import RunRecord, finished, record_lock
 
 
 def load_run(run_dir: str | Path, device: str | None = None):
     """(model, tokenizer, record) of a ladder run folder (``checkpoint.pt`` + ``record.json``), the
-    model on ``device`` (default: the CPU)."""
+    model on ``device`` (default: the CPU). The checkpoint is checked against the record's model
+    (every tensor's name and shape) before the model is built."""
     from tokenizers import Tokenizer
 
-    from lmscale.train.loop import load_checkpoint
     from lmscale.train.model import ModelConfig, Transformer
+    from lmscale.train.safe_load import check_shapes, check_state, expected_shapes
 
     d = Path(run_dir)
     rec_path, ckpt = d / "record.json", d / "checkpoint.pt"
@@ -32,19 +33,32 @@ def load_run(run_dir: str | Path, device: str | None = None):
     record = RunRecord.read(rec_path)
     if not record.done or record.train_config is None:
         raise InputError(f"{rec_path}: not the record of a finished run (status {record.status!r})")
-    tok_file = record.tokenizer_file
-    if not tok_file or not Path(tok_file).is_file():
-        raise InputError(f"{rec_path}: its tokenizer file {tok_file!r} is missing")
-    model = Transformer(ModelConfig(**record.train_config["model"]))
+    tok_file = record.tokenizer_at(d)
+    if tok_file is None or not tok_file.is_file():
+        raise InputError(f"{rec_path}: its tokenizer file {record.tokenizer_file!r} is missing")
+    where = f"run {d.name} ({d})"
+    expected = expected_shapes(record.train_config.get("model"), where)
+    model_cfg = ModelConfig(**record.train_config["model"])
     if ckpt.is_file():
-        model.load_state_dict(load_checkpoint(ckpt)["model"])
-    else:
-        from lmscale.train.checkpoint import load_sharded
+        from lmscale.train.checkpoint import load_checkpoint
 
+        state = load_checkpoint(ckpt)
+        check_state(state, expected, where)
+        model = Transformer(model_cfg)
+        model.load_state_dict(state["model"])
+    else:
+        from lmscale.train.checkpoint import load_sharded, sharded_shapes
+
+        check_shapes(sharded_shapes(d), expected, where)
+        model = Transformer(model_cfg)
         load_sharded(d, model)
     if device is not None:
         model = model.to(device)
-    return model, Tokenizer.from_file(tok_file), record
+    try:
+        tok = Tokenizer.from_file(str(tok_file))
+    except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
+        raise InputError(f"{tok_file}: not a tokenizers JSON file ({exc})") from None
+    return model, tok, record
 
 
 def eval_run(
@@ -55,10 +69,14 @@ def eval_run(
     progress: Callable[[str], None] | None = None,
     device: str | None = None,
 ) -> dict[str, float]:
-    """Score every task; store ``acc_<label>`` in the run's record; return the accuracies."""
-    model, tok, record = load_run(run_dir, device)
+    """Score every task; store ``acc_<label>`` in the run's record; return the accuracies. The
+    record is re-read and merged under a lock when written, so two evaluations of one run at once
+    (different tasks) keep both's accuracies."""
+    model, tok, _record = load_run(run_dir, device)
     accs = eval_tasks(model, tok, tasks, limit=limit, progress=progress)
-    record.with_row(**accs).write(Path(run_dir) / "record.json")
+    rec_path = Path(run_dir) / "record.json"
+    with record_lock(rec_path):
+        RunRecord.read(rec_path).with_row(**accs).write(rec_path)
     return accs
 
 

@@ -19,7 +19,7 @@ import lmscale
 from lmscale._io import atomic_write_text, read_json, read_yaml
 from lmscale.errors import InputError, TrainingDiverged
 from lmscale.evaluate.losses import evaluate_losses
-from lmscale.run_record import DONE, FAILED, RunRecord, finished
+from lmscale.run_record import DONE, FAILED, RunRecord, finished, relative_to_run
 from lmscale.train.data import PackedSequences, prepare
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
 from lmscale.train.loggers import make_loggers
@@ -247,6 +247,7 @@ def _run_ladder(
     if ranks.rank != 0:
         data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
+    tok_file = _tokenizer_inside(out, data, ranks.rank)
     rec = recipe(cfg.recipe)
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
     rows = []
@@ -309,7 +310,7 @@ def _run_ladder(
             train_config=asdict(tc),
             versions=_versions(),
             tokenizer_hash=data.tokenizer_hash,
-            tokenizer_file=str(Path(data.tokenizer_path).resolve()) if data.tokenizer_path else None,
+            tokenizer_file=relative_to_run(tok_file, rdir) if tok_file else None,
         )
         if ranks.rank == 0:
             record.write(rec_path)
@@ -320,3 +321,17 @@ def _run_ladder(
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
     ranks.barrier()
     return path
+
+
+def _tokenizer_inside(out: Path, data, rank: int) -> Path | None:
+    """The tokenizer's file inside the ladder folder (a copy of one from elsewhere, e.g. a prepared
+    corpus or ``tokenizer_file``), so records point into the folder and it can be moved."""
+    if data.tokenizer_path is None:
+        return None
+    src = Path(data.tokenizer_path).resolve()
+    if out.resolve() in src.parents:
+        return src
+    copy = out / "cache" / "tokenizers" / f"{data.tokenizer_hash}.json"
+    if rank == 0 and not copy.is_file():
+        atomic_write_text(copy, data.tokenizer.to_str())
+    return copy

@@ -3,9 +3,10 @@ run finishes or fails, updated by evaluation, and read back to build ``runs.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,20 @@ class RunRecord:
     train_config: Mapping[str, Any] | None = None
     #: library versions the run was trained with
     versions: Mapping[str, str] = field(default_factory=dict)
-    #: hash of the tokenizer and the path of its file (evaluation re-opens it)
+    #: hash of the tokenizer and the path of its file (evaluation re-opens it): relative to the
+    #: run's folder, so a ladder folder that is moved keeps working (older records: absolute)
     tokenizer_hash: str | None = None
     tokenizer_file: str | None = None
     #: a failed run: why, and at which step
     reason: str | None = None
     step: int | None = None
+
+    def tokenizer_at(self, run_dir: str | Path) -> Path | None:
+        """The tokenizer file of this run, whose record lives in ``run_dir``."""
+        if not self.tokenizer_file:
+            return None
+        p = Path(self.tokenizer_file)
+        return p if p.is_absolute() else Path(run_dir) / p
 
     @property
     def done(self) -> bool:
@@ -94,6 +103,28 @@ class RunRecord:
 
     def write(self, path: str | Path) -> Path:
         return atomic_write_text(path, json.dumps(self.to_json(), indent=1, allow_nan=False))
+
+
+@contextlib.contextmanager
+def record_lock(rec_path: str | Path) -> Iterator[None]:
+    """An exclusive lock on a run's record (a ``.record.lock`` file beside it, ``flock``): who reads,
+    updates and writes the record inside it never loses another process's update."""
+    import fcntl
+
+    lock = Path(rec_path).with_name(".record.lock")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def relative_to_run(path: str | Path, run_dir: str | Path) -> str:
+    """``path`` as the record stores it: relative to the run's folder (``../../cache/…``)."""
+    import os
+
+    return Path(os.path.relpath(Path(path).resolve(), Path(run_dir).resolve())).as_posix()
 
 
 def _finite_or_none(v: Any) -> Any:

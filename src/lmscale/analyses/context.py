@@ -176,8 +176,9 @@ class Analysis:
 
 def md_escape(value: object) -> str:
     """Text from the data (run ids, task and set names) made inert in markdown: a ``|`` would end a
-    table cell, ``[…](…)`` would make a link. (Raw HTML is never rendered: see the report writer.)"""
-    text = str(value)
+    table cell, ``[…](…)`` would make a link, ``<https://…>`` an autolink (``<`` is written as the
+    entity ``&lt;``). (Raw HTML is never rendered: see the report writer.)"""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;")
     for ch in ("\\", "|", "[", "]", "`"):
         text = text.replace(ch, "\\" + ch)
     return text.replace("\n", " ")

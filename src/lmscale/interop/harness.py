@@ -18,7 +18,7 @@ from lmscale.interop import require
 from lmscale.interop.hf import export_run
 from lmscale.interop.lm_eval_results import task_accuracies
 from lmscale.ladder_eval import finished_runs, rebuild_runs_jsonl
-from lmscale.run_record import RunRecord
+from lmscale.run_record import RunRecord, record_lock
 
 
 def jsonl_task_yaml(name: str, jsonl: str | Path, folder: str | Path) -> Path:
@@ -107,8 +107,8 @@ def ladder_harness_eval(
             accs = harness_scores(
                 hf_dir, tasks, include_path=include_path, device=device, batch_size=batch_size, limit=limit
             )
-            rec = RunRecord.read(r / "record.json")
-            rec.with_row(**accs).write(r / "record.json")
+            with record_lock(r / "record.json"):  # another evaluation may be updating it too
+                RunRecord.read(r / "record.json").with_row(**accs).write(r / "record.json")
             if progress is not None:
                 progress(r.name)
     finally:

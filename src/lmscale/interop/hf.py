@@ -67,8 +67,9 @@ def export_run(run_dir: str | Path, to: str | Path, *, overwrite: bool = False) 
     tmp = out / ".model.safetensors.tmp"
     safetensors_torch.save_file(state, str(tmp), metadata={"format": "pt"})
     tmp.replace(out / "model.safetensors")
-    assert record.tokenizer_file is not None
-    shutil.copyfile(record.tokenizer_file, out / "tokenizer.json")
+    tok_file = record.tokenizer_at(run_dir)
+    assert tok_file is not None  # load_run checked it
+    shutil.copyfile(tok_file, out / "tokenizer.json")
     atomic_write_text(
         out / "tokenizer_config.json",
         json.dumps(
@@ -137,6 +138,8 @@ def load_hf_model(
     if not (p / "config.json").is_file():
         raise InputError(f"{p}: not a Hugging Face model folder (no config.json)")
     transformers.utils.logging.disable_progress_bar()  # lmscale shows its own progress
+    for weights in sorted(p.glob("*.safetensors")):
+        check_safetensors(weights)
     try:
         hf = transformers.AutoModelForCausalLM.from_pretrained(
             str(p), local_files_only=True, trust_remote_code=trust_remote_code
@@ -149,6 +152,44 @@ def load_hf_model(
         raise InputError(f"{p}: cannot load the model: {exc}{hint}") from None
     except OSError as exc:
         raise InputError(f"{p}: cannot load the model: {exc}") from None
+    except Exception as exc:  # safetensors raises its own type on damaged weights
+        if exc.__class__.__name__ != "SafetensorError":
+            raise
+        raise InputError(f"{p}: cannot load the model: damaged weights ({exc})") from None
     hf = hf.to(device).eval()
     limit = max_len or getattr(hf.config, "max_position_embeddings", None) or 2048
     return _hf_module(hf, int(limit)).to(device), HFTokenizer(tok)
+
+
+def check_safetensors(path: Path) -> None:
+    """A ``.safetensors`` file's frame: an 8-byte header length, a JSON header within the file, and
+    every tensor's byte range inside the data that follows (a truncated or all-zero file is named)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if len(head) < 8 or n < 2 or n > min(size - 8, 100 << 20):
+            raise InputError(
+                f"{path}: not a safetensors file, or a truncated or zeroed one (header of {n} bytes in a "
+                f"file of {size})"
+            )
+        try:
+            header = json.loads(fh.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: damaged safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: damaged safetensors header (not an object)")
+    data = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data
+        ):
+            raise InputError(
+                f"{path}: tensor {name!r} lies beyond the file's {data} data bytes (truncated or damaged)"
+            )

@@ -164,6 +164,9 @@ def _html(md_text: str) -> str:
     # raw HTML in the text is shown as text, never rendered: run ids and names come from user files
     md.preprocessors.deregister("html_block")
     md.inlinePatterns.deregister("html")
+    # nor is <https://…> or <a@b.c> in the data a live link (the report's own links use [text](path))
+    md.inlinePatterns.deregister("autolink")
+    md.inlinePatterns.deregister("automail")
     body = md.convert(md_text)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>lmscale report</title>"

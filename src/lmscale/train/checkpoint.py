@@ -24,6 +24,7 @@ import torch
 
 from lmscale._io import atomic_write, atomic_write_text, read_json
 from lmscale.errors import InputError
+from lmscale.train.safe_load import digest_files, read_dcp_metadata, safe_reader, verify_files
 
 if TYPE_CHECKING:
     from lmscale.train.config import TrainConfig
@@ -190,9 +191,15 @@ def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, extra: d
         dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp))
     _barrier()
     if rank == 0:
-        meta = {"step": step, "config_digest": cfg.digest(), "extra": extra, "world": _world()}
-        atomic_write_text(tmp / "meta.json", json.dumps(meta))
         torch.save(_rng_state(), tmp / "rng.pt")
+        meta = {
+            "step": step,
+            "config_digest": cfg.digest(),
+            "extra": extra,
+            "world": _world(),
+            "sha256": digest_files(tmp),  # checked before anything of the folder is read back
+        }
+        atomic_write_text(tmp / "meta.json", json.dumps(meta))
         if old.exists():
             shutil.rmtree(old)
         if final.exists():
@@ -220,6 +227,7 @@ def load_sharded(folder: Path, model, opt=None) -> dict:
     """Fill ``model`` (and ``opt``) from ``folder/checkpoint.dcp``, re-splitting the shards for this
     process count; returns its metadata (with the RNG state under ``rng``)."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import (
         get_model_state_dict,
         get_state_dict,
@@ -230,23 +238,40 @@ def load_sharded(folder: Path, model, opt=None) -> dict:
     meta = read_sharded_meta(folder)
     if meta is None:
         raise InputError(f"{folder}: no sharded checkpoint")
+    if "sha256" in meta:
+        verify_files(folder / SHARDED, meta["sha256"])
+    read_dcp_metadata(folder / SHARDED / ".metadata")  # a clean refusal before DCP's own fallbacks
+    reader = safe_reader(folder / SHARDED)  # its .metadata pickle admits DCP's own classes only
     try:
         if opt is None:
             only: dict[str, Any] = {"model": get_model_state_dict(model)}
             with _single_process_quiet():
-                dcp.load(only, checkpoint_id=str(folder / SHARDED))
+                dcp.load(only, storage_reader=reader)
             set_model_state_dict(model, only["model"])
         else:
             msd, osd = get_state_dict(model, opt)
             state: dict[str, Any] = {"model": msd, "optim": osd}
             with _single_process_quiet():
-                dcp.load(state, checkpoint_id=str(folder / SHARDED))
+                dcp.load(state, storage_reader=reader)
             set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    except CheckpointException as exc:  # DCP wraps what a rank raised, our own refusals included
+        inner = [f[0] if isinstance(f, tuple) else f for f in exc.failures.values()]
+        ours = next((e for e in inner if isinstance(e, InputError)), None)
+        if ours is not None:
+            raise InputError(str(ours)) from None
+        raise InputError(
+            f"{folder / SHARDED}: unreadable sharded checkpoint ({inner[0] if inner else exc})"
+        ) from None
     except (RuntimeError, ValueError, KeyError) as exc:
         raise InputError(
             f"{folder / SHARDED}: unreadable sharded checkpoint ({exc.__class__.__name__}: {exc})"
         ) from None
-    meta["rng"] = torch.load(folder / SHARDED / "rng.pt", weights_only=True)
+    try:
+        meta["rng"] = torch.load(folder / SHARDED / "rng.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file: say which, do not guess
+        raise InputError(
+            f"{folder / SHARDED / 'rng.pt'}: unreadable ({exc.__class__.__name__}: {exc})"
+        ) from None
     return meta
 
 
@@ -271,3 +296,22 @@ def _single_process_quiet():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         yield
+
+
+def sharded_shapes(folder: Path) -> dict[str, tuple[int, ...] | None]:
+    """The model tensors a sharded checkpoint holds (name → shape; None: not a tensor), read from its
+    digest-checked metadata with the restricted loader, before any model is built."""
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    meta = read_sharded_meta(folder)
+    if meta is None:
+        raise InputError(f"{folder}: no sharded checkpoint")
+    if "sha256" in meta:
+        verify_files(folder / SHARDED, meta["sha256"])
+    md = read_dcp_metadata(folder / SHARDED / ".metadata")
+    out: dict[str, tuple[int, ...] | None] = {}
+    for key, item in md.state_dict_metadata.items():
+        if isinstance(key, str) and key.startswith("model."):
+            size = getattr(item, "size", None) if isinstance(item, TensorStorageMetadata) else None
+            out[key[len("model.") :]] = tuple(size) if size is not None else None
+    return out

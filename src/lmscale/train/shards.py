@@ -17,6 +17,44 @@ from lmscale.errors import InputError
 from lmscale.train.tokens import EOT
 
 FORMAT = "lmscale.prepared/1"
+#: the file that marks a folder as one lmscale prepared: without it, nothing there is overwritten
+MARKER = ".lmscale-prepared"
+#: names lmscale writes in a prepared folder
+OWN_NAMES = ("manifest.json", "tokenizer.json")
+
+
+def _is_own_name(name: str) -> bool:
+    return name in OWN_NAMES or (name.endswith(".bin") and name.startswith(("train-", "val-")))
+
+
+def claim_folder(folder: Path, *, keep: Sequence[Path] = ()) -> None:
+    """Make ``folder`` one lmscale may write its prepared files into, or refuse: a folder without
+    lmscale's marker that already holds a ``manifest.json``, ``tokenizer.json`` or shard name is
+    someone else's (``keep``: files of theirs that are inputs, e.g. a tokenizer or token files
+    registered in place, and are never written). A folder an earlier version prepared (its
+    manifest says so) is adopted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / MARKER
+    if marker.is_file():
+        return
+    inputs = {k.resolve() for k in keep}
+    clash = sorted(p.name for p in folder.iterdir() if _is_own_name(p.name) and p.resolve() not in inputs)
+    if clash and not _legacy_prepared(folder):
+        raise InputError(
+            f"{folder} holds {clash[0]}, which lmscale did not write (no {MARKER} marker there): "
+            "it is never overwritten; prepare into another folder"
+        )
+    atomic_write_text(marker, json.dumps({"written_by": "lmscale data prepare"}) + "\n")
+
+
+def _legacy_prepared(folder: Path) -> bool:
+    from lmscale._io import read_json
+
+    try:
+        doc = read_json(folder / "manifest.json")
+    except InputError:
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
 class ShardWriter:
@@ -132,10 +170,14 @@ def register_tokens(
         return rows
 
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    if Path(tokenizer_file).resolve() != (folder / "tokenizer.json").resolve():
-        shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    in_place = Path(tokenizer_file).resolve() == (folder / "tokenizer.json").resolve()
     train, val = shards(train_files), shards(val_files)
+    for row in (*train, *val):
+        check_vocab(Path(row["file"]), dtype, tok.get_vocab_size())
+    inputs = [Path(r["file"]) for r in (*train, *val)] + ([folder / "tokenizer.json"] if in_place else [])
+    claim_folder(folder, keep=inputs)
+    if not in_place:
+        shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
     meta = {
         "format": FORMAT,
         "key": hashlib.sha256(json.dumps([train, val], sort_keys=True).encode()).hexdigest()[:16],
@@ -153,3 +195,22 @@ def register_tokens(
     }
     ShardedTokens(folder, train, dtype)  # sizes checked
     return atomic_write_text(folder / "manifest.json", json.dumps(meta, indent=1))
+
+
+def check_vocab(path: Path, dtype: str, vocab_size: int, block: int = 1 << 24) -> None:
+    """Every token id of ``path`` is below the tokenizer's vocabulary size (read in bounded blocks);
+    the first one that is not is named with its position."""
+    n = path.stat().st_size // np.dtype(dtype).itemsize
+    if n == 0:
+        return
+    arr = np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+    for at in range(0, n, block):
+        part = np.asarray(arr[at : at + block])
+        top = int(part.max())
+        if top >= vocab_size:
+            where = at + int(np.argmax(part >= vocab_size))
+            raise InputError(
+                f"{path}: token {where} is id {int(arr[where])}, not below the tokenizer's vocabulary "
+                f"size {vocab_size} (largest id nearby: {top}): these tokens were made with another "
+                "tokenizer, or are not of this dtype"
+            )

@@ -2,7 +2,9 @@
 Parquet (plain, ``.gz`` or ``.zst``) one batch of documents at a time, trains a byte-level BPE on a
 bounded sample (or uses a given ``tokenizer.json``, GPT-NeoX's or a Llama-style one with another
 end-of-text token), and writes uint16/uint32 token shards as it goes. Memory does not grow with the
-corpus (``benchmarks/data_prepare.py`` measures peak RSS on 1 GB and 4 GB of text). Tokenising uses
+corpus (``benchmarks/data_prepare.py`` measures peak RSS on 1 GB and 4 GB of text), nor with one
+document: a huge one is tokenised in bounded pieces (:mod:`lmscale.train.pieces`; ``--huge-documents``
+measures a 9 MB document and a 72 MB file of short lines). Tokenising uses
 every core (the tokenizers library's batch encoder). The result is keyed on a manifest of the input
 files (path, size, modification time), so a second launch reads nothing but that manifest; ladders
 train from it with ``corpus: {name: …, prepared: DIR}``, and every rank opens the same memory-mapped
@@ -24,11 +26,15 @@ import numpy as np
 
 from lmscale._io import atomic_write_text, read_json
 from lmscale.errors import InputError
-from lmscale.train.shards import FORMAT, ShardedTokens, ShardWriter
+from lmscale.train import pieces as _pieces
+from lmscale.train.pieces import split_text
+from lmscale.train.shards import FORMAT, MARKER, ShardedTokens, ShardWriter, claim_folder
 from lmscale.train.tokens import EOT, is_validation, train_tokenizer
 
 #: a plain-text file larger than this is cut into documents at blank lines (streamed)
 BIG_TEXT = 64 << 20
+#: characters tokenised in one batch at most (with pieces of a huge document, memory stays bounded)
+BATCH_CHARS = 4 << 20
 
 
 def resolve(sources: Sequence[str]) -> list[Path]:
@@ -87,19 +93,48 @@ def _kind(path: Path) -> str:
 
 def iter_documents(path: Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
     """(document id, text) of one file, streamed; a damaged or truncated file is named."""
+    doc_id, parts = "", []
+    for k, piece, end in iter_pieces(path, text_field):
+        doc_id = k
+        parts.append(piece)
+        if end:
+            yield doc_id, "".join(parts)
+            parts = []
+
+
+def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str, bool]]:
+    """(document id, piece, whether the document ends with it) of one file, streamed: a document
+    longer than :data:`~lmscale.train.pieces.PIECE_CHARS` comes in bounded pieces. A damaged,
+    truncated or fake compressed file (or Parquet file) is an :class:`InputError` naming it."""
     import zlib
 
     try:
-        yield from _iter_documents(path, text_field)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        yield from _iter_pieces(path, text_field)
+    except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: damaged or truncated compressed file ({exc})") from None
-    except OSError as exc:
-        if exc.errno is None:  # the decompressors' own errors (zstd) carry no errno
+    except InputError:
+        raise
+    except Exception as exc:  # the zstd and Parquet readers raise their own exception types
+        if _kind(path) == "parquet" or path.name.lower().endswith((".zst", ".zstd")):
+            raise InputError(
+                f"{path}: damaged or not a {_kind_name(path)} file ({exc.__class__.__name__}: {exc})"
+            ) from None
+        if isinstance(exc, OSError) and exc.errno is None:  # the decompressors' own errors carry no errno
             raise InputError(f"{path}: unreadable ({exc})") from None
         raise
 
 
-def _iter_documents(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
+def _kind_name(path: Path) -> str:
+    return "Parquet" if _kind(path) == "parquet" else "zstd-compressed"
+
+
+def _whole(doc_id: str, text: str) -> Iterator[tuple[str, str, bool]]:
+    pieces = list(split_text(text)) if len(text) > _pieces.PIECE_CHARS else [text]
+    for i, piece in enumerate(pieces):
+        yield doc_id, piece, i == len(pieces) - 1
+
+
+def _iter_pieces(path: Path, text_field: str) -> Iterator[tuple[str, str, bool]]:
     kind = _kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
@@ -113,7 +148,7 @@ def _iter_documents(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
         for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
             for text in batch.column(0).to_pylist():
                 if isinstance(text, str) and text:
-                    yield f"{path}#{k}", text
+                    yield from _whole(f"{path}#{k}", text)
                 k += 1
         return
     with _open_text(path) as fh:
@@ -126,23 +161,44 @@ def _iter_documents(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
                 except (json.JSONDecodeError, AttributeError):
                     raise InputError(f"{path}, line {k + 1}: not a JSON object") from None
                 if isinstance(text, str) and text:
-                    yield f"{path}#{k}", text
+                    yield from _whole(f"{path}#{k}", text)
             return
         if path.stat().st_size <= BIG_TEXT and not path.name.endswith((".gz", ".zst", ".zstd")):
             text = fh.read()
             if text:
-                yield str(path), text
+                yield from _whole(str(path), text)
             return
-        buf: list[str] = []
-        size, k = 0, 0
-        for line in fh:  # a big text file: documents of about 1 MB, cut at blank lines
-            buf.append(line)
+        # a big text file: documents of about 1 MB, cut at blank lines; a document without a blank
+        # line for longer comes in pieces
+        doc: list[str] = []
+        size, doc_size, k = 0, 0, 0
+        held = None
+        for line in iter(lambda: fh.readline(_pieces.PIECE_CHARS), ""):  # a huge line in parts too
+            doc.append(line)
             size += len(line)
-            if size >= (1 << 20) and not line.strip():
-                yield f"{path}#{k}", "".join(buf)
-                buf, size, k = [], 0, k + 1
-        if buf:
-            yield f"{path}#{k}", "".join(buf)
+            doc_size += len(line)
+            if doc_size >= (1 << 20) and not line.strip():
+                yield from _flush(f"{path}#{k}", doc, held, True)
+                doc, size, doc_size, k, held = [], 0, 0, k + 1, None
+            elif size > 2 * _pieces.PIECE_CHARS:
+                held = yield from _flush(f"{path}#{k}", doc, held, False)
+                doc, size = [], 0
+        if doc or held is not None:
+            yield from _flush(f"{path}#{k}", doc, held, True)
+
+
+def _flush(doc_id: str, lines: list[str], held: str | None, end: bool):
+    """Pieces of a document's lines (``held``: the unfinished last piece from before); at the
+    document's end every piece, else all but the last, which is returned to be continued."""
+    text = (held or "") + "".join(lines)
+    pieces = list(split_text(text))
+    if not end:
+        for p in pieces[:-1]:
+            yield doc_id, p, False
+        return pieces[-1]
+    for i, p in enumerate(pieces):
+        yield doc_id, p, i == len(pieces) - 1
+    return None
 
 
 def documents(paths: Sequence[Path], text_field: str = "text") -> Iterator[tuple[str, str]]:
@@ -164,15 +220,17 @@ class PrepareOptions:
 
 
 def _sample(paths: Sequence[Path], opts: PrepareOptions) -> Iterator[str]:
+    """Training text for the tokenizer, about ``sample_bytes`` spread over the files, in pieces
+    (whole documents up to the per-file share; a huge document is taken only up to twice it)."""
     per_file = max(opts.sample_bytes // max(len(paths), 1), 1 << 16)
     for p in paths:
         got = 0
-        for doc_id, text in iter_documents(p, opts.text_field):
+        for doc_id, piece, end in iter_pieces(p, opts.text_field):
             if is_validation(doc_id, opts.val_permille):
                 continue
-            yield text
-            got += len(text)
-            if got >= per_file:
+            yield piece
+            got += len(piece)
+            if (end and got >= per_file) or got >= 2 * per_file:
                 break
 
 
@@ -196,6 +254,8 @@ def prepare_corpus(
         raise InputError(f"corpus sources {list(sources)} match no files outside {folder}")
     files = manifest(paths)
     _own_folder(folder)
+    claim_folder(folder)
+    _no_registered_inputs(folder)
     tok_src = str(Path(tokenizer_file).resolve()) if tokenizer_file else None
     key_doc = {"files": files, "tokenizer": tok_src, "options": opts.__dict__}
     key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()[:16]
@@ -228,23 +288,32 @@ def prepare_corpus(
         "val": ShardWriter(folder, "val", dtype, opts.shard_tokens),
     }
     n_docs = {"train": 0, "val": 0}
-    batch: list[tuple[str, str]] = []
+    batch: list[tuple[str, str, bool]] = []
     eot_arr = np.array([eot], dtype=dtype)
+    empty = np.zeros(0, dtype=dtype)
 
     def flush() -> None:
-        encs = tok.encode_batch([t for _, t in batch])  # multi-threaded in the library
-        for (doc_id, _), enc in zip(batch, encs):
+        encs = tok.encode_batch([t for _, t, _ in batch])  # multi-threaded in the library
+        for (doc_id, _, end), enc in zip(batch, encs):
             split = "val" if is_validation(doc_id, opts.val_permille) else "train"
-            writers[split].write(np.concatenate([np.asarray(enc.ids, dtype=dtype), eot_arr]))
-            n_docs[split] += 1
+            writers[split].write(
+                np.concatenate([np.asarray(enc.ids, dtype=dtype), eot_arr if end else empty])
+            )
+            n_docs[split] += end
         if progress is not None:
-            progress(sum(len(t) for _, t in batch))
+            progress(sum(len(t) for _, t, _ in batch))
         batch.clear()
 
-    for doc in documents(paths, opts.text_field):
-        batch.append(doc)
-        if len(batch) >= opts.batch_docs:
-            flush()
+    held = (
+        0  # characters in the batch: a batch of big documents is tokenised before it grows past BATCH_CHARS
+    )
+    for p in paths:
+        for piece in iter_pieces(p, opts.text_field):
+            batch.append(piece)
+            held += len(piece[1])
+            if len(batch) >= opts.batch_docs or held >= BATCH_CHARS:
+                flush()
+                held = 0
     if batch:
         flush()
     for w in writers.values():
@@ -289,10 +358,31 @@ def _own_folder(folder: Path) -> None:
     theirs = [
         p.name
         for p in folder.iterdir()
-        if p.name not in ("manifest.json", "tokenizer.json")
+        if p.name not in ("manifest.json", "tokenizer.json", MARKER)
         and not (p.suffix == ".bin" and p.name.startswith(("train-", "val-")))
     ]
     if theirs:
         raise InputError(
             f"{folder} holds other files ({', '.join(sorted(theirs)[:5])}): prepare into an empty folder"
+        )
+
+
+def _no_registered_inputs(folder: Path) -> None:
+    """Refuse a folder where ``--pretokenized`` registered files in place (token files or the
+    tokenizer inside it): preparing there would delete or overwrite them."""
+    try:
+        old = read_json(folder / "manifest.json")
+    except InputError:
+        return
+    if not (isinstance(old, dict) and old.get("pretokenized")):
+        return
+    here = folder.resolve()
+    listed = [str(r.get("file")) for r in (*old.get("train", []), *old.get("val", [])) if isinstance(r, dict)]
+    if old.get("tokenizer_source"):
+        listed.append(str(old["tokenizer_source"]))
+    inside = [f for f in listed if Path(f).resolve().parent == here]
+    if inside:
+        raise InputError(
+            f"{folder} holds {Path(inside[0]).name}, registered in place with --pretokenized: it is "
+            "never overwritten; prepare into another folder"
         )
