@@ -15,7 +15,7 @@ def _y(noise=0.0):
 
 
 def test_diagnostics_report_agreement():
-    res = fit(OVERTRAIN, X, _y(0.01), run_ids=list("abcde"), target="loss_val")
+    res = fit(OVERTRAIN, X, _y(0.01), method="paper", run_ids=list("abcde"), target="loss_val")
     d = res.diagnostics
     assert d.n_starts == 128 and d.n_converged >= 1 and 1 <= d.n_at_optimum <= d.n_converged
     assert d.param_spread >= 0 and d.condition_number > 1

@@ -148,7 +148,7 @@ def fit(
     x: Mapping[str, ArrayLike],
     y: ArrayLike,
     *,
-    method: str = "paper",
+    method: str = "default",
     run_ids: Sequence[str] | None = None,
     target: str = "y",
     input_columns: Mapping[str, str] | None = None,

@@ -32,7 +32,7 @@ def fit_table(
     law: Law | str,
     target: str,
     *,
-    method: str = "paper",
+    method: str = "default",
     loss_column: str | None = None,
     **kwargs,
 ) -> FitResult:
