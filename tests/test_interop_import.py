@@ -209,8 +209,12 @@ class _ReplayRun:
         self.name, self.id, self.config = rec["name"], rec["id"], rec["config"]
         self._history = rec["history"]
 
-    def scan_history(self):
-        return iter(self._history)
+    def scan_history(self, keys=None):
+        """As the client does: with ``keys``, only rows holding every key, cut to those keys."""
+        self.keys_asked = keys
+        if keys is None:
+            return iter(self._history)
+        return iter({k: r[k] for k in keys} for r in self._history if all(k in r for k in keys))
 
 
 class ReplayApi:

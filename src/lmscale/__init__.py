@@ -14,6 +14,8 @@ The curated API below is what a notebook needs; each name is imported on first u
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -64,6 +66,20 @@ _API = {
 __all__ = ["__version__", *_API.keys()]  # noqa: PLE0604 - the keys are strings
 
 
+class _Package(types.ModuleType):
+    """The ``lmscale`` package object. Two curated names are also submodules (``fit``, the package of
+    the fitting routine; ``backtest``). Importing a submodule makes Python set it as an attribute of
+    its parent, which would turn ``lmscale.backtest(...)`` into "'module' object is not callable".
+    Such a set is dropped, so an API name always means its curated function (the submodules stay
+    reachable as ``from lmscale.backtest import backtest`` and through ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            self.__dict__.pop(name, None)  # resolved again, to the function, on the next access
+            return
+        super().__setattr__(name, value)
+
+
 def __getattr__(name: str) -> Any:
     try:
         module, attr = _API[name].split(":")
@@ -72,6 +88,9 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

@@ -34,6 +34,13 @@ def _mapping_options(f):
             click.option("--params-key", "params_keys", multiple=True, help="Run-config key(s) holding N."),
             click.option("--tokens-key", "tokens_keys", multiple=True, help="Run-config key(s) holding D."),
             click.option(
+                "--tokens-per-param-unit",
+                "unit",
+                type=click.FloatRange(min=0, min_open=True),
+                help="Tokens per parameter of one unit of the name's multiplier field, e.g. 20 when "
+                "runs are named in Chinchilla multiples ('{m}xC'; a '{k}' field is such units, 20 by default).",
+            ),
+            click.option(
                 "-o",
                 "--out",
                 "out_path",
@@ -47,13 +54,14 @@ def _mapping_options(f):
     return f
 
 
-def _common(maps, map_file, params_keys, tokens_keys):
+def _common(maps, map_file, params_keys, tokens_keys, unit):
     from lmscale.interop.mapping import MetricMap
     from lmscale.interop.wandb_csv import PARAMS_KEYS, TOKENS_KEYS
 
     return MetricMap.build(maps, map_file), {
         "params_keys": tuple(params_keys) or PARAMS_KEYS,
         "tokens_keys": tuple(tokens_keys) or TOKENS_KEYS,
+        "tokens_per_param_unit": unit,
     }
 
 
@@ -62,7 +70,10 @@ def _write(report, out_path) -> None:
     lines = report.lines()
     out.print(f"wrote {path}: {lines[0]}")
     for line in lines[1:]:
-        warn(line) if line.startswith("skipped") else out.print(line)
+        if line.startswith(("skipped", "warning: ")):
+            warn(line.removeprefix("warning: "))
+        else:
+            out.print(line)
 
 
 @click.group("import")
@@ -74,12 +85,14 @@ def import_group():
 @click.argument("folder", type=click.Path(exists=True))
 @_mapping_options
 def import_wandb_csv_cmd(
-    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path
+    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, unit, out_path
 ):
-    """A folder of per-run W&B history CSVs (one file per run) → a run table."""
+    """W&B CSV exports → a run table: a folder of per-run history CSVs, chart exports holding one or
+    several runs ('<run> - metric' columns), or the project's runs-table export (one row per run:
+    Name, State, config columns, summary metrics). The layout is read from each file's header."""
     from lmscale.interop.wandb_csv import import_wandb_csv
 
-    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys, unit)
     _write(
         import_wandb_csv(folder, mapping, name_pattern=name_pattern, step=step, dataset=dataset, **keys),
         out_path,
@@ -96,12 +109,12 @@ def import_wandb_csv_cmd(
     help="KEY=VALUE filters of the W&B runs query (e.g. state=finished).",
 )
 def import_wandb_cmd(
-    project, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path, filters
+    project, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, unit, out_path, filters
 ):
     """Every run of a W&B project (ENTITY/PROJECT) → a run table (needs the wandb extra and a login)."""
     from lmscale.interop.wandb_api import import_wandb_project
 
-    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys, unit)
     query = dict(f.split("=", 1) for f in filters if "=" in f)
     report = import_wandb_project(
         project, mapping, filters=query, name_pattern=name_pattern, step=step, dataset=dataset, **keys
@@ -113,12 +126,12 @@ def import_wandb_cmd(
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @_mapping_options
 def import_tensorboard_cmd(
-    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, out_path
+    folder, maps, map_file, name_pattern, step, dataset, params_keys, tokens_keys, unit, out_path
 ):
     """A folder of TensorBoard runs (one sub-folder of event files per run) → a run table."""
     from lmscale.interop.tensorboard_events import import_tensorboard
 
-    mapping, keys = _common(maps, map_file, params_keys, tokens_keys)
+    mapping, keys = _common(maps, map_file, params_keys, tokens_keys, unit)
     _write(
         import_tensorboard(folder, mapping, name_pattern=name_pattern, step=step, dataset=dataset, **keys),
         out_path,

@@ -32,6 +32,8 @@ _ALIASES = {
     "d": "n_tokens",
     "m": "multiplier",
     "mult": "multiplier",
+    "k": "chinchilla_multiple",
+    "xc": "chinchilla_multiple",
     "run": "run_id",
     "name": "run_id",
     "data": "dataset",
@@ -58,7 +60,8 @@ def parse_size(text: Any, what: str = "size") -> float:
 class NamePattern:
     """A file or run name pattern such as ``'{model}_{tokens}.csv'`` or ``'{dataset}-{params}-M{m}'``:
     literal text and ``{field}`` placeholders (run_id, dataset, model, n_params / params / size,
-    n_tokens / tokens, multiplier / m; other names are kept as metadata)."""
+    n_tokens / tokens, multiplier / m, and k / xc: Chinchilla multiples as in ``'olmo-{size}-{k}xC'``,
+    20 tokens per parameter each; other names are kept as metadata)."""
 
     text: str
     regex: re.Pattern = field(repr=False, compare=False, default=re.compile(""))
@@ -91,8 +94,8 @@ class NamePattern:
             col = _ALIASES.get(key.lower(), key)
             if col in ("n_params", "n_tokens"):
                 row[col] = parse_size(value, f"{col} in name {name!r}")
-            elif col == "multiplier":
-                row[col] = parse_size(value, f"multiplier in name {name!r}")
+            elif col in ("multiplier", "chinchilla_multiple"):
+                row[col] = parse_size(value, f"{col} in name {name!r}")
             else:
                 row[col] = value
         if "n_params" not in row and isinstance(row.get("model"), str):
@@ -175,10 +178,23 @@ class ImportReport:
     notes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
+        """A summary line, then one line per skip reason with its count and a few of the sources
+        (not one line per skipped source), then the notes."""
         n = 0 if self.table is None else len(self.table)
         out = [f"imported {n} run(s); skipped {len(self.skipped)}"]
-        out += [f"skipped {src}: {why}" for src, why in self.skipped]
-        return out + list(self.notes)
+        return out + grouped_reasons(self.skipped) + list(self.notes)
+
+
+def grouped_reasons(skipped: Sequence[tuple[str, str]], examples: int = 3) -> list[str]:
+    """``skipped N: REASON (e.g. a, b, c)``, one line per distinct reason, most frequent first."""
+    by: dict[str, list[str]] = {}
+    for src, why in skipped:
+        by.setdefault(why, []).append(src)
+    out = []
+    for why, srcs in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(srcs[:examples]) + (f", … ({len(srcs)} in all)" if len(srcs) > examples else "")
+        out.append(f"skipped {len(srcs)}: {why} ({shown})" if len(srcs) > 1 else f"skipped {shown}: {why}")
+    return out
 
 
 def finish(
@@ -197,6 +213,9 @@ def finish(
     if not good:
         raise InputError(
             f"{source}: no run could be imported"
-            + ("".join(f"\n  {s}: {why}" for s, why in skipped[:20]) if skipped else "")
+            + "".join(f"\n  {line}" for line in grouped_reasons(skipped)[:20])
         )
-    return ImportReport(RunTable.from_records(good, source=source), tuple(skipped), tuple(notes))
+    table = RunTable.from_records(good, source=source)
+    from lmscale.sanity import table_warnings
+
+    return ImportReport(table, tuple(skipped), (*notes, *(f"warning: {w}" for w in table_warnings(table))))

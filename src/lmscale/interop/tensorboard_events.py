@@ -42,6 +42,7 @@ def import_tensorboard(
     dataset: str | None = None,
     params_keys: Sequence[str] = PARAMS_KEYS,
     tokens_keys: Sequence[str] = TOKENS_KEYS,
+    tokens_per_param_unit: float | None = None,
 ) -> ImportReport:
     """One run per sub-folder of ``root`` that holds event files (or ``root`` itself)."""
     base = Path(root)
@@ -57,6 +58,7 @@ def import_tensorboard(
         dataset,
         params_keys,
         tokens_keys,
+        tokens_per_param_unit,
     )
     rows, skipped = [], []
     for d in dirs:
