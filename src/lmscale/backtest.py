@@ -295,7 +295,7 @@ class BacktestResult:
 
 
 def backtest(
-    runs: RunTable,
+    runs: RunTable | pd.DataFrame | str | Path,
     target: str,
     *,
     methods: Sequence[str] = ("default", "paper"),
@@ -306,8 +306,11 @@ def backtest(
 ) -> BacktestResult:
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
-    ``loss_column`` (required then)."""
+    ``loss_column`` (required then). ``runs``: a run table, a DataFrame in its schema or a path."""
     from lmscale.fit.core import ALIASES, METHODS
+    from lmscale.run_table import as_runs
+
+    runs = as_runs(runs)
 
     unknown = [m for m in methods if m not in METHODS and m not in ALIASES]
     if unknown or not methods:

@@ -321,3 +321,17 @@ def load_runs(path: str | Path) -> RunTable:
 
         return testbed.load(p)
     return RunTable.read(p)
+
+
+def as_runs(runs: RunTable | pd.DataFrame | str | Path) -> RunTable:
+    """A run table from what a notebook holds: a :class:`RunTable`, a DataFrame in the run-table
+    schema (validated), or a path (:func:`load_runs`)."""
+    if isinstance(runs, RunTable):
+        return runs
+    if isinstance(runs, pd.DataFrame):
+        return RunTable.from_frame(runs.reset_index(drop=True), source="<DataFrame>")
+    if isinstance(runs, (str, Path)):
+        return load_runs(runs)
+    raise InputError(
+        f"expected a RunTable, a pandas DataFrame or a path to a run table, got {type(runs).__name__}"
+    )

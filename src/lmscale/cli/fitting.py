@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, out, pct
+from lmscale.cli._common import SIZE, fmt, out, pct
 
 _METHOD_HELP = (
     "Fitting method: default (relative least squares with size weights for loss laws, exact least "
@@ -19,7 +19,12 @@ _METHOD_HELP = (
 
 @click.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=True))
-@click.option("--law", default="overtrain", show_default=True, help="overtrain, chinchilla or error.")
+@click.option(
+    "--law",
+    default=None,
+    help="overtrain, chinchilla or error (default: error for an error target, overtrain for a loss; "
+    "a loss law with an error target is refused).",
+)
 @click.option(
     "--target",
     required=True,
@@ -78,6 +83,11 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
         seed=seed,
     )
     _print_fit(result)
+    from lmscale.cli._common import warn
+    from lmscale.sanity import fit_warnings
+
+    for w in fit_warnings(result):
+        warn(w)
     if n_boot:
         from lmscale.calibration import describe, of_fit
 
@@ -113,8 +123,8 @@ def _print_fit(result) -> None:
 
 @click.command()
 @click.argument("fit_file", type=click.Path(dir_okay=False))
-@click.option("--n-params", type=float, help="N, parameters.")
-@click.option("--tokens", type=float, help="D, training tokens.")
+@click.option("--n-params", type=SIZE, help="N, parameters (1B, 900M or 9e8).")
+@click.option("--tokens", type=SIZE, help="D, training tokens (20B or 2e10).")
 @click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
 @click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
 @click.option(
@@ -258,9 +268,9 @@ def _sizes(ctx, param, value):
 
 
 @click.command("plan")
-@click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
+@click.option("--target-params", type=SIZE, required=True, help="Target N (7B or 7e9).")
 @click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
-@click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
+@click.option("--target-tokens", type=SIZE, help="Target D (instead of M; 140B or 1.4e11).")
 @click.option(
     "--evidence",
     "evidence",
@@ -275,7 +285,7 @@ def _sizes(ctx, param, value):
     callback=_sizes,
     help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).",
 )
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
+@click.option("--budget", type=SIZE, help="Most FLOPs the ladder may cost (1e20).")
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
 @click.option(
     "--mfu",

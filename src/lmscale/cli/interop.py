@@ -152,10 +152,16 @@ def import_tensorboard_cmd(
     "--path-column", help="Run-table column holding each run's model path (matched to pretrained=…)."
 )
 @click.option(
+    "--path-pattern",
+    help="Pattern over the model path's last components, e.g. '{run}/step{step}-unsharded-hf' "
+    "(default: any path component that is a run id; several checkpoints of a run: the largest step).",
+)
+@click.option(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Run table to write."
 )
-def import_lm_eval_cmd(runs, results, metrics, run_id, path_column, out_path):
-    """Merge lm-evaluation-harness results JSON files (or folders of them) into RUNS as acc_<task> columns."""
+def import_lm_eval_cmd(runs, results, metrics, run_id, path_column, path_pattern, out_path):
+    """Merge lm-evaluation-harness results JSON files (or folders of them) into RUNS as acc_<task>
+    columns (acc_<task>_<k>shot for k-shot scores); the metric taken per task is reported."""
     from lmscale.errors import InputError
     from lmscale.interop.lm_eval_results import merge_lm_eval
     from lmscale.run_table import RunTable
@@ -167,7 +173,12 @@ def import_lm_eval_cmd(runs, results, metrics, run_id, path_column, out_path):
             raise InputError(f"--metric {m!r}: expected TASK=METRIC, e.g. arc_easy=acc")
         chosen[task] = metric
     report = merge_lm_eval(
-        RunTable.read(runs), list(results), metrics=chosen, run_id=run_id, path_column=path_column
+        RunTable.read(runs),
+        list(results),
+        metrics=chosen,
+        run_id=run_id,
+        path_column=path_column,
+        path_pattern=path_pattern,
     )
     _write(report, out_path)
 

@@ -9,7 +9,7 @@ import time
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, format_option, out, suite_options, suite_tasks, warn
+from lmscale.cli._common import SIZE, err, format_option, out, suite_options, suite_tasks, warn
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 _device_option = click.option(
@@ -55,7 +55,7 @@ def ladder():
 )
 @click.option(
     "--corpus-tokens",
-    type=float,
+    type=SIZE,
     help="Training tokens in the corpus, for epochs (default: from DIR's token cache with --ladder-dir).",
 )
 @click.option(

@@ -120,7 +120,13 @@ def loop(config, preset_name, out_dir, device, method):
 
 @click.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=False))
-@click.option("--val-set", required=True, help="Validation loss the laws use (e.g. python).")
+@click.option(
+    "--loss-column",
+    "--val-set",
+    "val_set",
+    required=True,
+    help="Validation loss the laws use (loss_python or python; --val-set is its old name), as in fit and backtest.",
+)
 @click.option(
     "--split", required=True, help="Tasks averaged by the error law: comma-separated names or a split name."
 )
@@ -140,6 +146,7 @@ def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
     from lmscale.run_table import RunTable
 
     table = RunTable.read(runs)
+    val_set = val_set.removeprefix("loss_")
     spec = custom_spec(table, fit_runs, heldout)
     path, df = report_runs(table, val_set, split, out_dir, method=method, spec=spec)
     out.print(f"wrote {path}")

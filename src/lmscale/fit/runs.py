@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
 
 from lmscale.errors import InputError
 from lmscale.fit.core import fit
@@ -27,6 +30,31 @@ def input_columns(law: Law, loss_column: str | None = None) -> dict[str, str]:
     return cols
 
 
+def choose_law(law: Law | str | None, target: str) -> Law:
+    """The law for ``target``: ``law`` when it suits it, the error law for an error target
+    (``error_*``, ``error:…``) and the over-training law for a loss when ``law`` is None; a loss law
+    asked to fit an error (or the error law a loss) is refused."""
+    is_error, is_loss = target.startswith("error"), target.startswith(LOSS_PREFIX)
+    if law is None:
+        if is_error:
+            return get_law("error")
+        if is_loss:
+            return get_law("overtrain")
+        raise InputError(
+            f"no default law for target {target!r}: name one (--law overtrain, chinchilla or error)"
+        )
+    law = get_law(law) if isinstance(law, str) else law
+    maps_loss = "loss" in law.inputs
+    if is_error and not maps_loss:
+        raise InputError(
+            f"target {target!r} is a downstream error, but law {law.name!r} models a loss from N and D: "
+            "fit it with the error law (--law error, or leave --law out) chained through --loss-column"
+        )
+    if is_loss and maps_loss:
+        raise InputError(f"target {target!r} is a loss; law {law.name!r} maps a loss to a downstream error")
+    return law
+
+
 def fit_table(
     runs: RunTable,
     law: Law | str,
@@ -49,8 +77,8 @@ def fit_table(
 
 
 def fit_runs(
-    runs: RunTable,
-    law: Law | str,
+    runs: RunTable | pd.DataFrame | str | Path,
+    law: Law | str | None,
     target: str,
     *,
     where: Sequence[str] | str | None = None,
@@ -64,8 +92,14 @@ def fit_runs(
     """The ``lmscale fit`` command as one call: keep the runs ``where`` selects (the selection
     language of :class:`lmscale.selection.Selection`; several clauses are OR-ed) and of training set
     ``dataset``, fit, and with ``n_boot`` > 0 add a bootstrap
-    and the calibrated intervals' scores (stored in the result, so a saved fit predicts intervals)."""
+    and the calibrated intervals' scores (stored in the result, so a saved fit predicts intervals).
+    ``runs``: a run table, a DataFrame in its schema, or a path (:func:`lmscale.run_table.as_runs`);
+    ``law`` None: the error law for an error target, the over-training law for a loss."""
+    from lmscale.run_table import as_runs
     from lmscale.selection import Selection
+
+    runs = as_runs(runs)
+    law = choose_law(law, target)
 
     if where:
         runs = Selection.parse(list(where) if not isinstance(where, str) else where).apply(runs)

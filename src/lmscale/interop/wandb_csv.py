@@ -25,7 +25,7 @@ from typing import Any
 
 from lmscale._io import read_json, read_text, read_yaml
 from lmscale.errors import InputError
-from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish, parse_size
+from lmscale.interop.mapping import NOMINAL_N, ImportReport, MetricMap, NamePattern, finish, parse_size
 
 STEP_COLUMNS = ("_step", "Step", "step", "trainer/global_step", "global_step")
 _MISSING = {"", "nan", "NaN", "null", "None", "none"}
@@ -207,10 +207,13 @@ def history_row(
         row[col] = v
         last_step = s if last_step is None else max(last_step, s)
     cfg = config or {}
+    nominal = row.pop(NOMINAL_N, None)
     if "n_params" not in row:
         n = _from_config(cfg, params_keys, "N")
         if n is not None:
             row["n_params"] = n
+        elif nominal is not None:
+            row["n_params"] = nominal
     if "n_tokens" not in row:
         d = _from_config(cfg, tokens_keys, "D")
         if d is not None:
@@ -279,7 +282,14 @@ def import_wandb_csv(
                 skipped.append((origin, run.problem))
                 continue
             try:
-                rows.append((origin, rules.row(key, functools.partial(_same, run.history), functools.partial(dict, run.config))))
+                rows.append(
+                    (
+                        origin,
+                        rules.row(
+                            key, functools.partial(_same, run.history), functools.partial(dict, run.config)
+                        ),
+                    )
+                )
             except InputError as exc:
                 skipped.append((origin, str(exc)))
     return finish(rows, skipped, str(root))

@@ -46,7 +46,7 @@ class ExportedRun:
 
 def layout(header: list[str]) -> str:
     """``runs-table``, ``chart`` (several ``<run> - metric`` prefixes) or ``history``."""
-    if "Name" in header and not any(c in header for c in STEP_COLUMNS):
+    if "Name" in header and ("State" in header or not any(c in header for c in STEP_COLUMNS)):
         return "runs-table"
     metrics = [c for c in header if c not in STEP_COLUMNS and not c.endswith(("__MIN", "__MAX"))]
     prefixes = {c.split(" - ", 1)[0] for c in metrics if " - " in c}
@@ -103,25 +103,25 @@ def _runs_table(p: Path, rows: list[list[str]]) -> list[ExportedRun]:
         cells = dict(zip(header, row))
         name = cells["Name"].strip() or f"line {n}"
         config = {k: _value(v) for k, v in cells.items() if k not in RUNS_TABLE_META}
-        metrics = {
-            k: ((0, v),) for k, v in ((k, _number(x)) for k, x in cells.items() if k not in RUNS_TABLE_META)
-        }
+        metrics: dict[str, tuple[tuple[int, float], ...]] = {}
+        for k, x in cells.items():
+            v = _number(x)
+            if k not in RUNS_TABLE_META and not k.startswith("_") and v is not None:
+                metrics[k] = ((0, v),)
         state = cells.get("State", "finished").strip().lower() or "finished"
         problem = None if state in FINISHED_STATES else f"state is {state!r}, not finished"
-        out.append(
-            ExportedRun(name, History(name, {k: v for k, v in metrics.items() if v[0][1] is not None}), config, problem)
-        )
+        out.append(ExportedRun(name, History(name, metrics), config, problem))
     return out
 
 
 def _chart(p: Path, rows: list[list[str]]) -> list[ExportedRun]:
     header = rows[0]
     si = next(header.index(c) for c in STEP_COLUMNS if c in header)
-    cols = [
-        (i, *c.split(" - ", 1))
-        for i, c in enumerate(header)
-        if i != si and " - " in c and not c.endswith(("__MIN", "__MAX"))
-    ]
+    cols: list[tuple[int, str, str]] = []
+    for i, c in enumerate(header):
+        if i != si and " - " in c and not c.endswith(("__MIN", "__MAX")):
+            run, metric = c.split(" - ", 1)
+            cols.append((i, run, metric))
     runs: dict[str, dict[str, dict[int, float]]] = {}
     for _, run, metric in cols:
         runs.setdefault(run, {})[metric] = {}
