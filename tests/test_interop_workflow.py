@@ -34,7 +34,15 @@ def _exact_n(nominal: float) -> float:
 def _runs_table(path, rng, *, extra_rows=()):
     """The W&B project page's "Export CSV": one row per run, bookkeeping columns, the nested run
     config flattened to dotted columns, then each run's summary metrics."""
-    header = [*META, "model.n_params", "model.d_model", "optimizer.lr", "train/CrossEntropyLoss", LOSS, "_step"]
+    header = [
+        *META,
+        "model.n_params",
+        "model.d_model",
+        "optimizer.lr",
+        "train/CrossEntropyLoss",
+        LOSS,
+        "_step",
+    ]
     rows, truth = [], {}
     for label, nominal in SIZES.items():
         for k in KS:
@@ -168,7 +176,11 @@ def _harness(path, pretrained, tasks, *, shots=0, limit=None):
         "configs": {t: {"task": t, "num_fewshot": shots} for t in tasks},
         "n-shot": dict.fromkeys(tasks, shots),
         "n-samples": {t: {"original": 2376, "effective": limit or 2376} for t in tasks},
-        "config": {"model": "hf", "model_args": f"pretrained={pretrained},trust_remote_code=True", "limit": limit},
+        "config": {
+            "model": "hf",
+            "model_args": f"pretrained={pretrained},trust_remote_code=True",
+            "limit": limit,
+        },
         "model_name": pretrained,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +238,9 @@ def test_wandb_without_a_login_is_one_line(monkeypatch):
         raise NoLogin("api_key not configured (no-tty). call wandb.login(key=[your_api_key])\nmore text")
 
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(Api=api))
-    res = CliRunner().invoke(cli, ["import", "wandb", "team/ladder", "--map", "eval/loss=loss_x", "-o", "x.csv"])
+    res = CliRunner().invoke(
+        cli, ["import", "wandb", "team/ladder", "--map", "eval/loss=loss_x", "-o", "x.csv"]
+    )
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "wandb login" in res.output and "more text" not in res.output
 
@@ -236,7 +250,12 @@ def test_wandb_fetches_only_mapped_keys():
 
     class Run:
         def __init__(self, name, n, summary):
-            self.name, self.id, self.config, self.summary = name, name, {"n_params": n, "n_tokens": 20 * n}, summary
+            self.name, self.id, self.config, self.summary = (
+                name,
+                name,
+                {"n_params": n, "n_tokens": 20 * n},
+                summary,
+            )
             self.asked = None
 
         def scan_history(self, keys=None):

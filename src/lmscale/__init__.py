@@ -57,6 +57,15 @@ _API = {
     "ladder_preset": "lmscale.train.ladder:preset",
     "ladder_plan": "lmscale.train.ladder:plan",
     "run_ladder": "lmscale.ladder_run:run_ladder",
+    # importers (lmscale.interop; the W&B API, lm-eval and TensorBoard need the interop extra)
+    "MetricMap": "lmscale.interop.mapping:MetricMap",
+    "import_wandb_csv": "lmscale.interop.wandb_csv:import_wandb_csv",
+    "import_wandb_project": "lmscale.interop.wandb_api:import_wandb_project",
+    "import_tensorboard": "lmscale.interop.tensorboard_events:import_tensorboard",
+    "merge_lm_eval": "lmscale.interop.lm_eval_results:merge_lm_eval",
+    # notebook figures: lmscale.plot.fit / runs / backtest / forecast onto a matplotlib Axes
+    "plot": "lmscale.plot",
+    "BacktestResult": "lmscale.backtest:BacktestResult",
     # errors
     "LmscaleError": "lmscale.errors:LmscaleError",
     "InputError": "lmscale.errors:InputError",
@@ -74,7 +83,7 @@ class _Package(types.ModuleType):
     reachable as ``from lmscale.backtest import backtest`` and through ``sys.modules``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _API and isinstance(value, types.ModuleType):
+        if ":" in _API.get(name, "") and isinstance(value, types.ModuleType):
             self.__dict__.pop(name, None)  # resolved again, to the function, on the next access
             return
         super().__setattr__(name, value)
@@ -82,10 +91,12 @@ class _Package(types.ModuleType):
 
 def __getattr__(name: str) -> Any:
     try:
-        module, attr = _API[name].split(":")
+        module, _, attr = _API[name].partition(":")
     except KeyError:
         raise AttributeError(f"module 'lmscale' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
+    value = importlib.import_module(module)
+    if attr:
+        value = getattr(value, attr)
     globals()[name] = value
     return value
 

@@ -246,7 +246,7 @@ def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BacktestResult:
     """Every backtest prediction of a run table, for each method."""
 
@@ -262,7 +262,23 @@ class BacktestResult:
             [p.to_dict() for p in self.points], columns=list(BacktestPoint.__dataclass_fields__)
         )
 
-    def summary(self) -> pd.DataFrame:
+    def __repr__(self) -> str:
+        from lmscale.report.summaries import backtest_repr
+
+        return backtest_repr(self)
+
+    def summary(self) -> str:
+        """The ``lmscale backtest`` table as text (:meth:`summary_frame` holds its numbers)."""
+        from lmscale.report.summaries import backtest_summary
+
+        return backtest_summary(self)
+
+    def _repr_html_(self) -> str:
+        from lmscale.report.summaries import backtest_html
+
+        return backtest_html(self)
+
+    def summary_frame(self) -> pd.DataFrame:
         """Mean / median / max relative error per method, quantity and compute-extrapolation bin."""
         df = self.frame()
         if df.empty:
@@ -372,5 +388,5 @@ def write_backtest(result: BacktestResult, folder: str | Path, title: str | None
     frame = result.frame()
     figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
     return save_figures(
-        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
+        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary_frame()}, figures
     )

@@ -98,25 +98,13 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
 
 
 def _print_fit(result) -> None:
-    from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
+    from lmscale.report.summaries import fit_header, fit_rows, fit_title
 
-    tab = Table(
-        title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})"
-    )
-    tab.add_column("parameter")
-    tab.add_column("value", justify="right")
-    ci = {}
-    if result.bootstrap:
-        from lmscale.fit.bootstrap import parameter_intervals
-
-        ci = parameter_intervals(result, 0.9)
-        tab.add_column("90% bootstrap interval", justify="right")
-    for k, v in result.params.items():
-        tab.add_row(k, fmt(v, 8), *([f"[{fmt(ci[k][0], 4)}, {fmt(ci[k][1], 4)}]"] if ci else []))
-    if result.law == "overtrain":
-        for k, v in to_paper_form(result.params).items():
-            tab.add_row(f"paper form {k}", fmt(v, 6))
-        tab.add_row("M* (compute-optimal)", fmt(optimal_multiplier(result.params), 4))
+    tab = Table(title=fit_title(result))
+    for i, col in enumerate(fit_header(result)):
+        tab.add_column(col, justify="right" if i else "left")
+    for row in fit_rows(result):
+        tab.add_row(*row)
     out.print(tab)
     out.print(result.diagnostics.summary())
 
@@ -231,7 +219,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
         loss_column=loss_column,
         n_resamples=n_boot,
     )
-    summary = res.summary()
+    summary = res.summary_frame()
     paths = write_backtest(res, out_dir, f"Backtest of {target}: error vs extrapolation")
     if fmt == "json":
         payload = {"summary": json.loads(summary.to_json(orient="records")), "files": [str(p) for p in paths]}

@@ -68,11 +68,11 @@ def fit_table(
     law = get_law(law) if isinstance(law, str) else law
     if len(runs) == 0:
         raise InputError(f"empty selection: no runs left to fit law {law.name!r} on {target!r}")
+    y = target_values(runs, target)  # an unknown target is named before a missing loss column
     cols = input_columns(law, loss_column)
     x = {}
     for name, col in cols.items():
         x[name] = runs.loss(col) if name == "loss" else runs.column(col).astype(float)
-    y = target_values(runs, target)
     return fit(law, x, y, method=method, run_ids=runs.run_ids, target=target, input_columns=cols, **kwargs)
 
 
