@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from lmscale.cli._common import SIZE, fmt, out, pct
+from lmscale.cli.progress import LadderProgress, quiet_option
 
 _METHOD_HELP = (
     "Fitting method: default (relative least squares with size weights for loss laws, exact least "
@@ -287,6 +288,7 @@ def _sizes(ctx, param, value):
     "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@quiet_option
 def plan_cmd(
     target_params,
     target_multiplier,
@@ -306,14 +308,21 @@ def plan_cmd(
     from lmscale.run_table import load_runs
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
-    p = plan(
-        combine([load_runs(e) for e in evidence]),
-        point,
-        budget_flops=budget,
-        max_runs=max_runs,
-        method=method,
-        allowed_sizes=allowed_sizes,
-    )
+    with LadderProgress(0, "plan", transient=True) as bar:
+
+        def progress(done, total, label):
+            bar.total = total
+            bar.advance(label)
+
+        p = plan(
+            combine([load_runs(e) for e in evidence]),
+            point,
+            budget_flops=budget,
+            max_runs=max_runs,
+            method=method,
+            allowed_sizes=allowed_sizes,
+            progress=progress,
+        )
     payload = p.to_dict(mfu, budget_flops=budget)
     if out_dir:
         write_plan(p, out_dir, payload)

@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 
 from lmscale.cli._common import err, format_option, out, pct, suite_options, suite_tasks
-from lmscale.cli.ladder import LadderProgress, ladder_config
+from lmscale.cli.ladder import ladder_config
+from lmscale.cli.progress import LadderProgress, quiet_option
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 _device_option = click.option(
@@ -100,6 +101,7 @@ def _print_heldout(df, title: str) -> None:
 )
 @_device_option
 @click.option("--method", default="default", show_default=True, help="Fitting method of both laws.")
+@quiet_option
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
     built-in task suite), fit on the smaller runs, predict the largest, write OUT/report."""
@@ -108,7 +110,7 @@ def loop(config, preset_name, out_dir, device, method):
 
     cfg = ladder_config(config, preset_name)
     t0 = time.perf_counter()
-    with LadderProgress(len(plan(cfg)), transient=True) as p:
+    with LadderProgress(len(plan(cfg)), "loop", transient=True) as p:
         res = run_loop(
             cfg, out_dir, device=device, method=method, on_run=p.on_run, on_step=p.on_step, on_eval=p.on_eval
         )
