@@ -113,7 +113,7 @@ def test_ladder_plan_paper_on_8_gpus_in_hours():
         ["ladder", "plan", "--preset", "paper", "--gpus", "8", "--gpu-memory", "80GB", "--format", "json"],
     )
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output[res.output.index("[") :])
+    rows = json.loads(res.stdout)
     hours = sum(r["estimated_seconds"] for r in rows) / 3600
     assert 10 <= hours <= 2000, hours
     assert "8 GPU(s) × 989 TFLOP/s peak × 40% MFU" in rows[0]["time_assumption"]
@@ -124,13 +124,13 @@ def test_ladder_plan_paper_on_8_gpus_in_hours():
     res = CliRunner().invoke(
         cli, ["ladder", "plan", "--preset", "paper", "--gpus", "8", "--mfu", "0.2", "--format", "json"]
     )
-    doubled = sum(r["estimated_seconds"] for r in json.loads(res.output[res.output.index("[") :])) / 3600
+    doubled = sum(r["estimated_seconds"] for r in json.loads(res.stdout)) / 3600
     assert doubled == pytest.approx(2 * hours)
 
 
 def test_ladder_plan_on_cpu_uses_measured_step_times(monkeypatch):
     monkeypatch.setattr("lmscale.train.timing.step_seconds", lambda *a, **k: 0.5)
     res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--format", "json"])
-    rows = json.loads(res.output[res.output.index("[") :])
+    rows = json.loads(res.stdout)
     assert all(r["estimated_seconds"] == 0.5 * r["n_steps"] for r in rows)
     assert rows[0]["time_assumption"].startswith("measured")

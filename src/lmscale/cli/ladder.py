@@ -117,7 +117,7 @@ def ladder_plan(
     )
     for w in family_warnings(cfg) + resource_warnings(res):
         warn(w)
-    est = _time_estimate(cfg, runs, res, device, gpus, gpu_memory, gpu_peak_tflops, mfu, measure)
+    est = _time_estimate(cfg, runs, res, device, gpus, gpu_memory, gpu_peak_tflops, mfu, measure, fmt)
     if fmt == "json":
         rows: list[dict] = []
         for r, x in zip(runs, res):
@@ -176,7 +176,7 @@ def ladder_plan(
     )
 
 
-def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure):
+def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure, fmt):
     """GPUs planned for (cuda, several ranks or a GPU memory): an assumed MFU of a stated peak; a
     CPU: measured step times (or, with --no-measure, the rough FLOP/s constant, said so)."""
     from lmscale.train.ladder import THROUGHPUT
@@ -189,7 +189,8 @@ def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure)
             tuple(r.estimated_seconds("cpu") for r in runs),
             f"not measured: assumes {THROUGHPUT['cpu']:.2g} FLOP/s on 6ND, often far too fast for small models",
         )
-    err.print(f"timing a few steps of each shape on {device} …")
+    if fmt != "json":
+        err.print(f"timing a few steps of each shape on {device} …")
     return measured_estimate(runs, [x.n_steps for x in res], cfg.seq_len, "cpu")
 
 
