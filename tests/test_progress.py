@@ -130,7 +130,9 @@ def test_ladder_plan_paper_on_8_gpus_in_hours():
 
 def test_ladder_plan_on_cpu_uses_measured_step_times(monkeypatch):
     monkeypatch.setattr("lmscale.train.timing.step_seconds", lambda *a, **k: 0.5)
-    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--format", "json"])
+    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--measure", "--format", "json"])
     rows = json.loads(res.stdout)
     assert all(r["estimated_seconds"] == 0.5 * r["n_steps"] for r in rows)
     assert rows[0]["time_assumption"].startswith("measured")
+    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--format", "json"])
+    assert json.loads(res.stdout)[0]["time_assumption"].startswith("not measured")

@@ -358,7 +358,7 @@ def test_ladder_cli_plan_run_eval(tmp_path):
 
     from lmscale.cli import cli
 
-    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--no-measure", "--format", "json"])
+    res = CliRunner().invoke(cli, ["ladder", "plan", "--preset", "cpu-tiny", "--format", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert len(rows) == 9 and {"shape", "n_params", "n_tokens", "multiplier", "flops"} <= set(rows[0])

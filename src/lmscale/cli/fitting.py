@@ -308,7 +308,8 @@ def plan_cmd(
     from lmscale.run_table import load_runs
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
-    with LadderProgress(0, "plan", transient=True) as bar:
+    # JSON output is for scripts: it stays the only output
+    with LadderProgress(0, "plan", transient=True, mode="quiet" if fmt == "json" else None) as bar:
 
         def progress(done, total, label):
             bar.total = total

@@ -79,10 +79,9 @@ def ladder():
     help="GPU time estimate: model-FLOPs utilisation assumed.",
 )
 @click.option(
-    "--measure/--no-measure",
-    default=True,
-    show_default=True,
-    help="CPU time estimate: time a few real steps of each shape here (needs torch).",
+    "--measure",
+    is_flag=True,
+    help="CPU time estimate: time a few real steps of each shape here (needs torch; seconds to minutes).",
 )
 @format_option()
 def ladder_plan(
@@ -100,9 +99,9 @@ def ladder_plan(
 ):
     """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated
     time: on GPUs (--device cuda, --gpus or --gpu-memory) FLOPs ÷ (GPUs × peak × MFU), on a CPU from
-    step times measured here."""
+    step times measured here with --measure (else a rough FLOP/s constant, said so)."""
     from lmscale.train.ladder import family_warnings, plan
-    from lmscale.train.memory import GIB, cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
+    from lmscale.train.memory import cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
 
     cfg = ladder_config(config, preset_name)
     runs = plan(cfg)
@@ -119,22 +118,30 @@ def ladder_plan(
         warn(w)
     est = _time_estimate(cfg, runs, res, device, gpus, gpu_memory, gpu_peak_tflops, mfu, measure, fmt)
     if fmt == "json":
-        rows: list[dict] = []
-        for r, x in zip(runs, res):
-            rows.append(
-                r.row()
-                | {
-                    "estimated_seconds": est.seconds[len(rows)],
-                    "time_assumption": est.assumption,
-                    "n_steps": x.n_steps,
-                    "epochs": x.epochs,
-                    "micro_batch": x.micro_batch,
-                    "activation_checkpointing": x.checkpointing,
-                    "peak_bytes_per_rank": x.memory.total if x.memory else None,
-                }
-            )
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(_plan_rows(runs, res, est), indent=1))
         return
+    _print_plan(cfg, runs, res, est, gpus)
+
+
+def _plan_rows(runs, res, est) -> list[dict]:
+    return [
+        r.row()
+        | {
+            "estimated_seconds": secs,
+            "time_assumption": est.assumption,
+            "n_steps": x.n_steps,
+            "epochs": x.epochs,
+            "micro_batch": x.micro_batch,
+            "activation_checkpointing": x.checkpointing,
+            "peak_bytes_per_rank": x.memory.total if x.memory else None,
+        }
+        for r, x, secs in zip(runs, res, est.seconds)
+    ]
+
+
+def _print_plan(cfg, runs, res, est, gpus) -> None:
+    from lmscale.train.memory import GIB
+
     tab = Table(
         title=f"ladder {cfg.name}: {len(runs)} runs on corpus {cfg.corpus.name!r} (V = {cfg.vocab_size}, "
         f"T = {cfg.seq_len}, {gpus} rank{'s' if gpus > 1 else ''})"
@@ -187,7 +194,8 @@ def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure,
     if not measure:
         return TimeEstimate(
             tuple(r.estimated_seconds("cpu") for r in runs),
-            f"not measured: assumes {THROUGHPUT['cpu']:.2g} FLOP/s on 6ND, often far too fast for small models",
+            f"not measured: assumes {THROUGHPUT['cpu']:.2g} FLOP/s on 6ND, often several times too fast "
+            "for small models; --measure times real steps here",
         )
     if fmt != "json":
         err.print(f"timing a few steps of each shape on {device} …")

@@ -77,7 +77,7 @@ def reproduce(
         raise click.UsageError("--only chooses analyses of the report: give --out DIR with it")
     runs = testbed.load(testbed_dir)
     targets = (split_target(split),) if split else paper.ERROR_TARGETS
-    with LadderProgress(1, "reproduce", transient=True) as bar:
+    with LadderProgress(1, "reproduce", transient=True, mode="quiet" if fmt == "json" else None) as bar:
         _fits, rows = paper.reproduce(runs, fit_spec, train_sets or None, val_sets or None, targets, method)
         bar.advance("held-out predictions")
     if fmt == "json":

@@ -130,7 +130,9 @@ def loop(config, preset_name, out_dir, device, method):
     help="Validation loss the laws use (loss_python or python; --val-set is its old name), as in fit and backtest.",
 )
 @click.option(
-    "--split", required=True, help="Tasks averaged by the error law: comma-separated names or a split name."
+    "--split",
+    help="Tasks averaged by the error law: comma-separated names or a split name (leave out for a "
+    "loss-only report, e.g. a table without accuracies).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
 @click.option(

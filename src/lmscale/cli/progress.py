@@ -48,7 +48,8 @@ class LadderProgress:
     item done, with a label. Use as a context manager.
 
     ``mode``: ``bar``, ``lines`` or ``quiet``; by default ``quiet`` under ``--quiet``, ``lines``
-    when stdout is not a terminal, else ``bar``."""
+    when stdout is not a terminal, else ``bar``. ``stream``: where lines go (stdout by default;
+    stderr for a command whose stdout is JSON)."""
 
     def __init__(
         self,
@@ -103,7 +104,7 @@ class LadderProgress:
             self.top = self.bar.add_task(self.what, total=self.total, info="")
             self.sub = self.bar.add_task("run", total=1, info="")
         elif self.mode == "lines":
-            self._line(f"start: {self.total} item(s)")
+            self._line(f"start: {self.total} item(s)" if self.total else "start")
         return self
 
     def __exit__(self, *exc):
