@@ -96,15 +96,29 @@ def test_ladder_run_redirected_to_a_file_leaves_progress_lines(tmp_path):
 
 @pytest.mark.slow
 def test_loop_redirected_to_a_file_leaves_progress_lines(tmp_path):
-    cfg = _tiny_ladder(tmp_path)
+    """`lmscale loop … > log.txt` (three sizes, two multipliers): every run's start, step lines
+    with tokens/s and ETA, and its end, with timestamps."""
+    cfg = tmp_path / "ladder.yaml"
+    shapes = "".join(
+        f"  - {{name: {n}, d_model: {d}, n_layers: 1, n_heads: 2, batch_size: 16, warmup_steps: 2}}\n"
+        for n, d in (("a", 16), ("b", 24), ("c", 32))
+    )
+    sources = f'["{STDLIB / "json" / "*.py"}", "{STDLIB / "email" / "*.py"}"]'
+    cfg.write_text(
+        f"name: log\nshapes:\n{shapes}multipliers: [1, 2]\n"
+        f"corpus: {{name: py, sources: {sources}, val_permille: 200}}\nvocab_size: 300\nseq_len: 32\n"
+        "checkpoint_every: 0\n"
+    )
     log = tmp_path / "log.txt"
+    env = {**os.environ, "LMSCALE_PROGRESS_INTERVAL": "5"}
     with log.open("w") as fh:
         res = subprocess.run(
             [sys.executable, "-m", "lmscale.cli", "loop", str(cfg), "--out", str(tmp_path / "l"), "--device", "cpu"],
-            stdout=fh, stderr=subprocess.PIPE, text=True, timeout=1200, check=False,
+            stdout=fh, stderr=subprocess.PIPE, text=True, timeout=1200, check=False, env=env,
         )  # fmt: skip
     text = log.read_text()
-    assert "[loop] start" in text and "[loop] run 1/2" in text, (text, res.stderr)
+    assert "[loop] start: 6 item(s)" in text and "[loop] run 6/6 " in text, (text, res.stderr)
+    assert re.search(r"\[loop\] run 1/6 \S+: step \d+/\d+, [0-9,]+ tokens/s", text), text
 
 
 def test_ladder_plan_paper_on_8_gpus_in_hours():
