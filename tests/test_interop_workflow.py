@@ -271,7 +271,9 @@ def test_wandb_fetches_only_mapped_keys():
             return self.made
 
     api, seen = Api(), []
-    rep = import_wandb_project("t/p", MetricMap.build(["eval/loss=loss_x"]), api=api, progress=seen.append)
+    rep = import_wandb_project(
+        "t/p", MetricMap.build(["eval/loss=loss_x"]), api=api, progress=lambda *a: seen.append(a)
+    )
     a, b = api.made
     assert a.asked is None and b.asked == ["_step", "eval/loss"]  # summary, else only the mapped keys
-    assert rep.table.loss("loss_x").tolist() == [3.1, 3.2] and seen == ["run 1/2: a", "run 2/2: b"]
+    assert rep.table.loss("loss_x").tolist() == [3.1, 3.2] and seen == [(1, 2, "a"), (2, 2, "b")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from lmscale.cli._common import out, warn
+from lmscale.cli.progress import LadderProgress
 
 
 def _mapping_options(f):
@@ -116,9 +117,22 @@ def import_wandb_cmd(
 
     mapping, keys = _common(maps, map_file, params_keys, tokens_keys, unit)
     query = dict(f.split("=", 1) for f in filters if "=" in f)
-    report = import_wandb_project(
-        project, mapping, filters=query, name_pattern=name_pattern, step=step, dataset=dataset, **keys
-    )
+    with LadderProgress(0, "import wandb", transient=True) as bar:
+
+        def progress(i, n, name):
+            bar.total = n
+            bar.advance(f"run {name}")
+
+        report = import_wandb_project(
+            project,
+            mapping,
+            filters=query,
+            name_pattern=name_pattern,
+            step=step,
+            dataset=dataset,
+            progress=progress,
+            **keys,
+        )
     _write(report, out_path)
 
 

@@ -155,6 +155,7 @@ class LadderProgress:
         """One item done (``label`` names it: a run, a task, an analysis)."""
         self.done += 1
         if self.mode == "bar":
-            self.bar.update(self.top, advance=1, description=f"{self.what}: {label}" if label else self.what)
+            desc = f"{self.what}: {label}" if label else self.what
+            self.bar.update(self.top, advance=1, total=self.total or None, description=desc)
         elif self.mode == "lines" and (self._due() or self.done >= self.total):
             self._line(f"{self.done}/{self.total}{' ' + label if label else ''}{self._eta()}")

@@ -45,13 +45,13 @@ def import_wandb_project(
     params_keys: Sequence[str] = PARAMS_KEYS,
     tokens_keys: Sequence[str] = TOKENS_KEYS,
     tokens_per_param_unit: float | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ImportReport:
     """Every run of ``project`` (``entity/project``) as a row; runs that cannot give one are skipped
     with the reason. ``api``: a ``wandb.Api()`` (made here when None; no login is one line of
     error, not a traceback). Only the mapped metrics are fetched: the run summary when it holds
     them all and no ``step`` is asked for, else ``scan_history(keys=...)`` of those metrics.
-    ``progress`` is called once per run."""
+    ``progress(i, n, name)`` is called once per run."""
     if api is None:
         wandb = require("wandb", "importing from a W&B project")
         try:
@@ -74,7 +74,7 @@ def import_wandb_project(
     for i, run in enumerate(runs, start=1):
         name = str(getattr(run, "name", None) or getattr(run, "id", "?"))
         if progress is not None:
-            progress(f"run {i}/{len(runs)}: {name}")
+            progress(i, len(runs), name)
         try:
             row = rules.row(
                 name,
