@@ -46,19 +46,22 @@ def table_warnings(table: RunTable) -> list[str]:
             "were tokens given in Chinchilla multiples (1xC = 20 tokens per parameter)? "
             "See --tokens-per-param-unit or a {k}xC name field"
         )
+    return out + name_warnings(ids, n, d)
+
+
+def name_warnings(ids, n: np.ndarray, d: np.ndarray) -> list[str]:
+    """Runs whose N and D are both more than :data:`NAME_FACTOR` from every size in their name."""
     off = []
     for i, rid in enumerate(ids):
-        sizes = name_sizes(rid)
-        if sizes and not any(
-            1 / NAME_FACTOR <= v / s <= NAME_FACTOR for s in sizes for v in (n[i], d[i]) if s > 0
-        ):
+        sizes = name_sizes(str(rid))
+        if sizes and not any(1 / NAME_FACTOR <= v / s <= NAME_FACTOR for s in sizes for v in (n[i], d[i])):
             off.append(f"{rid} (N = {n[i]:.3g}, D = {d[i]:.3g})")
-    if off:
-        out.append(
-            f"{len(off)} run(s) have N and D more than {NAME_FACTOR:g}× from every size in their name: "
-            f"{_runs(off)}; check the units of the parameter and token counts"
-        )
-    return out
+    if not off:
+        return []
+    return [
+        f"{len(off)} run(s) have N and D more than {NAME_FACTOR:g}× from every size in their name: "
+        f"{_runs(off)}; check the units of the parameter and token counts"
+    ]
 
 
 def fit_warnings(fit) -> list[str]:
@@ -76,10 +79,14 @@ def fit_warnings(fit) -> list[str]:
                 "tokens per parameter: check the units of N and D (Chinchilla multiples?)"
             )
     x = fit.x_arrays
-    if "multiplier" in x:
-        low = int(np.sum(x["multiplier"] < 1))
+    if "n_params" in x and ("multiplier" in x or "n_tokens" in x):
+        n = x["n_params"]
+        d = x["n_tokens"] if "n_tokens" in x else x["multiplier"] * n
+        low = int(np.sum(d < n))
         if low:
             out.append(
                 f"{low} of the {len(fit.y)} fitted runs have M = D/N < 1 (fewer tokens than parameters)"
             )
+        if len(fit.run_ids) == len(n):
+            out += name_warnings(list(fit.run_ids), n, d)
     return out
