@@ -281,15 +281,10 @@ def import_wandb_csv(
             if run.problem:
                 skipped.append((origin, run.problem))
                 continue
+            history = functools.partial(_same, run.history)
+            config: Callable[[], dict[str, Any]] = functools.partial(dict, run.config)
             try:
-                rows.append(
-                    (
-                        origin,
-                        rules.row(
-                            key, functools.partial(_same, run.history), functools.partial(dict, run.config)
-                        ),
-                    )
-                )
+                rows.append((origin, rules.row(key, history, config)))
             except InputError as exc:
                 skipped.append((origin, str(exc)))
     return finish(rows, skipped, str(root))
