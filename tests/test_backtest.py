@@ -101,6 +101,6 @@ def test_backtest_cli_prints_table_and_writes_figure(tmp_path):
 def test_backtest_on_the_testbed(testbed_runs):
     res = backtest(testbed_runs, "loss_c4_val", methods=("default",), n_resamples=0)
     assert {p.train_set for p in res.points} == set(testbed_runs.datasets)
-    s = res.summary()
+    s = res.summary_frame()
     allrow = s[s.c_factor_bin == "all"].iloc[0]
     assert allrow.n == len(res.points) and 0 < allrow.median_rel_error < 0.05

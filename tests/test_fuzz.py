@@ -309,3 +309,41 @@ def test_fuzz_suites_and_task_items(tmp_path_factory, entry, item, task_type):
     except LmscaleError:
         return
     assert items and isinstance(items[0], dict)
+
+
+# -------------------------------------------------------------------- W&B CSV exports (issue 21)
+_EXPORT_HEADERS = [
+    ["Name", "State", "model.n_params", "eval/loss"],  # runs table
+    ["Step", "a - eval/loss", "a - eval/loss__MIN", "b - eval/loss"],  # chart export of two runs
+    ["_step", "eval/loss"],  # history file
+]
+cells = st.one_of(
+    st.sampled_from(["", "NaN", "nan", "-", "inf", "-1", "0", "1e400", "150M", "finished", "crashed", "3.1"]),
+    st.text(max_size=6),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
+
+
+@fuzz(60)
+@given(
+    header=st.sampled_from(_EXPORT_HEADERS),
+    rows=st.lists(st.lists(cells, min_size=2, max_size=5), min_size=0, max_size=4),
+    junk=st.binary(max_size=12),
+)
+def test_fuzz_wandb_exports(tmp_path_factory, header, rows, junk):
+    import csv
+    import io
+
+    root = tmp_path_factory.mktemp("wandb")
+    out = root / "out"
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    (root / "export.csv").write_bytes(buf.getvalue().encode() + junk)
+    invoke(
+        ["import", "wandb-csv", root / "export.csv", "--map", "eval/loss=loss_x", "--name-pattern",
+         "{run}", "--params-key", "model.n_params", "--tokens-per-param-unit", "20", "-o", out / "runs.csv"],
+        root,
+        out,
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 AutoModelForCausalLM and gives lmscale's logits; lmscale's evaluator scores any local causal LM."""
 
 import json
+import os
 import sysconfig
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def _suite(tmp_path):
 
 def test_export_loads_with_automodel_and_matches_logits(run_dir, exported):
     files = {p.name for p in exported.iterdir()}
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for p in exported.iterdir():  # teammates can read the export: the umask's mode, not 0600
+        assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p.name
     assert {
         "config.json",
         "model.safetensors",

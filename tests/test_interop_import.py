@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from lmscale.cli import cli
 from lmscale.errors import InputError
-from lmscale.interop.mapping import MetricMap, NamePattern, parse_size
-from lmscale.interop.wandb_csv import import_wandb_csv, read_history
+from lmscale.interop.mapping import NOMINAL_N, MetricMap, NamePattern, parse_size
+from lmscale.interop.wandb_csv import read_history
+from lmscale.interop.wandb_exports import import_wandb_csv
 from lmscale.laws import OVERTRAIN
 from lmscale.run_table import RunTable
 
@@ -92,7 +93,8 @@ def test_sizes_patterns_and_maps():
     with pytest.raises(InputError, match="k/M/B/T"):
         parse_size("lots")
     p = NamePattern.parse("{model}_{tokens}.csv")
-    assert p.match("150M_3B.csv") == {"model": "150M", "n_params": 1.5e8, "n_tokens": 3e9}
+    # a size in {model} is N only when no run-config key gives the exact count (history_row decides)
+    assert p.match("150M_3B.csv") == {"model": "150M", NOMINAL_N: 1.5e8, "n_tokens": 3e9}
     assert p.match("notes.txt") is None
     q = NamePattern.parse("{dataset}-{params}-M{m}")
     assert q.match("rpj-1.4B-M20") == {"dataset": "rpj", "n_params": 1.4e9, "multiplier": 20.0}
@@ -209,8 +211,12 @@ class _ReplayRun:
         self.name, self.id, self.config = rec["name"], rec["id"], rec["config"]
         self._history = rec["history"]
 
-    def scan_history(self):
-        return iter(self._history)
+    def scan_history(self, keys=None):
+        """As the client does: with ``keys``, only rows holding every key, cut to those keys."""
+        self.keys_asked = keys
+        if keys is None:
+            return iter(self._history)
+        return iter({k: r[k] for k in keys} for r in self._history if all(k in r for k in keys))
 
 
 class ReplayApi:

@@ -14,6 +14,8 @@ The curated API below is what a notebook needs; each name is imported on first u
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -56,6 +58,15 @@ _API = {
     "ladder_preset": "lmscale.train.ladder:preset",
     "ladder_plan": "lmscale.train.ladder:plan",
     "run_ladder": "lmscale.ladder_run:run_ladder",
+    # importers (lmscale.interop; the W&B API, lm-eval and TensorBoard need the interop extra)
+    "MetricMap": "lmscale.interop.mapping:MetricMap",
+    "import_wandb_csv": "lmscale.interop.wandb_exports:import_wandb_csv",
+    "import_wandb_project": "lmscale.interop.wandb_api:import_wandb_project",
+    "import_tensorboard": "lmscale.interop.tensorboard_events:import_tensorboard",
+    "merge_lm_eval": "lmscale.interop.lm_eval_results:merge_lm_eval",
+    # notebook figures: lmscale.plot.fit / runs / backtest / forecast onto a matplotlib Axes
+    "plot": "lmscale.plot",
+    "BacktestResult": "lmscale.backtest:BacktestResult",
     # errors
     "LmscaleError": "lmscale.errors:LmscaleError",
     "InputError": "lmscale.errors:InputError",
@@ -65,14 +76,33 @@ _API = {
 __all__ = ["__version__", *_API.keys()]  # noqa: PLE0604 - the keys are strings
 
 
+class _Package(types.ModuleType):
+    """The ``lmscale`` package object. Two curated names are also submodules (``fit``, the package of
+    the fitting routine; ``backtest``). Importing a submodule makes Python set it as an attribute of
+    its parent, which would turn ``lmscale.backtest(...)`` into "'module' object is not callable".
+    Such a set is dropped, so an API name always means its curated function (the submodules stay
+    reachable as ``from lmscale.backtest import backtest`` and through ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if ":" in _API.get(name, "") and isinstance(value, types.ModuleType):
+            self.__dict__.pop(name, None)  # resolved again, to the function, on the next access
+            return
+        super().__setattr__(name, value)
+
+
 def __getattr__(name: str) -> Any:
     try:
-        module, attr = _API[name].split(":")
+        module, _, attr = _API[name].partition(":")
     except KeyError:
         raise AttributeError(f"module 'lmscale' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
+    value = importlib.import_module(module)
+    if attr:
+        value = getattr(value, attr)
     globals()[name] = value
     return value
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

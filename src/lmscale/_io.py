@@ -15,14 +15,33 @@ from typing import IO, Any
 from lmscale.errors import InputError
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_mode(fd_or_path: int | str | os.PathLike) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (always 0600) the mode a plain ``open`` would:
+    0o666 less the umask (0644 under umask 022), so teammates can read what lmscale writes."""
+    mode = 0o666 & ~_umask()
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, mode)
+    else:
+        os.chmod(fd_or_path, mode)
+
+
 def atomic_write(
     path: str | os.PathLike, writer: Callable[[IO[Any]], object], *, binary: bool = False
 ) -> Path:
-    """Call ``writer(fileobj)`` on a temporary file and move it onto ``path`` atomically."""
+    """Call ``writer(fileobj)`` on a temporary file and move it onto ``path`` atomically. The file
+    gets the umask's mode (0644 under umask 022), as a plain ``open`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        share_mode(fd)
         fh: IO[Any]
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             writer(fh)

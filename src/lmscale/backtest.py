@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from lmscale.fit.result import FitResult
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.run_table import RunTable
 from lmscale.tasks import target_values
+from lmscale.testbed import as_runs
 
 #: compute cuts of the compute origins, as quantiles of the runs' compute
 COMPUTE_QUANTILES = (0.5, 0.65, 0.8)
@@ -245,7 +247,7 @@ def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BacktestResult:
     """Every backtest prediction of a run table, for each method."""
 
@@ -261,7 +263,23 @@ class BacktestResult:
             [p.to_dict() for p in self.points], columns=list(BacktestPoint.__dataclass_fields__)
         )
 
-    def summary(self) -> pd.DataFrame:
+    def __repr__(self) -> str:
+        from lmscale.summaries import backtest_repr
+
+        return backtest_repr(self)
+
+    def summary(self) -> str:
+        """The ``lmscale backtest`` table as text (:meth:`summary_frame` holds its numbers)."""
+        from lmscale.summaries import backtest_summary
+
+        return backtest_summary(self)
+
+    def _repr_html_(self) -> str:
+        from lmscale.summaries import backtest_html
+
+        return backtest_html(self)
+
+    def summary_frame(self) -> pd.DataFrame:
         """Mean / median / max relative error per method, quantity and compute-extrapolation bin."""
         df = self.frame()
         if df.empty:
@@ -294,7 +312,7 @@ class BacktestResult:
 
 
 def backtest(
-    runs: RunTable,
+    runs: RunTable | pd.DataFrame | str | Path,
     target: str,
     *,
     methods: Sequence[str] = ("default", "paper"),
@@ -305,11 +323,12 @@ def backtest(
 ) -> BacktestResult:
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
-    ``loss_column`` (required then)."""
+    ``loss_column`` (required then). ``runs``: a run table, a DataFrame in its schema or a path."""
     if not methods:
         raise InputError(f"give at least one fitting method to backtest; known: {', '.join(NAMES)}")
     for meth in methods:
         check_method(meth)
+    runs = as_runs(runs)
     if target.startswith("loss_"):
         loss_col, err_target = target, None
     else:

@@ -104,7 +104,7 @@ def run_loop(
 def report_runs(
     runs: RunTable,
     val_set: str,
-    split: str,
+    split: str | None,
     out_dir: str | Path,
     *,
     method: str = "default",
@@ -112,12 +112,15 @@ def report_runs(
     level: float = 0.9,
 ) -> tuple[Path, pd.DataFrame]:
     """Fit on the smaller runs of a run table (or ``spec``'s), predict the held-out ones, and write
-    the report into ``out_dir``; returns (report.md path, held-out predictions)."""
+    the report into ``out_dir``; returns (report.md path, held-out predictions). ``split`` None (or a
+    table without accuracies): a loss-only report, the error law and its analyses left out."""
 
     spec = spec or holdout_spec(runs)
+    if not runs.tasks:
+        split = None  # a loss-only table: nothing for the error law
     if len(runs.datasets) != 1:
         raise InputError(f"expected the runs of one training set, found {', '.join(runs.datasets)}")
-    ctx = Context(runs, Setting(spec=spec, val_set=val_set, split=split, method=method))
+    ctx = Context(runs, Setting(spec=spec, val_set=val_set, split=split or "", method=method))
     for ts in ctx.train_sets:
         both = sorted(
             set(ctx.heldout(ts).run_ids) & (set(ctx.loss_runs(ts).run_ids) | set(ctx.error_runs(ts).run_ids))
@@ -161,8 +164,13 @@ def report_runs(
     text = (
         f"Laws fitted ({method}) on the {len(spec.loss_fit.apply(runs))} runs of `{spec.loss_fit}`; the "
         f"{len(spec.heldout.apply(runs))} runs of `{spec.heldout}` are predicted. Mean relative error: loss "
-        f"`{ctx.val_set}` {pct(loss_err.mean())}, chained error ({md_escape(split)}) {pct(err_err.mean())}. "
-        f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
+        f"`{ctx.val_set}` {pct(loss_err.mean())}"
+        + (
+            f", chained error ({md_escape(split)}) {pct(err_err.mean())}. "
+            if split
+            else " (loss only: no task accuracies). "
+        )
+        + f"{df.inside_interval.sum()} of {len(df)} observed values lie inside their {100 * level:g}% intervals "
         "("
         + "; ".join(sources)
         + ").\n\n"

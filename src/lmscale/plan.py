@@ -14,8 +14,7 @@ Pure computation over a :class:`RunTable`; the CLI front end is ``lmscale plan``
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -25,9 +24,12 @@ from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
 from lmscale.fit.method import DEFAULT, check_method
 from lmscale.laws import OVERTRAIN
+from lmscale.plan_grid import EVIDENCE_COLUMN, combine, grids, windows
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
 from lmscale.study import Study
+
+__all__ = ["EVIDENCE_COLUMN", "LadderCandidate", "Plan", "candidates", "combine", "plan"]
 
 #: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
 INTERVAL = (0.05, 0.95)
@@ -106,36 +108,6 @@ def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
     return float(np.log(max(point.flops / c.max(), 1.0)))
 
 
-def combine(tables: Sequence[RunTable]) -> RunTable:
-    """Several evidence tables (the paper testbed, your own runs) as one; training sets keep their names."""
-    import pandas as pd
-
-    if not tables:
-        raise InputError("give at least one evidence table")
-    if len(tables) == 1:
-        return tables[0]
-    names = [ts for t in tables for ts in t.datasets]
-    if len(set(names)) != len(names):
-        raise InputError(
-            f"evidence tables share training-set names ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
-            "each training set must come from one table"
-        )
-    return RunTable.from_frame(
-        pd.concat([t.frame for t in tables], ignore_index=True), " + ".join(t.source for t in tables)
-    )
-
-
-def ladder_grid(n_sizes: int, n_mults: int, single_m_from: int | None = None) -> Iterator[tuple[int, slice]]:
-    """The candidate ladders of a grid of sorted sizes and multipliers, as (k, window): the k
-    smallest sizes (k ≥ 2) × a contiguous window of the multipliers, at least two of them (one is
-    enough from ``single_m_from`` sizes on). In order of k, then of the window's start and end. The
-    planner and the compute sweep of the report enumerate their ladders here."""
-    for k in range(2, n_sizes + 1):
-        for i, j in itertools.combinations(range(n_mults + 1), 2):
-            if j - i >= 2 or (single_m_from is not None and k >= single_m_from):
-                yield k, slice(i, j)
-
-
 def candidates(
     runs: RunTable,
     target: ScalePoint,
@@ -145,56 +117,70 @@ def candidates(
     method: str = DEFAULT,
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[LadderCandidate]:
-    """Every candidate ladder of the evidence's grid within the budget (and among ``allowed_sizes``,
-    matched within 1%), with its expected error."""
-    n_all = runs.column("n_params").astype(float)
-    m_all = runs.column("multiplier").astype(float)
-    sizes = np.unique(n_all[n_all < target.n_params / 2])
-    if allowed_sizes is not None:
-        allowed = np.asarray(list(allowed_sizes), dtype=float)
-        sizes = (
-            sizes[[bool(np.any(np.abs(s / allowed - 1) <= 0.01)) for s in sizes]]
-            if allowed.size
-            else sizes[:0]
-        )
-    mults = np.unique(np.round(m_all, 6))
-    if len(sizes) < 2:
+    """Every candidate ladder of the evidence's grid (of each evidence table's own grid, after
+    :func:`combine`) within the budget (and among ``allowed_sizes``, matched within 1%), with its
+    expected error. ``progress(done, total, label)`` is called per candidate considered."""
+    per_grid = [(g, windows(g, target, allowed_sizes)) for g in grids(runs)]
+    if not any(w for _, w in per_grid):
         raise InputError(
             f"{runs.source}: the evidence needs at least two (allowed) model sizes below half the "
             f"target's {target.n_params:.3g} parameters"
         )
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
-    out = []
-    for k, window in ladder_grid(len(sizes), len(mults), single_m_from=3):
-        ms = mults[window]
-        cand_sizes, cand_mults = tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in ms)
-        cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
-        if (budget_flops is not None and cost > budget_flops) or (
-            max_runs and len(cand_sizes) * len(ms) > max_runs
-        ):
-            continue
-        per_ts = _evidence_errors(runs, cand_sizes, cand_mults, target, method, vals)
-        errs = [e for _ts, es in per_ts for e in es]
-        if len(errs) < 3:
-            continue
-        out.append(
-            LadderCandidate(
-                cand_sizes,
-                cand_mults,
-                cost,
-                float(np.median(errs)),
-                (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
-                len(errs),
-                per_ts,
+    out: list[LadderCandidate] = []
+    why = {"budget": 0, "max_runs": 0, "evidence": 0}
+    total, done = sum(len(w) for _, w in per_grid), 0
+    for grid, grid_windows in per_grid:
+        for cand_sizes, cand_mults in grid_windows:
+            done += 1
+            if progress is not None:
+                progress(done, total, f"{len(cand_sizes)} sizes × {len(cand_mults)} M")
+            cost = sum(flops(n, multiplier=m) for n in cand_sizes for m in cand_mults)
+            if budget_flops is not None and cost > budget_flops:
+                why["budget"] += 1
+                continue
+            if max_runs and len(cand_sizes) * len(cand_mults) > max_runs:
+                why["max_runs"] += 1
+                continue
+            per_ts = _evidence_errors(grid, cand_sizes, cand_mults, target, method, vals)
+            errs = [e for _ts, es in per_ts for e in es]
+            if len(errs) < 3:
+                why["evidence"] += 1
+                continue
+            out.append(
+                LadderCandidate(
+                    cand_sizes,
+                    cand_mults,
+                    cost,
+                    float(np.median(errs)),
+                    (float(np.quantile(errs, INTERVAL[0])), float(np.quantile(errs, INTERVAL[1]))),
+                    len(errs),
+                    per_ts,
+                )
             )
-        )
     if not out:
-        raise InputError(
-            "no candidate ladder fits the budget and the evidence: raise --budget or --max-runs, or give "
-            "evidence with more small runs"
-        )
+        raise InputError(_nothing_to_propose(runs, total, why))
     return out
+
+
+def _nothing_to_propose(runs: RunTable, total: int, why: dict[str, int]) -> str:
+    """Why no candidate survived, by cause, with what would fix each."""
+    parts = []
+    if why["budget"]:
+        parts.append(f"{why['budget']} cost more than the budget (raise --budget)")
+    if why["max_runs"]:
+        parts.append(f"{why['max_runs']} have more runs than --max-runs (raise it)")
+    if why["evidence"]:
+        parts.append(
+            f"{why['evidence']} could not be backtested: each needs at least 3 backtest errors, one per "
+            f"evidence training set × validation loss with at least {OVERTRAIN.n_fit_params + 1} of the "
+            "candidate's runs and an evidence run more than 1.5× larger than its largest size to predict "
+            f"(the evidence has {len(runs.datasets)} training set(s) and {len(runs.val_sets)} validation "
+            "loss(es): add larger runs, more validation losses, or the paper testbed as --evidence)"
+        )
+    return f"no candidate ladder fits the budget and the evidence: of {total} candidates, " + "; ".join(parts)
 
 
 def _evidence_errors(
@@ -244,6 +230,7 @@ def plan(
     val_sets: Sequence[str] | None = None,
     allowed_sizes: Sequence[float] | None = None,
     correct_selection: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Plan:
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
@@ -261,6 +248,7 @@ def plan(
         method=method,
         val_sets=val_sets,
         allowed_sizes=allowed_sizes,
+        progress=progress,
     )
     bias = selection_bias(cands) if correct_selection else 1.0
     best = min(range(len(cands)), key=lambda i: (cands[i].expected_rel_error, cands[i].flops))

@@ -121,7 +121,8 @@ class RunTable:
                 f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet"
             )
         if fmt == "csv":
-            return atomic_write(path, lambda fh: self.frame.to_csv(fh, index=False, float_format="%.17g"))
+            # float_format=None: pandas writes repr(), the shortest text that reads back to the same float
+            return atomic_write(path, lambda fh: self.frame.to_csv(fh, index=False, float_format=None))
         if fmt == "jsonl":
 
             def write_jsonl(fh):

@@ -30,10 +30,10 @@ MAX_SELECTION_CHARS = 10_000
 
 
 def _number(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
+    """A number, or a size such as 1B or 900M (compared with a numeric field)."""
+    from lmscale.units import number_or_size
+
+    return number_or_size(text)
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,20 @@ def _write_bytes(data: bytes, fh) -> None:
     fh.write(data)
 
 
+def as_runs(runs: RunTable | pd.DataFrame | str | Path) -> RunTable:
+    """A run table from what a notebook holds: a :class:`RunTable`, a DataFrame in the run-table
+    schema (validated), or a path (:func:`load_runs`)."""
+    if isinstance(runs, RunTable):
+        return runs
+    if isinstance(runs, pd.DataFrame):
+        return RunTable.from_frame(runs.reset_index(drop=True), source="<DataFrame>")
+    if isinstance(runs, (str, Path)):
+        return load_runs(runs)
+    raise InputError(
+        f"expected a RunTable, a pandas DataFrame or a path to a run table, got {type(runs).__name__}"
+    )
+
+
 def load_runs(path: str | Path) -> RunTable:
     """A run table from a file (.csv / .jsonl / .parquet) or from a testbed folder (the paper's
     released ``exp_data`` layout)."""

@@ -44,7 +44,8 @@ class Setting:
     spec: FitSpec = field(default_factory=lambda: preset("paper-default"))
     #: the validation loss of Figure 1, Table 6 and the chained error predictions
     val_set: str = PAPER_VAL_SET
-    #: the downstream task split of the error law: ``17-task``, ``46-task`` or comma-separated tasks
+    #: the downstream task split of the error law: ``17-task``, ``46-task`` or comma-separated tasks;
+    #: empty for a loss-only analysis (a run table without accuracies)
     split: str = "17-task"
     #: training sets to analyse (default: all in the run table)
     train_sets: tuple[str, ...] | None = None
@@ -60,7 +61,8 @@ class Setting:
 
     def describe(self) -> str:
         return (
-            f"fit spec `{self.spec.name}`, validation loss `{self.val_set}`, split {split_label(self.split)}, "
+            f"fit spec `{self.spec.name}`, validation loss `{self.val_set}`, "
+            f"split {split_label(self.split) if self.split else 'none (loss only)'}, "
             f"method `{self.method}`"
         )
 
@@ -78,10 +80,16 @@ class Context:
         self.val_set = s.val_set.removeprefix("loss_")
         if self.val_set not in runs.val_sets:
             raise InputError(f"unknown validation set {s.val_set!r}; known: {', '.join(runs.val_sets)}")
-        resolve_split(s.split, runs.tasks)  # unknown task names fail here, before any fitting
-        self.target = split_target(s.split)
+        if s.split:
+            resolve_split(s.split, runs.tasks)  # unknown task names fail here, before any fitting
+        self._target = split_target(s.split) if s.split else None
         self.study = Study(
-            runs, s.spec, s.method, train_sets=s.train_sets, val_sets=s.val_sets, error_targets=(self.target,)
+            runs,
+            s.spec,
+            s.method,
+            train_sets=s.train_sets,
+            val_sets=s.val_sets,
+            error_targets=(self._target,) if self._target else (),
         )
         self.train_sets = self.study.train_sets
         self.val_sets = self.study.val_sets
@@ -120,6 +128,14 @@ class Context:
         """Error law of ``target`` (default: the setting's split) against the setting's validation
         loss, on the spec's error-fit runs (or on ``runs``)."""
         return self.study.error_fit(train_set, self.val_set, target or self.target, runs=runs)
+
+    @property
+    def target(self) -> str:
+        """The error law's target (``error_17``, ``error:<tasks>``); a loss-only setting has none,
+        and an analysis that needs one is skipped with this error."""
+        if self._target is None:
+            raise InputError("no downstream target: a loss-only setting (give a task split)")
+        return self._target
 
     def predict_loss(
         self, train_set: str, n_params: float, multiplier: float, val_set: str | None = None

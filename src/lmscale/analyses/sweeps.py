@@ -14,7 +14,7 @@ from lmscale.fit.bootstrap import bootstrap, parameter_intervals
 from lmscale.fit.runs import fit_table
 from lmscale.formatting import pct
 from lmscale.laws.overtrain import to_paper_form
-from lmscale.plan import ladder_grid
+from lmscale.plan_grid import ladder_grid
 from lmscale.predict import ScalePoint, predict_loss, relative_error
 
 #: the small models of the ladder (0.011–0.411B) are those below this size
@@ -145,7 +145,7 @@ def undertraining(ctx: Context) -> Analysis:
 def compute_fit_sets(ctx: Context, ts: str) -> list[dict]:
     """The sampled fit sets (documented in the report): the k smallest sizes (k = 2, 3, 4) ×
     every contiguous window of the M values [M_lo, M_hi] with at least two values
-    (:func:`lmscale.plan.ladder_grid`, the planner's grid). Each fits both
+    (:func:`lmscale.plan_grid.ladder_grid`, the planner's grid). Each fits both
     laws on the same runs; sets with fewer than 6 runs are skipped."""
     small = _small(ctx, ts)
     n, m = small.column("n_params").astype(float), small.column("multiplier").astype(float)

@@ -39,6 +39,26 @@ class ErrorsAsMessages(click.Group):
             sys.exit(130)
 
 
+class Size(click.ParamType):
+    """A positive number of parameters, tokens or FLOPs: ``1B``, ``900M``, ``20B``, ``5e8``."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        from lmscale.errors import InputError
+        from lmscale.units import parse_size
+
+        try:
+            return parse_size(value, "value")
+        except InputError as exc:
+            self.fail(str(exc).replace("value ", "", 1), param, ctx)
+
+
+SIZE = Size()
+
+
 def fmt(v, digits: int = 6) -> str:
     """A number for a table: ``digits`` significant digits, — for missing."""
     if v is None:

@@ -8,13 +8,19 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, method_option, out
+from lmscale.cli._common import SIZE, fmt, method_option, out
+from lmscale.cli.progress import LadderProgress, quiet_option
 from lmscale.formatting import pct
 
 
 @click.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=True))
-@click.option("--law", default="overtrain", show_default=True, help="overtrain, chinchilla or error.")
+@click.option(
+    "--law",
+    default=None,
+    help="overtrain, chinchilla or error (default: error for an error target, overtrain for a loss; "
+    "a loss law with an error target is refused).",
+)
 @click.option(
     "--target",
     required=True,
@@ -66,6 +72,11 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
         seed=seed,
     )
     _print_fit(result)
+    from lmscale.cli._common import warn
+    from lmscale.sanity import fit_warnings
+
+    for w in fit_warnings(result):
+        warn(w)
     if n_boot:
         from lmscale.calibration import describe, of_fit
 
@@ -76,33 +87,21 @@ def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_b
 
 
 def _print_fit(result) -> None:
-    from lmscale.laws.overtrain import optimal_multiplier, to_paper_form
+    from lmscale.summaries import fit_header, fit_rows, fit_title
 
-    tab = Table(
-        title=f"{result.law} law fitted to {result.target} ({len(result.y)} runs, method {result.method})"
-    )
-    tab.add_column("parameter")
-    tab.add_column("value", justify="right")
-    ci = {}
-    if result.bootstrap:
-        from lmscale.fit.bootstrap import parameter_intervals
-
-        ci = parameter_intervals(result, 0.9)
-        tab.add_column("90% bootstrap interval", justify="right")
-    for k, v in result.params.items():
-        tab.add_row(k, fmt(v, 8), *([f"[{fmt(ci[k][0], 4)}, {fmt(ci[k][1], 4)}]"] if ci else []))
-    if result.law == "overtrain":
-        for k, v in to_paper_form(result.params).items():
-            tab.add_row(f"paper form {k}", fmt(v, 6))
-        tab.add_row("M* (compute-optimal)", fmt(optimal_multiplier(result.params), 4))
+    tab = Table(title=fit_title(result))
+    for i, col in enumerate(fit_header(result)):
+        tab.add_column(col, justify="right" if i else "left")
+    for row in fit_rows(result):
+        tab.add_row(*row)
     out.print(tab)
     out.print(result.diagnostics.summary())
 
 
 @click.command()
 @click.argument("fit_file", type=click.Path(dir_okay=False))
-@click.option("--n-params", type=float, help="N, parameters.")
-@click.option("--tokens", type=float, help="D, training tokens.")
+@click.option("--n-params", type=SIZE, help="N, parameters (1B, 900M or 9e8).")
+@click.option("--tokens", type=SIZE, help="D, training tokens (20B or 2e10).")
 @click.option("--multiplier", type=float, help="M = D/N (instead of --tokens).")
 @click.option("--loss", type=float, help="Error-law fits: the validation loss to map.")
 @click.option(
@@ -216,7 +215,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
         loss_column=loss_column,
         n_resamples=n_boot,
     )
-    summary = res.summary()
+    summary = res.summary_frame()
     paths = write_backtest(res, out_dir, f"Backtest of {target}: error vs extrapolation")
     if fmt == "json":
         payload = {"summary": json.loads(summary.to_json(orient="records")), "files": [str(p) for p in paths]}
@@ -253,9 +252,9 @@ def _sizes(ctx, param, value):
 
 
 @click.command("plan")
-@click.option("--target-params", type=click.FloatRange(min=0, min_open=True), required=True, help="Target N.")
+@click.option("--target-params", type=SIZE, required=True, help="Target N (7B or 7e9).")
 @click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
-@click.option("--target-tokens", type=click.FloatRange(min=0, min_open=True), help="Target D (instead of M).")
+@click.option("--target-tokens", type=SIZE, help="Target D (instead of M; 140B or 1.4e11).")
 @click.option(
     "--evidence",
     "evidence",
@@ -270,7 +269,7 @@ def _sizes(ctx, param, value):
     callback=_sizes,
     help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).",
 )
-@click.option("--budget", type=click.FloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
+@click.option("--budget", type=SIZE, help="Most FLOPs the ladder may cost (1e20).")
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
 @click.option(
     "--mfu",
@@ -284,6 +283,7 @@ def _sizes(ctx, param, value):
     "--out", "out_dir", type=click.Path(file_okay=False), help="Also write plan.json and plan.png here."
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@quiet_option
 def plan_cmd(
     target_params,
     target_multiplier,
@@ -304,14 +304,22 @@ def plan_cmd(
     from lmscale.testbed import load_runs
 
     point = ScalePoint.make(target_params, multiplier=target_multiplier, n_tokens=target_tokens)
-    p = plan(
-        combine([load_runs(e) for e in evidence]),
-        point,
-        budget_flops=budget,
-        max_runs=max_runs,
-        method=method,
-        allowed_sizes=allowed_sizes,
-    )
+    # JSON output is for scripts: it stays the only output
+    with LadderProgress(0, "plan", transient=True, mode="quiet" if fmt == "json" else None) as bar:
+
+        def progress(done, total, label):
+            bar.total = total
+            bar.advance(label)
+
+        p = plan(
+            combine([load_runs(e) for e in evidence]),
+            point,
+            budget_flops=budget,
+            max_runs=max_runs,
+            method=method,
+            allowed_sizes=allowed_sizes,
+            progress=progress,
+        )
     payload = p.to_dict(mfu, budget_flops=budget)
     if out_dir:
         write_plan(p, out_dir, payload)

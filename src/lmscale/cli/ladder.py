@@ -9,7 +9,8 @@ import time
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, format_option, out, suite_options, suite_tasks, warn
+from lmscale.cli._common import SIZE, err, format_option, out, suite_options, suite_tasks, warn
+from lmscale.cli.progress import LadderProgress, duration, quiet_option
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
 _device_option = click.option(
@@ -55,7 +56,7 @@ def ladder():
 )
 @click.option(
     "--corpus-tokens",
-    type=float,
+    type=SIZE,
     help="Training tokens in the corpus, for epochs (default: from DIR's token cache with --ladder-dir).",
 )
 @click.option(
@@ -63,11 +64,44 @@ def ladder():
     type=click.Path(file_okay=False),
     help="A ladder folder whose token cache gives the corpus size.",
 )
+@click.option(
+    "--gpu-peak-tflops",
+    default=989.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="GPU time estimate: peak TFLOP/s of one GPU (default: H100 dense bf16).",
+)
+@click.option(
+    "--mfu",
+    default=0.4,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="GPU time estimate: model-FLOPs utilisation assumed.",
+)
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="CPU time estimate: time a few real steps of each shape here (needs torch; seconds to minutes).",
+)
 @format_option()
-def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, ladder_dir, fmt):
-    """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated time."""
-    from lmscale.train.ladder import THROUGHPUT, family_warnings, plan
-    from lmscale.train.memory import GIB, cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
+def ladder_plan(
+    config,
+    preset_name,
+    device,
+    gpu_memory,
+    gpus,
+    corpus_tokens,
+    ladder_dir,
+    gpu_peak_tflops,
+    mfu,
+    measure,
+    fmt,
+):
+    """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated
+    time: on GPUs (--device cuda, --gpus or --gpu-memory) FLOPs ÷ (GPUs × peak × MFU), on a CPU from
+    step times measured here with --measure (else a rough FLOP/s constant, said so)."""
+    from lmscale.train.ladder import family_warnings, plan
+    from lmscale.train.memory import cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
 
     cfg = ladder_config(config, preset_name)
     runs = plan(cfg)
@@ -82,22 +116,32 @@ def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, la
     )
     for w in family_warnings(cfg) + resource_warnings(res):
         warn(w)
+    est = _time_estimate(cfg, runs, res, device, gpus, gpu_memory, gpu_peak_tflops, mfu, measure, fmt)
     if fmt == "json":
-        rows = []
-        for r, x in zip(runs, res):
-            rows.append(
-                r.row()
-                | {
-                    "estimated_seconds": r.estimated_seconds(device),
-                    "n_steps": x.n_steps,
-                    "epochs": x.epochs,
-                    "micro_batch": x.micro_batch,
-                    "activation_checkpointing": x.checkpointing,
-                    "peak_bytes_per_rank": x.memory.total if x.memory else None,
-                }
-            )
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(_plan_rows(runs, res, est), indent=1))
         return
+    _print_plan(cfg, runs, res, est, gpus)
+
+
+def _plan_rows(runs, res, est) -> list[dict]:
+    return [
+        r.row()
+        | {
+            "estimated_seconds": secs,
+            "time_assumption": est.assumption,
+            "n_steps": x.n_steps,
+            "epochs": x.epochs,
+            "micro_batch": x.micro_batch,
+            "activation_checkpointing": x.checkpointing,
+            "peak_bytes_per_rank": x.memory.total if x.memory else None,
+        }
+        for r, x, secs in zip(runs, res, est.seconds)
+    ]
+
+
+def _print_plan(cfg, runs, res, est, gpus) -> None:
+    from lmscale.train.memory import GIB
+
     tab = Table(
         title=f"ladder {cfg.name}: {len(runs)} runs on corpus {cfg.corpus.name!r} (V = {cfg.vocab_size}, "
         f"T = {cfg.seq_len}, {gpus} rank{'s' if gpus > 1 else ''})"
@@ -113,11 +157,11 @@ def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, la
         "epochs",
         "micro-batch",
         "peak/rank",
-        f"est. time ({device})",
+        "est. time",
     ]
     for col in cols:
         tab.add_column(col, justify="left" if col in ("run", "shape") else "right")
-    for r, x in zip(runs, res):
+    for r, x, secs in zip(runs, res, est.seconds):
         tab.add_row(
             r.run_id,
             r.shape.name,
@@ -129,53 +173,33 @@ def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, la
             "?" if x.epochs is None else f"{x.epochs:.2f}",
             f"{x.micro_batch}{' +ckpt' if x.checkpointing else ''}",
             f"{x.memory.total / GIB:.1f} GiB" if x.memory else "—",
-            f"{r.estimated_seconds(device):.0f} s",
+            duration(secs),
         )
     out.print(tab)
-    total = sum(r.estimated_seconds(device) for r in runs)
     out.print(
         f"total {sum(r.n_tokens for r in runs):,} tokens, {sum(r.flops for r in runs):.2e} FLOPs, "
-        f"about {total / 60:.1f} min (rough: assumes {THROUGHPUT[device]:.2g} FLOP/s); peak/rank: an estimate "
+        f"about {est.total_hours:.3g} hours ({est.assumption}); peak/rank: an estimate "
         "(see lmscale.train.memory), bf16 autocast"
     )
 
 
-class LadderProgress:
-    """A rich progress display for ladder training: one bar over runs, one over the current run's
-    steps (tokens/s), and an optional evaluation phase. Use as a context manager."""
+def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure, fmt):
+    """GPUs planned for (cuda, several ranks or a GPU memory): an assumed MFU of a stated peak; a
+    CPU: measured step times (or, with --no-measure, the rough FLOP/s constant, said so)."""
+    from lmscale.train.ladder import THROUGHPUT
+    from lmscale.train.timing import TimeEstimate, gpu_estimate, measured_estimate
 
-    def __init__(self, n_runs: int, transient: bool = False):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.n_runs = n_runs
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=transient,
+    if device == "cuda" or gpus > 1 or gpu_memory:
+        return gpu_estimate([r.flops for r in runs], gpus, peak, mfu)
+    if not measure:
+        return TimeEstimate(
+            tuple(r.estimated_seconds("cpu") for r in runs),
+            f"not measured: assumes {THROUGHPUT['cpu']:.2g} FLOP/s on 6ND, often several times too fast "
+            "for small models; --measure times real steps here",
         )
-
-    def __enter__(self):
-        self.bar.__enter__()
-        self.top = self.bar.add_task("ladder", total=self.n_runs, info="")
-        self.sub = self.bar.add_task("run", total=1, info="")
-        return self
-
-    def __exit__(self, *exc):
-        self.bar.update(self.top, completed=self.n_runs)
-        return self.bar.__exit__(*exc)
-
-    def on_run(self, k, n, r):
-        self.bar.update(self.top, completed=k, description=f"train run {k + 1}/{n}")
-        self.bar.update(self.sub, completed=0, total=1, description=r.run_id, info="preparing")
-
-    def on_step(self, step, n_steps, tps):
-        self.bar.update(self.sub, completed=step, total=n_steps, info=f"{tps:,.0f} tokens/s")
-
-    def on_eval(self, label):
-        self.bar.update(self.sub, advance=1, description=f"evaluate: {label}", info="")
+    if fmt != "json":
+        err.print(f"timing a few steps of each shape on {device} …")
+    return measured_estimate(runs, [x.n_steps for x in res], cfg.seq_len, "cpu")
 
 
 @ladder.command("run")
@@ -203,6 +227,7 @@ class LadderProgress:
 )
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--gpu-memory", help="GPU memory per rank (e.g. 80GB): choose each run's micro-batch to fit.")
+@quiet_option
 def ladder_run(
     config, preset_name, out_dir, device, log_to, micro_batch, activation_checkpointing, compile_, gpu_memory
 ):
@@ -220,7 +245,7 @@ def ladder_run(
         gpu_memory=gpu_memory,
     )
     t0 = time.perf_counter()
-    with LadderProgress(len(plan(cfg))) as progress:
+    with LadderProgress(len(plan(cfg)), "ladder run") as progress:
         path = run_ladder(
             cfg,
             out_dir,
@@ -260,12 +285,11 @@ def ladder_run(
 @click.option(
     "--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Harness: batch size."
 )
+@quiet_option
 def ladder_eval_cmd(
     ladder_dir, suite, data_root, task_labels, limit, harness, include_path, device, batch_size
 ):
     """Score every finished run of a ladder on a task suite (or with the harness) and rewrite DIR/runs.jsonl."""
-    from rich.progress import Progress
-
     from lmscale.ladder_eval import finished_runs, ladder_eval
 
     n_runs = len(finished_runs(ladder_dir))
@@ -275,8 +299,7 @@ def ladder_eval_cmd(
         if suite:
             raise click.UsageError("give --suite or --harness, not both")
         names = [t.strip() for t in harness.split(",") if t.strip()]
-        with Progress(console=err, transient=True) as bar:
-            t = bar.add_task("runs (harness)", total=n_runs)
+        with LadderProgress(n_runs, "ladder eval (harness)", transient=True) as bar:
             path = ladder_harness_eval(
                 ladder_dir,
                 names,
@@ -284,14 +307,13 @@ def ladder_eval_cmd(
                 device=device,
                 batch_size=batch_size,
                 limit=limit,
-                progress=lambda _r: bar.advance(t),
+                progress=lambda run: bar.advance(f"run {run} scored"),
             )
         out.print(f"wrote {path}: {n_runs} runs × {len(names)} harness task(s)")
         return
     tasks = suite_tasks(suite, data_root, task_labels)
-    with Progress(console=err, transient=True) as bar:
-        t = bar.add_task("runs × tasks", total=n_runs * len(tasks))
-        path = ladder_eval(ladder_dir, tasks, limit=limit, progress=lambda _l: bar.advance(t), device=device)
+    with LadderProgress(n_runs * len(tasks), "ladder eval", transient=True) as bar:
+        path = ladder_eval(ladder_dir, tasks, limit=limit, progress=bar.advance, device=device)
     out.print(f"wrote {path}: {n_runs} runs × {len(tasks)} tasks")
 
 

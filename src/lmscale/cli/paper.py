@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 
 from lmscale.cli._common import err, fmt, format_option, method_option, out
+from lmscale.cli.progress import LadderProgress, quiet_option
 from lmscale.formatting import pct
 
 
@@ -54,6 +55,7 @@ from lmscale.formatting import pct
 # the paper report keeps the authors' method by default, so that its numbers are the paper's
 @method_option("Fitting method of the fits", default="paper")
 @click.option("--only", multiple=True, help="Report (with --out): run only these analyses (default all).")
+@quiet_option
 def reproduce(
     testbed_dir, spec, train_sets, val_sets, fmt, out_dir, split, loss_fit, error_fit, heldout, method, only
 ):
@@ -71,7 +73,9 @@ def reproduce(
         raise click.UsageError("--only chooses analyses of the report: give --out DIR with it")
     runs = testbed.load(testbed_dir)
     targets = (split_target(split),) if split else paper.ERROR_TARGETS
-    _fits, rows = paper.reproduce(runs, fit_spec, train_sets or None, val_sets or None, targets, method)
+    with LadderProgress(1, "reproduce", transient=True, mode="quiet" if fmt == "json" else None) as bar:
+        _fits, rows = paper.reproduce(runs, fit_spec, train_sets or None, val_sets or None, targets, method)
+        bar.advance("held-out predictions")
     if fmt == "json":
         click.echo(json.dumps([r.summary() for r in rows], indent=1))
         return
@@ -103,8 +107,6 @@ def reproduce(
 
 
 def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, out_dir):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from lmscale.analyses.context import Context, Setting
     from lmscale.paper_constants import PAPER_VAL_SET
     from lmscale.report.writer import ANALYSES, build_report
@@ -119,13 +121,8 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
     )
     ctx = Context.from_testbed(testbed_dir, setting)
     n = len(only or ANALYSES)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
-    ) as bar:
-        task = bar.add_task("analyses", total=2 * n)
-        built = build_report(
-            ctx, out_dir, only or None, progress=lambda k: bar.update(task, advance=1, description=k)
-        )
+    with LadderProgress(2 * n, "reproduce", transient=True) as bar:
+        built = build_report(ctx, out_dir, only or None, progress=bar.advance)
     out.print(
         f"wrote {built.path} and {Path(out_dir) / 'report.html'}: {len(built.analyses)} analyses in "
         f"{built.seconds:.1f} s (figures in {Path(out_dir) / 'figures'}, tables in {Path(out_dir) / 'tables'})"

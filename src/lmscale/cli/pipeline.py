@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 
 from lmscale.cli._common import err, format_option, method_option, out, suite_options, suite_tasks
-from lmscale.cli.ladder import LadderProgress, ladder_config
+from lmscale.cli.ladder import ladder_config
+from lmscale.cli.progress import LadderProgress, quiet_option
 from lmscale.formatting import pct
 
 _preset_option = click.option("--preset", "preset_name", help="cpu-tiny (default), cpu-small or paper.")
@@ -101,6 +102,7 @@ def _print_heldout(df, title: str) -> None:
 )
 @_device_option
 @method_option("Fitting method of both laws")
+@quiet_option
 def loop(config, preset_name, out_dir, device, method):
     """The whole loop, offline: train (or reuse) a ladder, evaluate it (validation losses and the
     built-in task suite), fit on the smaller runs, predict the largest, write OUT/report."""
@@ -109,7 +111,7 @@ def loop(config, preset_name, out_dir, device, method):
 
     cfg = ladder_config(config, preset_name)
     t0 = time.perf_counter()
-    with LadderProgress(len(plan(cfg)), transient=True) as p:
+    with LadderProgress(len(plan(cfg)), "loop", transient=True) as p:
         res = run_loop(
             cfg, out_dir, device=device, method=method, on_run=p.on_run, on_step=p.on_step, on_eval=p.on_eval
         )
@@ -121,9 +123,17 @@ def loop(config, preset_name, out_dir, device, method):
 
 @click.command()
 @click.argument("runs", type=click.Path(exists=True, dir_okay=False))
-@click.option("--val-set", required=True, help="Validation loss the laws use (e.g. python).")
 @click.option(
-    "--split", required=True, help="Tasks averaged by the error law: comma-separated names or a split name."
+    "--loss-column",
+    "--val-set",
+    "val_set",
+    required=True,
+    help="Validation loss the laws use (loss_python or python; --val-set is its old name), as in fit and backtest.",
+)
+@click.option(
+    "--split",
+    help="Tasks averaged by the error law: comma-separated names or a split name (leave out for a "
+    "loss-only report, e.g. a table without accuracies).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Report folder.")
 @click.option(
@@ -141,6 +151,7 @@ def report(runs, val_set, split, out_dir, fit_runs, heldout, method):
     from lmscale.run_table import RunTable
 
     table = RunTable.read(runs)
+    val_set = val_set.removeprefix("loss_")
     spec = custom_spec(table, fit_runs, heldout)
     path, df = report_runs(table, val_set, split, out_dir, method=method, spec=spec)
     out.print(f"wrote {path}")

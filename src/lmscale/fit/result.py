@@ -18,7 +18,7 @@ from lmscale.laws import Law, get_law
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FitResult:
     """A fitted law. ``params`` are named; ``predict`` is the one way to evaluate it."""
 
@@ -50,8 +50,46 @@ class FitResult:
         return self.law_impl if self.law_impl is not None else get_law(self.law)
 
     def predict(self, **inputs):
-        """Evaluate the fitted law, e.g. ``fit.predict(n_params=6.9e9, multiplier=20)``."""
+        """Evaluate the fitted law, e.g. ``fit.predict(n_params=6.9e9, multiplier=20)`` or
+        ``fit.predict(n_params=6.9e9, n_tokens=1.4e11)`` (D and M convert through N)."""
+        need = self.law_obj.inputs
+        if (
+            "n_tokens" in inputs
+            and "multiplier" in need
+            and "multiplier" not in inputs
+            and "n_params" in inputs
+        ):
+            inputs["multiplier"] = np.asarray(inputs.pop("n_tokens"), dtype=float) / np.asarray(
+                inputs["n_params"], dtype=float
+            )
+        elif (
+            "multiplier" in inputs
+            and "n_tokens" in need
+            and "n_tokens" not in inputs
+            and "n_params" in inputs
+        ):
+            inputs["n_tokens"] = np.asarray(inputs.pop("multiplier"), dtype=float) * np.asarray(
+                inputs["n_params"], dtype=float
+            )
         return self.law_obj(self.params, **inputs)
+
+    # ------------------------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        from lmscale.summaries import fit_repr
+
+        return fit_repr(self)
+
+    def summary(self) -> str:
+        """The ``lmscale fit`` table as text: parameters (with bootstrap intervals), the paper form
+        and M* for the over-training law, diagnostics and plausibility warnings."""
+        from lmscale.summaries import fit_summary
+
+        return fit_summary(self)
+
+    def _repr_html_(self) -> str:
+        from lmscale.summaries import fit_html
+
+        return fit_html(self)
 
     def predict_samples(self, **inputs) -> np.ndarray:
         """Predictions of every bootstrap sample, shape (n_samples, *input shape)."""

@@ -26,6 +26,31 @@ def input_columns(law: Law, loss_column: str | None = None) -> dict[str, str]:
     return cols
 
 
+def choose_law(law: Law | str | None, target: str) -> Law:
+    """The law for ``target``: ``law`` when it suits it, the error law for an error target
+    (``error_*``, ``error:…``) and the over-training law for a loss when ``law`` is None; a loss law
+    asked to fit an error (or the error law a loss) is refused."""
+    is_error, is_loss = target.startswith("error"), target.startswith(LOSS_PREFIX)
+    if law is None:
+        if is_error:
+            return get_law("error")
+        if is_loss:
+            return get_law("overtrain")
+        raise InputError(
+            f"no default law for target {target!r}: name one (--law overtrain, chinchilla or error)"
+        )
+    law = get_law(law) if isinstance(law, str) else law
+    maps_loss = "loss" in law.inputs
+    if is_error and not maps_loss:
+        raise InputError(
+            f"target {target!r} is a downstream error, but law {law.name!r} models a loss from N and D: "
+            "fit it with the error law (--law error, or leave --law out) chained through --loss-column"
+        )
+    if is_loss and maps_loss:
+        raise InputError(f"target {target!r} is a loss; law {law.name!r} maps a loss to a downstream error")
+    return law
+
+
 def fit_table(
     runs: RunTable,
     law: Law | str,
@@ -39,9 +64,9 @@ def fit_table(
     law = get_law(law) if isinstance(law, str) else law
     if len(runs) == 0:
         raise InputError(f"empty selection: no runs left to fit law {law.name!r} on {target!r}")
+    y = target_values(runs, target)  # an unknown target is named before a missing loss column
     cols = input_columns(law, loss_column)
     x = {}
     for name, col in cols.items():
         x[name] = runs.loss(col) if name == "loss" else runs.column(col).astype(float)
-    y = target_values(runs, target)
     return fit(law, x, y, method=method, run_ids=runs.run_ids, target=target, input_columns=cols, **kwargs)

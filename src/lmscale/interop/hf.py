@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from lmscale._io import atomic_write_text
+from lmscale._io import atomic_write_text, share_mode
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.ladder_eval import load_run
@@ -66,6 +66,7 @@ def export_run(run_dir: str | Path, to: str | Path, *, overwrite: bool = False) 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = out / ".model.safetensors.tmp"
     safetensors_torch.save_file(state, str(tmp), metadata={"format": "pt"})
+    share_mode(tmp)  # safetensors creates its file 0600: give it the umask's mode, as open() would
     tmp.replace(out / "model.safetensors")
     tok_file = record.tokenizer_at(run_dir)
     assert tok_file is not None  # load_run checked it

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +16,12 @@ from lmscale._io import read_json, read_yaml
 from lmscale.errors import InputError
 from lmscale.run_table import RunTable
 from lmscale.table_checks import ACC_PREFIX, LOSS_PREFIX
-
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.I)
+from lmscale.units import parse_size
 
 #: run-table columns a name pattern or a mapping may fill besides measures
 ROW_FIELDS = ("run_id", "dataset", "model", "n_params", "n_tokens", "multiplier")
+#: a row field: N as the model's name gives it (150M), used when no config key gives the exact count
+NOMINAL_N = "_nominal_n_params"
 #: pattern field aliases → run-table column
 _ALIASES = {
     "params": "n_params",
@@ -32,33 +31,20 @@ _ALIASES = {
     "d": "n_tokens",
     "m": "multiplier",
     "mult": "multiplier",
+    "k": "chinchilla_multiple",
+    "xc": "chinchilla_multiple",
     "run": "run_id",
     "name": "run_id",
     "data": "dataset",
 }
 
 
-def parse_size(text: Any, what: str = "size") -> float:
-    """150M → 1.5e8, 3B → 3e9, 20b → 2e10, 1.4e9 → 1.4e9, 500k → 5e5 (k, M, B/G, T)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        m = _SIZE.match(str(text))
-        if not m:
-            raise InputError(
-                f"{what} {text!r} is not a number with an optional k/M/B/T suffix (e.g. 150M, 3B)"
-            )
-        value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(f"{what} {text!r} must be a positive finite number")
-    return value
-
-
 @dataclass(frozen=True)
 class NamePattern:
     """A file or run name pattern such as ``'{model}_{tokens}.csv'`` or ``'{dataset}-{params}-M{m}'``:
     literal text and ``{field}`` placeholders (run_id, dataset, model, n_params / params / size,
-    n_tokens / tokens, multiplier / m; other names are kept as metadata)."""
+    n_tokens / tokens, multiplier / m, and k / xc: Chinchilla multiples as in ``'olmo-{size}-{k}xC'``,
+    20 tokens per parameter each; other names are kept as metadata)."""
 
     text: str
     regex: re.Pattern = field(repr=False, compare=False, default=re.compile(""))
@@ -89,15 +75,14 @@ class NamePattern:
         row: dict[str, Any] = {}
         for key, value in m.groupdict().items():
             col = _ALIASES.get(key.lower(), key)
-            if col in ("n_params", "n_tokens"):
+            if col in ("n_params", "n_tokens", "multiplier", "chinchilla_multiple"):
                 row[col] = parse_size(value, f"{col} in name {name!r}")
-            elif col == "multiplier":
-                row[col] = parse_size(value, f"multiplier in name {name!r}")
             else:
                 row[col] = value
         if "n_params" not in row and isinstance(row.get("model"), str):
-            with contextlib.suppress(InputError):  # a model named by its size (150M, 1.4B) gives N
-                row["n_params"] = parse_size(row["model"], "model size")
+            with contextlib.suppress(InputError):  # a model named by its size (150M, 1.4B) gives N,
+                # unless the run config has the exact count (see wandb_csv.history_row)
+                row[NOMINAL_N] = parse_size(row["model"], "model size")
         return row
 
 
@@ -175,10 +160,23 @@ class ImportReport:
     notes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
+        """A summary line, then one line per skip reason with its count and a few of the sources
+        (not one line per skipped source), then the notes."""
         n = 0 if self.table is None else len(self.table)
         out = [f"imported {n} run(s); skipped {len(self.skipped)}"]
-        out += [f"skipped {src}: {why}" for src, why in self.skipped]
-        return out + list(self.notes)
+        return out + grouped_reasons(self.skipped) + list(self.notes)
+
+
+def grouped_reasons(skipped: Sequence[tuple[str, str]], examples: int = 3) -> list[str]:
+    """``skipped N: REASON (e.g. a, b, c)``, one line per distinct reason, most frequent first."""
+    by: dict[str, list[str]] = {}
+    for src, why in skipped:
+        by.setdefault(why, []).append(src)
+    out = []
+    for why, srcs in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(srcs[:examples]) + (f", … ({len(srcs)} in all)" if len(srcs) > examples else "")
+        out.append(f"skipped {len(srcs)}: {why} ({shown})" if len(srcs) > 1 else f"skipped {shown}: {why}")
+    return out
 
 
 def finish(
@@ -197,6 +195,9 @@ def finish(
     if not good:
         raise InputError(
             f"{source}: no run could be imported"
-            + ("".join(f"\n  {s}: {why}" for s, why in skipped[:20]) if skipped else "")
+            + "".join(f"\n  {line}" for line in grouped_reasons(skipped)[:20])
         )
-    return ImportReport(RunTable.from_records(good, source=source), tuple(skipped), tuple(notes))
+    table = RunTable.from_records(good, source=source)
+    from lmscale.sanity import table_warnings
+
+    return ImportReport(table, tuple(skipped), (*notes, *(f"warning: {w}" for w in table_warnings(table))))

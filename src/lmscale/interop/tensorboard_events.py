@@ -105,6 +105,7 @@ def import_tensorboard(
     dataset: str | None = None,
     params_keys: Sequence[str] = PARAMS_KEYS,
     tokens_keys: Sequence[str] = TOKENS_KEYS,
+    tokens_per_param_unit: float | None = None,
 ) -> ImportReport:
     """One run per sub-folder of ``root`` that holds event files (or ``root`` itself)."""
     base = Path(root)
@@ -120,6 +121,7 @@ def import_tensorboard(
         dataset,
         params_keys,
         tokens_keys,
+        tokens_per_param_unit,
     )
     rows: list = []
     skipped: list[tuple[str, str]] = []

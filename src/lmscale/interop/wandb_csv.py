@@ -16,7 +16,6 @@ from mapped history columns, from a sibling ``<file>.config.json|yaml`` (the W&B
 from __future__ import annotations
 
 import csv
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,13 +24,15 @@ from typing import Any
 
 from lmscale._io import read_json, read_text, read_yaml
 from lmscale.errors import InputError
-from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish, parse_size
+from lmscale.interop.mapping import NOMINAL_N, MetricMap, NamePattern, parse_size
 
 STEP_COLUMNS = ("_step", "Step", "step", "trainer/global_step", "global_step")
 _MISSING = {"", "nan", "NaN", "null", "None", "none"}
 #: run-config keys tried for N and D when none is named
 PARAMS_KEYS = ("n_params", "num_params", "model_params", "params", "model/num_params", "n_parameters")
 TOKENS_KEYS = ("n_tokens", "num_tokens", "train_tokens", "tokens", "total_tokens", "max_tokens")
+#: tokens per parameter of "1xC", one Chinchilla multiple (Hoffmann et al. 2022)
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,24 @@ def read_config(csv_path: Path) -> dict[str, Any]:
 
 
 def flatten_config(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A run config, W&B's ``{key: {desc, value}}`` form unwrapped to ``{key: value}``."""
-    return {str(k): (v["value"] if isinstance(v, Mapping) and "value" in v else v) for k, v in data.items()}
+    """A run config, W&B's ``{key: {desc, value}}`` form unwrapped to ``{key: value}``, and nested
+    sections also reachable by dotted keys (``{"model": {"n_params": 1e8}}`` → ``model.n_params``,
+    as the runs-table export names them)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any, depth: int) -> None:
+        if isinstance(value, Mapping) and depth < 8:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v, depth + 1)
+        else:
+            out.setdefault(prefix, value)
+
+    for k, v in data.items():
+        value = v["value"] if isinstance(v, Mapping) and "value" in v else v
+        out[str(k)] = value
+        if isinstance(value, Mapping):
+            walk(str(k), value, 0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,9 @@ class RowRules:
     dataset: str | None = None
     params_keys: Sequence[str] = PARAMS_KEYS
     tokens_keys: Sequence[str] = TOKENS_KEYS
+    #: tokens per parameter of one unit of the name's multiplier (20 for Chinchilla multiples, 1xC);
+    #: a ``{k}`` (or ``{xc}``) pattern field is in such units, 20 unless given
+    tokens_per_param_unit: float | None = None
 
     def row(self, name: str, history: Callable[[], History], config: Callable[[], Mapping[str, Any]]) -> dict:
         """The row; the name is checked against the pattern before anything is read."""
@@ -133,7 +153,12 @@ class RowRules:
         if self.pattern is not None:
             fields = self.pattern.match(name)
             if fields is None:
-                raise InputError(f"name {name!r} does not match {self.pattern.text!r}")
+                raise InputError(f"the name does not match the pattern {self.pattern.text!r}")
+            if "chinchilla_multiple" in fields:
+                k = float(fields.pop("chinchilla_multiple"))
+                fields["multiplier"] = k * (self.tokens_per_param_unit or CHINCHILLA_TOKENS_PER_PARAM)
+            elif self.tokens_per_param_unit and "multiplier" in fields:
+                fields["multiplier"] = float(fields["multiplier"]) * self.tokens_per_param_unit
         return history_row(
             history(),
             self.mapping,
@@ -181,10 +206,13 @@ def history_row(
         row[col] = v
         last_step = s if last_step is None else max(last_step, s)
     cfg = config or {}
+    nominal = row.pop(NOMINAL_N, None)
     if "n_params" not in row:
         n = _from_config(cfg, params_keys, "N")
         if n is not None:
             row["n_params"] = n
+        elif nominal is not None:
+            row["n_params"] = nominal
     if "n_tokens" not in row:
         d = _from_config(cfg, tokens_keys, "D")
         if d is not None:
@@ -193,51 +221,21 @@ def history_row(
             row["n_tokens"] = float(row["multiplier"]) * float(row["n_params"])
     missing = [k for k in ("n_params", "n_tokens") if k not in row]
     if missing:
+        keys = sorted(k for k, v in cfg.items() if not isinstance(v, Mapping))
+        shown = ", ".join(keys[:40]) + (f" … ({len(keys)} in all)" if len(keys) > 40 else "")
         raise InputError(
-            f"{' and '.join(missing)} not found: map a history column to it, put it in the run config, "
-            "or parse it from the file name with --name-pattern"
+            f"{' and '.join(missing)} not found: map a history column to it, name its run-config key "
+            "(--params-key / --tokens-key, dotted for nested keys such as model.n_params), or parse it "
+            "from the name with --name-pattern"
+            + (f"; the run config has keys: {shown}" if keys else "; the run has no config")
         )
     row.setdefault("run_id", hist.name)
     row.setdefault("dataset", dataset or "default")
     row.setdefault("model", f"{float(row['n_params']) / 1e6:.4g}M")
-    if last_step is not None:
+    if last_step:  # a runs-table summary is one point at step 0: no step column then
         row["step"] = last_step
     return row
 
 
-def import_wandb_csv(
-    folder: str | Path,
-    mapping: MetricMap,
-    *,
-    name_pattern: str | None = None,
-    step: int | None = None,
-    dataset: str | None = None,
-    params_keys: Sequence[str] = PARAMS_KEYS,
-    tokens_keys: Sequence[str] = TOKENS_KEYS,
-) -> ImportReport:
-    """Every ``*.csv`` of ``folder`` as one run; files that cannot give a row are skipped with the
-    reason."""
-    root = Path(folder)
-    files = sorted(root.glob("*.csv")) if root.is_dir() else [root]
-    if not files:
-        raise InputError(f"{root}: no .csv files")
-    rules = RowRules(
-        mapping,
-        NamePattern.parse(name_pattern) if name_pattern else None,
-        step,
-        dataset,
-        params_keys,
-        tokens_keys,
-    )
-    rows, skipped = [], []
-    for f in files:
-        try:
-            rows.append(
-                (
-                    f.name,
-                    rules.row(f.name, functools.partial(read_history, f), functools.partial(read_config, f)),
-                )
-            )
-        except InputError as exc:
-            skipped.append((f.name, str(exc)))
-    return finish(rows, skipped, str(root))
+def _same(value):
+    return value

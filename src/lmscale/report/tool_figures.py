@@ -102,7 +102,7 @@ def write_backtest(result: BacktestResult, folder: str | Path, title: str | None
     frame = result.frame()
     figures = plot_backtest(frame, title or f"Backtest of {result.target}: error vs extrapolation")
     return save_figures(
-        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary()}, figures
+        Path(folder), {"backtest.csv": frame, "backtest_summary.csv": result.summary_frame()}, figures
     )
 
 
