@@ -54,6 +54,25 @@ def render_accuracy(rows: object) -> str:
     return markdown_table(rows)
 
 
+def render_default_vs_paper(rows: object) -> str:
+    assert isinstance(rows, list)
+    by = {(r["fit_set"], r["method"]): r for r in rows}
+    lines = [
+        "| fit set | loss error: default | paper | ratio | chained error: default | paper | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for fs in dict.fromkeys(r["fit_set"] for r in rows):
+        d, p = by.get((fs, "default")), by.get((fs, "paper"))
+        if d is None or p is None:
+            continue
+        cells = []
+        for key in ("mean_rel_error", "error_mean_rel_error"):
+            ratio = d[key] / p[key] if p[key] else math.nan
+            cells += [pct(d[key]), pct(p[key]), f"{ratio:.2f}×"]
+        lines.append(f"| {fs} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_example_heldout(payload: object) -> str:
     assert isinstance(payload, dict)
     level = round(100 * payload["interval_level"])
@@ -118,8 +137,17 @@ BLOCKS: dict[str, Block] = {
         "accuracy.json",
         render_accuracy,
     ),
-    "example_heldout": Block("python benchmarks/example_ladder.py", "example_ladder.json", render_example_heldout),
-    "example_methods": Block("python benchmarks/example_ladder.py", "example_ladder.json", render_example_methods),
+    "default_vs_paper": Block(
+        f"lmscale benchmark accuracy --testbed {TESTBED} --format json > benchmarks/results/accuracy.json",
+        "accuracy.json",
+        render_default_vs_paper,
+    ),
+    "example_heldout": Block(
+        "python benchmarks/example_ladder.py", "example_ladder.json", render_example_heldout
+    ),
+    "example_methods": Block(
+        "python benchmarks/example_ladder.py", "example_ladder.json", render_example_methods
+    ),
     "plan": Block(
         f"lmscale plan --target-params 6.9e9 --target-multiplier 20 --evidence {TESTBED} --budget 1e20 "
         "--format json > benchmarks/results/plan.json",
