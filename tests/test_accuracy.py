@@ -1,5 +1,5 @@
 """The accuracy benchmark's goals on the paper testbed: the default method against the paper's,
-and calibrated coverage of the 5-run default fit (the numbers are in the README's table)."""
+and calibrated coverage of the 5-run default fit (the numbers are in docs/benchmarks.md's table)."""
 
 import pytest
 

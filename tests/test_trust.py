@@ -25,7 +25,7 @@ def test_varpro_finds_the_paper_optimum_on_reference_fits(paper_reproduction):
         for ef in f.error_fits.values():
             ve = fit(ERROR, ef.x, ef.y, method="varpro")
             # MINPACK's default tolerances stop the paper's error fits up to ~2e-5 short of the exact
-            # optimum (see README); predictions agree to 1e-5 and varpro is never worse
+            # optimum (see docs/fitting.md); predictions agree to 1e-5 and varpro is never worse
             for k in ef.params:
                 assert ve.params[k] == pytest.approx(ef.params[k], rel=5e-5)
             assert ve.predict(loss=2.3) == pytest.approx(ef.predict(loss=2.3), rel=1e-5)
