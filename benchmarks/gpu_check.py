@@ -104,11 +104,20 @@ def worker_throughput(args) -> dict:
     cuda = args.device.startswith("cuda")
     marks: dict[int, float] = {}
 
+    prof = None
+    if args.profile:  # the timed steps under torch.profiler: where a step's GPU time goes
+        acts = [torch.profiler.ProfilerActivity.CPU] + (
+            [torch.profiler.ProfilerActivity.CUDA] if cuda else []
+        )
+        prof = torch.profiler.profile(activities=acts)
+
     def progress(step, n_steps, tps):
         if step in (warm, steps):
             if cuda:
                 torch.cuda.synchronize()
             marks[step] = time.perf_counter()
+            if prof is not None:
+                (prof.__enter__ if step == warm else lambda: prof.__exit__(None, None, None))()
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -143,6 +152,13 @@ def worker_throughput(args) -> dict:
         out["mfu"] = round(fpt * tps / (args.peak_tflops * 1e12), 4)
         out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         out["estimate_over_peak"] = round(est.total / torch.cuda.max_memory_allocated(), 2)
+    if prof is not None:
+        key = "self_device_time_total" if cuda else "self_cpu_time_total"
+        table = prof.key_averages().table(sort_by=key, row_limit=30)
+        Path(args.json).with_suffix(".profile.txt").write_text(table)
+        events = sorted(prof.key_averages(), key=lambda e: -getattr(e, key))
+        total = sum(getattr(e, key) for e in events) or 1.0
+        out["profile_top"] = [(e.key[:60], round(100 * getattr(e, key) / total, 1)) for e in events[:12]]
     if args.variant == "compile":
         from torch._dynamo.utils import counters
 
@@ -402,7 +418,9 @@ def section_throughput(args, out: Path, work: Path, shape: str, variant: str, bu
     js = work / f"tp_{shape}_{variant}.json"
     cmd = _me(args, "--worker", "throughput", "--shape", shape, "--variant", variant, "--json", js)
     cmd += ["--dir", work / f"tp_{shape}_{variant}", "--steps", args.steps, "--warm", args.warm]
-    cmd += ["--micro-batch", {"0.154B": 16, "0.411B": 16}.get(shape, 8)]
+    cmd += ["--micro-batch", args.micro_batch if not args.tiny else 8] + (
+        ["--profile"] if args.profile else []
+    )
     rc, wall = _run(cmd, out / f"throughput_{shape}_{variant}.log", budget, _env())
     return {"rc": rc, "wall_s": round(wall, 1), **(_read_json(js) or {})}
 
@@ -494,6 +512,7 @@ if __name__ == "__main__":
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--only", action="append", default=[], help="run only sections starting so (repeat)")
     ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--profile", action="store_true", help="profile the timed steps (throughput sections)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shape", default="tiny", help=argparse.SUPPRESS)
     ap.add_argument("--variant", default="eager", help=argparse.SUPPRESS)
