@@ -22,10 +22,9 @@ import pandas as pd
 
 from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
-from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
 from lmscale.fit.method import METHODS, NAMES, check_method, method_for
-from lmscale.fit.result import FitResult
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.run_table import RunTable
 from lmscale.tasks import target_values
@@ -132,15 +131,6 @@ def log_spread(samples: np.ndarray) -> np.ndarray:
     return np.where(ok, (q3 - q1) / 1.349, np.nan)
 
 
-def _boot(result: FitResult, n_resamples: int, seed: int) -> FitResult | None:
-    if n_resamples <= 0:
-        return None
-    try:
-        return bootstrap(result, n_resamples, seed)
-    except FitError:
-        return None
-
-
 def backtest_arrays(
     n_params,
     multiplier,
@@ -175,7 +165,7 @@ def backtest_arrays(
             lf = fit(OVERTRAIN, {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=how)
         except (FitError, InputError):
             continue
-        lb = _boot(lf, n_resamples, seed)
+        lb = bootstrap_or_none(lf, n_resamples, seed)
         pred = np.asarray(lf.predict(n_params=n[pm], multiplier=m[pm]), dtype=float)
         loss_s = lb.predict_samples(n_params=n[pm], multiplier=m[pm]) if lb else None
         factors = (n[pm] / n[fm].max(), m[pm] / m[fm].max(), c[pm] / c[fm].max(), m[fm].min() / m[pm])
@@ -195,7 +185,7 @@ def backtest_arrays(
         except (FitError, InputError):
             continue
         epred = np.asarray(ef.predict(loss=pred), dtype=float)
-        eb = _boot(ef, n_resamples, seed + 1)
+        eb = bootstrap_or_none(ef, n_resamples, seed + 1)
         sd_e = np.full(len(idx), np.nan)
         if loss_s is not None and eb is not None:
             ep = np.asarray(eb.bootstrap)

@@ -17,8 +17,8 @@ import numpy as np
 
 from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
-from lmscale.errors import FitError, InputError
-from lmscale.fit.bootstrap import bootstrap
+from lmscale.errors import InputError
+from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.method import DEFAULT, check_method
 from lmscale.fit.result import FitResult
 from lmscale.fit.runs import fit_table
@@ -304,10 +304,7 @@ class Study:
     def _bootstrapped(self, fit: FitResult, n_resamples: int, seed: int) -> FitResult:
         key = (id(fit), n_resamples, seed)  # fits live in self._fits for the study's lifetime
         if key not in self._booted:
-            try:
-                self._booted[key] = bootstrap(fit, n_resamples, seed)
-            except FitError:
-                self._booted[key] = fit
+            self._booted[key] = bootstrap_or_none(fit, n_resamples, seed) or fit
         return self._booted[key]
 
     def interval(

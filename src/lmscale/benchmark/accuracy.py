@@ -38,7 +38,7 @@ import numpy as np
 from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError, InputError
-from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.method import METHODS as FIT_METHODS
 from lmscale.fit.method import resolve_method
 from lmscale.laws import get_law
@@ -130,13 +130,6 @@ def _score(rows: list[tuple]) -> dict:
         "cov90": cov[0.9],
         "width": width,
     }
-
-
-def _boot(fit, n, seed):
-    try:
-        return bootstrap(fit, n, seed)
-    except FitError:
-        return fit
 
 
 def run(
@@ -239,8 +232,8 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                         failures, note = failures + 1, str(exc).split(";")[0]
             own_loss = own_err = None
             if intervals:
-                lf = _boot(lf, n_resamples, seed)
-                efits = {t: _boot(f, n_resamples, seed + 1) for t, f in efits.items()}
+                lf = bootstrap_or_none(lf, n_resamples, seed) or lf
+                efits = {t: bootstrap_or_none(f, n_resamples, seed + 1) or f for t, f in efits.items()}
                 errs = None
                 if vs == ERROR_LOSS and set(eruns.run_ids) == set(lruns.run_ids):
                     errs = {t: target_values(lruns, t) for t in ERROR_TARGETS}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from lmscale import calibration as cal
-from lmscale.benchmark.accuracy import LEVELS, _boot, _score
+from lmscale.benchmark.accuracy import LEVELS, _score
+from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
 from lmscale.laws import get_law
 from lmscale.predict import ScalePoint
@@ -23,7 +24,7 @@ def holdout_coverage(
     n, m, y = (np.asarray(v, dtype=float) for v in (n_params, multiplier, loss))
     fm = np.asarray(fit_mask, bool)
     lf = fit(get_law("overtrain"), {"n_params": n[fm], "multiplier": m[fm]}, y[fm], method=method)
-    lf = cal.calibrate_fit(_boot(lf, n_resamples, seed), n_resamples, seed)
+    lf = cal.calibrate_fit(bootstrap_or_none(lf, n_resamples, seed) or lf, n_resamples, seed)
     c = cal.of_fit(lf)
     rows: list[tuple] = []
     for i in np.flatnonzero(~fm):

@@ -32,7 +32,7 @@ import pandas as pd
 from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError, InputError
-from lmscale.fit.bootstrap import bootstrap
+from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
 from lmscale.laws import CHINCHILLA, OVERTRAIN
 from lmscale.predict import ScalePoint
@@ -269,10 +269,8 @@ def score_split(
     pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
     sc.rel = list((pred - lad.loss[hm]) / lad.loss[hm])
     if reference is not None and method.has_intervals and n_resamples > 0:
-        try:
-            lb = bootstrap(lf, n_resamples, seed)
-        except FitError as exc:
-            lb, note = lf, f"no bootstrap: {exc}"
+        booted = bootstrap_or_none(lf, n_resamples, seed)
+        lb, note = (booted, "") if booted is not None else (lf, "no bootstrap")
         own = cal.choose(backtest_points(lad, fm, method.fit_method, n_resamples, seed), "loss", reference)
         note = note or own.source
         for i, j in enumerate(np.flatnonzero(hm)):

@@ -73,6 +73,19 @@ def bootstrap(result: FitResult, n_resamples: int = 1000, seed: int | np.random.
         return _bootstrap(result, n_resamples, seed)
 
 
+def bootstrap_or_none(result: FitResult, n_resamples: int, seed: int = 0) -> FitResult | None:
+    """``bootstrap(result, …)``, or None when no resample is asked for (``n_resamples`` ≤ 0) or the
+    fit cannot be bootstrapped (too few runs to resample, no resample could be fitted). The one
+    fallback rule of every caller: a fit without samples, whose intervals then rest on the
+    calibration's extrapolation term alone (``maybe or fit``)."""
+    if n_resamples <= 0:
+        return None
+    try:
+        return bootstrap(result, n_resamples, seed)
+    except FitError:
+        return None
+
+
 def _bootstrap(result: FitResult, n_resamples: int, seed: int | np.random.Generator) -> FitResult:
     if n_resamples < 1:
         raise FitError("the number of bootstrap resamples must be at least 1")

@@ -165,13 +165,13 @@ def batched_projection(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
     """Batched weighted least squares. phi (..., n, k), w (..., n) → beta (..., k), objective (...).
 
     Solved like the exact projection (:func:`_projected`): by QR of √W·Φ, after scaling every
-    column to unit norm, never by normal equations. The basis columns of a steep power law differ
+    column by its largest entry, never by normal equations. The basis columns of a steep power law differ
     by many orders of magnitude (a constant next to N^-0.7 ≈ 1e-7), so normal equations, or a
     ridge sized on their trace, would solve a different problem from the point fit's."""
     sw = np.sqrt(w)
     a = phi * sw[..., None]  # (..., n, k)
     b = np.broadcast_to(y * sw, a.shape[:-1])  # (..., n)
-    scale = np.linalg.norm(a, axis=-2)  # (..., k)
+    scale = np.max(np.abs(a), axis=-2)  # (..., k): largest entry (no squares to overflow)
     scale = np.where(scale > 0, scale, 1.0)
     q, r = np.linalg.qr(a / scale[..., None, :])
     qtb = (np.swapaxes(q, -1, -2) @ b[..., None])[..., 0]  # (..., k)
@@ -192,10 +192,10 @@ def _projected(law, x, y, sw, theta):
         # an exponent far outside the data's range overflows the basis: report a huge, finite
         # residual (LAPACK would print to stdout on non-finite input) so the solver steps back
         return np.full(a.shape[-1], np.nan), np.full(b.shape, 1e100), np.zeros_like(a)
-    # columns scaled to unit norm first: a steep exponent makes N^c columns many orders of
+    # columns scaled by their largest entry first: a steep exponent makes N^c columns many orders of
     # magnitude smaller than the constant's, and lstsq's cut-off on singular values would
     # otherwise drop them (a worse fit than the data allow)
-    scale = np.linalg.norm(a, axis=0)
+    scale = np.max(np.abs(a), axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     beta, *_ = np.linalg.lstsq(a / scale, b, rcond=None)
     beta = beta / scale
