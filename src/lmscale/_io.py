@@ -4,6 +4,7 @@ that a reader never sees half a file and an interrupted write leaves the old fil
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -30,6 +31,15 @@ def share_mode(fd_or_path: int | str | os.PathLike) -> None:
         os.fchmod(fd_or_path, mode)
     else:
         os.chmod(fd_or_path, mode)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read 1 MiB at a time (hex digest)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(

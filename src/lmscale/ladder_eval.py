@@ -98,6 +98,14 @@ def eval_tasks(
     return accs
 
 
+def runs_to_evaluate(root: Path) -> list[Path]:
+    """The finished runs of a ladder folder, or an error saying there are none."""
+    runs = finished_runs(root)
+    if not runs:
+        raise InputError(f"{root}: no finished runs to evaluate")
+    return runs
+
+
 def finished_runs(ladder_dir: str | Path) -> list[Path]:
     """The run folders of a ladder whose record says finished, in name order."""
     root = Path(ladder_dir)
@@ -116,9 +124,7 @@ def ladder_eval(
     """Evaluate every finished run of a ladder and rewrite ``runs.jsonl`` from the records.
     ``skip_done``: leave runs whose record already has every task's accuracy."""
     root = Path(ladder_dir)
-    runs = finished_runs(root)
-    if not runs:
-        raise InputError(f"{root}: no finished runs to evaluate")
+    runs = runs_to_evaluate(root)
     try:
         for r in runs:
             record = finished(r / "record.json")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale._io import atomic_write, read_json
+from lmscale._io import atomic_write, read_json, sha256_file
 from lmscale.compute import flops
 from lmscale.errors import DownloadError, InputError
 from lmscale.run_table import RunTable
@@ -133,14 +133,6 @@ def manifest() -> dict[str, dict]:
     return json.loads(text)["files"]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(
     dest: str | Path,
     *,
@@ -164,7 +156,9 @@ def download(
     for done, (rel, meta) in enumerate(sorted(files.items()), 1):
         target = root / rel
         if not (
-            target.is_file() and target.stat().st_size == meta["size"] and _sha256(target) == meta["sha256"]
+            target.is_file()
+            and target.stat().st_size == meta["size"]
+            and sha256_file(target) == meta["sha256"]
         ):
             url = base + urllib.request.pathname2url(rel)
             try:

@@ -321,10 +321,11 @@ def run(
     return rows
 
 
-def markdown_table(rows: Sequence[dict]) -> str:
-    def p(v, digits=2):
-        return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
+def _pct(v, digits: int = 2) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
 
+
+def markdown_table(rows: Sequence[dict]) -> str:
     lines = [
         "| ladder | split | fit → held out | method | mean / max abs. error | mean signed | over-predicted "
         "| 80% / 90% cover | 90% width | calibration |",
@@ -338,9 +339,9 @@ def markdown_table(rows: Sequence[dict]) -> str:
             continue
         lines.append(
             f"| {r['ladder']} | {r['split']} | {r['n_fit']} → {r['n_predictions']} ({r['split_rule']}) | "
-            f"{r['method']} | {p(r['mean_abs_error'])} / {p(r['max_abs_error'])} | "
-            f"{100 * r['mean_signed_error']:+.2f}% | {p(r['share_over_predicted'], 0)} | "
-            f"{p(r['coverage_80'], 0)} / {p(r['coverage_90'], 0)} | {p(r['median_width_90'], 1)} | "
+            f"{r['method']} | {_pct(r['mean_abs_error'])} / {_pct(r['max_abs_error'])} | "
+            f"{100 * r['mean_signed_error']:+.2f}% | {_pct(r['share_over_predicted'], 0)} | "
+            f"{_pct(r['coverage_80'], 0)} / {_pct(r['coverage_90'], 0)} | {_pct(r['median_width_90'], 1)} | "
             f"{r.get('calibration') or '—'} |"
         )
     return "\n".join(lines)
@@ -377,9 +378,6 @@ def summary(rows: Sequence[dict], default: str = "default", baseline: str = "pap
 
 
 def summary_markdown(rows: Sequence[dict]) -> str:
-    def p(v, digits=2):
-        return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
-
     lines = [
         "| ladder | split | fit → held out | paper mean error | default mean error | ratio | default signed "
         "| 80% / 90% cover | 90% width (× median error) |",
@@ -388,8 +386,8 @@ def summary_markdown(rows: Sequence[dict]) -> str:
     for s in summary(rows):
         lines.append(
             f"| {s['ladder']} | {s['split']} | {s['n_fit']} → {s['n_predictions']} | "
-            f"{p(s['baseline_mean_abs_error'])} | {p(s['default_mean_abs_error'])} | {s['ratio']:.2f} | "
-            f"{100 * s['default_mean_signed_error']:+.2f}% | {p(s['coverage_80'], 0)} / {p(s['coverage_90'], 0)} | "
-            f"{p(s['median_width_90'], 1)} ({s['width_over_median_error']:.1f}×) |"
+            f"{_pct(s['baseline_mean_abs_error'])} | {_pct(s['default_mean_abs_error'])} | {s['ratio']:.2f} | "
+            f"{100 * s['default_mean_signed_error']:+.2f}% | {_pct(s['coverage_80'], 0)} / {_pct(s['coverage_90'], 0)} | "
+            f"{_pct(s['median_width_90'], 1)} ({s['width_over_median_error']:.1f}×) |"
         )
     return "\n".join(lines)

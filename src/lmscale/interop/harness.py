@@ -17,7 +17,7 @@ from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.hf import export_run
 from lmscale.interop.lm_eval_results import task_accuracies
-from lmscale.ladder_eval import finished_runs, rebuild_runs_jsonl
+from lmscale.ladder_eval import rebuild_runs_jsonl, runs_to_evaluate
 from lmscale.run_record import RunRecord, record_lock
 
 
@@ -96,9 +96,7 @@ def ladder_harness_eval(
     """Score every finished run of a ladder with the harness; returns the rebuilt ``runs.jsonl``."""
 
     root = Path(ladder_dir)
-    runs = finished_runs(root)
-    if not runs:
-        raise InputError(f"{root}: no finished runs to evaluate")
+    runs = runs_to_evaluate(root)
     try:
         for r in runs:
             hf_dir = root / "hf" / r.name

@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lmscale._io import sha256_file
 from lmscale.errors import InputError
 
 #: files of a sharded checkpoint that are not covered by its digest (the digest lives in meta.json)
@@ -92,14 +92,6 @@ def safe_reader(folder: Path):
     return SafeReader(str(folder))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sha256_all(paths: list[Path]) -> list[str]:
     """SHA-256 of many files at once (hashlib releases the GIL: one thread per core), so a
     checkpoint of many shards costs about its largest shard's read time, not their sum."""
@@ -107,9 +99,9 @@ def _sha256_all(paths: list[Path]) -> list[str]:
     from concurrent.futures import ThreadPoolExecutor
 
     if len(paths) <= 1:
-        return [_sha256(p) for p in paths]
+        return [sha256_file(p) for p in paths]
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 16)) as pool:
-        return list(pool.map(_sha256, paths))
+        return list(pool.map(sha256_file, paths))
 
 
 def digest_files(folder: Path) -> dict[str, str]:
