@@ -25,6 +25,7 @@ from lmscale.train.checkpoint import (  # noqa: E402
     read_sharded_meta,
     save_checkpoint,
 )
+from lmscale.train.config import TrainState  # noqa: E402
 from lmscale.train.loop import train  # noqa: E402
 from lmscale.train.model import ModelConfig, Transformer  # noqa: E402
 
@@ -46,11 +47,15 @@ def test_a_saved_checkpoint_loads_back_with_its_step_and_random_state(tmp_path, 
     torch.manual_seed(7)
     np.random.seed(7)
     random.seed(7)
-    save_checkpoint(tmp_path / "checkpoint.pt", model, opt, 5, cfg, {"tokens_seen": 123})
+    save_checkpoint(tmp_path / "checkpoint.pt", model, opt, 5, cfg, TrainState(2.5, 12.0))
     expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.rand(10), np.random.rand(10), random.random()  # move every generator on
     state = CheckpointManager(tmp_path).load(cfg.digest())
-    assert state is not None and state["step"] == 5 and state["extra"] == {"tokens_seen": 123}
+    assert (
+        state is not None
+        and state["step"] == 5
+        and TrainState.from_dict(state["extra"]) == TrainState(2.5, 12.0)
+    )
     assert all(torch.equal(state["model"][k], v) for k, v in model.state_dict().items())
     from lmscale.train.checkpoint import _set_rng_state
 

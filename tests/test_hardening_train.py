@@ -84,6 +84,7 @@ def _to_sharded(run: Path) -> None:
     """Replace a run's full checkpoint by a sharded one (as ``checkpoint_format: sharded`` saves)."""
     from lmscale.ladder_eval import load_run
     from lmscale.train.checkpoint import save_sharded
+    from lmscale.train.config import TrainState
 
     model, _tok, _rec = load_run(run)
     opt = torch.optim.AdamW(model.parameters())
@@ -92,7 +93,7 @@ def _to_sharded(run: Path) -> None:
         def digest(self):
             return "test"
 
-    save_sharded(run, model, opt, 1, Cfg(), {}, rank=0)
+    save_sharded(run, model, opt, 1, Cfg(), TrainState(), rank=0)
     (run / "checkpoint.pt").unlink()
 
 

@@ -27,7 +27,7 @@ from lmscale.errors import InputError
 from lmscale.train.safe_load import digest_files, read_dcp_metadata, safe_reader, verify_files
 
 if TYPE_CHECKING:
-    from lmscale.train.config import TrainConfig
+    from lmscale.train.config import TrainConfig, TrainState
 
 
 def _rng_state() -> dict:
@@ -48,7 +48,15 @@ def _set_rng_state(s: dict):
 
 
 def save_checkpoint(
-    path: Path, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool = False, rank: int = 0
+    path: Path,
+    model,
+    opt,
+    step: int,
+    cfg: TrainConfig,
+    state: TrainState,
+    *,
+    sharded: bool = False,
+    rank: int = 0,
 ):
     """Write a full (unsharded) checkpoint from rank 0. With FSDP every rank must call it: the
     shards are gathered first."""
@@ -62,16 +70,16 @@ def save_checkpoint(
         msd, osd = model.state_dict(), opt.state_dict()
     if rank != 0:
         return
-    state = {
+    payload = {
         "model": msd,
         "optimizer": osd,
         "step": step,
         "config_digest": cfg.digest(),
         "rng": _rng_state(),
-        "extra": extra,
+        "extra": state.to_dict(),
     }
     buf = io.BytesIO()
-    torch.save(state, buf)
+    torch.save(payload, buf)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()), binary=True)
 
 
@@ -149,16 +157,24 @@ class CheckpointManager:
                 fh.write(json.dumps(entry) + "\n")
 
     def save(
-        self, model, opt, step: int, cfg: TrainConfig, extra: dict, *, sharded: bool, format: str = "full"
+        self,
+        model,
+        opt,
+        step: int,
+        cfg: TrainConfig,
+        state: TrainState,
+        *,
+        sharded: bool,
+        format: str = "full",
     ) -> None:
         """``format`` ``full``: one file from rank 0 (shards gathered first under FSDP);
         ``sharded``: every rank writes its own shard (``checkpoint.dcp``)."""
         if format == "sharded":
-            save_sharded(self.folder, model, opt, step, cfg, extra, self.rank)
+            save_sharded(self.folder, model, opt, step, cfg, state, self.rank)
             if self.rank == 0:  # an older full checkpoint would otherwise shadow nothing but waste space
                 self.path.unlink(missing_ok=True)
         else:
-            save_checkpoint(self.path, model, opt, step, cfg, extra, sharded=sharded, rank=self.rank)
+            save_checkpoint(self.path, model, opt, step, cfg, state, sharded=sharded, rank=self.rank)
 
     def latest(self) -> str | None:
         """``full`` or ``sharded``: the form of the checkpoint to resume from (the later step when
@@ -174,7 +190,7 @@ class CheckpointManager:
 SHARDED = "checkpoint.dcp"
 
 
-def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, extra: dict, rank: int) -> None:
+def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, state: TrainState, rank: int) -> None:
     """Every rank writes its shard of model and optimiser into ``folder/checkpoint.dcp``."""
     import shutil
 
@@ -195,7 +211,7 @@ def save_sharded(folder: Path, model, opt, step: int, cfg: TrainConfig, extra: d
         meta = {
             "step": step,
             "config_digest": cfg.digest(),
-            "extra": extra,
+            "extra": state.to_dict(),
             "world": _world(),
             "sha256": digest_files(tmp),  # checked before anything of the folder is read back
         }

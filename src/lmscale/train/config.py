@@ -92,6 +92,34 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class TrainState:
+    """What a checkpoint keeps besides tensors, step and random state, so a resumed run reports what
+    it trained with. Stored in the checkpoint as a plain mapping (``extra``)."""
+
+    #: train loss at the checkpoint's step (NaN before the first logged step)
+    train_loss: float = math.nan
+    #: seconds spent training up to the checkpoint, summed over every resume
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, float | None]:
+        """Strict-JSON-safe (a sharded checkpoint writes it into ``meta.json``): NaN becomes null."""
+        loss = self.train_loss if math.isfinite(self.train_loss) else None
+        return {"train_loss": loss, "wall_seconds": self.wall_seconds}
+
+    @classmethod
+    def from_dict(cls, d: object) -> TrainState:
+        """From a checkpoint's ``extra`` (an older or foreign one may lack a field: its default)."""
+        if not isinstance(d, dict):
+            return cls()
+
+        def num(key: str, default: float) -> float:
+            v = d.get(key, default)
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+        return cls(num("train_loss", math.nan), num("wall_seconds", 0.0))
+
+
 def parallel_mode(cfg: TrainConfig) -> str:
     if cfg.parallel not in ("auto", "ddp", "fsdp"):
         raise InputError(f"train config: parallel must be auto, ddp or fsdp, got {cfg.parallel!r}")

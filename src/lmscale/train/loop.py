@@ -33,7 +33,7 @@ from lmscale.train.checkpoint import (
     load_sharded,
     save_checkpoint,
 )
-from lmscale.train.config import TrainConfig, lr_at, parallel_mode
+from lmscale.train.config import TrainConfig, TrainState, lr_at, parallel_mode
 from lmscale.train.data import PackedSequences
 from lmscale.train.distributed import global_max, global_sums, group_ready, local_device, rank_and_world
 from lmscale.train.loggers import MetricLogger
@@ -140,24 +140,24 @@ def _setup(cfg: TrainConfig, dev: torch.device, rank: int, world: int, state: di
 
 def _start(
     cfg: TrainConfig, ckpt: CheckpointManager, dev: torch.device, rank: int, world: int
-) -> tuple[_Setup, int, dict]:
+) -> tuple[_Setup, int, TrainState]:
     """Model and optimiser, from the latest checkpoint (full or sharded) when there is one:
-    (setup, the step to continue from, the checkpoint's extras)."""
+    (setup, the step to continue from, what the checkpoint remembers of the run)."""
     form = ckpt.latest()
     state = ckpt.load(cfg.digest()) if form == "full" else None
     s = _setup(cfg, dev, rank, world, state)
-    extra: dict = {}
+    extra = TrainState()
     if form == "sharded":
         meta = load_sharded(ckpt.folder, s.model, s.opt)
         if meta.get("config_digest") != cfg.digest():
             raise InputError(
                 f"{ckpt.folder / 'checkpoint.dcp'} belongs to a different configuration; remove it or use another folder"
             )
-        step, extra = int(meta["step"]), dict(meta.get("extra") or {})
+        step, extra = int(meta["step"]), TrainState.from_dict(meta.get("extra"))
         _set_rng_state(meta["rng"])
         ckpt.trim_log(step)
     elif state is not None:
-        step, extra = _resume(s, state, ckpt), dict(state.get("extra") or {})
+        step, extra = _resume(s, state, ckpt), TrainState.from_dict(state.get("extra"))
     else:
         step = 0
     _ranks_agree(step, s)
@@ -310,8 +310,7 @@ def train(
         s.net = torch.compile(s.net)
     use_bf16 = uses_bf16(cfg, dev)
     # a run resumed after its last step still reports the loss and the time it trained with
-    last_loss = float(extra.get("train_loss", float("nan")))
-    wall_before = float(extra.get("wall_seconds", 0.0))
+    last_loss, wall_before = extra.train_loss, extra.wall_seconds
     t_start = t_last = time.perf_counter()
     steps_done = 0
     batches = Batches(cfg, data, rank, world, pin=dev.type == "cuda")
@@ -350,7 +349,7 @@ def train(
                     s.opt,
                     step,
                     cfg,
-                    {"train_loss": last_loss, "wall_seconds": wall},
+                    TrainState(last_loss, wall),
                     sharded=s.sharded,
                     format=save_format,
                 )
