@@ -8,12 +8,20 @@ import sys
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from lmscale.errors import LmscaleError
 
-# a pipe or a file gets wide tables rather than rich's 80-column default
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+# a pipe or a file gets wide tables rather than rich's 80-column default. Markup is off: messages
+# carry user data (run ids, file names, headers, metric names, cell text), and "[/red]" or "[bold]"
+# in them must print as typed; styled parts are built as Text (see :func:`labelled`)
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 160)
+
+
+def labelled(label: str, style: str, message: object) -> Text:
+    """``label`` in ``style``, then ``message`` printed literally (never read as markup)."""
+    return Text.assemble((label, style), " ", str(message))
 
 
 class ErrorsAsMessages(click.Group):
@@ -23,13 +31,12 @@ class ErrorsAsMessages(click.Group):
         try:
             return super().invoke(ctx)
         except LmscaleError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(labelled("error:", "bold red", exc), soft_wrap=True)
             sys.exit(2)
         except OSError as exc:  # permissions, a file where a folder should be, a full disk …
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             err.print(
-                f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}",
-                markup=True,
+                labelled("error:", "bold red", f"cannot read or write{where}: {exc.strerror or exc}"),
                 soft_wrap=True,
             )
             sys.exit(2)
@@ -64,7 +71,7 @@ def format_option(*choices: str):
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err.print(labelled("warning:", "yellow", message), soft_wrap=True)
 
 
 def suite_tasks(suite, data_root, task_labels):
@@ -74,7 +81,7 @@ def suite_tasks(suite, data_root, task_labels):
         raise click.UsageError("give the task suite: --suite FILE.yaml")
 
     def missing(t):
-        err.print(f"[yellow]skipping {t.label}:[/] {t.path} not found")
+        err.print(labelled("skipping", "yellow", f"{t.label}: {t.path} not found"), soft_wrap=True)
 
     return select_tasks(suite, data_root, task_labels, on_missing=missing)
 

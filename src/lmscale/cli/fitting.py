@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import fmt, out, pct
+from lmscale.cli._common import fmt, labelled, out, pct
 
 _METHOD_HELP = (
     "Fitting method: default (relative least squares with size weights for loss laws, exact least "
@@ -167,7 +167,7 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
         if data.get(k):
             out.print(f"{k.split('_')[0]}: {data[k]}")
     for w in result.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
+        out.print(labelled("warning:", "yellow", w), soft_wrap=True)
     if result.point is not None and result.loss_interval is None:
         out.print("no intervals: refit with --bootstrap N to get them")
 

@@ -149,9 +149,9 @@ class LadderProgress:
 
         self.n_runs = n_runs
         self.bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             TimeRemainingColumn(),
             console=err,
             transient=transient,

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, fmt, format_option, out, pct
+from lmscale.cli._common import err, fmt, format_option, labelled, out, pct
 
 
 @click.command()
@@ -123,7 +123,11 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
     ctx = Context.from_testbed(testbed_dir, setting)
     n = len(only or ANALYSES)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("analyses", total=2 * n)
         built = build_report(
@@ -134,7 +138,7 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
         f"{built.seconds:.1f} s (figures in {Path(out_dir) / 'figures'}, tables in {Path(out_dir) / 'tables'})"
     )
     for k, why in built.skipped.items():
-        out.print(f"[yellow]skipped {k}:[/] {why}")
+        out.print(labelled("skipped", "yellow", f"{k}: {why}"), soft_wrap=True)
     fig1 = next((a for a in built.analyses if a.key == "figure1"), None)
     if fig1 is not None:
         out.print(fig1.text)

@@ -22,7 +22,7 @@ from typing import IO
 
 import numpy as np
 
-from lmscale._io import atomic_write_text, read_json
+from lmscale._io import atomic_write_text, check_regular_file, read_json
 from lmscale.errors import InputError
 from lmscale.train.data import EOT, is_validation
 from lmscale.train.shards import FORMAT, ShardedTokens, ShardWriter
@@ -42,7 +42,8 @@ def resolve(sources: Sequence[str]) -> list[Path]:
                 out += sorted(q for q in p.rglob("*") if q.is_file())
             elif p.is_file():
                 out.append(p)
-            else:
+            else:  # a FIFO, a device, a socket: say which (missing: no such file)
+                check_regular_file(p, "corpus source")
                 raise InputError(f"corpus source {s!r}: no such file")
     if not out:
         raise InputError(f"corpus sources {list(sources)} match no files")
