@@ -136,10 +136,7 @@ def _runs(root: Path, edit: Callable[[list[dict]], None] | None = None, name="ru
 
 
 def _lm_eval_doc(task="arc_easy", acc="0.5", pretrained="/x/r0") -> str:
-    return (
-        '{"results": {"%s": {"acc,none": %s}}, "config": {"model_args": "pretrained=%s"}}'
-        % (task, acc, pretrained)
-    )
+    return f'{{"results": {{"{task}": {{"acc,none": {acc}}}}}, "config": {{"model_args": "pretrained={pretrained}"}}}}'
 
 
 def _event_file(d: Path, records: list[bytes]) -> Path:
@@ -268,7 +265,18 @@ def _fit(root: Path, runs: Path, *extra) -> list:
 
 
 def _backtest(root: Path, runs: Path, target="loss_python") -> list:
-    return ["backtest", runs, "--target", target, "--bootstrap", "5", "--method", "paper", "--out", root / "out"]
+    return [
+        "backtest",
+        runs,
+        "--target",
+        target,
+        "--bootstrap",
+        "5",
+        "--method",
+        "paper",
+        "--out",
+        root / "out",
+    ]
 
 
 def _plan(root: Path, *extra, runs: Path | None = None) -> list:
@@ -321,27 +329,46 @@ def cases() -> list[Case]:
         add("wandb-csv", f"{kind} named like a CSV", lambda r, k=kind: _csv_special(r, k))
     add("wandb-csv", "1e400 cell", lambda r: _csv_cell(r, "1" + "0" * 400))
     add("wandb-csv", "BOM", lambda r: _csv_cell(r, "3.0") and _bom(r))
-    add("wandb-csv", "random bytes", lambda r: _junk_csv(r))
+    add("wandb-csv", "random bytes", _junk_csv)
     add("wandb-csv", "one folder named .csv", lambda r: _import_csv(_mkdir(r / "x.csv")))
     # map files and run configs
     add("map-file", "deep JSON", lambda r: _map_file(r, deep_json(), ".json"))
     add("map-file", "deep YAML", lambda r: _map_file(r, deep_yaml()))
     add("map-file", "deep YAML mapping", lambda r: _map_file(r, "{a: " * DEEP + "1" + "}" * DEEP))
     add("map-file", "markup key", lambda r: _map_file(r, '"eval/[/red]": loss_c4\n'))
-    add("map-file", "markup column", lambda r: _map_file(r, '"eval/val/c4/ce_loss": "loss_[/red]"\n'), "[/red]")
-    add("map-file", "FIFO", lambda r: _map_file_fifo(r))
+    add(
+        "map-file",
+        "markup column",
+        lambda r: _map_file(r, '"eval/val/c4/ce_loss": "loss_[/red]"\n'),
+        "[/red]",
+    )
+    add("map-file", "FIFO", _map_file_fifo)
     add("map-file", "2 MB", lambda r: _map_file(r, "a: b\n" * 400_000))
     add("map-file", "huge int", lambda r: _map_file(r, '{"a": ' + "9" * 5000 + "}", ".json"))
     add("run-config", "deep JSON", lambda r: _config_beside(r, deep_json()))
     add("run-config", "deep YAML", lambda r: _config_beside(r, deep_yaml(), ".config.yaml"))
-    add("run-config", "10**400 params", lambda r: _config_beside(r, '{"n_tokens": 1e9, "n_params": 1' + "0" * 400 + "}"))
-    add("run-config", "markup key", lambda r: _config_beside(r, '{"n_tokens": 1e9, "n_params": "[/red]"}'), "[/red]")
+    add(
+        "run-config",
+        "10**400 params",
+        lambda r: _config_beside(r, '{"n_tokens": 1e9, "n_params": 1' + "0" * 400 + "}"),
+    )
+    add(
+        "run-config",
+        "markup key",
+        lambda r: _config_beside(r, '{"n_tokens": 1e9, "n_params": "[/red]"}'),
+        "[/red]",
+    )
     # lm-eval results
     add("lm-eval", "deep JSON", lambda r: _lm_eval(r, deep_json()))
     add("lm-eval", "10**400 acc", lambda r: _lm_eval(r, _lm_eval_doc(acc="1" + "0" * 400)))
     add("lm-eval", "1e400 acc", lambda r: _lm_eval(r, _lm_eval_doc(acc="1e400")))
     add("lm-eval", "markup task", lambda r: _lm_eval(r, _lm_eval_doc(task="[/red]", acc='"x"')), "[/red]")
-    add("lm-eval", "markup model", lambda r: _lm_eval(r, _lm_eval_doc(pretrained="[/red]"), run_id=None), "[/red]")
+    add(
+        "lm-eval",
+        "markup model",
+        lambda r: _lm_eval(r, _lm_eval_doc(pretrained="[/red]"), run_id=None),
+        "[/red]",
+    )
     add("lm-eval", "markup run id", lambda r: _lm_eval(r, _lm_eval_doc(), run_id="[/red]"), "[/red]")
     for kind in ("fifo", "dir", "zero"):
         add("lm-eval", kind, lambda r, k=kind: _lm_eval_special(r, k))
@@ -361,10 +388,27 @@ def cases() -> list[Case]:
     add("run-table", "/dev/zero .jsonl", lambda r: _fit(r, _symlink(r / "runs.jsonl", "/dev/zero")))
     add("run-table", "markup run id", lambda r: _fit(r, _runs(r, _set(0, "n_params", "[/red]"))), "[/red]")
     add("run-table", "markup target", lambda r: ["fit", _runs(r), "--target", "loss_[/red]"], "[/red]")
-    add("run-table", "markup where", lambda r: ["fit", _runs(r), "--target", "loss_python", "--where", "[/red] < 3"], "[/red]")
-    add("run-table", "[bold] cell", lambda r: _fit(r, _runs(r, _set(0, "n_params", "[bold]abc")), ), "[bold]abc")
+    add(
+        "run-table",
+        "markup where",
+        lambda r: ["fit", _runs(r), "--target", "loss_python", "--where", "[/red] < 3"],
+        "[/red]",
+    )
+    add(
+        "run-table",
+        "[bold] cell",
+        lambda r: _fit(
+            r,
+            _runs(r, _set(0, "n_params", "[bold]abc")),
+        ),
+        "[bold]abc",
+    )
     add("backtest", "empty target column", lambda r: _backtest(r, _runs(r, _drop_all("loss_python"))))
-    add("backtest", "empty target column (csv)", lambda r: _backtest(r, _runs(r, _drop_all("loss_python"), "runs.csv")))
+    add(
+        "backtest",
+        "empty target column (csv)",
+        lambda r: _backtest(r, _runs(r, _drop_all("loss_python"), "runs.csv")),
+    )
     add("backtest", "markup target", lambda r: _backtest(r, _runs(r), "loss_[/red]"), "[/red]")
     # plan
     add("plan", "--mfu nan", lambda r: _plan(r, "--mfu", "nan"))
@@ -374,7 +418,11 @@ def cases() -> list[Case]:
     # data prepare
     for s in ("1e999", "abc", "nan", "-5", "0", "[/red]"):
         add("data-prepare", f"--sample-bytes {s}", lambda r, s=s: _prepare(r, s))
-    add("data-prepare", "FIFO source", lambda r: ["data", "prepare", _fifo(r / "a.txt"), "--out", r / "out", "--vocab-size", "300"])
+    add(
+        "data-prepare",
+        "FIFO source",
+        lambda r: ["data", "prepare", _fifo(r / "a.txt"), "--out", r / "out", "--vocab-size", "300"],
+    )
     # ladder configs
     add("ladder-config", "deep JSON", lambda r: _ladder(r, '{"name": ' + deep_json() + "}", ".json"))
     add("ladder-config", "deep YAML", lambda r: _ladder(r, "name: " + "[" * DEEP + "]" * DEEP, ".yaml"))

@@ -78,7 +78,7 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
     try:
         mode = os.stat(path).st_mode  # follows symlinks: what the link points at is what is read
     except FileNotFoundError:
-        raise InputError(f"{what} {path} not found") from None
+        raise InputError(f"{what} {path} not found: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
@@ -93,7 +93,7 @@ def open_regular(path: str | os.PathLike, what: str = "file") -> IO[bytes]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise InputError(f"{what} {path} not found") from None
+        raise InputError(f"{what} {path} not found: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: {what} is a folder, not a regular file") from None
     except OSError as exc:

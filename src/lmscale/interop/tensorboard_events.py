@@ -9,6 +9,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+from lmscale._io import check_regular_file
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
@@ -19,8 +20,11 @@ def read_scalars(run_dir: str | Path) -> History:
     """Every scalar tag of a run folder's event files as a :class:`History`."""
     ea_mod = require("tensorboard.backend.event_processing.event_accumulator", "importing TensorBoard logs")
     d = Path(run_dir)
-    if not list(d.glob("events.out.tfevents.*")):
+    files = list(d.glob("events.out.tfevents.*"))
+    if not files:
         raise InputError(f"{d}: no events.out.tfevents.* files")
+    for f in files:  # TensorBoard's reader would block on a FIFO or read a device forever
+        check_regular_file(f, "TensorBoard event file")
     acc = ea_mod.EventAccumulator(str(d), size_guidance={ea_mod.SCALARS: 0})
     acc.Reload()
     metrics = {}
