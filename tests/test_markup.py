@@ -57,7 +57,7 @@ COMMANDS = {
         "20",
         "--evidence",
         _bad_json(m / "runs.jsonl"),
-    ],  # fmt: skip
+    ],
     "plan --method": lambda m: [
         "plan",
         "--target-params",
@@ -68,7 +68,7 @@ COMMANDS = {
         _runs(m / "r.jsonl"),
         "--method",
         "[/red]",
-    ],  # fmt: skip
+    ],
     "report": lambda m: [
         "report",
         _bad_json(m / "runs.jsonl"),
@@ -97,7 +97,7 @@ COMMANDS = {
         _bad_json(m / "results.json"),
         "-o",
         m / "o.csv",
-    ],  # fmt: skip
+    ],
     "import tensorboard": lambda m: ["import", "tensorboard", _mk(m), "--map", "a=loss_a", "-o", m / "o.csv"],
     "export": lambda m: ["export", _mk(m), "--to", m / "o"],
 }
