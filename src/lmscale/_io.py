@@ -234,18 +234,27 @@ def read_text(path: str | os.PathLike, *, max_bytes: int | None = None, what: st
 
 
 def read_yaml(path: str | os.PathLike, *, what: str = "config"):
-    """A YAML file parsed safely: no tags, and no aliases (an 800-byte alias bomb expands to
-    gigabytes once serialised); at most :data:`MAX_CONFIG_BYTES`."""
+    """A YAML file parsed safely: no tags, no aliases (an 800-byte alias bomb expands to
+    gigabytes once serialised), at most :data:`MAX_DEPTH` levels of nesting (counted while
+    composing, so a deep document stops early); at most :data:`MAX_CONFIG_BYTES`."""
     import yaml
 
     class _NoAliases(yaml.SafeLoader):
+        depth = 0
+
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 raise yaml.composer.ComposerError(
                     None, None, "YAML aliases (*name) are not accepted in lmscale files", event.start_mark
                 )
-            return super().compose_node(parent, index)
+            if self.depth > MAX_DEPTH:
+                raise RecursionError
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     text = read_text(path, max_bytes=MAX_CONFIG_BYTES, what=what)
     try:
