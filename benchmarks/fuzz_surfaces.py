@@ -13,6 +13,7 @@ answer`` (markup swallowed, or a non-finite number written), ``hang`` (past the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -89,9 +90,32 @@ def judge(case: Case, root: Path, timeout: float = 20.0):
     told = status == "clean error" or (status == "ok" and "warning:" in res.output)
     if told and case.literal is not None and case.literal not in res.output:
         status = "wrong answer"
-    if status == "ok" and "nan" in res.output.lower().replace("nan-", ""):
-        status = "wrong answer" if case.surface in ("plan",) else status
+    if status == "ok" and not _sane_table(args):
+        status = "wrong answer"
+    if status == "ok" and case.surface == "plan" and "nan" in res.output.lower():
+        status = "wrong answer"  # a GPU-hour figure from a NaN MFU
     return status, res
+
+
+def _sane_table(args) -> bool:
+    """A run table an import wrote holds finite losses and accuracies in [0, 1]."""
+    import math
+
+    import pandas as pd
+
+    if "-o" not in args or not str(args[args.index("-o") + 1]).endswith(".csv"):
+        return True
+    path = Path(args[args.index("-o") + 1])
+    if not path.is_file():
+        return True
+    frame = pd.read_csv(path)
+    for col in frame.columns:
+        vals = [v for v in frame[col] if isinstance(v, float) and v == v]  # missing stays missing
+        if col.startswith("loss_") and not all(math.isfinite(v) and v > 0 for v in vals):
+            return False
+        if col.startswith("acc_") and not all(0 <= v <= 1 for v in vals):
+            return False
+    return True
 
 
 # ------------------------------------------------------------------------------------ builders
@@ -489,3 +513,48 @@ def _tb_fifo(root: Path) -> Path:
     d.mkdir(parents=True)
     _fifo(d / "events.out.tfevents.1.host")
     return root / "tb"
+
+
+# ------------------------------------------------------------------------- random cases
+ODD_CELLS = ["", "NaN", "nan", "null", "inf", "-inf", "1e400", "1" + "0" * 400, "abc", "0", "-1", "3.25",
+             "1e-300", '"', "a,b", "\x00", *MARKUP]  # fmt: skip
+ODD_VALUES = [None, True, 0, -1, 0.5, 1.5, 1e300, "abc", "", "[/red]", [], {}, [0.5], {"acc": 0.5}, "NaN"]
+
+
+def random_cases(rng: random.Random, n: int) -> list[Case]:
+    """``n`` generated W&B histories and ``n`` generated lm-eval results (fixed by ``rng``)."""
+    out = []
+    for i in range(n):
+        header = ["_step"] + [
+            rng.choice(["eval/loss", "lr", "x__MIN", *MARKUP, "a - eval/loss"]) for _ in range(3)
+        ]
+        rows = [[str(s)] + [rng.choice(ODD_CELLS) for _ in range(3)] for s in range(rng.randint(0, 5))]
+        bom = rng.random() < 0.2
+        out.append(Case("wandb-csv (random)", f"history {i}", functools.partial(_random_csv, header=header,
+                        rows=rows, bom=bom)))  # fmt: skip
+        metrics = {
+            rng.choice(["acc,none", "acc_norm,none", "acc", "[/red]"]): rng.choice(ODD_VALUES)
+            for _ in range(2)
+        }
+        task = rng.choice(["arc_easy", "[/red]", "", "x" * 40])
+        doc = {"results": {task: metrics}, "config": {"model_args": "pretrained=/x/python-d32-l1-M10"}}
+        if rng.random() < 0.3:
+            doc = rng.choice(ODD_VALUES)
+        text = json.dumps(doc)
+        out.append(Case("lm-eval (random)", f"results {i}", lambda r, t=text: _lm_eval(r, t, run_id=None)))
+    return out
+
+
+def _random_csv(root: Path, header, rows, bom) -> list:
+    import csv
+    import io
+
+    d = root / "wb"
+    d.mkdir()
+    for name in ("20M_1B.csv", "60M_1B.csv"):
+        (d / name).write_text("_step,eval/loss\n0,3.0\n10,2.5\n")
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+    (d / "150M_1B.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode())
+    return ["import", "wandb-csv", d, "--map", "eval/loss=loss_x", "--name-pattern", "{model}_{tokens}.csv",
+            "-o", root / "out" / "runs.csv"]  # fmt: skip

@@ -3,7 +3,7 @@ saved fits, ladder configs, task suites and items, command-line options, W&B his
 lm-evaluation-harness results, TensorBoard event records, run configs and metric maps (with
 FIFOs, devices and folders named like files, under an alarm) — and every one must end in a
 result or in one clear error: never a traceback, a non-zero exit that names the input, and no write
-outside the output folder. About 500 generated inputs per run (derandomised: the same
+outside the output folder. About 750 generated inputs per run (derandomised: the same
 inputs every run, so a failure reproduces)."""
 
 import contextlib
