@@ -447,6 +447,8 @@ def cases() -> list[Case]:
         "FIFO source",
         lambda r: ["data", "prepare", _fifo(r / "a.txt"), "--out", r / "out", "--vocab-size", "300"],
     )
+    add("data-prepare", "FIFO --tokenizer", lambda r: ["data", "prepare", _write(r / "a.txt", "hi\n"), "--tokenizer",
+                                                      _fifo(r / "tok.json"), "--out", r / "out"])  # fmt: skip
     # ladder configs
     add("ladder-config", "deep JSON", lambda r: _ladder(r, '{"name": ' + deep_json() + "}", ".json"))
     add("ladder-config", "deep YAML", lambda r: _ladder(r, "name: " + "[" * DEEP + "]" * DEEP, ".yaml"))

@@ -188,3 +188,18 @@ def test_cli_deep_and_huge_numbers(tmp_path):
     assert res.exit_code == 2 and "nested" in res.output, res.output
     res = _cli(["import", "lm-eval", EXAMPLE, results, "--run-id", "nope", "-o", tmp_path / "o.csv"])
     assert res.exit_code == 2 and "--run-id 'nope' is not a run" in res.output, res.output
+
+
+def test_data_prepare_refuses_special_tokenizer_and_token_files(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("hello world\n")
+    tok = tmp_path / "tok.json"
+    os.mkfifo(tok)
+    res = _cli(["data", "prepare", src, "--tokenizer", tok, "--out", tmp_path / "o"])
+    assert res.exit_code == 2 and "tok.json: tokenizer file is a FIFO" in res.output, res.output
+    res = _cli(["data", "prepare", "--pretokenized", src, "--tokenizer", tok, "--out", tmp_path / "o"])
+    assert res.exit_code == 2 and "FIFO" in res.output, res.output
+    fifo_src = tmp_path / "b.txt"
+    os.mkfifo(fifo_src)
+    res = _cli(["data", "prepare", fifo_src, "--out", tmp_path / "o2"])
+    assert res.exit_code == 2 and "b.txt: corpus source is a FIFO" in res.output, res.output

@@ -213,6 +213,7 @@ def prepare_corpus(
             pass
     done.unlink(missing_ok=True)
     if tokenizer_file:
+        check_regular_file(tokenizer_file, "tokenizer file")  # the library's own read blocks on a FIFO
         try:
             tok = Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
