@@ -96,9 +96,8 @@ def test_data_prepare_sample_bytes_is_a_checked_size(tmp_path, size, why):
 
 
 def test_byte_sizes_read():
-    from lmscale.cli._common import ByteSize
+    from lmscale.cli._common import byte_size
 
-    t = ByteSize()
-    assert t.convert("256MB", None, None) == 256 * 2**20
-    assert t.convert("1e9", None, None) == 10**9
-    assert t.convert(4096, None, None) == 4096
+    assert byte_size(None, None, "256MB") == 256 * 2**20
+    assert byte_size(None, None, "1e9") == 10**9
+    assert byte_size(None, None, 4096) == 4096

@@ -206,7 +206,9 @@ def iter_json_lines(lines: Iterable[str], source: object) -> Iterator[tuple[int,
         except ValueError as exc:  # an integer beyond float range
             raise InputError(f"{source}, line {lineno}: {exc}") from None
         except RecursionError:
-            raise InputError(f"{source}, line {lineno}: JSON nested more than {MAX_DEPTH} levels deep") from None
+            raise InputError(
+                f"{source}, line {lineno}: JSON nested more than {MAX_DEPTH} levels deep"
+            ) from None
         if not isinstance(obj, dict):
             raise InputError(f"{source}, line {lineno}: expected a JSON object, found {type(obj).__name__}")
         yield lineno, obj

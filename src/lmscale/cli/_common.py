@@ -46,36 +46,33 @@ class ErrorsAsMessages(click.Group):
             sys.exit(130)
 
 
-class FiniteFloatRange(click.FloatRange):
-    """A float option in a range that also refuses nan and ±inf (click's FloatRange lets NaN
-    through: every comparison with it is false)."""
-
-    def convert(self, value, param, ctx):
-        v = super().convert(value, param, ctx)
-        if not math.isfinite(v):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return v
+def finite(ctx, param, value):
+    """Option callback: refuse nan and ±inf (click's FloatRange lets NaN through, as every
+    comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number")
+    return value
 
 
-class ByteSize(click.ParamType):
-    """A size in bytes: 256MB, 1.5GiB, 1e9 (k/M/G/T count powers of 1024); a positive integer."""
+def byte_size(ctx, param, value):
+    """Option callback: a size in bytes (256MB, 1.5GiB, 1e9; k/M/G/T count powers of 1024) as a
+    positive integer; text that is not a size, NaN, infinity, zero or a negative are refused."""
+    from lmscale.errors import InputError
+    from lmscale.train.memory import parse_bytes
 
-    name = "size"
-
-    def convert(self, value, param, ctx):
-        from lmscale.errors import InputError
-        from lmscale.train.memory import parse_bytes
-
-        if isinstance(value, int) and not isinstance(value, bool):
-            v = float(value)
-        else:
-            try:
-                v = parse_bytes(str(value))
-            except InputError:
-                self.fail(f"expected a size such as 256MB, 2GiB or 1e9 bytes, got {value!r}", param, ctx)
-        if not math.isfinite(v) or v < 1 or v > 2**62:
-            self.fail(f"{value!r} is not a size between 1 byte and 4 EiB", param, ctx)
-        return int(v)
+    if value is None:
+        return None
+    try:
+        v = (
+            float(value)
+            if isinstance(value, int) and not isinstance(value, bool)
+            else parse_bytes(str(value))
+        )
+    except InputError:
+        raise click.BadParameter(f"expected a size such as 256MB, 2GiB or 1e9 bytes, got {value!r}") from None
+    if not math.isfinite(v) or v < 1 or v > 2**62:
+        raise click.BadParameter(f"{value!r} is not a size between 1 byte and 4 EiB")
+    return int(v)
 
 
 def fmt(v, digits: int = 6) -> str:

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from lmscale.cli._common import ByteSize, err, out
+from lmscale.cli._common import byte_size, err, out
 
 
 @click.group("data")
@@ -60,7 +60,7 @@ def data_group():
     "--sample-bytes",
     default="256MB",
     show_default=True,
-    type=ByteSize(),
+    callback=byte_size,
     help="Train BPE on at most this much text (spread over the files).",
 )
 @click.option(

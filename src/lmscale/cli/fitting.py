@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import FiniteFloatRange, fmt, labelled, out, pct
+from lmscale.cli._common import finite, fmt, labelled, out, pct
 
 _METHOD_HELP = (
     "Fitting method: default (relative least squares with size weights for loss laws, exact least "
@@ -268,9 +268,25 @@ def _method(ctx, param, value):
 
 
 @click.command("plan")
-@click.option("--target-params", type=FiniteFloatRange(min=0, min_open=True), required=True, help="Target N.")
-@click.option("--target-multiplier", type=FiniteFloatRange(min=0, min_open=True), help="Target M = D/N.")
-@click.option("--target-tokens", type=FiniteFloatRange(min=0, min_open=True), help="Target D (instead of M).")
+@click.option(
+    "--target-params",
+    type=click.FloatRange(min=0, min_open=True),
+    callback=finite,
+    required=True,
+    help="Target N.",
+)
+@click.option(
+    "--target-multiplier",
+    type=click.FloatRange(min=0, min_open=True),
+    callback=finite,
+    help="Target M = D/N.",
+)
+@click.option(
+    "--target-tokens",
+    type=click.FloatRange(min=0, min_open=True),
+    callback=finite,
+    help="Target D (instead of M).",
+)
 @click.option(
     "--evidence",
     "evidence",
@@ -285,13 +301,19 @@ def _method(ctx, param, value):
     callback=_sizes,
     help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).",
 )
-@click.option("--budget", type=FiniteFloatRange(min=0, min_open=True), help="Most FLOPs the ladder may cost.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    callback=finite,
+    help="Most FLOPs the ladder may cost.",
+)
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
 @click.option(
     "--mfu",
     default=0.4,
     show_default=True,
-    type=FiniteFloatRange(0, 1, min_open=True),
+    type=click.FloatRange(0, 1, min_open=True),
+    callback=finite,
     help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
 )
 @click.option(

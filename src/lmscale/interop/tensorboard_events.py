@@ -26,7 +26,12 @@ def read_scalars(run_dir: str | Path) -> History:
     for f in files:  # TensorBoard's reader would block on a FIFO or read a device forever
         check_regular_file(f, "TensorBoard event file")
     acc = ea_mod.EventAccumulator(str(d), size_guidance={ea_mod.SCALARS: 0})
-    acc.Reload()
+    from google.protobuf.message import DecodeError  # TensorBoard's own dependency
+
+    try:
+        acc.Reload()
+    except DecodeError as exc:  # a record framed right (length, CRCs) around bytes that are no event
+        raise InputError(f"{d}: an event record is not a TensorBoard event ({exc})") from None
     metrics = {}
     for tag in acc.Tags().get("scalars", []):
         latest: dict[int, tuple[float, float]] = {}
