@@ -449,6 +449,8 @@ def cases() -> list[Case]:
     )
     add("data-prepare", "FIFO --tokenizer", lambda r: ["data", "prepare", _write(r / "a.txt", "hi\n"), "--tokenizer",
                                                       _fifo(r / "tok.json"), "--out", r / "out"])  # fmt: skip
+    add("data-prepare", "deep JSONL line", lambda r: ["data", "prepare", _write(r / "c.jsonl", deep_json(100_000) + "\n"),
+                                                     "--out", r / "out", "--vocab-size", "300"])  # fmt: skip
     # ladder configs
     add("ladder-config", "deep JSON", lambda r: _ladder(r, '{"name": ' + deep_json() + "}", ".json"))
     add("ladder-config", "deep YAML", lambda r: _ladder(r, "name: " + "[" * DEEP + "]" * DEEP, ".yaml"))

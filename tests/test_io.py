@@ -203,3 +203,10 @@ def test_data_prepare_refuses_special_tokenizer_and_token_files(tmp_path):
     os.mkfifo(fifo_src)
     res = _cli(["data", "prepare", fifo_src, "--out", tmp_path / "o2"])
     assert res.exit_code == 2 and "b.txt: corpus source is a FIFO" in res.output, res.output
+
+
+def test_data_prepare_deep_jsonl_line(tmp_path):
+    src = tmp_path / "c.jsonl"
+    src.write_text('{"text": "hello"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    res = _cli(["data", "prepare", src, "--out", tmp_path / "o", "--vocab-size", "300"])
+    assert res.exit_code == 2 and "c.jsonl, line 2: JSON nested too deeply" in res.output, res.output

@@ -126,6 +126,8 @@ def _iter_documents(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
                     text = json.loads(line).get(text_field)
                 except (json.JSONDecodeError, AttributeError):
                     raise InputError(f"{path}, line {k + 1}: not a JSON object") from None
+                except RecursionError:
+                    raise InputError(f"{path}, line {k + 1}: JSON nested too deeply") from None
                 if isinstance(text, str) and text:
                     yield f"{path}#{k}", text
             return
