@@ -10,7 +10,13 @@ outcome is counted as
 - wrong answer: exit 0 with a non-finite number, an unsafe or repeated run id, or N, D ≤ 0;
 - write outside: a file created outside the command's output folder.
 
-Only commands that older lmscale versions have too are used, so the same script measures a
+Then, per surface added since (issue 23: `import wandb-csv|lm-eval|tensorboard`, metric map
+files, run configs, run tables, `backtest`, `plan`, `data prepare`, ladder configs), the hostile
+cases of `benchmarks/fuzz_surfaces.py` and N/4 generated W&B histories and lm-eval results, each
+under a time limit (a case past it counts as a hang) and an address-space limit (a reader of
+`/dev/zero` counts as a traceback, not as the machine's memory). `--surfaces` runs only these.
+
+The first three kinds use commands older lmscale versions have too, so the script measures a
 before/after (run it with PYTHONPATH pointing at another checkout's `src`).
 """
 
@@ -208,11 +214,54 @@ def ladder_configs(rng, root):
     return status, res
 
 
+STATUSES = ("ok", "clean error", "traceback", "wrong answer", "hang", "write outside")
+
+
+def surfaces(n: int, rng, tmp: Path) -> Counter:
+    """The issue-23 surfaces: one line per surface with every outcome's count."""
+    import resource
+    from collections import defaultdict
+
+    from fuzz_surfaces import cases, judge, random_cases
+
+    limit = 4 << 30
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(
+        resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard)
+    )
+    per: dict[str, Counter] = defaultdict(Counter)
+    try:
+        for i, case in enumerate(cases() + random_cases(rng, max(n // 4, 1))):
+            root = tmp / f"s{i}"
+            root.mkdir()
+            status, res = judge(case, root, timeout=20.0)
+            per[case.surface][status] += 1
+            if status not in ("ok", "clean error") and "-v" in sys.argv:
+                why = (
+                    repr(res.exception) if res is not None and res.exception else (res.output if res else "")
+                )
+                print(f"  {case.surface}: {case.label}: {status}: {why[:200]}")
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    print(f"{'surface':20s} " + " ".join(f"{s:>13s}" for s in STATUSES))
+    total = Counter()
+    for surface, counts in per.items():
+        total.update(counts)
+        print(f"{surface:20s} " + " ".join(f"{counts[s]:13d}" for s in STATUSES))
+    print(f"{'all surfaces':20s} " + " ".join(f"{total[s]:13d}" for s in STATUSES))
+    return total
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else 200
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
     rng = random.Random(seed)
     totals = Counter()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if "--surfaces" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            surfaces(n, rng, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp) / "template"
         t.mkdir()
@@ -238,6 +287,8 @@ def main():
     print(
         f"{'all':15s} " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())) + f" (of {3 * n} inputs)"
     )
+    with tempfile.TemporaryDirectory() as tmp:
+        surfaces(n, rng, Path(tmp))
 
 
 if __name__ == "__main__":

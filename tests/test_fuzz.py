@@ -1,7 +1,9 @@
-"""A fuzz suite (issue 15): hypothesis generates hostile and careless inputs — run tables, saved
-fits, ladder configs, task suites and items, command-line options — and every one must end in a
+"""A fuzz suite (issues 15 and 23): hypothesis generates hostile and careless inputs — run tables,
+saved fits, ladder configs, task suites and items, command-line options, W&B history CSVs,
+lm-evaluation-harness results, TensorBoard event records, run configs and metric maps (with
+FIFOs, devices and folders named like files, under an alarm) — and every one must end in a
 result or in one clear error: never a traceback, a non-zero exit that names the input, and no write
-outside the output folder. About 500 generated inputs per run (derandomised: the same
+outside the output folder. About 750 generated inputs per run (derandomised: the same
 inputs every run, so a failure reproduces)."""
 
 import contextlib
@@ -317,17 +319,282 @@ _EXPORT_HEADERS = [
     ["Step", "a - eval/loss", "a - eval/loss__MIN", "b - eval/loss"],  # chart export of two runs
     ["_step", "eval/loss"],  # history file
 ]
-cells = st.one_of(
+_export_cells = st.one_of(
     st.sampled_from(["", "NaN", "nan", "-", "inf", "-1", "0", "1e400", "150M", "finished", "crashed", "3.1"]),
     st.text(max_size=6),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
 )
 
 
+# ------------------------------------------------------------------ issue 23: the import surfaces
+@contextlib.contextmanager
+def deadline(seconds: float = 30):
+    """A reader that blocks (a FIFO) fails the test instead of hanging it."""
+    import signal
+
+    def boom(_sig, _frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+MARKUP = ["[/red]", "[bold]", "[bold]x[/bold]", "[/]", "[link=file:///etc/passwd]y[/link]", "[red"]
+# a cell of a W&B history: numbers, the missing spellings, text, markup, out-of-range literals
+cells = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**6), 10**6).map(str),
+    st.sampled_from(["", "NaN", "nan", "null", "None", "inf", "-inf", "1e400", "1" + "0" * 400, "abc"]),
+    st.sampled_from(MARKUP),
+    st.text(max_size=8),
+)
+headers = st.one_of(
+    st.sampled_from(
+        ["eval/loss", "train/loss", "lr", "_runtime", "x__MIN", "run - eval/loss", "_step", "Step"]
+    ),
+    st.sampled_from(MARKUP).map(lambda m: "eval/" + m),
+    st.text(max_size=8),
+)
+special = st.sampled_from(["regular"] * 6 + ["fifo", "zero", "dir"])
+
+
+def _special(p: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "zero":
+        p.symlink_to("/dev/zero")
+    elif kind == "dir":
+        p.mkdir()
+
+
+@fuzz(60)
+@given(
+    header=st.lists(headers, min_size=1, max_size=5),
+    rows=st.lists(st.lists(cells, min_size=1, max_size=6), max_size=6),
+    bom=st.booleans(),
+    junk=st.binary(max_size=16),
+    kind=special,
+    config=st.one_of(st.none(), values, st.just("deep"), st.just("bigint")),
+)
+def test_fuzz_wandb_csv(tmp_path_factory, header, rows, bom, junk, kind, config):
+    """``import wandb-csv`` on generated histories (beside two good ones): a table or one clear
+    error; a written table holds only finite losses; special files never hang it."""
+    import csv
+    import io
+
+    root = tmp_path_factory.mktemp("wb")
+    d = root / "in"
+    d.mkdir()
+    good = "_step,eval/loss\n0,3.0\n10,2.5\n"
+    (d / "20M_1B.csv").write_text(good)
+    (d / "60M_1B.csv").write_text(good)
+    target = d / "150M_1B.csv"
+    if kind == "regular":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["_step", *header])
+        w.writerows([[str(i), *r] for i, r in enumerate(rows)])
+        data = buf.getvalue().encode("utf-8", "surrogatepass")
+        target.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data + (junk if junk[:1] == b"\0" else b""))
+    else:
+        _special(target, kind)
+    if config is not None:
+        text = {"deep": "[" * 3000 + "]" * 3000, "bigint": '{"n_params": 1' + "0" * 400 + "}"}.get(
+            config if isinstance(config, str) else ""
+        )
+        (d / "150M_1B.config.json").write_text(text or json.dumps(config, allow_nan=True))
+    out = root / "out"
+    with deadline():
+        res = invoke(
+            ["import", "wandb-csv", d, "--map", "eval/loss=loss_x", "--name-pattern", "{model}_{tokens}.csv",
+             "-o", out / "runs.csv"],
+            root,
+            out,
+        )  # fmt: skip
+    if res.exit_code == 0:
+        from lmscale.run_table import RunTable
+
+        t = RunTable.read(out / "runs.csv")
+        assert all(math.isfinite(v) for v in t.loss("x")), t.frame
+        assert len(t) >= 2
+
+
+def _lm_eval_text(doc, nan, deep, big) -> str:
+    text = json.dumps(doc, allow_nan=True)
+    if deep:
+        text = '{"results": ' + "[" * 5000 + "]" * 5000 + "}"
+    if big:
+        text = text.replace("0.5", "1" + "0" * 400, 1)
+    return text.replace("NaN", "NaN" if nan else "null")
+
+
+@fuzz(60)
+@given(
+    task=st.one_of(st.sampled_from(["arc_easy", *MARKUP]), st.text(max_size=6)),
+    metrics=st.dictionaries(
+        st.sampled_from(["acc,none", "acc_norm,none", "acc", "acc_stderr,none", "alias", "[/red]"]),
+        values,
+        max_size=4,
+    ),
+    config=st.one_of(values, st.just({"model_args": "pretrained=/x/python-d32-l1-M10"})),
+    top=st.sampled_from(["results", "groups", "nope"]),
+    nan=st.booleans(),
+    deep=st.booleans(),
+    big=st.booleans(),
+    run_id=st.sampled_from([None, "python-d32-l1-M10", "[/red]", "nope"]),
+    kind=special,
+)
+def test_fuzz_lm_eval_results(tmp_path_factory, task, metrics, config, top, nan, deep, big, run_id, kind):
+    """``import lm-eval``: a merged table or one clear error; merged accuracies lie in [0, 1]."""
+    root = tmp_path_factory.mktemp("le")
+    res_dir = root / "res"
+    res_dir.mkdir()
+    p = res_dir / "results_2024.json"
+    if kind == "regular":
+        p.write_text(
+            _lm_eval_text({top: {task: {**metrics, "acc,none": 0.5}}, "config": config}, nan, deep, big)
+        )
+    else:
+        _special(p, kind)
+    out = root / "out"
+    with deadline():
+        res = invoke(
+            [
+                "import",
+                "lm-eval",
+                EXAMPLE,
+                res_dir,
+                *(["--run-id", run_id] if run_id else []),
+                "-o",
+                out / "r.csv",
+            ],
+            root,
+            out,
+        )
+    if res.exit_code == 0:
+        from lmscale.run_table import RunTable
+
+        t = RunTable.read(out / "r.csv")
+        accs = [v for c in t.frame.columns if c.startswith("acc_") for v in t.frame[c] if v == v]
+        assert all(0 <= v <= 1 for v in accs), accs
+
+
+def _record(data: bytes, length: int | None = None, corrupt: bool = False) -> bytes:
+    """One TFRecord: length, masked CRC of the length, payload, masked CRC of the payload."""
+    import struct
+
+    from tensorboard.summary.writer.record_writer import masked_crc32c
+
+    head = struct.pack("<Q", len(data) if length is None else length)
+    tail = struct.pack("<I", masked_crc32c(data) ^ (1 if corrupt else 0))
+    return head + struct.pack("<I", masked_crc32c(head)) + data + tail
+
+
+def _scalar(tag: str, value: float, step: int) -> bytes:
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    ev = event_pb2.Event(wall_time=1.0, step=step)
+    ev.summary.value.extend([summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+    return ev.SerializeToString()
+
+
+records = st.one_of(
+    st.tuples(st.sampled_from(["val/loss", "val/loss", "train/loss", *MARKUP]), st.floats(width=32),
+              st.integers(-5, 10**6)).map(lambda t: _record(_scalar(*t))),
+    st.binary(max_size=40).map(_record),  # random payloads, framed right
+    st.binary(max_size=40).map(lambda b: _record(b, corrupt=True)),  # a payload CRC off by one bit
+    st.tuples(st.binary(max_size=8), st.integers(0, 1 << 16)).map(lambda t: _record(t[0], t[1])),  # lengths
+    st.binary(max_size=30),  # raw bytes, no framing
+)  # fmt: skip
+
+
+@fuzz(60)
+@given(
+    body=st.lists(records, max_size=6),
+    cut=st.integers(0, 12),
+    folder=st.sampled_from(["20M-M20", "[/red]-M20", "x"]),
+    kind=special,
+    config=st.one_of(st.none(), values),
+)
+def test_fuzz_tensorboard_records(tmp_path_factory, body, cut, folder, kind, config):
+    """``import tensorboard`` on event files of generated records (random payloads and lengths,
+    corrupt CRCs, a cut tail, special files): a table or one clear error, never a hang."""
+    pytest.importorskip("tensorboard", reason="TensorBoard import needs the interop extra")
+    root = tmp_path_factory.mktemp("tb")
+    run = root / "tb" / folder
+    run.mkdir(parents=True)
+    f = run / "events.out.tfevents.1.host"
+    if kind == "regular":
+        data = b"".join([_record(_scalar("val/loss", 3.0, 0)), *body])
+        f.write_bytes(data[: len(data) - cut] if cut else data)
+    else:
+        _special(f, kind)
+    if config is not None:
+        (run / "config.json").write_text(json.dumps(config, allow_nan=True))
+    out = root / "out"
+    with deadline():
+        res = invoke(
+            ["import", "tensorboard", root / "tb", "--map", "val/loss=loss_val", "--name-pattern", "{model}-M{m}",
+             "-o", out / "r.csv"],
+            root,
+            out,
+        )  # fmt: skip
+    if res.exit_code == 0:
+        from lmscale.run_table import RunTable
+
+        assert all(math.isfinite(v) for v in RunTable.read(out / "r.csv").loss("val"))
+
+
+@fuzz(40)
+@given(
+    value=values,
+    key=st.sampled_from(["n_params", "n_tokens", "params", "[/red]"]),
+    form=st.sampled_from(["json", "yaml", "deep-json", "deep-yaml", "bigint-yaml", "wandb"]),
+    kind=special,
+)
+def test_fuzz_run_configs_and_map_files(tmp_path_factory, value, key, form, kind):
+    """Run configs beside W&B histories and ``--map-file`` documents: generated values, deep
+    nesting, integers beyond float range, special files."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("rc")
+    d = root / "in"
+    d.mkdir()
+    for name in ("20M_1B", "60M_1B", "150M_1B"):
+        (d / f"{name}.csv").write_text("_step,eval/loss\n0,3.0\n10,2.5\n")
+    doc = {key: {"value": value}} if form == "wandb" else {"n_tokens": 1e9, key: value}
+    text = {
+        "json": lambda: json.dumps(doc, allow_nan=True),
+        "wandb": lambda: json.dumps(doc, allow_nan=True),
+        "yaml": lambda: yaml.safe_dump(json.loads(json.dumps(doc, allow_nan=True))),
+        "deep-json": lambda: "[" * 3000 + "]" * 3000,
+        "deep-yaml": lambda: "a: " + "[" * 3000 + "]" * 3000,
+        "bigint-yaml": lambda: f"n_params: 1{'0' * 400}\n",
+    }[form]()
+    suffix = ".json" if "json" in form or form == "wandb" else ".yaml"
+    cfg = d / f"150M_1B.config{suffix}"
+    mapfile = root / f"map{suffix}"
+    if kind == "regular":
+        cfg.write_text(text)
+        mapfile.write_text(text if "deep" in form or "bigint" in form else "eval/loss: loss_x\n")
+    else:
+        _special(cfg, kind)
+        _special(mapfile, kind)
+    out = root / "out"
+    with deadline():
+        for args in (["--map", "eval/loss=loss_x"], ["--map-file", mapfile]):
+            invoke(["import", "wandb-csv", d, *args, "-o", out / "r.csv"], root, out)
+
+
 @fuzz(60)
 @given(
     header=st.sampled_from(_EXPORT_HEADERS),
-    rows=st.lists(st.lists(cells, min_size=2, max_size=5), min_size=0, max_size=4),
+    rows=st.lists(st.lists(_export_cells, min_size=2, max_size=5), min_size=0, max_size=4),
     junk=st.binary(max_size=12),
 )
 def test_fuzz_wandb_exports(tmp_path_factory, header, rows, junk):

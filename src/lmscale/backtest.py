@@ -335,6 +335,8 @@ def backtest(
         y = ds.loss(loss_col)
         e = target_values(ds, err_target) if err_target else None
         keep = np.isfinite(y) & (np.isfinite(e) if e is not None else True)
+        if not keep.any():  # nothing measured on this training set: nothing to backtest
+            continue
         ds, y = ds.subset(keep), y[keep]
         e = e[keep] if e is not None else None
         for meth in methods:
@@ -353,6 +355,10 @@ def backtest(
             ]
             if progress is not None:
                 progress(f"{ts} × {meth}")
+    if not points and not np.isfinite(runs.loss(loss_col)).any():
+        raise InputError(f"{runs.source}: column {loss_col!r} holds no value: there is nothing to backtest")
+    if not points and err_target and not np.isfinite(target_values(runs, err_target)).any():
+        raise InputError(f"{runs.source}: {err_target!r} holds no value: there is nothing to backtest")
     if not points:
         raise InputError(
             f"{runs.source}: too few runs for a backtest: each origin needs at least "

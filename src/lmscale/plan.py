@@ -93,6 +93,8 @@ class Plan:
 
     def to_dict(self, mfu: float = 0.4, budget_flops: float | None = None) -> dict:
         """The plan as ``lmscale plan --format json`` prints it (GPU-hours at ``mfu``)."""
+        if not (isinstance(mfu, (int, float)) and 0 < mfu <= 1):  # NaN fails both comparisons
+            raise InputError(f"the model FLOPs utilisation (--mfu) must be in (0, 1], got {mfu!r}")
         return {
             "target": self.target.inputs(),
             "budget_flops": self.budget_flops if budget_flops is None else budget_flops,
@@ -235,7 +237,12 @@ def plan(
     """Candidates plus three picks: ``recommended`` (lowest expected error), ``cheaper`` (the
     cheapest whose expected error is within 1.5× the recommended's) and ``safer`` (lowest upper end
     of the error range)."""
-    check_method(method)
+    check_method(method)  # before any work
+    if not runs.val_sets or not any(np.isfinite(runs.loss(v)).any() for v in runs.val_sets):
+        raise InputError(
+            f"{runs.source}: the evidence has no validation loss (no loss_<set> column with a value); "
+            "plan backtests candidate ladders on the evidence's losses"
+        )
     if budget_flops is not None and not (np.isfinite(budget_flops) and budget_flops > 0):
         raise InputError(f"the budget must be a positive number of FLOPs, got {budget_flops!r}")
     if max_runs is not None and max_runs < 5:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale._io import atomic_write, iter_json_lines
+from lmscale._io import atomic_write, check_regular_file, iter_json_lines
 from lmscale.errors import InputError
 from lmscale.table_checks import (
     ACC_PREFIX,
@@ -105,8 +105,7 @@ class RunTable:
             raise InputError(
                 f"{path}: unknown run-table format {path.suffix!r}; use .csv, .jsonl or .parquet"
             )
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+        check_regular_file(path, "run table")
         reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[fmt]
         frame, labels, bad = reader(path)
         return cls.from_frame(frame, str(path), labels, bad)

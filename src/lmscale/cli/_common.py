@@ -4,17 +4,26 @@ calls one library function and prints."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from lmscale.errors import LmscaleError
 from lmscale.fit.method import DEFAULT, NAMES
 
-# a pipe or a file gets wide tables rather than rich's 80-column default
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+# a pipe or a file gets wide tables rather than rich's 80-column default. Markup is off: messages
+# carry user data (run ids, file names, headers, metric names, cell text), and "[/red]" or "[bold]"
+# in them must print as typed; styled parts are built as Text (see :func:`labelled`)
+out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 160)
+
+
+def labelled(label: str, style: str, message: object) -> Text:
+    """``label`` in ``style``, then ``message`` printed literally (never read as markup)."""
+    return Text.assemble((label, style), " ", str(message))
 
 
 class ErrorsAsMessages(click.Group):
@@ -24,13 +33,12 @@ class ErrorsAsMessages(click.Group):
         try:
             return super().invoke(ctx)
         except LmscaleError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(labelled("error:", "bold red", exc), soft_wrap=True)
             sys.exit(2)
         except OSError as exc:  # permissions, a file where a folder should be, a full disk …
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             err.print(
-                f"[bold red]error:[/] cannot read or write{where}: {exc.strerror or exc}",
-                markup=True,
+                labelled("error:", "bold red", f"cannot read or write{where}: {exc.strerror or exc}"),
                 soft_wrap=True,
             )
             sys.exit(2)
@@ -57,6 +65,35 @@ class Size(click.ParamType):
 
 
 SIZE = Size()
+
+
+def finite(ctx, param, value):
+    """Option callback: refuse nan and ±inf (click's FloatRange lets NaN through, as every
+    comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number")
+    return value
+
+
+def byte_size(ctx, param, value):
+    """Option callback: a size in bytes (256MB, 1.5GiB, 1e9; k/M/G/T count powers of 1024) as a
+    positive integer; text that is not a size, NaN, infinity, zero or a negative are refused."""
+    from lmscale.errors import InputError
+    from lmscale.train.memory import parse_bytes
+
+    if value is None:
+        return None
+    try:
+        v = (
+            float(value)
+            if isinstance(value, int) and not isinstance(value, bool)
+            else parse_bytes(str(value))
+        )
+    except InputError:
+        raise click.BadParameter(f"expected a size such as 256MB, 2GiB or 1e9 bytes, got {value!r}") from None
+    if not math.isfinite(v) or v < 1 or v > 2**62:
+        raise click.BadParameter(f"{value!r} is not a size between 1 byte and 4 EiB")
+    return int(v)
 
 
 def fmt(v, digits: int = 6) -> str:
@@ -103,7 +140,7 @@ def method_option(what: str = "Fitting method", default: str | None = DEFAULT, *
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err.print(labelled("warning:", "yellow", message), soft_wrap=True)
 
 
 def suite_tasks(suite, data_root, task_labels):
@@ -113,7 +150,7 @@ def suite_tasks(suite, data_root, task_labels):
         raise click.UsageError("give the task suite: --suite FILE.yaml")
 
     def missing(t):
-        err.print(f"[yellow]skipping {t.label}:[/] {t.path} not found")
+        err.print(labelled("skipping", "yellow", f"{t.label}: {t.path} not found"), soft_wrap=True)
 
     return select_tasks(suite, data_root, task_labels, on_missing=missing)
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from lmscale.cli._common import err, out
+from lmscale.cli._common import byte_size, err, out
 
 
 @click.group("data")
@@ -60,6 +60,7 @@ def data_group():
     "--sample-bytes",
     default="256MB",
     show_default=True,
+    callback=byte_size,
     help="Train BPE on at most this much text (spread over the files).",
 )
 @click.option(
@@ -103,7 +104,6 @@ def prepare_cmd(
     Train a ladder from them with corpus: {name: NAME, prepared: OUT}."""
     from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from lmscale.train.memory import parse_bytes
     from lmscale.train.shards import register_tokens
     from lmscale.train.stream import PrepareOptions, manifest, open_prepared, prepare_corpus, resolve
 
@@ -123,7 +123,7 @@ def prepare_cmd(
 
     opts = PrepareOptions(
         vocab_size=vocab_size,
-        sample_bytes=int(parse_bytes(sample_bytes)),
+        sample_bytes=sample_bytes,
         val_permille=val_permille,
         text_field=text_field,
         eot=eot,

@@ -8,7 +8,7 @@ import json
 import click
 from rich.table import Table
 
-from lmscale.cli._common import SIZE, fmt, method_option, out
+from lmscale.cli._common import SIZE, finite, fmt, labelled, method_option, out
 from lmscale.cli.progress import LadderProgress, quiet_option
 from lmscale.formatting import pct
 
@@ -166,7 +166,7 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
         if data.get(k):
             out.print(f"{k.split('_')[0]}: {data[k]}")
     for w in result.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
+        out.print(labelled("warning:", "yellow", w), soft_wrap=True)
     if result.point is not None and result.loss_interval is None:
         out.print("no intervals: refit with --bootstrap N to get them")
 
@@ -252,9 +252,14 @@ def _sizes(ctx, param, value):
 
 
 @click.command("plan")
-@click.option("--target-params", type=SIZE, required=True, help="Target N (7B or 7e9).")
-@click.option("--target-multiplier", type=click.FloatRange(min=0, min_open=True), help="Target M = D/N.")
-@click.option("--target-tokens", type=SIZE, help="Target D (instead of M; 140B or 1.4e11).")
+@click.option("--target-params", type=SIZE, callback=finite, required=True, help="Target N (7B or 7e9).")
+@click.option(
+    "--target-multiplier",
+    type=click.FloatRange(min=0, min_open=True),
+    callback=finite,
+    help="Target M = D/N.",
+)
+@click.option("--target-tokens", type=SIZE, callback=finite, help="Target D (instead of M; 140B or 1.4e11).")
 @click.option(
     "--evidence",
     "evidence",
@@ -269,13 +274,14 @@ def _sizes(ctx, param, value):
     callback=_sizes,
     help="Only these model sizes, comma-separated N (e.g. 1.06e7,7.89e7,1.54e8).",
 )
-@click.option("--budget", type=SIZE, help="Most FLOPs the ladder may cost (1e20).")
+@click.option("--budget", type=SIZE, callback=finite, help="Most FLOPs the ladder may cost (1e20).")
 @click.option("--max-runs", type=click.IntRange(min=5), help="Most runs in the ladder.")
 @click.option(
     "--mfu",
     default=0.4,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True),
+    callback=finite,
     help="Model FLOPs utilisation for GPU-hours (H100 bf16 peak).",
 )
 @method_option("Fitting method of the loss law")

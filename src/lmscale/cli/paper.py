@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from lmscale.cli._common import err, fmt, format_option, method_option, out
+from lmscale.cli._common import err, fmt, format_option, labelled, method_option, out
 from lmscale.cli.progress import LadderProgress, quiet_option
 from lmscale.formatting import pct
 
@@ -128,7 +128,7 @@ def _report(testbed_dir, fit_spec, train_sets, val_sets, split, method, only, ou
         f"{built.seconds:.1f} s (figures in {Path(out_dir) / 'figures'}, tables in {Path(out_dir) / 'tables'})"
     )
     for k, why in built.skipped.items():
-        out.print(f"[yellow]skipped {k}:[/] {why}")
+        out.print(labelled("skipped", "yellow", f"{k}: {why}"), soft_wrap=True)
     fig1 = next((a for a in built.analyses if a.key == "figure1"), None)
     if fig1 is not None:
         out.print(fig1.text)

@@ -93,9 +93,9 @@ class LadderProgress:
             from lmscale.cli._common import err
 
             self.bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
-                TextColumn("{task.fields[info]}"),
+                TextColumn("{task.fields[info]}", markup=False),
                 TimeRemainingColumn(),
                 console=err,
                 transient=self.transient,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from lmscale._io import read_text
+from lmscale._io import check_regular_file, read_text
 from lmscale.errors import InputError
 from lmscale.interop.mapping import ImportReport, NamePattern, grouped_reasons
 from lmscale.run_table import RunTable
@@ -29,8 +29,8 @@ DEFAULT_METRICS = ("acc_norm", "acc")
 def results_files(path: str | Path) -> list[Path]:
     """A results JSON, or every ``results*.json`` under a folder (the harness's layout)."""
     p = Path(path)
-    if p.is_file():
-        return [p]
+    if not p.is_dir():
+        return [check_regular_file(p, "lm-evaluation-harness results")]
     files = sorted(p.rglob("results*.json"))
     if not files:
         raise InputError(f"{p}: no lm-evaluation-harness results*.json files")
@@ -188,6 +188,8 @@ def merge_lm_eval(
     ]
     if run_id is not None and len(paths) > 1:
         raise InputError(f"--run-id names one run but {len(paths)} results files were given")
+    if run_id is not None and run_id not in runs.run_ids:
+        raise InputError(f"--run-id {run_id!r} is not a run of {runs.source}")
     if path_column is not None and path_column not in runs.frame.columns:
         raise InputError(
             f"run table has no column {path_column!r} (columns: {', '.join(runs.frame.columns)})"
@@ -269,9 +271,7 @@ def _step(fields: Mapping[str, Any]) -> float:
 def _read_results(path: Path) -> Any:
     """A results file as the harness writes it: Python's ``json`` output, where a NaN (a standard
     error of one sample) is a bare ``NaN`` token, which strict JSON readers refuse."""
-    import json
+    from lmscale._io import MAX_JSON_BYTES, parse_json
 
-    try:
-        return json.loads(read_text(path, what="lm-evaluation-harness results"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON ({exc})") from None
+    text = read_text(path, max_bytes=MAX_JSON_BYTES, what="lm-evaluation-harness results")
+    return parse_json(text, path, allow_nan=True)

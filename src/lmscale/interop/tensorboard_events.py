@@ -9,7 +9,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from lmscale._io import read_json, read_yaml
+from lmscale._io import check_regular_file, read_json, read_yaml
 from lmscale.errors import InputError
 from lmscale.interop import require
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
@@ -80,12 +80,18 @@ def read_scalars(run_dir: str | Path, notes: list[str] | None = None) -> History
     files = sorted(d.glob("events.out.tfevents.*"))
     if not files:
         raise InputError(f"{d}: no events.out.tfevents.* files")
-    for f in files:
+    for f in files:  # TensorBoard's reader would block on a FIFO or read a device forever
+        check_regular_file(f, "TensorBoard event file")
         for warning in scan_events(f):
             if notes is not None:
                 notes.append(warning)
     acc = ea_mod.EventAccumulator(str(d), size_guidance={ea_mod.SCALARS: 0})
-    acc.Reload()
+    from google.protobuf.message import DecodeError  # TensorBoard's own dependency
+
+    try:
+        acc.Reload()
+    except DecodeError as exc:  # a record framed right (length, CRCs) around bytes that are no event
+        raise InputError(f"{d}: an event record is not a TensorBoard event ({exc})") from None
     metrics = {}
     for tag in acc.Tags().get("scalars", []):
         latest: dict[int, tuple[float, float]] = {}

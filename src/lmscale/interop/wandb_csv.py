@@ -16,13 +16,14 @@ from mapped history columns, from a sibling ``<file>.config.json|yaml`` (the W&B
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmscale._io import read_json, read_text, read_yaml
+from lmscale._io import open_regular, read_json, read_yaml
 from lmscale.errors import InputError
 from lmscale.interop.mapping import NOMINAL_N, MetricMap, NamePattern, parse_size
 
@@ -59,13 +60,28 @@ def _cell(text: str, where: str) -> float | None:
         raise InputError(f"{where}: {text!r} is not a number") from None
 
 
-def read_history(path: str | Path) -> History:
-    """Parse one history CSV (either layout)."""
+def read_history(path: str | Path, mapping: MetricMap | None = None) -> History:
+    """Parse one history CSV (either layout), streamed row by row: memory holds the points of the
+    columns ``mapping`` maps (of every column without one), whatever the file's size. Only a
+    regular file is opened; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is dropped."""
     p = Path(path)
-    rows = list(csv.reader(read_text(p, what="W&B history CSV").splitlines()))
-    if not rows:
-        raise InputError(f"{p}: empty file")
-    header = rows[0]
+    fh = io.TextIOWrapper(open_regular(p, "W&B history CSV"), encoding="utf-8-sig", newline="")
+    reader = csv.reader(fh)
+    try:
+        with fh:
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{p}: empty file")
+            return _parse_rows(p, header, reader, mapping)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p}: W&B history CSV is not UTF-8 text ({exc.reason} near line {reader.line_num})"
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"{p}, line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _parse_rows(p: Path, header: list[str], reader, mapping: MetricMap | None) -> History:
     step_col = next((c for c in STEP_COLUMNS if c in header), None)
     if step_col is None:
         raise InputError(f"{p}: no step column (expected one of {', '.join(STEP_COLUMNS)})")
@@ -82,8 +98,11 @@ def read_history(path: str | Path) -> History:
     if names and len(prefixes) == 1 and all(" - " in c for c in names):
         run_name = prefixes.pop()
         keep = [(i, c.split(" - ", 1)[1]) for i, c in keep]
-    by_step: dict[str, dict[int, float]] = {c: {} for _, c in keep}
-    for n, row in enumerate(rows[1:], start=2):
+    mapped = set(mapping.apply(c for _, c in keep)) if mapping is not None else {c for _, c in keep}
+    by_step: dict[str, dict[int, float]] = {c: {} for _, c in keep if c in mapped}
+    seen: set[str] = set()  # unmapped columns with a value somewhere (named in messages)
+    for row in reader:
+        n = reader.line_num
         if not row or all(not x.strip() for x in row):
             continue
         if len(row) != len(header):
@@ -93,9 +112,14 @@ def read_history(path: str | Path) -> History:
             continue
         for i, c in keep:
             v = _cell(row[i], f"{p}, line {n}, column {header[i]!r}")
-            if v is not None:
+            if v is None:
+                continue
+            if c in by_step:
                 by_step[c][int(step)] = v  # a step logged again after a resume: the later line wins
+            else:
+                seen.add(c)
     metrics = {c: tuple(sorted(d.items())) for c, d in by_step.items() if d}
+    metrics.update((c, ()) for c in sorted(seen))
     return History(run_name, metrics)
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmscale._io import read_text
+from lmscale._io import open_regular, read_text
 from lmscale.errors import InputError
 from lmscale.interop.mapping import ImportReport, MetricMap, NamePattern, finish
 from lmscale.interop.wandb_csv import (
@@ -86,19 +87,32 @@ def _value(text: str) -> Any:
     return None if t in _MISSING else t
 
 
-def read_export(path: str | Path) -> list[ExportedRun]:
-    """Every run of one W&B CSV export, whatever its layout."""
+def read_export(path: str | Path, mapping: MetricMap | None = None) -> list[ExportedRun]:
+    """Every run of one W&B CSV export, whatever its layout (told by its header). A history file
+    is streamed (:func:`read_history`: memory holds the columns ``mapping`` maps); the runs table
+    and chart exports are read whole."""
     p = Path(path)
-    rows = list(csv.reader(read_text(p, what="W&B CSV export").splitlines()))
-    if not rows:
-        raise InputError(f"{p}: empty file")
-    kind = layout(rows[0])
-    if kind == "runs-table":
+    if layout(_header(p)) == "history":
+        hist = read_history(p, mapping)
+        return [ExportedRun(hist.name, hist, read_config(p), by_file=True)]
+    rows = list(csv.reader(read_text(p, what="W&B CSV export").lstrip("\ufeff").splitlines()))
+    if layout(rows[0]) == "runs-table":
         return _runs_table(p, rows)
-    if kind == "chart":
-        return _chart(p, rows)
-    hist = read_history(p)
-    return [ExportedRun(hist.name, hist, read_config(p), by_file=True)]
+    return _chart(p, rows)
+
+
+def _header(p: Path) -> list[str]:
+    """The first CSV row of ``p`` (a regular file; a UTF-8 byte-order mark dropped)."""
+    try:
+        with io.TextIOWrapper(open_regular(p, "W&B CSV export"), encoding="utf-8-sig", newline="") as fh:
+            row = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{p}: W&B CSV export is not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise InputError(f"{p}, line 1: malformed CSV ({exc})") from None
+    if not row:
+        raise InputError(f"{p}: empty file")
+    return row
 
 
 def _runs_table(p: Path, rows: list[list[str]]) -> list[ExportedRun]:
@@ -183,7 +197,7 @@ def import_wandb_csv(
     rows, skipped = [], []
     for f in files:
         try:
-            runs = read_export(f)
+            runs = read_export(f, mapping)
         except InputError as exc:
             skipped.append((f.name, str(exc).replace(f"{f}: ", "").replace(f"{f}, ", "")))
             continue

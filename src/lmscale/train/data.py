@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lmscale._io import atomic_write, atomic_write_text, iter_json_lines, read_json
+from lmscale._io import atomic_write, atomic_write_text, check_regular_file, iter_json_lines, read_json
 from lmscale.errors import InputError
 from lmscale.train.stream import open_prepared
 from lmscale.train.tokens import EOT, _int_in, is_validation, train_tokenizer
@@ -170,9 +170,7 @@ def load_or_train_tokenizer(
     from tokenizers import Tokenizer
 
     if tokenizer_file:
-        path = Path(tokenizer_file)
-        if not path.is_file():
-            raise InputError(f"tokenizer file {path} not found")
+        path = check_regular_file(tokenizer_file, "tokenizer file")
         try:
             tok = Tokenizer.from_file(str(path))
         except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files

@@ -12,7 +12,6 @@ Layout of a ladder folder::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscale import compute
-from lmscale._io import MAX_CONFIG_BYTES, read_text, read_yaml
+from lmscale._io import MAX_CONFIG_BYTES, read_json, read_yaml
 from lmscale.errors import InputError
 from lmscale.train.data import CorpusConfig
 from lmscale.train.presets import PRESETS
@@ -188,15 +187,10 @@ class LadderConfig:
     @classmethod
     def read(cls, path: str | Path) -> LadderConfig:
         p = Path(path)
-        if not p.is_file():
-            raise InputError(f"ladder config {p} not found")
         if p.suffix in (".yaml", ".yml"):
             data = read_yaml(p, what="ladder config")
         else:
-            try:
-                data = json.loads(read_text(p, max_bytes=MAX_CONFIG_BYTES, what="ladder config"))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{p}: malformed config ({exc})") from None
+            data = read_json(p, expect=None, max_bytes=MAX_CONFIG_BYTES, what="ladder config")
         if not isinstance(data, dict):
             raise InputError(f"{p}: a ladder config is a mapping")
         return cls.from_json(data, str(p))

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lmscale._io import atomic_write_text
+from lmscale._io import atomic_write_text, check_regular_file
 from lmscale.errors import InputError
 from lmscale.train.tokens import EOT
 
@@ -147,6 +147,7 @@ def register_tokens(
 
     if np.dtype(dtype) not in (np.uint16, np.uint32):
         raise InputError(f"token files must be uint16 or uint32, got {dtype!r}")
+    check_regular_file(tokenizer_file, "tokenizer file")  # the library's own read blocks on a FIFO
     try:
         tok = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
@@ -160,9 +161,7 @@ def register_tokens(
     def shards(files: Sequence[str | Path]) -> list[dict]:
         rows = []
         for f in files:
-            p = Path(f).resolve()
-            if not p.is_file():
-                raise InputError(f"token file {f} not found")
+            p = check_regular_file(Path(f), "token file").resolve()
             size = p.stat().st_size
             if size % np.dtype(dtype).itemsize:
                 raise InputError(f"{p}: {size} bytes is not a whole number of {dtype} tokens")

@@ -24,7 +24,7 @@ from typing import IO
 
 import numpy as np
 
-from lmscale._io import atomic_write_text, read_json
+from lmscale._io import atomic_write_text, check_regular_file, read_json
 from lmscale.errors import InputError
 from lmscale.train import pieces as _pieces
 from lmscale.train.pieces import split_text
@@ -48,7 +48,8 @@ def resolve(sources: Sequence[str]) -> list[Path]:
                 out += sorted(q for q in p.rglob("*") if q.is_file())
             elif p.is_file():
                 out.append(p)
-            else:
+            else:  # a FIFO, a device, a socket: say which (missing: no such file)
+                check_regular_file(p, "corpus source")
                 raise InputError(f"corpus source {s!r}: no such file")
     if not out:
         raise InputError(f"corpus sources {list(sources)} match no files")
@@ -160,6 +161,8 @@ def _iter_pieces(path: Path, text_field: str) -> Iterator[tuple[str, str, bool]]
                     text = json.loads(line).get(text_field)
                 except (json.JSONDecodeError, AttributeError):
                     raise InputError(f"{path}, line {k + 1}: not a JSON object") from None
+                except RecursionError:
+                    raise InputError(f"{path}, line {k + 1}: JSON nested too deeply") from None
                 if isinstance(text, str) and text:
                     yield from _whole(f"{path}#{k}", text)
             return
@@ -270,6 +273,7 @@ def prepare_corpus(
             pass
     done.unlink(missing_ok=True)
     if tokenizer_file:
+        check_regular_file(tokenizer_file, "tokenizer file")  # the library's own read blocks on a FIFO
         try:
             tok = Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
