@@ -20,6 +20,13 @@ _device_option = click.option(
 )
 
 
+def epochs_limit(max_epochs, allow_repeat):
+    """``--max-epochs`` / ``--allow-repeat`` as execution's ``max_epochs`` (None: the default)."""
+    if max_epochs is not None and allow_repeat:
+        raise click.UsageError("give --max-epochs or --allow-repeat, not both")
+    return float("inf") if allow_repeat else max_epochs
+
+
 def ladder_config(config, preset_name):
     from lmscale.train.ladder import load_config
 
@@ -66,6 +73,7 @@ def ladder():
 @format_option()
 def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, ladder_dir, fmt):
     """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated time."""
+    from lmscale.train.corpus_checks import corpus_warnings
     from lmscale.train.ladder import THROUGHPUT, family_warnings, plan
     from lmscale.train.memory import GIB, cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
 
@@ -80,7 +88,7 @@ def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, la
         world=gpus,
         corpus_tokens=corpus_tokens,
     )
-    for w in family_warnings(cfg) + resource_warnings(res):
+    for w in corpus_warnings(cfg.corpus, cfg.name) + family_warnings(cfg) + resource_warnings(res):
         warn(w)
     if fmt == "json":
         rows = []
@@ -203,8 +211,24 @@ class LadderProgress:
 )
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--gpu-memory", help="GPU memory per rank (e.g. 80GB): choose each run's micro-batch to fit.")
+@click.option(
+    "--max-epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Refuse runs that would repeat the corpus more often (default: 1 for ladders of 1e8+ tokens per run).",
+)
+@click.option("--allow-repeat", is_flag=True, help="Allow runs to repeat the corpus any number of times.")
 def ladder_run(
-    config, preset_name, out_dir, device, log_to, micro_batch, activation_checkpointing, compile_, gpu_memory
+    config,
+    preset_name,
+    out_dir,
+    device,
+    log_to,
+    micro_batch,
+    activation_checkpointing,
+    compile_,
+    gpu_memory,
+    max_epochs,
+    allow_repeat,
 ):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.ladder_run import execution_from, run_ladder
@@ -218,6 +242,7 @@ def ladder_run(
         activation_checkpointing=activation_checkpointing,
         compile=compile_,
         gpu_memory=gpu_memory,
+        max_epochs=epochs_limit(max_epochs, allow_repeat),
     )
     t0 = time.perf_counter()
     with LadderProgress(len(plan(cfg))) as progress:
