@@ -26,6 +26,7 @@ from lmscale.errors import InputError
 from lmscale.ladder_folder import note_job, run_is_locked, write_runs_table
 from lmscale.ladder_run import HELD, Execution, _Ranks, open_ladder, train_run
 from lmscale.run_record import RunRecord, finished
+from lmscale.train.corpus_checks import require_corpus
 from lmscale.train.ladder import LadderConfig, RunPlan
 
 EXECUTORS = ("slurm", "local")
@@ -183,18 +184,25 @@ class SubmitResult:
     runs_path: Path | None = None
 
 
-def _executor(kind: str, folder: Path, max_requeues: int):
+def _check_executor(kind: str) -> None:
+    if kind not in EXECUTORS:
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
     try:
-        import submitit
+        import submitit  # noqa: F401
     except ImportError:
         raise InputError(
             "ladder submit needs submitit: pip install 'lmscale[cluster]' (or pip install submitit)"
         ) from None
+    if kind == "slurm" and shutil.which("sbatch") is None:
+        raise InputError(
+            "--executor slurm: sbatch not found; submit from a SLURM login node, or use --executor local"
+        )
+
+
+def _executor(kind: str, folder: Path, max_requeues: int):
+    import submitit
+
     if kind == "slurm":
-        if shutil.which("sbatch") is None:
-            raise InputError(
-                "--executor slurm: sbatch not found; submit from a SLURM login node, or use --executor local"
-            )
         return submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=max_requeues)
     return submitit.LocalExecutor(folder=folder, max_num_timeout=max_requeues)
 
@@ -217,8 +225,8 @@ def submit_ladder(
     poll_seconds: float = 0.5,
 ) -> SubmitResult:
     """Submit one job per unfinished run of ``cfg`` in ``out_dir`` (see the module's docstring)."""
-    if executor not in EXECUTORS:
-        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    _check_executor(executor)
+    require_corpus(cfg.corpus, cfg.name)
     say = on_event or (lambda _m: None)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
