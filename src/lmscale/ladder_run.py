@@ -147,7 +147,9 @@ def run_ladder(
     others then find it cached), and alone writes configs, records and ``runs.jsonl``; the ranks
     meet at a barrier after each of those writes."""
     from lmscale.ladder_folder import write_runs_table
+    from lmscale.train.corpus_checks import require_corpus
 
+    require_corpus(cfg.corpus, cfg.name)  # before the folder is made
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ranks = _Ranks.start()
