@@ -305,3 +305,30 @@ def test_fuzz_suites_and_task_items(tmp_path_factory, entry, item, task_type):
     except LmscaleError:
         return
     assert items and isinstance(items[0], dict)
+
+
+@pytest.mark.slow
+@fuzz(60)
+@given(
+    name=st.sampled_from(["job.json", "worker.json", "train_log.jsonl", "record.json", "ladder.json"]),
+    value=values,
+    as_text=st.booleans(),
+    text=st.text(max_size=40),
+)
+def test_fuzz_ladder_status_files(tmp_path_factory, name, value, as_text, text):
+    """``ladder status`` over a ladder folder with one damaged or hostile file (issue 22)."""
+    from lmscale.ladder_submit import parse_minutes
+
+    root = tmp_path_factory.mktemp("st")
+    lad = root / "out"
+    run_dir = lad / "runs" / "c-a-M5"
+    run_dir.mkdir(parents=True)
+    (lad / "ladder.json").write_text(json.dumps(LADDER))
+    content = text if as_text else json.dumps(value, allow_nan=True)
+    (lad / name if name == "ladder.json" else run_dir / name).write_text(content)
+    res = invoke(["ladder", "status", lad, "--format", "json"], root, lad)
+    if res.exit_code == 0:
+        states = json.loads(res.output)
+        assert {s["state"] for s in states} <= {"pending", "running", "done", "failed"}
+    with contextlib.suppress(LmscaleError):
+        assert parse_minutes(text) >= 1

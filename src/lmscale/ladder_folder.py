@@ -173,7 +173,7 @@ def last_logged(run_dir: str | Path) -> tuple[int, float | None]:
         try:
             entry = json.loads(line)
             return int(entry["step"]), float(entry["loss"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             continue
     return 0, None
 
@@ -198,11 +198,13 @@ def run_state(run_dir: str | Path) -> RunState:
     rdir = Path(run_dir)
     step, loss = last_logged(rdir)
     jobs = _jobs(rdir / "job.json")
-    job_id = jobs[-1]["job_id"] if jobs else ""
+    job_id = str(jobs[-1].get("job_id", "")) if jobs else ""
     rec_path = rdir / "record.json"
     done = finished(rec_path)
     if done is not None:
-        return RunState(rdir.name, DONE, step, done.row.get("train_loss", loss), job_id)
+        final = done.row.get("train_loss")
+        final = float(final) if isinstance(final, (int, float)) and not isinstance(final, bool) else loss
+        return RunState(rdir.name, DONE, step, final, job_id)
     if run_is_locked(rdir):
         who = ""
         with contextlib.suppress(InputError, OSError):
