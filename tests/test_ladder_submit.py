@@ -231,7 +231,7 @@ def test_submit_refuses_bad_input_before_submitting(tmp_path, monkeypatch):
     res = CliRunner().invoke(
         cli, ["ladder", "submit", str(config), "--out", str(tmp_path / "x"), "--executor", "slurm"]
     )
-    assert res.exit_code == 2 and "sbatch not found" in res.output
+    assert res.exit_code == 2 and "sbatch and srun not found" in res.output
     res = CliRunner().invoke(
         cli, ["ladder", "submit", "--preset", "paper", "--out", str(tmp_path / "p"), "--executor", "local"]
     )
@@ -256,3 +256,45 @@ def test_submit_refuses_bad_input_before_submitting(tmp_path, monkeypatch):
         ],
     )
     assert res.exit_code == 2 and "--time 'later'" in res.output
+
+
+def test_slurm_jobs_ask_for_each_runs_gpus_and_time(tmp_path, monkeypatch):
+    """With a stand-in ``sbatch`` (records the script, answers a job id): one job per run, each
+    with its GPUs, time, partition, the warning signal that triggers the requeue, and the job id
+    noted for ``ladder status``."""
+    bin_dir, spool = tmp_path / "bin", tmp_path / "spool"
+    bin_dir.mkdir()
+    spool.mkdir()
+    fake = bin_dir / "sbatch"
+    fake.write_text(
+        f'#!/bin/sh\nn=$(ls {spool} | wc -l)\ncp "$1" {spool}/job$n.sh\necho "Submitted batch job $((1000 + n))"\n'
+    )
+    fake.chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    config = _config_file(tmp_path)
+    out = tmp_path / "lad"
+    args = ["ladder", "submit", str(config), "--out", str(out), "--executor", "slurm", "--partition", "gpu"]
+    res = CliRunner().invoke(cli, [*args, "--time", "2:00:00", "--gpus-per-run", "2"])
+    assert res.exit_code == 0, res.output
+    assert "4 run(s) submitted (slurm)" in res.output and "lmscale ladder status" in res.output
+    scripts = sorted(spool.glob("*.sh"))
+    assert len(scripts) == 4
+    text = scripts[0].read_text()
+    for line in (
+        "--gpus-per-node=2",
+        "--ntasks-per-node=2",
+        "--time=120",
+        "--partition=gpu",
+        "--signal=USR2@120",
+    ):
+        assert f"#SBATCH {line}" in text, (line, text)
+    states = ladder_status(out)
+    assert [s.state for s in states] == ["pending"] * 4
+    assert sorted(s.job_id for s in states) == ["1000", "1001", "1002", "1003"]
+    # submitted again while they wait in the queue: nothing runs yet, so each is submitted again (a
+    # second job for a run finds it finished or held, and leaves it); by default the plan's time
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0 and len(list(spool.glob("*.sh"))) == 8
+    assert "#SBATCH --time=11" in sorted(spool.glob("*.sh"))[-1].read_text()

@@ -193,9 +193,11 @@ def _check_executor(kind: str) -> None:
         raise InputError(
             "ladder submit needs submitit: pip install 'lmscale[cluster]' (or pip install submitit)"
         ) from None
-    if kind == "slurm" and shutil.which("sbatch") is None:
+    missing = [c for c in ("sbatch", "srun") if kind == "slurm" and shutil.which(c) is None]
+    if missing:
         raise InputError(
-            "--executor slurm: sbatch not found; submit from a SLURM login node, or use --executor local"
+            f"--executor slurm: {' and '.join(missing)} not found; submit from a SLURM login node, "
+            "or use --executor local"
         )
 
 
