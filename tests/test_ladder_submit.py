@@ -214,6 +214,8 @@ def test_job_resources_come_from_the_plan():
     big_cfg = LadderConfig.from_json({"preset": "paper", "shapes": ["6.9B"], "multipliers": [5]})
     sharded = [job_resources(big_cfg, plan(big_cfg), gpu_bytes=gb * 2**30)[0].gpus for gb in (80, 40)]
     assert sharded == [2, 4]  # the 6.9B shape is sharded (FSDP) over the fewest GPUs it fits on
+    capped = job_resources(cfg, runs, device="cuda", max_minutes=48 * 60)
+    assert max(x.minutes for x in capped) == 48 * 60 and min(x.minutes for x in capped) == small.minutes
     fixed = job_resources(cfg, runs[:2], gpus_per_run=16, minutes=90)
     assert [(x.gpus, x.nodes, x.minutes) for x in fixed] == [(16, 2, 90)] * 2
     assert [x.gpus for x in job_resources(cfg, runs[:1], device="cpu")] == [0]

@@ -100,7 +100,7 @@ class JobResources:
     minutes: int
 
 
-def parse_minutes(text: str | None) -> int | None:
+def parse_minutes(text: str | None, what: str = "--time") -> int | None:
     """``90``, ``1:30:00``, ``2-00:00:00`` (SLURM's forms) as minutes; None for None."""
     if text is None:
         return None
@@ -117,9 +117,9 @@ def parse_minutes(text: str | None) -> int | None:
             raise ValueError
         minutes += int(days or 0) * 1440
     except ValueError:
-        raise InputError(f"--time {text!r}: give minutes (90), H:MM:SS (1:30:00) or D-HH:MM:SS") from None
+        raise InputError(f"{what} {text!r}: give minutes (90), H:MM:SS (1:30:00) or D-HH:MM:SS") from None
     if minutes < 1:
-        raise InputError(f"--time {text!r}: at least one minute")
+        raise InputError(f"{what} {text!r}: at least one minute")
     return minutes
 
 
@@ -132,6 +132,7 @@ def job_resources(
     gpu_bytes: float | None = None,
     gpus_per_node: int = 8,
     minutes: int | None = None,
+    max_minutes: int | None = None,
     slack: float = 2.0,
     overhead_minutes: int = 10,
 ) -> list[JobResources]:
@@ -139,7 +140,8 @@ def job_resources(
     batch splits and :func:`~lmscale.train.memory.run_resources`'s estimate fits ``gpu_bytes``;
     else 1; 0 on a CPU) and its time (``minutes``; else the planner's estimate,
     :meth:`~lmscale.train.ladder.RunPlan.estimated_seconds`, split over the GPUs, × ``slack``, plus
-    ``overhead_minutes`` for start-up, data and validation)."""
+    ``overhead_minutes`` for start-up, data and validation, at most ``max_minutes``: a longer run
+    is requeued at its time limit and resumes from its checkpoint)."""
     from lmscale.train.memory import run_resources
 
     out = []
@@ -165,6 +167,7 @@ def job_resources(
                 )
         est = r.estimated_seconds(device) / max(g, 1)
         m = minutes if minutes is not None else math.ceil(est * slack / 60) + overhead_minutes
+        m = min(m, max_minutes) if max_minutes is not None else m
         out.append(JobResources(r.run_id, g, max(1, -(-g // gpus_per_node)), m))
     return out
 
@@ -218,11 +221,12 @@ def submit_ladder(
     device: str = "cuda",
     gpus_per_run: int | None = None,
     minutes: int | None = None,
+    max_minutes: int | None = None,
     partition: str | None = None,
     cpus_per_gpu: int = 8,
     parallel: int = 1,
     retries: int = 2,
-    max_requeues: int = 20,
+    max_requeues: int = 50,
     on_event: Callable[[str], None] | None = None,
     poll_seconds: float = 0.5,
 ) -> SubmitResult:
@@ -248,6 +252,7 @@ def submit_ladder(
             gpus_per_run=gpus_per_run,
             gpu_bytes=execution.gpu_memory,
             minutes=minutes,
+            max_minutes=max_minutes,
         )
     }
     ex = _executor(executor, out / "jobs", max_requeues)

@@ -56,6 +56,10 @@ def _with(options):
     "time_limit",
     help="Time limit per job (90, 1:30:00, 2-00:00:00; default: the plan's estimate ×2 + 10 min).",
 )
+@click.option(
+    "--max-time",
+    help="Cap on the estimated time per job (e.g. the partition's limit); a longer run is requeued at it and resumes.",
+)
 @click.option("--partition", help="SLURM partition.")
 @click.option(
     "--parallel",
@@ -73,7 +77,7 @@ def _with(options):
 )
 @_with(max_epochs_options)
 def ladder_submit(
-    config, preset_name, out_dir, executor, device, gpus_per_run, gpu_memory, time_limit, partition,
+    config, preset_name, out_dir, executor, device, gpus_per_run, gpu_memory, time_limit, max_time, partition,
     parallel, retries, max_epochs, allow_repeat,
 ):  # fmt: skip
     """Submit one job per unfinished run (submitit); requeued on preemption, resumed from its checkpoint."""
@@ -92,6 +96,7 @@ def ladder_submit(
         device=device,
         gpus_per_run=gpus_per_run,
         minutes=parse_minutes(time_limit),
+        max_minutes=parse_minutes(max_time, "--max-time"),
         partition=partition,
         parallel=parallel,
         retries=retries,
