@@ -72,3 +72,19 @@ def test_runs_that_repeat_the_corpus_beyond_max_epochs_are_refused_before_traini
     config.write_text(json.dumps(json.loads(config.read_text()) | {"execution": {"max_epochs": 0}}))
     res = CliRunner().invoke(cli, ["ladder", "run", str(config), "--out", str(out)])
     assert res.exit_code == 2 and "max_epochs must be a positive number" in res.output
+
+
+def test_ladder_plan_reads_a_prepared_corpus_size_from_its_manifest(tmp_path):
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.json").write_text(json.dumps({"train": [{"n_tokens": 6e8}, {"n_tokens": 4e8}]}))
+    config = tmp_path / "paper.json"
+    config.write_text(json.dumps({"preset": "paper", "corpus": {"name": "web", "prepared": str(prepared)}}))
+    res = CliRunner().invoke(cli, ["ladder", "plan", str(config), "--format", "json"])
+    assert res.exit_code == 0
+    epochs = {r["run_id"]: r["epochs"] for r in json.loads(res.stdout)}
+    assert epochs["web-0.011B-M5"] == pytest.approx(5 * 10_569_312 / 1e9, rel=1e-3)  # 0.053 epochs
+    assert "web-0.011B-M640: 6.76 epochs over the corpus" in res.stderr
+    (prepared / "manifest.json").write_text("{broken")
+    res = CliRunner().invoke(cli, ["ladder", "plan", str(config), "--format", "json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)[0]["epochs"] is None  # unknown, not a crash

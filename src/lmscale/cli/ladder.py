@@ -63,7 +63,7 @@ def ladder():
 @click.option(
     "--corpus-tokens",
     type=float,
-    help="Training tokens in the corpus, for epochs (default: from DIR's token cache with --ladder-dir).",
+    help="Training tokens in the corpus, for epochs (default: a prepared corpus's manifest, or DIR's token cache with --ladder-dir).",
 )
 @click.option(
     "--ladder-dir",
@@ -73,7 +73,7 @@ def ladder():
 @format_option()
 def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, ladder_dir, fmt):
     """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated time."""
-    from lmscale.train.corpus_checks import corpus_warnings
+    from lmscale.train.corpus_checks import corpus_warnings, prepared_corpus_tokens
     from lmscale.train.ladder import THROUGHPUT, family_warnings, plan
     from lmscale.train.memory import GIB, cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
 
@@ -81,6 +81,8 @@ def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, la
     runs = plan(cfg)
     if corpus_tokens is None and ladder_dir:
         corpus_tokens = cached_corpus_tokens(ladder_dir)
+    if corpus_tokens is None:
+        corpus_tokens = prepared_corpus_tokens(cfg.corpus)
     res = run_resources(
         cfg,
         runs,

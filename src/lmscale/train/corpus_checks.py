@@ -55,3 +55,19 @@ def epoch_limit_errors(resources, max_epochs: float | None, n_tokens: Sequence[i
         f"use a larger corpus ({HOW_TO_PREPARE}), smaller multipliers, or allow it with --allow-repeat / "
         "--max-epochs N (execution: {max_epochs: N} in the config)"
     ]
+
+
+def prepared_corpus_tokens(corpus: CorpusConfig) -> float | None:
+    """Training tokens of a prepared corpus (``lmscale data prepare``), from its manifest; None when
+    the corpus is not prepared or the manifest cannot be read (``ladder run`` then says why)."""
+    if not corpus.prepared:
+        return None
+    from pathlib import Path
+
+    from lmscale._io import read_json
+
+    try:
+        doc = read_json(Path(corpus.prepared) / "manifest.json")
+        return float(sum(int(s["n_tokens"]) for s in doc["train"]))
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
