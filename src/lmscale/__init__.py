@@ -55,6 +55,8 @@ _API = {
     "ladder_preset": "lmscale.train.ladder:preset",
     "ladder_plan": "lmscale.train.ladder:plan",
     "run_ladder": "lmscale.ladder_run:run_ladder",
+    "submit_ladder": "lmscale.ladder_submit:submit_ladder",
+    "ladder_status": "lmscale.ladder_folder:ladder_status",
     # errors
     "LmscaleError": "lmscale.errors:LmscaleError",
     "InputError": "lmscale.errors:InputError",

@@ -73,16 +73,14 @@ def ladder():
 @format_option()
 def ladder_plan(config, preset_name, device, gpu_memory, gpus, corpus_tokens, ladder_dir, fmt):
     """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated time."""
-    from lmscale.train.corpus_checks import corpus_warnings, prepared_corpus_tokens
+    from lmscale.train.corpus_checks import corpus_warnings, known_corpus_tokens
     from lmscale.train.ladder import THROUGHPUT, family_warnings, plan
-    from lmscale.train.memory import GIB, cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
+    from lmscale.train.memory import GIB, parse_bytes, resource_warnings, run_resources
 
     cfg = ladder_config(config, preset_name)
     runs = plan(cfg)
-    if corpus_tokens is None and ladder_dir:
-        corpus_tokens = cached_corpus_tokens(ladder_dir)
     if corpus_tokens is None:
-        corpus_tokens = prepared_corpus_tokens(cfg.corpus)
+        corpus_tokens = known_corpus_tokens(cfg.corpus, ladder_dir)
     res = run_resources(
         cfg,
         runs,

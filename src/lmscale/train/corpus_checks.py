@@ -71,3 +71,11 @@ def prepared_corpus_tokens(corpus: CorpusConfig) -> float | None:
         return float(sum(int(s["n_tokens"]) for s in doc["train"]))
     except (InputError, KeyError, TypeError, ValueError):
         return None
+
+
+def known_corpus_tokens(corpus: CorpusConfig, ladder_dir: str | None = None) -> float | None:
+    """Training tokens of the corpus when known without reading it: from a ladder folder's token
+    cache (:func:`~lmscale.train.memory.cached_corpus_tokens`), else a prepared corpus's manifest."""
+    from lmscale.train.memory import cached_corpus_tokens
+
+    return (cached_corpus_tokens(ladder_dir) if ladder_dir else None) or prepared_corpus_tokens(corpus)
