@@ -295,8 +295,19 @@ def test_slurm_jobs_ask_for_each_runs_gpus_and_time(tmp_path, monkeypatch):
     states = ladder_status(out)
     assert [s.state for s in states] == ["pending"] * 4
     assert sorted(s.job_id for s in states) == ["1000", "1001", "1002", "1003"]
-    # submitted again while they wait in the queue: nothing runs yet, so each is submitted again (a
-    # second job for a run finds it finished or held, and leaves it); by default the plan's time
+    # submitted again while SLURM still holds the jobs (squeue lists them): nothing is submitted
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\nprintf '1000\\n1001\\n1002\\n1003\\n999\\n'\n")
+    squeue.chmod(0o755)
     res = CliRunner().invoke(cli, args)
-    assert res.exit_code == 0 and len(list(spool.glob("*.sh"))) == 8
+    assert (
+        res.exit_code == 0
+        and "0 run(s) submitted" in res.output
+        and "4 already queued or being trained" in res.output
+    )
+    # gone from the queue without a record (cancelled, failed): submitted again, by default for the
+    # plan's time
+    squeue.write_text("#!/bin/sh\nprintf '999\\n'\n")
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0 and "4 run(s) submitted" in res.output and len(list(spool.glob("*.sh"))) == 8
     assert "#SBATCH --time=11" in sorted(spool.glob("*.sh"))[-1].read_text()

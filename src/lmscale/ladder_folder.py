@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import platform
 import time
@@ -99,7 +100,13 @@ def run_is_locked(run_dir: str | Path) -> bool:
 
 def _plan_order(records: dict[str, RunRecord]) -> list[str]:
     """Run ids in the planner's order (compute, then size), from the records' rows."""
-    return sorted(records, key=lambda k: (records[k].row["flops"], records[k].row["n_params"], k))
+
+    def key(k: str) -> tuple:
+        row = records[k].row
+        nums = [row.get(c) for c in ("flops", "n_params")]
+        return (*(float(v) if isinstance(v, (int, float)) else math.inf for v in nums), k)
+
+    return sorted(records, key=key)
 
 
 def write_runs_table(ladder_dir: str | Path, run_ids: Sequence[str] | None = None) -> Path:
@@ -139,6 +146,12 @@ def _jobs(path: Path) -> list[dict]:
     except InputError:
         return []
     return [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
+
+
+def last_job(run_dir: str | Path) -> str:
+    """The newest job id submitted for the run ('' when none was)."""
+    jobs = _jobs(Path(run_dir) / "job.json")
+    return str(jobs[-1].get("job_id", "")) if jobs else ""
 
 
 def note_worker(run_dir: str | Path, job_id: str | None) -> int:
@@ -197,8 +210,7 @@ class RunState:
 def run_state(run_dir: str | Path) -> RunState:
     rdir = Path(run_dir)
     step, loss = last_logged(rdir)
-    jobs = _jobs(rdir / "job.json")
-    job_id = str(jobs[-1].get("job_id", "")) if jobs else ""
+    job_id = last_job(rdir)
     rec_path = rdir / "record.json"
     done = finished(rec_path)
     if done is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmscale.errors import InputError
-from lmscale.ladder_folder import note_job, run_is_locked, write_runs_table
+from lmscale.ladder_folder import last_job, note_job, run_is_locked, write_runs_table
 from lmscale.ladder_run import HELD, Execution, _Ranks, open_ladder, train_run
 from lmscale.run_record import RunRecord, finished
 from lmscale.train.corpus_checks import require_corpus
@@ -178,7 +178,8 @@ class SubmitResult:
 
     #: run id → submitted job id (the last one, after resubmissions)
     jobs: dict[str, str]
-    #: runs finished before the submission, and runs another process was training (left to it)
+    #: runs finished before the submission, and runs left alone: another process was training them,
+    #: or (slurm) their newest job is still in the queue
     skipped_done: tuple[str, ...]
     skipped_running: tuple[str, ...]
     #: local executor: runs whose job failed (run id, reason); empty for slurm (see ``ladder status``)
@@ -212,6 +213,29 @@ def _executor(kind: str, folder: Path, max_requeues: int):
     return submitit.LocalExecutor(folder=folder, max_num_timeout=max_requeues)
 
 
+def _queued_on_slurm(out: Path, run_ids: Sequence[str]) -> set[str]:
+    """Runs whose newest job SLURM still holds (pending, running or requeued: listed by ``squeue``
+    for this user); none when ``squeue`` cannot say."""
+    import getpass
+    import subprocess
+
+    newest = {k: j for k in run_ids if (j := last_job(out / "runs" / k))}
+    if not newest:
+        return set()
+    try:
+        res = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-u", getpass.getuser()],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    alive = set(res.stdout.split()) if res.returncode == 0 else set()
+    return {k for k, j in newest.items() if j in alive}
+
+
 def submit_ladder(
     cfg: LadderConfig,
     out_dir: str | Path,
@@ -239,8 +263,11 @@ def submit_ladder(
     execution = execution or Execution()
     lad = open_ladder(cfg, out, execution)  # ladder.json and the data, once, before any job
     done = tuple(r.run_id for r in lad.runs if finished(out / "runs" / r.run_id / "record.json"))
+    queued = _queued_on_slurm(out, [r.run_id for r in lad.runs]) if executor == "slurm" else set()
     running = tuple(
-        r.run_id for r in lad.runs if r.run_id not in done and run_is_locked(out / "runs" / r.run_id)
+        r.run_id
+        for r in lad.runs
+        if r.run_id not in done and (r.run_id in queued or run_is_locked(out / "runs" / r.run_id))
     )
     pending = [r for r in lad.runs if r.run_id not in done and r.run_id not in running]
     res = {

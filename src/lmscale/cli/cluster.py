@@ -104,7 +104,7 @@ def ladder_submit(
     )
     out.print(
         f"{len(res.jobs)} run(s) submitted ({executor}); {len(res.skipped_done)} already done; "
-        f"{len(res.skipped_running)} trained by another process"
+        f"{len(res.skipped_running)} already queued or being trained"
     )
     if res.runs_path is not None:
         out.print(f"wrote {res.runs_path}")
