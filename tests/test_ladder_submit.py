@@ -174,6 +174,28 @@ def test_a_job_warned_of_preemption_is_requeued_and_resumes(sequential, tmp_path
     _same_rows(out / "runs.jsonl", sequential)
 
 
+@pytest.mark.slow
+def test_a_job_of_two_tasks_trains_its_run_as_two_ranks(sequential, tmp_path, one_thread):
+    """A run given 2 GPUs is one job of 2 tasks: each task becomes one rank of a torch.distributed
+    group (here gloo on the CPU) and the run ends as the one-process run does."""
+    cfg = _cfg()
+    out = tmp_path / "ranks"
+    shutil.copytree(sequential.parent, out, ignore=shutil.ignore_patterns("*.lock"))
+    small = "json-a-M0.5"
+    for f in ("record.json", "checkpoint.pt", "train_log.jsonl"):
+        (out / "runs" / small / f).unlink()
+    ex = submitit.LocalExecutor(folder=tmp_path / "jobs")
+    ex.update_parameters(timeout_min=30, tasks_per_node=2)
+    job = ex.submit(RunJob(cfg, str(out), small, Execution(), "cpu"))
+    assert job.results() == ["trained", "trained"]
+    assert "global_rank=1(2)" in (job.stdout() or "") + "".join(
+        p.read_text() for p in (tmp_path / "jobs").glob("*_1_log.out")
+    )
+    got, want = _rows(out / "runs.jsonl")[small], _rows(sequential)[small]
+    assert got["loss_json"] == pytest.approx(want["loss_json"], abs=1e-5)  # 2 ranks vs 1: summation order
+    assert got["train_loss"] == pytest.approx(want["train_loss"], abs=1e-5)
+
+
 def test_run_locks_and_status(tmp_path):
     cfg = _cfg()
     out = tmp_path / "l"
