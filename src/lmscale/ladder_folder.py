@@ -201,7 +201,7 @@ class RunState:
     #: last logged training step and loss (the record's final values once done)
     step: int
     loss: float | None
-    #: the newest job submitted for it ('' when none was)
+    #: the job training it while running, else the newest job submitted for it ('' when none)
     job_id: str
     #: the failure's reason, or the worker's host and process while running
     detail: str = ""
@@ -222,6 +222,7 @@ def run_state(run_dir: str | Path) -> RunState:
         with contextlib.suppress(InputError, OSError):
             w = read_json(rdir / "worker.json")
             who = f"process {w.get('pid')} on {w.get('host')}"
+            job_id = str(w.get("job_id") or "")  # the job that trains it ('' for a `ladder run`)
         return RunState(rdir.name, RUNNING, step, loss, job_id, who)
     if rec_path.is_file():
         with contextlib.suppress(InputError):
