@@ -256,7 +256,7 @@ def test_fuzz_ladder_configs(tmp_path_factory, path, value, as_yaml):
     f.write_text(yaml.safe_dump(cfg) if as_yaml else json.dumps(cfg, allow_nan=True))
     res = invoke(["ladder", "plan", f, "--format", "json"], root, root / "out")
     if res.exit_code == 0:
-        plans = json.loads(res.output)
+        plans = json.loads(res.stdout)  # warnings (e.g. a ladder naming no corpus) go to stderr
         assert len({p["run_id"] for p in plans}) == len(plans)
         assert all(
             p["n_params"] > 0 and p["n_tokens"] > 0 and "/" not in p["run_id"] and ".." not in p["run_id"]
