@@ -262,7 +262,7 @@ def test_fuzz_ladder_configs(tmp_path_factory, path, value, as_yaml):
     f.write_text(yaml.safe_dump(cfg) if as_yaml else json.dumps(cfg, allow_nan=True))
     res = invoke(["ladder", "plan", f, "--format", "json"], root, root / "out")
     if res.exit_code == 0:
-        plans = json.loads(res.output)
+        plans = json.loads(res.stdout)  # warnings (e.g. a ladder naming no corpus) go to stderr
         assert len({p["run_id"] for p in plans}) == len(plans)
         assert all(
             p["n_params"] > 0 and p["n_tokens"] > 0 and "/" not in p["run_id"] and ".." not in p["run_id"]
@@ -614,3 +614,30 @@ def test_fuzz_wandb_exports(tmp_path_factory, header, rows, junk):
         root,
         out,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+@fuzz(60)
+@given(
+    name=st.sampled_from(["job.json", "worker.json", "train_log.jsonl", "record.json", "ladder.json"]),
+    value=values,
+    as_text=st.booleans(),
+    text=st.text(max_size=40),
+)
+def test_fuzz_ladder_status_files(tmp_path_factory, name, value, as_text, text):
+    """``ladder status`` over a ladder folder with one damaged or hostile file (issue 22)."""
+    from lmscale.ladder_submit import parse_minutes
+
+    root = tmp_path_factory.mktemp("st")
+    lad = root / "out"
+    run_dir = lad / "runs" / "c-a-M5"
+    run_dir.mkdir(parents=True)
+    (lad / "ladder.json").write_text(json.dumps(LADDER))
+    content = text if as_text else json.dumps(value, allow_nan=True)
+    (lad / name if name == "ladder.json" else run_dir / name).write_text(content)
+    res = invoke(["ladder", "status", lad, "--format", "json"], root, lad)
+    if res.exit_code == 0:
+        states = json.loads(res.output)
+        assert {s["state"] for s in states} <= {"pending", "running", "done", "failed"}
+    with contextlib.suppress(LmscaleError):
+        assert parse_minutes(text) >= 1

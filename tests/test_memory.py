@@ -63,8 +63,8 @@ def test_warm_up_and_epoch_warnings():
     cfg = preset("paper")
     res = run_resources(cfg, plan(cfg), gpu_bytes=80 * GIB, world=8, corpus_tokens=3e9)
     text = "\n".join(resource_warnings(res))
-    assert "python-0.079B-M5: 377 steps, all inside the 400-step warm-up" in text
-    assert "python-0.011B-M640: 2.25 epochs" in text and "python-0.011B-M5" not in text
+    assert "corpus-0.079B-M5: 377 steps, all inside the 400-step warm-up" in text
+    assert "corpus-0.011B-M640: 2.25 epochs" in text and "corpus-0.011B-M5" not in text
 
 
 def test_ladder_plan_cli_shows_memory_and_micro_batches():

@@ -67,6 +67,8 @@ _API = {
     # notebook figures: lmscale.plot.fit / runs / backtest / forecast onto a matplotlib Axes
     "plot": "lmscale.plot",
     "BacktestResult": "lmscale.backtest:BacktestResult",
+    "submit_ladder": "lmscale.ladder_submit:submit_ladder",
+    "ladder_status": "lmscale.ladder_folder:ladder_status",
     # errors
     "LmscaleError": "lmscale.errors:LmscaleError",
     "InputError": "lmscale.errors:InputError",

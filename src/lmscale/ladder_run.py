@@ -12,24 +12,24 @@ import platform
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-import lmscale
-from lmscale._io import atomic_write_text, read_json, read_yaml
+from lmscale._io import atomic_write_text
 from lmscale.errors import InputError, TrainingDiverged
-from lmscale.evaluate.losses import evaluate_losses
+from lmscale.ladder_folder import folder_lock
 from lmscale.run_record import DONE, FAILED, RunRecord, finished, relative_to_run
-from lmscale.train.data import PackedSequences, prepare
 from lmscale.train.ladder import LadderConfig, RunPlan, plan
 from lmscale.train.loggers import make_loggers
-from lmscale.train.memory import fit_micro_batch, parse_bytes
 from lmscale.train.recipes import recipe
 
 
 def _versions() -> dict:
     import tokenizers
     import torch
+
+    import lmscale
 
     return {
         "lmscale": lmscale.__version__,
@@ -61,11 +61,16 @@ class Execution:
     loss_chunk: int = 8192
     #: validation tokens per set (None: 10M on a GPU, 64 sequences on a CPU)
     val_tokens: int | None = None
+    #: refuse runs that would pass over the training corpus more often than this (None: 1.0 for a
+    #: ladder whose largest run trains on 1e8 tokens or more, no limit below; inf: allow any)
+    max_epochs: float | None = None
 
     def for_run(self, r: RunPlan, cfg: LadderConfig) -> dict:
         """TrainConfig fields of run ``r``."""
         mb, ck = self.micro_batch, self.activation_checkpointing
         if self.gpu_memory is not None:
+            from lmscale.train.memory import fit_micro_batch
+
             world = int(os.environ.get("WORLD_SIZE", "1"))
             mb, ck, _ = fit_micro_batch(
                 r.shape.d_model,
@@ -88,8 +93,10 @@ class Execution:
 
 def execution_from(config_path: str | Path | None, **overrides) -> Execution:
     """The ``execution:`` block of a ladder config file (micro_batch, activation_checkpointing,
-    compile, gpu_memory such as 80GB, loss_chunk, val_tokens), with ``overrides`` (from the command
+    compile, gpu_memory such as 80GB, loss_chunk, val_tokens, max_epochs), with ``overrides`` (from the command
     line) on top; the defaults without a file."""
+    from lmscale._io import read_json, read_yaml
+    from lmscale.train.memory import parse_bytes
 
     block: dict = {}
     if config_path:
@@ -112,6 +119,9 @@ def execution_from(config_path: str | Path | None, **overrides) -> Execution:
         v = block.get(k)
         if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             raise InputError(f"execution: {k} must be a whole number ≥ 0, got {v!r}")
+    me = block.get("max_epochs")
+    if me is not None and not (isinstance(me, (int, float)) and not isinstance(me, bool) and me > 0):
+        raise InputError(f"execution: max_epochs must be a positive number (.inf: no limit), got {me!r}")
     for k in ("activation_checkpointing", "compile"):
         if k in block and not isinstance(block[k], bool):
             raise InputError(f"execution: {k} must be true or false, got {block[k]!r}")
@@ -129,17 +139,42 @@ def run_ladder(
     execution: Execution | None = None,
 ) -> Path:
     """Train every run of ``cfg`` in ``out_dir`` (skipping finished ones, resuming interrupted
-    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`).
+    ones) and write ``runs.jsonl``; returns its path. Holds the folder's lock (:func:`folder_lock`:
+    one ``ladder run`` per folder) and each run's lock while it trains it: a run that a submitted job
+    (``ladder submit``) is training is left to it and waited for at the end.
 
-    Under ``torchrun`` every rank calls it: rank 0 holds the lock, prepares the data first (the
+    Under ``torchrun`` every rank calls it: rank 0 holds the locks, prepares the data first (the
     others then find it cached), and alone writes configs, records and ``runs.jsonl``; the ranks
     meet at a barrier after each of those writes."""
+    from lmscale.ladder_folder import write_runs_table
+    from lmscale.train.corpus_checks import require_corpus
+
+    require_corpus(cfg.corpus, cfg.name)  # before the folder is made
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ranks = _Ranks.start()
+    execution = execution or Execution()
     lock = folder_lock(out) if ranks.rank == 0 else contextlib.nullcontext()
     with lock:
-        return _run_ladder(cfg, out, device, on_run, on_step, tuple(log_to), execution or Execution(), ranks)
+        lad = open_ladder(cfg, out, execution, ranks)
+        held = []
+        for k, r in enumerate(lad.runs):
+            if on_run is not None:
+                on_run(k, len(lad.runs), r)
+            if (
+                train_run(
+                    lad, r, execution, device=device, on_step=on_step, log_to=log_to, ranks=ranks, wait=False
+                )
+                == HELD
+            ):
+                held.append(r)
+        for r in held:  # another process had it: wait for it, then finish what it left undone
+            train_run(lad, r, execution, device=device, on_step=on_step, log_to=log_to, ranks=ranks)
+        path = out / "runs.jsonl"
+        if ranks.rank == 0:
+            write_runs_table(out, [r.run_id for r in lad.runs])
+        ranks.barrier()
+        return path
 
 
 @dataclass(frozen=True)
@@ -161,36 +196,15 @@ class _Ranks:
 
             dist.barrier()
 
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank."""
+        if self.world <= 1:
+            return flag
+        import torch.distributed as dist
 
-@contextlib.contextmanager
-def folder_lock(folder: Path):
-    """Hold an exclusive lock on ``folder`` (its ``.lock`` file) for this process: a second
-    ``ladder run`` on the same folder stops at once and says which process holds it, instead of
-    training every run twice and interleaving the logs. The lock dies with its process."""
-    import fcntl
-    import os
-
-    path = folder / ".lock"
-    try:
-        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block's duration
-    except OSError as exc:
-        raise InputError(f"cannot write into {folder}: {exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise InputError(
-                f"{folder} is in use by {holder}; wait for it to finish or use another folder"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"process {os.getpid()} on {platform.node()}")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+        box = [flag]
+        dist.broadcast_object_list(box, src=0)
+        return bool(box[0])
 
 
 def _train_config(cfg: LadderConfig, r: RunPlan, rec, execution: Execution):
@@ -223,104 +237,152 @@ def _train_config(cfg: LadderConfig, r: RunPlan, rec, execution: Execution):
     )
 
 
-def _run_ladder(
-    cfg: LadderConfig,
-    out: Path,
-    device,
-    on_run,
-    on_step,
-    log_to: tuple[str, ...],
-    execution: Execution,
-    ranks: _Ranks,
-) -> Path:
-    from lmscale.train.loop import train
+@dataclass(frozen=True)
+class OpenLadder:
+    """A ladder opened in its folder: the configuration written, the data prepared, the runs planned."""
 
+    cfg: LadderConfig
+    out: Path
+    data: Any
+    runs: tuple[RunPlan, ...]
+    packed: Any
+    #: the tokenizer's file inside the ladder folder (records point at it, relative to the run)
+    tokenizer_file: Path | None = None
+
+
+def open_ladder(
+    cfg: LadderConfig, out: Path, execution: Execution, ranks: _Ranks | None = None
+) -> OpenLadder:
+    """Write (or check) ``ladder.json``, prepare the data (rank 0 first; the others then find it
+    cached), plan the runs, and refuse runs that would repeat the corpus beyond
+    ``execution.max_epochs`` (:mod:`lmscale.train.corpus_checks`) before any training.
+    Safe when several workers open one folder at once (every write is atomic and the same)."""
+    from lmscale.train.corpus_checks import epoch_limit_errors, require_corpus
+    from lmscale.train.data import PackedSequences, prepare
+    from lmscale.train.memory import run_resources
+
+    ranks = ranks or _Ranks()
+    require_corpus(cfg.corpus, cfg.name)
     cfg_path = out / "ladder.json"
     cfg_json = json.dumps(cfg.to_json(), indent=1, sort_keys=True)
     if cfg_path.is_file() and cfg_path.read_text() != cfg_json:
         raise InputError(f"{out} holds a different ladder (see {cfg_path}); use another folder")
     if not cfg_path.is_file() and ranks.rank == 0:
         atomic_write_text(cfg_path, cfg_json)
-    if ranks.rank == 0:  # rank 0 tokenises (or finds the cache); the others then read what it wrote
+    if ranks.rank == 0:
         data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     ranks.barrier()
     if ranks.rank != 0:
         data = prepare(cfg.corpus, cfg.val_corpora, out / "cache", cfg.vocab_size, cfg.tokenizer_file)
     runs = plan(cfg, data.vocab_size)
-    tok_file = _tokenizer_inside(out, data, ranks.rank)
-    rec = recipe(cfg.recipe)
+    res = run_resources(cfg, runs, corpus_tokens=len(data.train))
+    errors = epoch_limit_errors(res, execution.max_epochs, [r.n_tokens for r in runs])
+    if errors:
+        raise InputError(
+            f"ladder {cfg.name!r} on corpus {cfg.corpus.name!r} ({len(data.train):,} training tokens): "
+            + "; ".join(errors)
+        )
     packed = PackedSequences(data.train, cfg.seq_len, cfg.seed)
-    rows = []
-    for k, r in enumerate(runs):
-        if on_run is not None:
-            on_run(k, len(runs), r)
-        rdir = out / "runs" / r.run_id
-        rec_path = rdir / "record.json"
-        done = finished(rec_path)
-        if done is not None:
-            rows.append(dict(done.row))
-            continue
-        s = r.shape
-        tc = _train_config(cfg, r, rec, execution)
-        loggers = (
-            make_loggers(log_to, out / "logs", r.run_id, cfg.name, r.row())
-            if log_to and ranks.rank == 0
-            else []
-        )
-        try:
-            res = train(tc, packed, rdir, device=device, progress=on_step, loggers=loggers)
-            on_gpu = next(res.model.parameters()).device.type == "cuda"
-            budget = execution.val_tokens or (GPU_VAL_TOKENS if on_gpu else None)
-            losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed, max_tokens=budget)
-            val = {
-                f"val/{k[5:]}": v
-                for k, v in losses.items()
-                if k.startswith("loss_") and "_lower_" not in k and "_upper_" not in k
-            }
-            for lg in loggers:
-                lg.log(res.steps, val)
-        except TrainingDiverged as exc:
-            # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
-            if ranks.rank == 0:
-                RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
-                (rdir / "checkpoint.pt").unlink(missing_ok=True)
-            raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
-        finally:
-            for lg in loggers:
-                lg.close()
-        row = {
-            "run_id": r.run_id,
-            "dataset": cfg.corpus.name,
-            "model": s.name,
-            "n_params": r.n_params,
-            "n_tokens": r.n_tokens,
-            "multiplier": r.multiplier,
-            "flops": r.flops,
-            **losses,
-            "train_loss": res.train_loss,
-            "seed": cfg.seed,
-            "wall_seconds": round(res.wall_seconds, 3),
-            "data_epochs": round(r.n_tokens / max(len(data.train), 1), 4),
-        }
-        record = RunRecord(
-            DONE,
-            r.run_id,
-            cfg.name,
-            row=row,
-            train_config=asdict(tc),
-            versions=_versions(),
-            tokenizer_hash=data.tokenizer_hash,
-            tokenizer_file=relative_to_run(tok_file, rdir) if tok_file else None,
-        )
+    return OpenLadder(cfg, out, data, tuple(runs), packed, _tokenizer_inside(out, data, ranks.rank))
+
+
+#: what :func:`train_run` did: the run was finished already, it trained it, or another process holds it
+ALREADY_DONE, TRAINED, HELD = "done", "trained", "held"
+
+
+def train_run(
+    lad: OpenLadder,
+    r: RunPlan,
+    execution: Execution,
+    *,
+    device: str | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    log_to: Sequence[str] = (),
+    ranks: _Ranks | None = None,
+    wait: bool = True,
+    job_id: str | None = None,
+) -> str:
+    """Train (or resume) run ``r`` under its lock (:func:`lmscale.ladder_folder.run_lock`) and write
+    its record; :data:`ALREADY_DONE`, :data:`TRAINED`, or :data:`HELD` when another process holds the
+    run and ``wait`` is False."""
+    from lmscale.ladder_folder import note_worker, run_lock
+
+    ranks = ranks or _Ranks()
+    rdir = lad.out / "runs" / r.run_id
+    lock = run_lock(rdir, wait=wait) if ranks.rank == 0 else contextlib.nullcontext(True)
+    with lock as held:
+        if not ranks.agree(bool(held)):
+            return HELD
+        if finished(rdir / "record.json") is not None:
+            return ALREADY_DONE
         if ranks.rank == 0:
-            record.write(rec_path)
-        ranks.barrier()
-        rows.append(record.to_json()["row"])
-    path = out / "runs.jsonl"
+            note_worker(rdir, job_id)
+        _train_and_record(lad, r, rdir, execution, device, on_step, tuple(log_to), ranks)
+    return TRAINED
+
+
+def _train_and_record(
+    lad: OpenLadder, r: RunPlan, rdir: Path, execution: Execution, device, on_step, log_to, ranks
+):
+    from lmscale.evaluate.losses import evaluate_losses
+    from lmscale.train.loop import train
+
+    cfg, data = lad.cfg, lad.data
+    rec_path = rdir / "record.json"
+    tc = _train_config(cfg, r, recipe(cfg.recipe), execution)
+    loggers = (
+        make_loggers(log_to, lad.out / "logs", r.run_id, cfg.name, r.row())
+        if log_to and ranks.rank == 0
+        else []
+    )
+    try:
+        res = train(tc, lad.packed, rdir, device=device, progress=on_step, loggers=loggers)
+        on_gpu = next(res.model.parameters()).device.type == "cuda"
+        budget = execution.val_tokens or (GPU_VAL_TOKENS if on_gpu else None)
+        losses = evaluate_losses(res.model, data.val, cfg.seq_len, seed=cfg.seed, max_tokens=budget)
+        val = {
+            f"val/{k[5:]}": v
+            for k, v in losses.items()
+            if k.startswith("loss_") and "_lower_" not in k and "_upper_" not in k
+        }
+        for lg in loggers:
+            lg.log(res.steps, val)
+    except TrainingDiverged as exc:
+        # recorded as failed with the reason (never 'done' with NaN losses); the next run retries it
+        if ranks.rank == 0:
+            RunRecord(FAILED, r.run_id, cfg.name, reason=str(exc), step=exc.step).write(rec_path)
+            (rdir / "checkpoint.pt").unlink(missing_ok=True)
+        raise TrainingDiverged(f"run {r.run_id}: {exc} (recorded in {rec_path})", exc.step) from None
+    finally:
+        for lg in loggers:
+            lg.close()
+    row = {
+        "run_id": r.run_id,
+        "dataset": cfg.corpus.name,
+        "model": r.shape.name,
+        "n_params": r.n_params,
+        "n_tokens": r.n_tokens,
+        "multiplier": r.multiplier,
+        "flops": r.flops,
+        **losses,
+        "train_loss": res.train_loss,
+        "seed": cfg.seed,
+        "wall_seconds": round(res.wall_seconds, 3),
+        "data_epochs": round(r.n_tokens / max(len(data.train), 1), 4),
+    }
+    record = RunRecord(
+        DONE,
+        r.run_id,
+        cfg.name,
+        row=row,
+        train_config=asdict(tc),
+        versions=_versions(),
+        tokenizer_hash=data.tokenizer_hash,
+        tokenizer_file=relative_to_run(lad.tokenizer_file, rdir) if lad.tokenizer_file else None,
+    )
     if ranks.rank == 0:
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        record.write(rec_path)
     ranks.barrier()
-    return path
 
 
 def _tokenizer_inside(out: Path, data, rank: int) -> Path | None:

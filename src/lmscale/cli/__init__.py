@@ -1,6 +1,6 @@
 """The ``lmscale`` command line: a thin layer over the library, one module per command group
 (:mod:`.fitting`: fit, predict, backtest, plan; :mod:`.paper`: reproduce, testbed, benchmark;
-:mod:`.ladder`: ladder plan/run/eval; :mod:`.pipeline`: eval, loop, report; :mod:`.interop`: import, export). Errors are one clear message on stderr and exit code 2,
+:mod:`.ladder`: ladder plan/run/eval; :mod:`.cluster`: ladder submit/status; :mod:`.pipeline`: eval, loop, report; :mod:`.interop`: import, export). Errors are one clear message on stderr and exit code 2,
 never a traceback."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ def cli():
 
 
 def _register() -> None:
-    from lmscale.cli import data, fitting, interop, ladder, paper, pipeline
+    from lmscale.cli import cluster, data, fitting, interop, ladder, paper, pipeline
 
-    for module in (fitting, paper, ladder, pipeline, data, interop):
+    for module in (fitting, paper, ladder, cluster, pipeline, data, interop):
         for command in module.COMMANDS:
             cli.add_command(command)
 

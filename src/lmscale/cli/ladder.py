@@ -21,6 +21,13 @@ _device_option = click.option(
 )
 
 
+def epochs_limit(max_epochs, allow_repeat):
+    """``--max-epochs`` / ``--allow-repeat`` as execution's ``max_epochs`` (None: the default)."""
+    if max_epochs is not None and allow_repeat:
+        raise click.UsageError("give --max-epochs or --allow-repeat, not both")
+    return float("inf") if allow_repeat else max_epochs
+
+
 def ladder_config(config, preset_name):
     from lmscale.train.ladder import load_config
 
@@ -57,7 +64,7 @@ def ladder():
 @click.option(
     "--corpus-tokens",
     type=SIZE,
-    help="Training tokens in the corpus, for epochs (default: from DIR's token cache with --ladder-dir).",
+    help="Training tokens in the corpus, for epochs (default: a prepared corpus's manifest, or DIR's token cache with --ladder-dir).",
 )
 @click.option(
     "--ladder-dir",
@@ -100,13 +107,14 @@ def ladder_plan(
     """Show the runs of a ladder: N, D, M, FLOPs, steps, epochs, memory per GPU and an estimated
     time: on GPUs (--device cuda, --gpus or --gpu-memory) FLOPs ÷ (GPUs × peak × MFU), on a CPU from
     step times measured here with --measure (else a rough FLOP/s constant, said so)."""
+    from lmscale.train.corpus_checks import corpus_warnings, known_corpus_tokens
     from lmscale.train.ladder import family_warnings, plan
-    from lmscale.train.memory import cached_corpus_tokens, parse_bytes, resource_warnings, run_resources
+    from lmscale.train.memory import parse_bytes, resource_warnings, run_resources
 
     cfg = ladder_config(config, preset_name)
     runs = plan(cfg)
-    if corpus_tokens is None and ladder_dir:
-        corpus_tokens = cached_corpus_tokens(ladder_dir)
+    if corpus_tokens is None:
+        corpus_tokens = known_corpus_tokens(cfg.corpus, ladder_dir)
     res = run_resources(
         cfg,
         runs,
@@ -114,7 +122,7 @@ def ladder_plan(
         world=gpus,
         corpus_tokens=corpus_tokens,
     )
-    for w in family_warnings(cfg) + resource_warnings(res):
+    for w in corpus_warnings(cfg.corpus, cfg.name) + family_warnings(cfg) + resource_warnings(res):
         warn(w)
     est = _time_estimate(cfg, runs, res, device, gpus, gpu_memory, gpu_peak_tflops, mfu, measure, fmt)
     if fmt == "json":
@@ -228,8 +236,24 @@ def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure,
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the model.")
 @click.option("--gpu-memory", help="GPU memory per rank (e.g. 80GB): choose each run's micro-batch to fit.")
 @quiet_option
+@click.option(
+    "--max-epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Refuse runs that would repeat the corpus more often (default: 1 for ladders of 1e8+ tokens per run).",
+)
+@click.option("--allow-repeat", is_flag=True, help="Allow runs to repeat the corpus any number of times.")
 def ladder_run(
-    config, preset_name, out_dir, device, log_to, micro_batch, activation_checkpointing, compile_, gpu_memory
+    config,
+    preset_name,
+    out_dir,
+    device,
+    log_to,
+    micro_batch,
+    activation_checkpointing,
+    compile_,
+    gpu_memory,
+    max_epochs,
+    allow_repeat,
 ):
     """Train every run (finished runs are skipped, interrupted ones resume) and write DIR/runs.jsonl."""
     from lmscale.ladder_run import execution_from, run_ladder
@@ -243,6 +267,7 @@ def ladder_run(
         activation_checkpointing=activation_checkpointing,
         compile=compile_,
         gpu_memory=gpu_memory,
+        max_epochs=epochs_limit(max_epochs, allow_repeat),
     )
     t0 = time.perf_counter()
     with LadderProgress(len(plan(cfg)), "ladder run") as progress:

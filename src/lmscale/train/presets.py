@@ -52,11 +52,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "paper": dict(
         name="paper",
-        description="the paper's small shapes, hyper-parameters and open_lm model recipe (GPU); give your corpus",
+        description="the paper's small shapes, hyper-parameters and open_lm model recipe (GPU); name your "
+        "corpus (`corpus: {name: web, prepared: DIR}` from `lmscale data prepare`): it has none",
         recipe="open_lm",
         shapes=tuple(PAPER_SHAPES[k] for k in ("0.011B", "0.079B", "0.154B", "0.411B")),
         multipliers=(5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0),
-        corpus=CorpusConfig("python", ("python",)),
+        # no training data: the runs take up to 260B tokens; the Python standard library (about 10M)
+        # would be repeated thousands of times. `ladder run` refuses it until a corpus is named.
+        corpus=CorpusConfig("corpus"),
         val_corpora=_VALS,
         vocab_size=50432,
         seq_len=2048,
