@@ -71,12 +71,12 @@ def test_leave_one_training_set_out_validation(testbed_runs):
     budget (goal: 80%), at most its upper end in all of them."""
     rows = validate_leave_one_out(testbed_runs, budget_flops=1e20)
     assert len(rows) == 48
-    inside = sum(r["inside"] for r in rows) / len(rows)
-    below = sum(r["at_most_high"] for r in rows) / len(rows)
+    inside = sum(r.inside for r in rows) / len(rows)
+    below = sum(r.at_most_high for r in rows) / len(rows)
     assert inside == pytest.approx(0.875, abs=0.01) and below == pytest.approx(1.0)
     assert inside >= 0.8
     raw = validate_leave_one_out(testbed_runs, budget_flops=1e20, correct_selection=False)
-    assert sum(r["inside"] for r in raw) / len(raw) == pytest.approx(0.708, abs=0.01)
+    assert sum(r.inside for r in raw) / len(raw) == pytest.approx(0.708, abs=0.01)
 
 
 def test_plan_with_combined_evidence_and_allowed_sizes(testbed_runs):

@@ -29,7 +29,16 @@ from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
 from lmscale.study import Study
 
-__all__ = ["EVIDENCE_COLUMN", "LadderCandidate", "Plan", "candidates", "combine", "plan"]
+__all__ = [
+    "EVIDENCE_COLUMN",
+    "LadderCandidate",
+    "Picks",
+    "Plan",
+    "PlanCheck",
+    "candidates",
+    "combine",
+    "plan",
+]
 
 #: the expected-error range: 5th to 95th percentile of the scaled backtest errors (a 90% range)
 INTERVAL = (0.05, 0.95)
@@ -81,11 +90,29 @@ class LadderCandidate:
 
 
 @dataclass(frozen=True)
+class Picks:
+    """The three proposals of a plan, as indices into its candidates."""
+
+    #: the cheapest candidate whose expected error is within 1.5× the recommended's
+    cheaper: int
+    #: the lowest expected error
+    recommended: int
+    #: the lowest upper end of the expected error's range
+    safer: int
+
+    def items(self) -> tuple[tuple[str, int], ...]:
+        """(label, index) in the order plans print them."""
+        return (("cheaper", self.cheaper), ("recommended", self.recommended), ("safer", self.safer))
+
+    def values(self) -> tuple[int, ...]:
+        return (self.cheaper, self.recommended, self.safer)
+
+
+@dataclass(frozen=True)
 class Plan:
     target: ScalePoint
     candidates: tuple[LadderCandidate, ...]
-    #: label ("cheaper", "recommended", "safer") → index into ``candidates``
-    picks: dict
+    picks: Picks
     evidence: str
     budget_flops: float | None
     #: the factor by which the picks' expectations were raised for selection (:func:`selection_bias`)
@@ -262,7 +289,7 @@ def plan(
     ok = [i for i in range(len(cands)) if cands[i].expected_rel_error <= 1.5 * cands[best].expected_rel_error]
     cheap = min(ok, key=lambda i: (cands[i].flops, cands[i].expected_rel_error))
     safe = min(range(len(cands)), key=lambda i: (cands[i].expected_interval[1], cands[i].flops))
-    picks = {"cheaper": cheap, "recommended": best, "safer": safe}
+    picks = Picks(cheaper=cheap, recommended=best, safer=safe)
     if bias > 1.0:
         # the picks looked best on the evidence partly by luck: their errors elsewhere run larger, so
         # the upper end of their range is raised by the nested estimate of that optimism (the median
@@ -295,6 +322,24 @@ def selection_bias(cands: Sequence[LadderCandidate]) -> float:
     return max(1.0, float(np.median(ratios))) if ratios else 1.0
 
 
+@dataclass(frozen=True)
+class PlanCheck:
+    """One leave-one-training-set-out check of the planner: the recommended ladder's realised error
+    on a held-out training set against the range the planner promised."""
+
+    held_out: str  # the training set planned for (its runs never in the evidence)
+    target: str  # which run of it was the target (``second-max-m``, ``largest``)
+    val_set: str
+    ladder_flops: float  # compute of the recommended ladder
+    n_runs: int
+    expected_rel_error: float
+    low: float  # the planner's 90% range of the error
+    high: float
+    realised_rel_error: float
+    inside: bool  # low ≤ realised ≤ high
+    at_most_high: bool  # realised ≤ high
+
+
 def validate_leave_one_out(
     runs: RunTable,
     targets: Sequence[str] = ("second-max-m", "largest"),
@@ -302,11 +347,11 @@ def validate_leave_one_out(
     budget_flops: float | None = None,
     method: str = DEFAULT,
     correct_selection: bool = True,
-) -> list[dict]:
+) -> list[PlanCheck]:
     """For each training set: plan with the other training sets' evidence, fit the recommended
     ladder's runs of the held-out set, predict its target runs (every validation loss), and check
     the realised error against the planner's 90% range."""
-    rows = []
+    rows: list[PlanCheck] = []
     for held in runs.datasets:
         evidence = runs.subset(runs.column("dataset").astype(str) != held)  # every training set but one
         study = Study(runs, "paper-default", method, train_sets=(held,), error_targets=())
@@ -318,7 +363,7 @@ def validate_leave_one_out(
             p = plan(
                 evidence, point, budget_flops=budget_flops, method=method, correct_selection=correct_selection
             )
-            rec = p.candidates[p.picks["recommended"]]
+            rec = p.candidates[p.picks.recommended]
             use = np.isin(n, rec.sizes) & np.isin(np.round(m, 6), np.round(rec.multipliers, 6))
             for vs in runs.val_sets:
                 y = ds.loss("loss_" + vs)
@@ -331,18 +376,18 @@ def validate_leave_one_out(
                 )
                 lo, hi = rec.expected_interval
                 rows.append(
-                    {
-                        "held_out": held,
-                        "target": which,
-                        "val_set": vs,
-                        "ladder_flops": rec.flops,
-                        "n_runs": rec.n_runs,
-                        "expected_rel_error": rec.expected_rel_error,
-                        "low": lo,
-                        "high": hi,
-                        "realised_rel_error": realised,
-                        "inside": bool(lo <= realised <= hi),
-                        "at_most_high": bool(realised <= hi),
-                    }
+                    PlanCheck(
+                        held,
+                        which,
+                        vs,
+                        rec.flops,
+                        rec.n_runs,
+                        rec.expected_rel_error,
+                        lo,
+                        hi,
+                        realised,
+                        bool(lo <= realised <= hi),
+                        bool(realised <= hi),
+                    )
                 )
     return rows
