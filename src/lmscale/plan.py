@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from lmscale.calibration import distance
 from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
@@ -133,8 +134,9 @@ class Plan:
 
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
-    c = flops(n, multiplier=m)
-    return float(np.log(max(point.flops / c.max(), 1.0)))
+    """How far ``point`` lies beyond the runs (n, m), in the calibration's units
+    (:func:`lmscale.calibration.distance` of the compute factor)."""
+    return float(distance(point.flops / flops(n, multiplier=m).max()))
 
 
 def candidates(
