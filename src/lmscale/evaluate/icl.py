@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from lmscale._io import iter_json_lines, read_text, read_yaml
 from lmscale.errors import InputError
@@ -181,8 +182,30 @@ class TaskScore:
     n_correct: int
 
 
+class ScoringModel(Protocol):
+    """What the evaluator asks of a language model, whatever its implementation: lmscale's
+    :class:`~lmscale.train.model.Transformer` and Hugging Face causal LMs
+    (:func:`lmscale.interop.hf.load_hf_model`) implement it. The anchor is lm-evaluation-harness's
+    ``LM`` interface (log-likelihoods of continuations); the evaluator computes those from logits
+    itself, so a model only has to give them."""
+
+    @property
+    def max_length(self) -> int:
+        """The longest token sequence the model takes (longer prompts are cut from the left)."""
+        ...
+
+    @property
+    def device(self) -> Any:
+        """Where the model's inputs go (a ``torch.device``)."""
+        ...
+
+    def logits(self, tokens: Any) -> Any:
+        """Token ids (B, T) on :attr:`device` → next-token logits (B, T, V), in inference mode."""
+        ...
+
+
 def score(
-    model,
+    model: ScoringModel,
     tokenizer,
     cfg: TaskConfig,
     items: Sequence[dict] | None = None,
@@ -196,8 +219,8 @@ def score(
 
     items = items if items is not None else load_items(cfg)
     n = len(items) if limit is None else min(limit, len(items))
-    max_len = max_len or model.cfg.seq_len
-    dev = next(model.parameters()).device
+    max_len = max_len or model.max_length
+    dev = model.device
     seqs, owners = [], []
     golds = []
     for i in range(n):
@@ -211,8 +234,6 @@ def score(
     # (and, for language modelling, whether each is the greedy choice) leave the device
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    was_training = model.training
-    model.eval()
     with torch.no_grad(), autocast:
         for b in range(0, len(order), batch_size):
             members = order[b : b + batch_size]
@@ -228,7 +249,7 @@ def score(
                 rows += [j] * nc
                 pos += range(t - 1 - nc, t - 1)
                 tgt += ids[t - nc :]
-            logits = model(x[:, :-1].to(dev, non_blocking=True))
+            logits = model.logits(x[:, :-1].to(dev, non_blocking=True))
             sel = logits[torch.tensor(rows, device=dev), torch.tensor(pos, device=dev)].float()  # (K, V)
             target = torch.tensor(tgt, device=dev)
             lp = sel.log_softmax(-1).gather(-1, target[:, None])[:, 0].cpu()
@@ -240,7 +261,6 @@ def score(
                 else:
                     scores[i] = float(lp[at : at + nc].mean())
                 at += nc
-    model.train(was_training)
     per_item: dict[int, list[float]] = {}
     for (i, _k), s in zip(owners, scores):
         per_item.setdefault(i, []).append(s)

@@ -116,12 +116,30 @@ def _hf_module(hf_model: Any, max_len: int):
     import torch
 
     class HFCausalLM(torch.nn.Module):
-        """A ``transformers`` causal LM as ``tokens (B, T) → logits (B, T, V)``."""
+        """A ``transformers`` causal LM as the evaluator's
+        :class:`~lmscale.evaluate.icl.ScoringModel`: ``tokens (B, T) → logits (B, T, V)``."""
 
         def __init__(self):
             super().__init__()
             self.hf = hf_model
             self.cfg = SimpleNamespace(seq_len=max_len)
+
+        @property
+        def max_length(self) -> int:
+            return max_len
+
+        @property
+        def device(self):
+            return next(self.hf.parameters()).device
+
+        def logits(self, tokens):
+            was_training = self.hf.training
+            self.hf.eval()
+            try:
+                with torch.no_grad():
+                    return self(tokens)
+            finally:
+                self.hf.train(was_training)
 
         def forward(self, tokens):
             return self.hf(input_ids=tokens).logits

@@ -172,6 +172,25 @@ class Transformer(nn.Module):
                 s = std / math.sqrt(2 * depth)
             nn.init.trunc_normal_(p, std=s, a=-3 * s, b=3 * s)
 
+    # -- the evaluator's interface (lmscale.evaluate.icl.ScoringModel) ---------------------------
+    @property
+    def max_length(self) -> int:
+        return self.cfg.seq_len
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) → logits (B, T, V) in inference mode (the training mode is restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self(tokens)
+        finally:
+            self.train(was_training)
+
     def forward(
         self,
         tokens: torch.Tensor,
