@@ -3,6 +3,7 @@ fitting compute vs prediction error (Figs. 14–16), and tied vs untied exponent
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from lmscale.formatting import pct
 from lmscale.laws.overtrain import to_paper_form
 from lmscale.plan_grid import ladder_grid
 from lmscale.predict import ScalePoint, predict_loss, relative_error
+from lmscale.run_table import RunTable
 
 #: the small models of the ladder (0.011–0.411B) are those below this size
 SMALL_MAX = 5e8
@@ -142,7 +144,17 @@ def undertraining(ctx: Context) -> Analysis:
 
 
 # ------------------------------------------------------------------------- fit compute sweep
-def compute_fit_sets(ctx: Context, ts: str) -> list[dict]:
+@dataclass(frozen=True)
+class SweepFitSet:
+    """One fit set of the compute sweep: the runs both laws are fitted on."""
+
+    label: str
+    runs: RunTable  # the loss law's runs
+    err_runs: RunTable  # the error law's runs (the same runs, except for the default fit set)
+    default: bool  # the analysis' own (default) fit set rather than a sampled one
+
+
+def compute_fit_sets(ctx: Context, ts: str) -> list[SweepFitSet]:
     """The sampled fit sets (documented in the report): the k smallest sizes (k = 2, 3, 4) ×
     every contiguous window of the M values [M_lo, M_hi] with at least two values
     (:func:`lmscale.plan_grid.ladder_grid`, the planner's grid). Each fits both
@@ -155,15 +167,8 @@ def compute_fit_sets(ctx: Context, ts: str) -> list[dict]:
         lo, hi = ms[window][0], ms[window][-1]
         mask = (n <= sizes[k - 1]) & (m >= lo) & (m <= hi)
         if mask.sum() >= 6:
-            out.append(
-                {
-                    "label": f"N≤{size_label(sizes[k - 1])} M{lo:g}–{hi:g}",
-                    "mask": mask,
-                    "n_sizes": k,
-                    "m_low": float(lo),
-                    "m_high": float(hi),
-                }
-            )
+            runs = small.subset(mask)
+            out.append(SweepFitSet(f"N≤{size_label(sizes[k - 1])} M{lo:g}–{hi:g}", runs, runs, False))
     return out
 
 
@@ -180,7 +185,6 @@ def compute_sweep(ctx: Context) -> Analysis:
     rows: list[dict[str, Any]] = []
     for ts in ctx.train_sets:
         ds = ctx.dataset(ts)
-        small = _small(ctx, ts)
         targets = {"1.4B max M": ctx.target_run(ts, "second-max-m"), "largest": ctx.target_run(ts, "largest")}
         obs = {
             w: (float(ds.loss("loss_" + ctx.val_set)[i]), ctx.observed(ts, i, ctx.target))
@@ -192,29 +196,18 @@ def compute_sweep(ctx: Context) -> Analysis:
         }
         names = {w: f"{size_label(p.n_params)} M={p.multiplier:g}" for w, p in points.items()}
         sets = [
-            dict(s, runs=small.subset(s["mask"]), err_runs=small.subset(s["mask"]), default=False)
-            for s in compute_fit_sets(ctx, ts)
+            *compute_fit_sets(ctx, ts),
+            SweepFitSet(f"default ({ctx.setting.spec.name})", ctx.loss_runs(ts), ctx.error_runs(ts), True),
         ]
-        sets.append(
-            {
-                "label": f"default ({ctx.setting.spec.name})",
-                "runs": ctx.loss_runs(ts),
-                "err_runs": ctx.error_runs(ts),
-                "default": True,
-                "n_sizes": np.nan,
-                "m_low": np.nan,
-                "m_high": np.nan,
-            }
-        )
         for s in sets:
-            used = set(s["runs"].run_ids) | set(s["err_runs"].run_ids)
+            used = set(s.runs.run_ids) | set(s.err_runs.run_ids)
             flops = float(sum(f for r, f in zip(ds.run_ids, ds.column("flops")) if r in used))
             try:
                 lf = fit_table(
-                    s["runs"], "overtrain", "loss_" + ctx.val_set, method="varpro", starts=_LOSS_STARTS
+                    s.runs, "overtrain", "loss_" + ctx.val_set, method="varpro", starts=_LOSS_STARTS
                 )
                 ef = fit_table(
-                    s["err_runs"],
+                    s.err_runs,
                     "error",
                     ctx.target,
                     method="varpro",
@@ -230,8 +223,8 @@ def compute_sweep(ctx: Context) -> Analysis:
                     rows.append(
                         {
                             "train_set": ts,
-                            "fit_set": s["label"],
-                            "default": s["default"],
+                            "fit_set": s.label,
+                            "default": s.default,
                             "n_runs": len(used),
                             "fit_flops": flops,
                             "target_run": names[w],
