@@ -77,14 +77,10 @@ def run(args, root: Path, out: Path):
         res = CliRunner().invoke(cli, [str(a) for a in args])
     finally:
         os.chdir(cwd)
+    from fuzz_surfaces import outcome
+
     after = {p for p in root.rglob("*") if p.is_file() and out not in p.parents}
-    if after - before:
-        return "write outside", res
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        return "traceback", res
-    if res.exit_code == 0:
-        return "ok", res
-    return ("clean error" if res.exit_code == 2 and "error" in res.output.lower() else "traceback"), res
+    return outcome(res, wrote_outside=bool(after - before)), res
 
 
 def finite_json(text: str) -> bool:

@@ -79,13 +79,19 @@ def run_cli(args, root: Path, out: Path, timeout: float = 20.0):
         os.chdir(cwd)
     if isinstance(res.exception, Hang) or fired:
         return "hang", res
-    if files() - before:
-        return "write outside", res
+    return outcome(res, wrote_outside=bool(files() - before)), res
+
+
+def outcome(res, *, wrote_outside: bool) -> str:
+    """How a command run went: ``write outside``, ``traceback``, ``ok`` or ``clean error`` (exit 2
+    with a message); the fuzz campaign's one rule."""
+    if wrote_outside:
+        return "write outside"
     if res.exception is not None and not isinstance(res.exception, SystemExit):
-        return "traceback", res
+        return "traceback"
     if res.exit_code == 0:
-        return "ok", res
-    return ("clean error" if res.exit_code == 2 and "error" in res.output.lower() else "traceback"), res
+        return "ok"
+    return "clean error" if res.exit_code == 2 and "error" in res.output.lower() else "traceback"
 
 
 _RELEASE = """

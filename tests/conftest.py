@@ -1,8 +1,10 @@
 """Shared fixtures. The paper's data stay in ../shared (never copied into the repository); tests
 that need them skip with a reason when that folder is absent. LMSCALE_SHARED overrides the path."""
 
+import contextlib
 import os
 import shutil
+import signal
 import sysconfig
 from pathlib import Path
 
@@ -150,3 +152,20 @@ def shared_ladders():
     """The public ladders of ../shared/ladders (Porian et al. on two corpora, Gemstones)."""
     folder = _need(SHARED / "ladders")
     return {p.stem: p for p in sorted(folder.glob("*.csv"))}
+
+
+@contextlib.contextmanager
+def deadline(seconds: float = 30):
+    """Fail instead of hanging (a FIFO's open blocks until a writer comes): SIGALRM after
+    ``seconds`` raises TimeoutError in the test."""
+
+    def boom(_sig, _frame):
+        raise TimeoutError(f"still running after {seconds} s: a reader blocked")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

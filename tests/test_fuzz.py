@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, deadline
 from lmscale.cli import cli
 from lmscale.errors import LmscaleError
 
@@ -327,23 +327,6 @@ _export_cells = st.one_of(
 
 
 # ------------------------------------------------------------------ issue 23: the import surfaces
-@contextlib.contextmanager
-def deadline(seconds: float = 30):
-    """A reader that blocks (a FIFO) fails the test instead of hanging it."""
-    import signal
-
-    def boom(_sig, _frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 MARKUP = ["[/red]", "[bold]", "[bold]x[/bold]", "[/]", "[link=file:///etc/passwd]y[/link]", "[red"]
 # a cell of a W&B history: numbers, the missing spellings, text, markup, out-of-range literals
 cells = st.one_of(

@@ -3,16 +3,14 @@ bounded time and memory (issue 23): FIFOs, devices, symlinks to /dev/zero, folde
 files; JSON/YAML nested beyond MAX_DEPTH; integers beyond float range. Tests that could hang
 if a reader regressed run under an alarm."""
 
-import contextlib
 import json
 import os
-import signal
 import sys
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, deadline
 from lmscale._io import (
     MAX_DEPTH,
     check_regular_file,
@@ -28,22 +26,6 @@ from lmscale.errors import InputError
 
 WANDB = ROOT / "examples" / "wandb-export"
 EXAMPLE = ROOT / "examples" / "cpu-small" / "runs.jsonl"
-
-
-@contextlib.contextmanager
-def deadline(seconds: float = 20):
-    """Fail instead of hanging (a FIFO's open blocks until a writer comes)."""
-
-    def boom(_sig, _frame):
-        raise TimeoutError(f"still running after {seconds} s: a reader blocked")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
