@@ -132,7 +132,7 @@ def render_plan(payload: object) -> str:
 
 
 def render_ladders(rows: object) -> str:
-    from lmscale.benchmark.ladders import summary_markdown
+    from lmscale.benchmark.ladder_tables import summary_markdown
 
     assert isinstance(rows, list)
     clean = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in rows]
@@ -140,7 +140,7 @@ def render_ladders(rows: object) -> str:
 
 
 def render_ladders_full(rows: object) -> str:
-    from lmscale.benchmark.ladders import markdown_table
+    from lmscale.benchmark.ladder_tables import markdown_table
 
     assert isinstance(rows, list)
     clean = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in rows]

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from lmscale.benchmark import ladder_tables as T
 from lmscale.benchmark import ladders as L
 from lmscale.cli import cli
 from lmscale.errors import InputError
@@ -57,8 +58,8 @@ def test_a_law_ladder_is_predicted_well_and_scored(tmp_path):
     for r in rows:
         assert r["mean_abs_error"] < 0.01, r  # a ladder that follows Eq. 4 is extrapolated to ~noise
         assert 0 <= r["coverage_90"] <= 1 and r["median_width_90"] > 0
-    assert "| lab_x | size |" in L.markdown_table(rows)
-    assert L.summary(rows)[0]["ratio"] > 0
+    assert "| lab_x | size |" in T.markdown_table(rows)
+    assert T.summary(rows)[0]["ratio"] > 0
 
 
 def test_leave_one_lab_out_references_never_use_their_own_lab(tmp_path):
@@ -109,3 +110,20 @@ def test_public_ladders_load_with_their_splits(shared_ladders, epoch_csv):
     # the split: fit N ≤ 0.11B (52 runs), predict the 0.15–0.9B runs (36)
     assert int(sp["size"].fit.sum()) == 52 and int(sp["size"].heldout.sum()) == 36
     assert {s.name for s in L.splits(lads["gemstones"])} == {"size", "compute"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00garbage\n\x80", "not UTF-8"),
+        (b"", "empty file"),
+        (b"Model Size,Training FLOP,loss\n1e9,1e20,3\nabc,1e20,2\n", "line 3, column 'Model Size': 'abc'"),
+    ],
+)
+def test_hostile_ladder_files_are_named_errors(tmp_path, content, message):
+    p = tmp_path / "ladder.csv"
+    p.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        L.load(p)
+    res = CliRunner().invoke(cli, ["benchmark", "accuracy", "--ladder", str(p), "--resamples", "0"])
+    assert res.exit_code == 2 and "Traceback" not in res.output

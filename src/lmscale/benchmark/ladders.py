@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lmscale import calibration as cal
+from lmscale._io import read_text
 from lmscale.backtest import backtest_arrays
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap_or_none
@@ -131,9 +132,8 @@ def load(path: str | Path) -> list[Ladder]:
     if not p.is_file():
         raise InputError(f"{p}: no such ladder (a run table, a testbed exp_data folder or a CSV)")
     if p.suffix == ".csv":
-        head = pd.read_csv(p, nrows=0).columns
-        if {"Model Size", "Training FLOP", "loss"} <= set(head):
-            df = pd.read_csv(p)
+        df = _chinchilla_csv(p)
+        if df is not None:
             n, c = df["Model Size"].to_numpy(float), df["Training FLOP"].to_numpy(float)
             ids = [f"chinchilla-{i}" for i in range(len(df))]
             return [_ladder("chinchilla", LABS["chinchilla"], n, c / (6 * n), df["loss"], ids, str(p))]
@@ -154,6 +154,32 @@ def load(path: str | Path) -> list[Ladder]:
             str(p),
         )
     ]
+
+
+def _chinchilla_csv(p: Path) -> pd.DataFrame | None:
+    """Epoch's Chinchilla extraction (``Model Size``, ``Training FLOP``, ``loss``) as numbers, or
+    None when ``p`` is another CSV (a run table); unreadable files and non-numbers are named."""
+    import io
+
+    text = read_text(p, what="ladder CSV")
+    if not text.strip():
+        raise InputError(f"{p}: empty file")
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"{p}: malformed CSV ({str(exc).splitlines()[0]})") from None
+    cols = ("Model Size", "Training FLOP", "loss")
+    if not set(cols) <= set(df.columns):
+        return None
+    for col in cols:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = np.flatnonzero(values.isna() & df[col].notna())
+        if len(bad):
+            raise InputError(
+                f"{p}, line {bad[0] + 2}, column {col!r}: {df[col].iloc[bad[0]]!r} is not a number"
+            )
+        df[col] = values
+    return df
 
 
 def splits(ladder: Ladder) -> list[Split]:
@@ -319,75 +345,3 @@ def run(
                 if progress:
                     progress(f"{lad.name} {sp.name} {m.name}")
     return rows
-
-
-def _pct(v, digits: int = 2) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
-
-
-def markdown_table(rows: Sequence[dict]) -> str:
-    lines = [
-        "| ladder | split | fit → held out | method | mean / max abs. error | mean signed | over-predicted "
-        "| 80% / 90% cover | 90% width | calibration |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        if "failed" in r:
-            lines.append(
-                f"| {r['ladder']} | {r['split']} | | {r['method']} | failed: {r['failed']} | | | | | |"
-            )
-            continue
-        lines.append(
-            f"| {r['ladder']} | {r['split']} | {r['n_fit']} → {r['n_predictions']} ({r['split_rule']}) | "
-            f"{r['method']} | {_pct(r['mean_abs_error'])} / {_pct(r['max_abs_error'])} | "
-            f"{100 * r['mean_signed_error']:+.2f}% | {_pct(r['share_over_predicted'], 0)} | "
-            f"{_pct(r['coverage_80'], 0)} / {_pct(r['coverage_90'], 0)} | {_pct(r['median_width_90'], 1)} | "
-            f"{r.get('calibration') or '—'} |"
-        )
-    return "\n".join(lines)
-
-
-def summary(rows: Sequence[dict], default: str = "default", baseline: str = "paper") -> list[dict]:
-    """Per ladder × split: the default's and the baseline's mean error, their ratio, the default's
-    signed error, share over-predicted, coverage and width."""
-    by = {(r["ladder"], r["split"], r["method"]): r for r in rows if "failed" not in r}
-    out = []
-    for (lad, sp, m), r in by.items():
-        if m != default or (lad, sp, baseline) not in by:
-            continue
-        b = by[(lad, sp, baseline)]
-        out.append(
-            {
-                "ladder": lad,
-                "lab": r["lab"],
-                "split": sp,
-                "n_fit": r["n_fit"],
-                "n_predictions": r["n_predictions"],
-                "baseline_mean_abs_error": b["mean_abs_error"],
-                "default_mean_abs_error": r["mean_abs_error"],
-                "ratio": r["mean_abs_error"] / b["mean_abs_error"],
-                "default_mean_signed_error": r["mean_signed_error"],
-                "share_over_predicted": r["share_over_predicted"],
-                "coverage_80": r["coverage_80"],
-                "coverage_90": r["coverage_90"],
-                "median_width_90": r["median_width_90"],
-                "width_over_median_error": r["median_width_90"] / max(r["median_abs_error"], 1e-12),
-            }
-        )
-    return out
-
-
-def summary_markdown(rows: Sequence[dict]) -> str:
-    lines = [
-        "| ladder | split | fit → held out | paper mean error | default mean error | ratio | default signed "
-        "| 80% / 90% cover | 90% width (× median error) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for s in summary(rows):
-        lines.append(
-            f"| {s['ladder']} | {s['split']} | {s['n_fit']} → {s['n_predictions']} | "
-            f"{_pct(s['baseline_mean_abs_error'])} | {_pct(s['default_mean_abs_error'])} | {s['ratio']:.2f} | "
-            f"{100 * s['default_mean_signed_error']:+.2f}% | {_pct(s['coverage_80'], 0)} / {_pct(s['coverage_90'], 0)} | "
-            f"{_pct(s['median_width_90'], 1)} ({s['width_over_median_error']:.1f}×) |"
-        )
-    return "\n".join(lines)

@@ -316,7 +316,7 @@ def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods
 def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
     from rich.progress import Progress
 
-    from lmscale.benchmark import ladders
+    from lmscale.benchmark import ladder_tables, ladders
 
     chosen = [m for m in ladders.METHODS if not methods or m.name in methods]
     unknown = sorted(set(methods) - {m.name for m in ladders.METHODS})
@@ -340,8 +340,8 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
         ]
         click.echo(json.dumps(clean, indent=1))
     else:
-        click.echo(ladders.markdown_table(rows))
-        click.echo("\n" + ladders.summary_markdown(rows))
+        click.echo(ladder_tables.markdown_table(rows))
+        click.echo("\n" + ladder_tables.summary_markdown(rows))
 
 
 COMMANDS = (reproduce, testbed, benchmark)
