@@ -127,3 +127,15 @@ def test_hostile_ladder_files_are_named_errors(tmp_path, content, message):
         L.load(p)
     res = CliRunner().invoke(cli, ["benchmark", "accuracy", "--ladder", str(p), "--resamples", "0"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_rows_left_out_are_counted_and_said(tmp_path):
+    path = _synthetic(tmp_path)
+    df = pd.read_csv(path)
+    df.loc[3, "loss_val"] = float("nan")
+    df.to_csv(path, index=False)
+    (lad,) = L.load(path)
+    assert lad.n_dropped == 1 and len(lad.loss) == len(df) - 1
+    rows = L.run([lad], L.METHODS[:1], n_resamples=0)
+    assert all(r["n_dropped_runs"] == 1 for r in rows)
+    assert "lab_x: 1 row(s) left out" in T.markdown_table(rows)

@@ -31,6 +31,10 @@ def markdown_table(rows: Sequence[dict]) -> str:
             f"{_pct(r['coverage_80'], 0)} / {_pct(r['coverage_90'], 0)} | {_pct(r['median_width_90'], 1)} | "
             f"{r.get('calibration') or '—'} |"
         )
+    dropped = {r["ladder"]: r.get("n_dropped_runs") or 0 for r in rows}
+    for lad, n in dropped.items():
+        if n:
+            lines.append(f"\n{lad}: {n} row(s) left out (missing, non-finite or non-positive N, D or loss)")
     return "\n".join(lines)
 
 

@@ -56,6 +56,8 @@ class Ladder:
     loss: np.ndarray
     run_ids: tuple[str, ...]
     source: str
+    #: rows of the source left out: a missing, non-finite or non-positive N, D or loss
+    n_dropped: int = 0
 
     @property
     def multiplier(self) -> np.ndarray:
@@ -103,7 +105,7 @@ def _ladder(name, lab, n, d, loss, ids, source) -> Ladder:
     ok = np.isfinite(n) & np.isfinite(d) & np.isfinite(loss) & (n > 0) & (d > 0) & (loss > 0)
     if ok.sum() < 8:
         raise InputError(f"{source}: {int(ok.sum())} usable runs (positive, finite N, D and loss); need 8")
-    return Ladder(name, lab, n[ok], d[ok], loss[ok], tuple(np.asarray(ids)[ok]), source)
+    return Ladder(name, lab, n[ok], d[ok], loss[ok], tuple(np.asarray(ids)[ok]), source, int((~ok).sum()))
 
 
 def load(path: str | Path) -> list[Ladder]:
@@ -338,6 +340,7 @@ def run(
                         "split": sp.name,
                         "split_rule": sp.description,
                         "n_fit": int(sp.fit.sum()),
+                        "n_dropped_runs": lad.n_dropped,
                         "method": m.name,
                         **r,
                     }
