@@ -437,6 +437,15 @@ def main(args) -> int:
     plan += [(f"throughput:{s}:eager", 120) for s in shapes] + [("fsdp", 150), ("eval", 120)]
     plan += [(f"throughput:{s}:checkpointing", 120) for s in shapes]
     plan += [(f"throughput:{s}:compile", 240) for s in shapes]
+    unknown = [o for o in args.only if not any(name.startswith(o) for name, _ in plan)]
+    if unknown:
+        print(
+            f"[gpu_check] --only {', '.join(unknown)}: no such section; known: {', '.join(n for n, _ in plan)}"
+        )
+        return 2
+    if not (args.budget > 0):  # NaN too
+        print(f"[gpu_check] --budget must be a positive number of seconds, got {args.budget!r}")
+        return 2
     for name, max_s in plan:
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
