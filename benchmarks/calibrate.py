@@ -1,7 +1,12 @@
 """Build the reference calibration shipped with lmscale (``src/lmscale/data/reference_calibration.json``)
-from the paper testbed's backtests, and print the τ scan behind :data:`lmscale.calibration.TAU`.
+and print the τ scan behind :data:`lmscale.calibration.TAU`:
 
-    python benchmarks/calibrate.py [TESTBED] [--write]
+- the **loss** reference from the full-ladder backtests of the five public ladders of the shared
+  data folder (four labs, each weighing the same: :func:`lmscale.benchmark.ladders.multi_lab_reference`);
+- the **chained error** reference from the paper testbed's chained backtests (the only ladder with
+  downstream tasks).
+
+    python benchmarks/calibrate.py [SHARED] [--write]       # SHARED defaults to $LMSCALE_SHARED or ../shared
 
 Without ``--write`` it only prints; ``tests/test_calibration.py`` checks that the shipped file is
 what this script builds.
@@ -19,15 +24,18 @@ from lmscale import calibration as cal
 from lmscale import testbed
 from lmscale._io import atomic_write_text
 from lmscale.backtest import backtest
+from lmscale.benchmark import ladders
+from lmscale.benchmark.references import REFERENCE_ERROR_LOSS, build_reference
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "lmscale" / "data" / "reference_calibration.json"
 
 
-def reference_payload(runs) -> dict:
-    refs = cal.build_reference(runs)
+def reference_payload(runs, shared: Path) -> dict:
+    refs = build_reference(runs)
+    refs["loss"] = ladders.multi_lab_reference(ladders.public_ladders(shared))
     return {
         "format": "lmscale.ReferenceCalibration",
-        "version": 1,
+        "version": 2,
         "method": "default",
         "levels": cal._REF_LEVELS.tolist(),
         "calibrations": {k: v.to_dict() for k, v in refs.items()},
@@ -42,15 +50,16 @@ def tau_scan(runs) -> None:
     ):
         pts = []
         for t in targets:
-            pts += backtest(runs, t, methods=("default",), loss_column=cal.REFERENCE_ERROR_LOSS).points
+            pts += backtest(runs, t, methods=("default",), loss_column=REFERENCE_ERROR_LOSS).points
         r = np.array([p.log_error for p in pts])
         sd = np.array([p.sd_log for p in pts])
         c = np.array([p.c_factor for p in pts])
         ts = np.array([p.train_set for p in pts])
         mb = np.array([p.m_below_factor for p in pts])
+        gap = np.array([p.loss_gap for p in pts])
         for tau in (0.002, 0.005, 0.01, 0.02, 0.05):
-            s = cal.scores(r, sd, c, tau, mb)
-            u = cal.unit(sd, c, tau, mb)
+            s = cal.scores(r, sd, c, tau, mb, gap)
+            u = cal.unit(sd, c, tau, mb, gap)
             cov = [float(np.mean(s[ts == t] <= np.quantile(s[ts != t], 0.9))) for t in np.unique(ts)]
             print(
                 f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "
@@ -60,15 +69,14 @@ def tau_scan(runs) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "testbed", nargs="?", default=os.environ.get("LMSCALE_SHARED", "../shared") + "/testbed/exp_data"
-    )
+    ap.add_argument("shared", nargs="?", default=os.environ.get("LMSCALE_SHARED", "../shared"))
     ap.add_argument("--write", action="store_true", help=f"write {OUT}")
     args = ap.parse_args()
-    runs = testbed.load(args.testbed)
+    shared = Path(args.shared)
+    runs = testbed.load(shared / "testbed" / "exp_data")
     t0 = time.perf_counter()
     tau_scan(runs)
-    payload = reference_payload(runs)
+    payload = reference_payload(runs, shared)
     for k, v in payload["calibrations"].items():
         c = cal.Calibration.from_dict(v)
         print(f"{k}: {c.description}; q80 {c.quantile(0.8):.3f}, q90 {c.quantile(0.9):.3f}")

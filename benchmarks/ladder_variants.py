@@ -2,7 +2,6 @@
 (`lmscale.benchmark.ladders`), so a later change can start from the numbers:
 
     python benchmarks/ladder_variants.py [SHARED]            # SHARED defaults to ../shared
-    python benchmarks/ladder_variants.py --vocab 50304       # Gemstones' assumed vocabulary
 
 Per ladder × split, the mean absolute relative error of the held-out runs for:
 
@@ -12,10 +11,17 @@ Per ladder × split, the mean absolute relative error of the held-out runs for:
 - ``backtest-pick``: the method among paper / default / rel-ls / huber-log whose own rolling-origin
   backtest on the fit runs has the smallest mean error at the larger half of its distances;
 
-and, for Gemstones, whose N counts the embeddings (which dominate its narrow shapes), the paper
-method and the default with N counted without the input embedding, N − V·width, for an assumed
-vocabulary V (the table does not give it). The last lines count, per variant, the splits where it is
-at most the paper method's error and its mean error over the splits relative to the paper's.
+and what N counts: with the input embedding taken out (N − V·d, the FLOP-counting N that Porian's
+table already uses), on the two ladders whose tables let it be derived rather than assumed:
+
+- Gemstones gives each shape's width d and depth; within a width its N is linear in depth with
+  intercept (2V + 1)·d (untied input and output embeddings and a final norm), which gives V.
+- The paper testbed's N follows PAPER.md's count N = 2·V·d + l·(4d² + 3·d·h + 2d) + d (GPT-NeoX
+  V = 50,432, as its open_lm configs say); each of its six sizes is matched to the one (d, l) that
+  gives it exactly.
+
+The last lines count, per variant, the splits where it is at most the paper method's error and its
+mean error over the splits relative to the paper's.
 """
 
 from __future__ import annotations
@@ -35,17 +41,20 @@ from lmscale.fit.core import fit
 from lmscale.laws import OVERTRAIN
 
 
-def err(lad, sp, method, weights=None, fit_mask=None) -> float:
+def err(lad, sp, method, weights=None, fit_mask=None, signed=False):
+    """Mean absolute relative error of the held-out runs (and, with ``signed``, the mean signed one)."""
     f = sp.fit if fit_mask is None else fit_mask
     x = {"n_params": lad.n_params[f], "multiplier": lad.multiplier[f]}
     w = None if weights is None else weights[f]
     try:
         r = fit(OVERTRAIN, x, lad.loss[f], method=method, weights=w)
     except (FitError, InputError):
-        return float("nan")
+        return (float("nan"), float("nan")) if signed else float("nan")
     h = sp.heldout
     pred = np.asarray(r.predict(n_params=lad.n_params[h], multiplier=lad.multiplier[h]), float)
-    return float(np.mean(np.abs(pred - lad.loss[h]) / lad.loss[h]))
+    rel = (pred - lad.loss[h]) / lad.loss[h]
+    out = float(np.mean(np.abs(rel)))
+    return (out, float(np.mean(rel))) if signed else out
 
 
 def backtest_pick(lad, sp) -> str:
@@ -62,12 +71,37 @@ def backtest_pick(lad, sp) -> str:
     return pick
 
 
+def gemstones_vocab(df: pd.DataFrame) -> tuple[int, np.ndarray]:
+    """Gemstones' vocabulary V, from its table: within a width d, N = (2V + 1)·d + depth·(per-layer
+    count); returns V and each run's width."""
+    shapes = df[["width", "depth", "n_params"]].drop_duplicates()
+    vocab = set()
+    for w, group in shapes.groupby("width"):
+        if group["depth"].nunique() >= 2:
+            g = group.sort_values("depth")
+            per_layer = (g["n_params"].iloc[-1] - g["n_params"].iloc[0]) / (
+                g["depth"].iloc[-1] - g["depth"].iloc[0]
+            )
+            intercept = g["n_params"].iloc[0] - per_layer * g["depth"].iloc[0]
+            vocab.add(round((intercept / w - 1) / 2))
+    if len(vocab) != 1:
+        raise SystemExit(f"gemstones: the widths disagree on the vocabulary: {sorted(vocab)}")
+    return vocab.pop(), df["width"].to_numpy(float)
+
+
+def testbed_width(n: float, vocab: int) -> int:
+    """The width d of the testbed shape with exactly N parameters (PAPER.md's count)."""
+    for d in range(64, 8193, 32):
+        h = 256 * -(-int(8 * d / 3) // 256)
+        for layers in range(1, 65):
+            if 2 * vocab * d + layers * (4 * d * d + 3 * d * h + 2 * d) + d == int(n):
+                return d
+    raise SystemExit(f"testbed: no (d, l) gives N = {n:.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("shared", nargs="?", default="../shared")
-    ap.add_argument(
-        "--vocab", type=int, default=50304, help="vocabulary assumed for Gemstones (not in its table)"
-    )
     args = ap.parse_args()
     s = Path(args.shared)
     paths = [s / "ladders" / f for f in ("porian_owt2.csv", "porian_rw.csv", "gemstones.csv")]
@@ -99,15 +133,24 @@ def main() -> None:
         print(
             f"{v:16s} at most the paper's error on {wins}/{len(df)} splits; mean {df[v].mean() / df['paper'].mean():.2f}× the paper's"
         )
-    # Gemstones with N counted without the input embedding
-    gem = L.load(s / "ladders" / "gemstones.csv")[0]
-    width = pd.read_csv(s / "ladders" / "gemstones.csv")["width"].to_numpy(float)
-    n = gem.n_params - args.vocab * width
-    moved = replace(gem, n_params=n)
-    print(f"\ngemstones, N − V·width with V = {args.vocab} (assumed): the same splits by the original N")
-    for sp in L.splits(gem):
-        for m in ("paper", "default"):
-            print(f"  {sp.name:8s} {m:8s} {100 * err(gem, sp, m):.2f}% → {100 * err(moved, sp, m):.2f}%")
+    # N without the input embedding, where the table lets it be derived
+    vocab, width = gemstones_vocab(pd.read_csv(s / "ladders" / "gemstones.csv"))
+    moved = {"gemstones": (vocab, width)}
+    for lad in L.load(s / "testbed" / "exp_data"):
+        moved[lad.name] = (50432, np.array([testbed_width(n, 50432) for n in lad.n_params], float))
+    print("\nN − V·d (input embedding out); the same splits, by the original N (signed error in brackets)")
+    print(f"  gemstones: V = {vocab} from its table")
+    for p in (s / "ladders" / "gemstones.csv", s / "testbed" / "exp_data"):
+        for lad in L.load(p):
+            v, d = moved[lad.name]
+            shifted = replace(lad, n_params=lad.n_params - v * d)
+            for sp in L.splits(lad):
+                for m in ("paper", "default"):
+                    a, b = err(lad, sp, m, signed=True), err(shifted, sp, m, signed=True)
+                    print(
+                        f"  {lad.name:20s} {sp.name:8s} {m:8s} {100 * a[0]:.2f}% ({100 * a[1]:+.2f}%) → "
+                        f"{100 * b[0]:.2f}% ({100 * b[1]:+.2f}%)"
+                    )
 
 
 if __name__ == "__main__":

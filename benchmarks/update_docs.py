@@ -147,6 +147,33 @@ def render_ladders_full(rows: object) -> str:
     return markdown_table(clean)
 
 
+def _clean(rows: object) -> list[dict]:
+    assert isinstance(rows, list)
+    return [{k: (math.nan if v is None else v) for k, v in r.items()} for r in rows]
+
+
+def render_ladders_per_ladder(rows: object) -> str:
+    from lmscale.benchmark.ladder_tables import per_ladder_markdown
+
+    return per_ladder_markdown(_clean(rows))
+
+
+def render_ladders_chained(rows: object) -> str:
+    from lmscale.benchmark.ladder_tables import per_ladder_markdown, quantities, summary_markdown
+
+    clean = _clean(rows)
+    parts = []
+    for q in quantities(clean)[1:]:
+        parts += [f"Chained `{q}`:", "", summary_markdown(clean, q), "", per_ladder_markdown(clean, q), ""]
+    return "\n".join(parts).rstrip()
+
+
+def render_ladders_goals(rows: object) -> str:
+    from lmscale.benchmark.ladder_tables import goals_markdown
+
+    return goals_markdown(_clean(rows))
+
+
 LADDERS = (
     "lmscale benchmark accuracy --ladder ../shared/ladders/porian_owt2.csv --ladder ../shared/ladders/porian_rw.csv "
     "--ladder ../shared/ladders/gemstones.csv --ladder ../shared/peers/chinchilla-epoch/svg_extracted_data.csv "
@@ -156,6 +183,9 @@ LADDERS = (
 BLOCKS: dict[str, Block] = {
     "ladders": Block(LADDERS, "ladders.json", render_ladders),
     "ladders_full": Block(LADDERS, "ladders.json", render_ladders_full),
+    "ladders_per_ladder": Block(LADDERS, "ladders.json", render_ladders_per_ladder),
+    "ladders_chained": Block(LADDERS, "ladders.json", render_ladders_chained),
+    "ladders_goals": Block(LADDERS, "ladders.json", render_ladders_goals),
     "accuracy": Block(
         f"lmscale benchmark accuracy --testbed {TESTBED} --format json > benchmarks/results/accuracy.json",
         "accuracy.json",

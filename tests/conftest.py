@@ -154,6 +154,17 @@ def shared_ladders():
     return {p.stem: p for p in sorted(folder.glob("*.csv"))}
 
 
+@pytest.fixture(scope="session")
+def public_ladders():
+    """Every public ladder of the shared folder (lmscale.benchmark.ladders.PUBLIC_LADDERS): five
+    ladders from four labs, the testbed split into its three training sets."""
+    from lmscale.benchmark import ladders
+
+    for rel in ladders.PUBLIC_LADDERS:
+        _need(SHARED / rel)
+    return ladders.public_ladders(SHARED)
+
+
 @contextlib.contextmanager
 def deadline(seconds: float = 30):
     """Fail instead of hanging (a FIFO's open blocks until a writer comes): SIGALRM after

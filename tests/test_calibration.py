@@ -48,19 +48,38 @@ def test_calibration_round_trips_and_rejects_garbage():
 
 
 @pytest.mark.slow
-def test_shipped_reference_is_what_the_testbed_gives(testbed_runs):
-    """benchmarks/calibrate.py --write regenerates the file; it must match the testbed's backtests.
+def test_shipped_reference_is_what_the_public_ladders_give(testbed_runs, public_ladders):
+    """benchmarks/calibrate.py --write regenerates the file: the loss reference from the five public
+    ladders (each lab weighing the same), the chained error's from the testbed's chained backtests.
 
-    To 1e-4 relative, not to the last digits: each score is a quantile of ~1,700 backtest errors
+    To 1e-4 relative, not to the last digits: each score is a quantile of ~1,500 backtest errors
     over bootstrap spreads, every one from a fit that stops at its solver's tolerance, and the lowest
     quantiles (values near 0.01) move by up to 1.4e-5 relative from one CPU to another (an AMD EPYC
     machine against the file's). An interval moves by that fraction of its width."""
+    from lmscale.benchmark import ladders
+    from lmscale.benchmark.references import build_reference
+
     shipped = {q: cal.reference(q) for q in ("loss", "error")}
-    fresh = cal.build_reference(testbed_runs)
+    fresh = {
+        "loss": ladders.multi_lab_reference(public_ladders),
+        "error": build_reference(testbed_runs)["error"],
+    }
     for q, ref in shipped.items():
         assert len(ref.scores) == len(fresh[q].scores)
         assert np.allclose(ref.scores, fresh[q].scores, rtol=1e-4, atol=0)
         assert ref.description == fresh[q].description
+    assert "labs weighted equally" in shipped["loss"].description
+
+
+def test_weighted_quantiles_weigh_groups_equally():
+    values = np.array([1.0, 1.0, 1.0, 1.0, 10.0])
+    # four points of one group at 1, one of another at 10: equal group weights put half the mass at 10
+    q = cal.weighted_quantiles(values, np.array([0.25, 0.25, 0.25, 0.25, 1.0]), [0.4, 0.6])
+    assert q.tolist() == [1.0, 10.0]
+    rng = np.random.default_rng(0)
+    v = rng.lognormal(size=101)
+    plain = cal.weighted_quantiles(v, np.ones(101), cal._REF_LEVELS)
+    assert np.array_equal(plain, np.quantile(v, cal._REF_LEVELS, method="inverted_cdf"))
 
 
 def test_saved_fit_predicts_calibrated_intervals_by_default(tmp_path, testbed_dir):

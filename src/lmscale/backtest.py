@@ -26,6 +26,7 @@ from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
 from lmscale.fit.method import METHODS, NAMES, check_method, method_for
 from lmscale.laws import ERROR, OVERTRAIN
+from lmscale.predict import loss_gap
 from lmscale.run_table import RunTable
 from lmscale.tasks import target_values
 from lmscale.testbed import as_runs
@@ -78,6 +79,9 @@ class BacktestPoint:
     #: smallest fitted M ÷ the target's M (> 1: the target is more under-trained than any fitted run)
     m_below_factor: float
     n_fit_runs: int
+    #: error predictions: how far the error law extrapolates in loss, in e-folds of compute
+    #: (:func:`lmscale.predict.loss_gap`); 0 for loss predictions
+    loss_gap: float = 0.0
     #: the training set (run-table front end only)
     train_set: str = ""
 
@@ -185,6 +189,7 @@ def backtest_arrays(
         except (FitError, InputError):
             continue
         epred = np.asarray(ef.predict(loss=pred), dtype=float)
+        gaps = loss_gap(lf, float(np.min(y[fm])), pred)
         eb = bootstrap_or_none(ef, n_resamples, seed + 1)
         sd_e = np.full(len(idx), np.nan)
         if loss_s is not None and eb is not None:
@@ -203,11 +208,12 @@ def backtest_arrays(
             e[pm],
             sd_e,
             factors,
+            gaps,
         )
     return points
 
 
-def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list[BacktestPoint]:
+def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors, gaps=None) -> list[BacktestPoint]:
     out = []
     for j, i in enumerate(idx):
         p, o = float(pred[j]), float(obs[j])
@@ -232,6 +238,7 @@ def _points(common, quantity, idx, ids, n, m, c, pred, obs, sd, factors) -> list
                 m_factor=float(factors[1][j]),
                 c_factor=float(factors[2][j]),
                 m_below_factor=float(factors[3][j]),
+                loss_gap=0.0 if gaps is None else float(gaps[j]),
             )
         )
     return out

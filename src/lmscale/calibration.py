@@ -32,9 +32,9 @@ from importlib import resources
 
 import numpy as np
 
-from lmscale.backtest import backtest, backtest_arrays, log_spread
+from lmscale.backtest import backtest_arrays, log_spread
 from lmscale.errors import InputError
-from lmscale.predict import Interval, extrapolation_factors, predict_chain
+from lmscale.predict import Interval, extrapolation_factors, loss_gap, predict_chain
 
 #: the extrapolation term's scale per e-fold of compute beyond the fitted runs (ln units). Chosen on
 #: the paper testbed's backtests: the narrowest 90% intervals at equal coverage lie at τ ≤ 0.01 for
@@ -49,23 +49,26 @@ MAX_SCORE = 1e3
 _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def distance(c_factor, m_below=1.0):
+def distance(c_factor, m_below=1.0, gap=0.0):
     """Extrapolation distance in e-folds: ln⁺(C / C_fit) + ln⁺(M_fit,min / M) — beyond the largest
-    fitted compute, and below the smallest fitted token multiplier (under-trained targets)."""
+    fitted compute, and below the smallest fitted token multiplier (under-trained targets) — plus,
+    for a chained error, the error law's own extrapolation in loss (``gap``, e-folds of compute:
+    :func:`lmscale.predict.loss_gap`)."""
     c = np.clip(np.nan_to_num(np.asarray(c_factor, dtype=float), nan=1.0), 1.0, 1e300)
     m = np.clip(np.nan_to_num(np.asarray(m_below, dtype=float), nan=1.0), 1.0, 1e300)
-    return np.log(c) + np.log(m)
+    g = np.clip(np.nan_to_num(np.asarray(gap, dtype=float), nan=0.0), 0.0, None)
+    return np.log(c) + np.log(m) + g
 
 
-def unit(sd_log, c_factor, tau: float = TAU, m_below=1.0):
+def unit(sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0):
     """The uncertainty unit u of a prediction (see the module docstring); NaN sd counts as 0."""
     sd = np.nan_to_num(np.asarray(sd_log, dtype=float), nan=0.0)
-    return np.sqrt(sd**2 + (tau * (1.0 + distance(c_factor, m_below))) ** 2)
+    return np.sqrt(sd**2 + (tau * (1.0 + distance(c_factor, m_below, gap))) ** 2)
 
 
-def scores(log_error, sd_log, c_factor, tau: float = TAU, m_below=1.0) -> np.ndarray:
+def scores(log_error, sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0) -> np.ndarray:
     """|ln(observed / predicted)| / u for backtest predictions."""
-    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau, m_below)
+    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau, m_below, gap)
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,15 @@ class Calibration:
         return own if self.floor is None else max(own, float(np.interp(level, _REF_LEVELS, self.floor)))
 
     def interval(
-        self, predicted: float, sd_log: float, c_factor: float, level: float, m_below: float = 1.0
+        self,
+        predicted: float,
+        sd_log: float,
+        c_factor: float,
+        level: float,
+        m_below: float = 1.0,
+        gap: float = 0.0,
     ) -> Interval:
-        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below))
+        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below, gap))
         return Interval(level, float(predicted * math.exp(-half)), float(predicted * math.exp(half)))
 
     def to_dict(self) -> dict:
@@ -158,6 +167,7 @@ def _point_scores(pts) -> np.ndarray:
         [p.sd_log for p in pts],
         [p.c_factor for p in pts],
         m_below=[p.m_below_factor for p in pts],
+        gap=[p.loss_gap for p in pts],
     )
 
 
@@ -182,15 +192,35 @@ def from_backtest(
     )
 
 
-def reference_from_backtest(points: Sequence, quantity: str, description: str) -> Calibration:
-    """A reference calibration: the score quantiles of a (large) backtest."""
-    pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
+def reference_from_backtest(
+    points: Sequence, quantity: str, description: str, groups: Sequence[str] | None = None
+) -> Calibration:
+    """A reference calibration: the score quantiles of a (large) backtest. With ``groups`` (one
+    label per point, e.g. the lab of each ladder), every group weighs the same in the quantiles,
+    however many predictions its backtest made."""
+    keep = [i for i, p in enumerate(points) if p.quantity == quantity and np.isfinite(p.log_error)]
+    pts = [points[i] for i in keep]
     if not pts:
         raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
     s = _point_scores(pts)
-    return Calibration(
-        quantity, tuple(np.quantile(s, _REF_LEVELS, method="higher").tolist()), "reference", description
-    )
+    if groups is None:
+        q = np.quantile(s, _REF_LEVELS, method="higher")
+    else:
+        g = np.asarray([groups[i] for i in keep])
+        _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+        q = weighted_quantiles(s, 1.0 / counts[inverse], _REF_LEVELS)
+    return Calibration(quantity, tuple(np.asarray(q, dtype=float).tolist()), "reference", description)
+
+
+def weighted_quantiles(values, weights, levels) -> np.ndarray:
+    """Weighted quantiles: for each level, the smallest value whose cumulative share of the total
+    weight reaches the level (the inverse of the weighted empirical distribution; with equal weights
+    numpy's ``method="inverted_cdf"``)."""
+    v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(w[order]) / np.sum(w)
+    idx = np.searchsorted(cum, np.asarray(levels, dtype=float) - 1e-12, side="left")
+    return v[order][np.minimum(idx, len(v) - 1)]
 
 
 @cache
@@ -236,59 +266,6 @@ def describe(cal: Calibration) -> str:
     )
 
 
-# ------------------------------------------------------------------------- the reference ladder
-#: the backtest targets of the reference: every validation loss, and the paper's two error splits
-#: chained through the C4-eval loss
-REFERENCE_ERROR_TARGETS = ("error_17", "error_46")
-REFERENCE_ERROR_LOSS = "c4_val"
-
-
-def build_reference(
-    runs,
-    *,
-    method: str = "default",
-    exclude_train_set: str | None = None,
-    n_resamples: int = 200,
-    seed: int = 0,
-    progress=None,
-) -> dict[str, Calibration]:
-    """Reference calibrations from the backtests of a testbed run table (the paper's), optionally
-    leaving one training set out (how the accuracy benchmark scores a training set honestly)."""
-    if exclude_train_set is not None:
-        runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
-    loss_pts: list = []
-    err_pts: list = []
-    for vs in runs.val_sets:
-        loss_pts += backtest(
-            runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed, progress=progress
-        ).points
-    for tgt in REFERENCE_ERROR_TARGETS:
-        err_pts += backtest(
-            runs,
-            tgt,
-            methods=(method,),
-            loss_column=REFERENCE_ERROR_LOSS,
-            n_resamples=n_resamples,
-            seed=seed,
-            progress=progress,
-        ).points
-    sets = ", ".join(runs.datasets)
-    return {
-        "loss": reference_from_backtest(
-            loss_pts,
-            "loss",
-            f"paper testbed backtests, training sets {sets}, "
-            f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions",
-        ),
-        "error": reference_from_backtest(
-            err_pts,
-            "error",
-            f"paper testbed backtests, training sets {sets}, "
-            f"17- and 46-task error chained through C4-eval loss, {len(err_pts)} predictions",
-        ),
-    }
-
-
 # ------------------------------------------------------------------------- calibrated predictions
 @dataclass(frozen=True)
 class CalibratedPrediction:
@@ -300,10 +277,14 @@ class CalibratedPrediction:
     c_factor: float
     calibration: Calibration
     m_below: float = 1.0
+    #: chained errors: the error law's extrapolation in loss, e-folds of compute (0 for a loss)
+    loss_gap: float = 0.0
 
     def at(self, level: float) -> Interval:
         """The interval at another level, from the same bootstrap spread and distance."""
-        return self.calibration.interval(self.predicted, self.sd_log, self.c_factor, level, self.m_below)
+        return self.calibration.interval(
+            self.predicted, self.sd_log, self.c_factor, level, self.m_below, self.loss_gap
+        )
 
 
 def _sd_log(samples: np.ndarray) -> float:
@@ -325,17 +306,21 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
     c_factor = float(extrapolation_factors(loss_fit, point).get("flops", 1.0))
     m_below = _m_below(loss_fit, point)
     ls = loss_samples(loss_fit, point)
+    gap = 0.0
     if error_fit is None:
         pred, sd = chain.loss, (_sd_log(ls) if ls is not None else float("nan"))
     else:
         assert chain.error is not None
         pred, sd = chain.error, float("nan")
+        fitted = error_fit.x_arrays.get("loss")
+        if fitted is not None and len(fitted):
+            gap = float(loss_gap(loss_fit, float(np.min(fitted)), chain.loss)[0])
         if ls is not None and error_fit.bootstrap:
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
             sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
     return CalibratedPrediction(
-        pred, cal.interval(pred, sd, c_factor, level, m_below), sd, c_factor, cal, m_below
+        pred, cal.interval(pred, sd, c_factor, level, m_below, gap), sd, c_factor, cal, m_below, gap
     )
 
 

@@ -193,6 +193,35 @@ def extrapolation_factors(fit: FitResult, point: ScalePoint) -> dict[str, float]
     }
 
 
+#: the loss gap's largest value in e-folds of compute: a predicted loss at or below the loss law's
+#: floor E (where the gap is infinite) counts as this far beyond
+MAX_LOSS_GAP = 20.0
+
+
+def loss_gap(loss_fit: FitResult, lowest_fitted_loss: float, predicted_loss) -> np.ndarray:
+    """How far a chained error law extrapolates in loss, as e-folds of compute: the error law was
+    fitted on losses down to ``lowest_fitted_loss`` and is asked at ``predicted_loss``; by the loss
+    law, at a fixed token multiplier, the reducible loss L − E falls as C^(−η), so the gap is
+    ln((L_fit,min − E) / (L_pred − E)) / η (0 when the prediction lies inside the fitted losses).
+    η: −c/2 for Eq. 4; the slower of α/2 and β/2 for Chinchilla's form. Laws without a floor E or
+    an exponent give 0."""
+    pred = np.atleast_1d(np.asarray(predicted_loss, dtype=float))
+    p = loss_fit.params
+    if "E" in p and "c" in p:
+        eta = -float(p["c"]) / 2
+    elif "E" in p and "alpha" in p and "beta" in p:
+        eta = min(float(p["alpha"]), float(p["beta"])) / 2
+    else:
+        return np.zeros_like(pred)
+    floor, low = float(p["E"]), float(lowest_fitted_loss)
+    if not (np.isfinite(eta) and eta > 0 and np.isfinite(low) and low > floor):
+        return np.zeros_like(pred)
+    with np.errstate(all="ignore"):
+        gap = np.log((low - floor) / (pred - floor)) / eta
+    gap = np.where(pred - floor > 0, gap, MAX_LOSS_GAP)
+    return np.clip(np.nan_to_num(gap, nan=0.0), 0.0, MAX_LOSS_GAP)
+
+
 def extrapolation_warnings(fit: FitResult, point: ScalePoint) -> list[str]:
     labels = {"n_params": "parameters N", "multiplier": "token multiplier M", "flops": "compute C"}
     return [

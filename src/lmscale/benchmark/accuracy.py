@@ -37,6 +37,7 @@ import numpy as np
 
 from lmscale import calibration as cal
 from lmscale.backtest import backtest_arrays
+from lmscale.benchmark.references import build_reference
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.method import METHODS as FIT_METHODS
@@ -156,7 +157,7 @@ def run(
             # with intervals calibrated on its own runs
             ref_jobs = {
                 ts: pool.submit(
-                    cal.build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed
+                    build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed
                 )
                 for ts in runs.datasets
             }

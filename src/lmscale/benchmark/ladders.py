@@ -11,61 +11,74 @@ splits, derived from its own grid by one rule so that no split is tuned by hand:
 Every compared method fits Eq. 4 (or, for ``untied``, Chinchilla's form) on the fit runs and
 predicts the held-out ones. Methods with the batched bootstrap (least squares on Eq. 4) also get
 calibrated intervals (:mod:`lmscale.calibration`): the ladder's own backtest when it is large
-enough, floored by a reference calibration; the reference is either the shipped one (the paper
-testbed's) or, *leave one lab out*, one built from the backtests of every other lab's ladders —
-never from the lab being scored.
+enough, floored by a reference calibration; the reference is either the shipped one or, *leave one
+lab out*, one built from the backtests of every other lab's ladders — never from the lab being
+scored — with each lab weighing the same (:func:`lab_weighted_reference`).
 
-Loaders: a run table in lmscale's schema (CSV, JSONL, Parquet; the first ``loss_*`` column), the
-paper testbed's ``exp_data`` folder (one ladder per training set, C4-eval loss), and Epoch's
-Chinchilla extraction (``Model Size``, ``Training FLOP``, ``loss``).
+A ladder with downstream errors (the testbed's 46- and 17-task averages) is also scored on the
+**chained** error: the error law fitted on the fit runs' observed losses, asked at the predicted
+loss of each held-out run. Its intervals are calibrated on chained backtests; only one lab here has
+downstream tasks, so the reference of the error leaves one *ladder* out instead.
+
+Loaders (:mod:`lmscale.benchmark.ladder_data`): a run table in lmscale's schema, the paper
+testbed's ``exp_data`` folder (one ladder per training set), and Epoch's Chinchilla extraction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from lmscale import calibration as cal
-from lmscale._io import read_text
-from lmscale.backtest import backtest_arrays
+from lmscale.benchmark.ladder_data import (
+    ERROR_TARGETS,
+    LABS,
+    PUBLIC_LADDERS,
+    Ladder,
+    load,
+    public_ladders,
+)
+from lmscale.benchmark.references import (
+    backtest_points,
+    error_method_for,
+    error_references,
+    lab_references,
+    lab_weighted_reference,
+    multi_lab_reference,
+)
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
-from lmscale.laws import CHINCHILLA, OVERTRAIN
+from lmscale.laws import CHINCHILLA, ERROR, OVERTRAIN
 from lmscale.predict import ScalePoint
+
+__all__ = [
+    "ERROR_TARGETS",
+    "LABS",
+    "METHODS",
+    "PUBLIC_LADDERS",
+    "Ladder",
+    "Method",
+    "Split",
+    "backtest_points",
+    "error_references",
+    "lab_references",
+    "lab_weighted_reference",
+    "load",
+    "multi_lab_reference",
+    "public_ladders",
+    "run",
+    "score_split",
+    "splits",
+]
 
 LEVELS = (0.8, 0.9)
 #: size split: fit N ≤ largest / SIZE_FIT_RATIO, predict N ≥ SIZE_GAP × largest fitted N
 SIZE_FIT_RATIO, SIZE_GAP = 8.0, 1.3
 #: compute split: fit C ≤ largest / COMPUTE_FIT_RATIO, predict C ≥ COMPUTE_GAP × largest fitted C
 COMPUTE_FIT_RATIO, COMPUTE_GAP = 32.0, 16.0
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """One lab's ladder: arrays of its runs."""
-
-    name: str
-    lab: str
-    n_params: np.ndarray
-    n_tokens: np.ndarray
-    loss: np.ndarray
-    run_ids: tuple[str, ...]
-    source: str
-    #: rows of the source left out: a missing, non-finite or non-positive N, D or loss
-    n_dropped: int = 0
-
-    @property
-    def multiplier(self) -> np.ndarray:
-        return self.n_tokens / self.n_params
-
-    @property
-    def flops(self) -> np.ndarray:
-        return 6.0 * self.n_params * self.n_tokens
 
 
 @dataclass(frozen=True)
@@ -96,93 +109,6 @@ METHODS = (
     Method("untied", "chinchilla", "varpro"),
 )
 
-#: lab of each known ladder name (the labs the leave-one-lab-out calibration keeps apart)
-LABS = {"porian_owt2": "porian", "porian_rw": "porian", "gemstones": "gemstones", "chinchilla": "deepmind"}
-
-
-def _ladder(name, lab, n, d, loss, ids, source) -> Ladder:
-    n, d, loss = (np.asarray(v, dtype=float) for v in (n, d, loss))
-    ok = np.isfinite(n) & np.isfinite(d) & np.isfinite(loss) & (n > 0) & (d > 0) & (loss > 0)
-    if ok.sum() < 8:
-        raise InputError(f"{source}: {int(ok.sum())} usable runs (positive, finite N, D and loss); need 8")
-    return Ladder(name, lab, n[ok], d[ok], loss[ok], tuple(np.asarray(ids)[ok]), source, int((~ok).sum()))
-
-
-def load(path: str | Path) -> list[Ladder]:
-    """The ladder(s) in ``path``: a run table, the testbed's ``exp_data`` folder, or Epoch's
-    Chinchilla CSV."""
-    p = Path(path)
-    if p.is_dir():
-        from lmscale import testbed
-
-        runs = testbed.load(p)
-        out = []
-        for ds in runs.datasets:
-            sub = runs.subset(runs.column("dataset").astype(str) == ds)
-            out.append(
-                _ladder(
-                    f"testbed_{ds}",
-                    "gadre",
-                    sub.column("n_params"),
-                    sub.column("n_tokens"),
-                    sub.loss("loss_c4_val"),
-                    sub.run_ids,
-                    f"{p} ({ds})",
-                )
-            )
-        return out
-    if not p.is_file():
-        raise InputError(f"{p}: no such ladder (a run table, a testbed exp_data folder or a CSV)")
-    if p.suffix == ".csv":
-        df = _chinchilla_csv(p)
-        if df is not None:
-            n, c = df["Model Size"].to_numpy(float), df["Training FLOP"].to_numpy(float)
-            ids = [f"chinchilla-{i}" for i in range(len(df))]
-            return [_ladder("chinchilla", LABS["chinchilla"], n, c / (6 * n), df["loss"], ids, str(p))]
-    from lmscale.run_table import RunTable
-
-    runs = RunTable.read(p)
-    if not runs.val_sets:
-        raise InputError(f"{p}: no loss_* column")
-    name = p.stem
-    return [
-        _ladder(
-            name,
-            LABS.get(name, name),
-            runs.column("n_params"),
-            runs.column("n_tokens"),
-            runs.loss("loss_" + runs.val_sets[0]),
-            runs.run_ids,
-            str(p),
-        )
-    ]
-
-
-def _chinchilla_csv(p: Path) -> pd.DataFrame | None:
-    """Epoch's Chinchilla extraction (``Model Size``, ``Training FLOP``, ``loss``) as numbers, or
-    None when ``p`` is another CSV (a run table); unreadable files and non-numbers are named."""
-    import io
-
-    text = read_text(p, what="ladder CSV")
-    if not text.strip():
-        raise InputError(f"{p}: empty file")
-    try:
-        df = pd.read_csv(io.StringIO(text))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise InputError(f"{p}: malformed CSV ({str(exc).splitlines()[0]})") from None
-    cols = ("Model Size", "Training FLOP", "loss")
-    if not set(cols) <= set(df.columns):
-        return None
-    for col in cols:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = np.flatnonzero(values.isna() & df[col].notna())
-        if len(bad):
-            raise InputError(
-                f"{p}, line {bad[0] + 2}, column {col!r}: {df[col].iloc[bad[0]]!r} is not a number"
-            )
-        df[col] = values
-    return df
-
 
 def splits(ladder: Ladder) -> list[Split]:
     """The ladder's honest splits (module docstring); a split without enough fit runs is left out."""
@@ -212,38 +138,6 @@ def splits(ladder: Ladder) -> list[Split]:
         if enough and s.heldout.sum() >= 1:
             good.append(s)
     return good
-
-
-def backtest_points(ladder: Ladder, mask: np.ndarray, method: str, n_resamples: int, seed: int) -> list:
-    return backtest_arrays(
-        ladder.n_params[mask],
-        ladder.multiplier[mask],
-        ladder.loss[mask],
-        method=method,
-        run_ids=[r for r, k in zip(ladder.run_ids, mask) if k],
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-
-
-def lab_references(
-    ladders: Sequence[Ladder], method: str = "default", n_resamples: int = 100, seed: int = 0
-) -> dict[str, cal.Calibration]:
-    """Leave-one-lab-out reference calibrations: lab → the loss reference built from the full-ladder
-    backtests of every *other* lab's ladders."""
-    pts = {
-        lad.name: backtest_points(lad, np.ones(len(lad.loss), bool), method, n_resamples, seed)
-        for lad in ladders
-    }
-    out = {}
-    for lab in sorted({lad.lab for lad in ladders}):
-        others = [p for lad in ladders if lad.lab != lab for p in pts[lad.name]]
-        names = sorted({lad.name for lad in ladders if lad.lab != lab})
-        if others:
-            out[lab] = cal.reference_from_backtest(
-                others, "loss", f"backtests of {', '.join(names)} ({len(others)} predictions)"
-            )
-    return out
 
 
 @dataclass
@@ -279,9 +173,12 @@ def score_split(
     reference: cal.Calibration | None,
     n_resamples: int = 200,
     seed: int = 0,
-) -> dict:
+    error_reference: cal.Calibration | None = None,
+) -> list[dict]:
     """Fit ``method`` on the split's fit runs, predict its held-out runs; intervals calibrated with
-    the ladder's own backtest floored by ``reference`` (None: no intervals)."""
+    the ladder's own backtest floored by ``reference`` (None: no intervals). One row for the loss
+    (``quantity`` "loss") and, for a ladder with downstream errors, one per error target, chained
+    through the predicted loss (intervals floored by ``error_reference``)."""
     lad, fm, hm = split.ladder, split.fit, split.heldout
     law = OVERTRAIN if method.law == "overtrain" else CHINCHILLA
     cols = {"n_params": lad.n_params, "multiplier": lad.multiplier, "n_tokens": lad.n_tokens}
@@ -293,10 +190,13 @@ def score_split(
             law, x, lad.loss[fm], method=method.fit_method, run_ids=[r for r, k in zip(lad.run_ids, fm) if k]
         )
     except (FitError, InputError) as exc:
-        return {"failed": str(exc).splitlines()[0]}
+        return [{"quantity": "loss", "failed": str(exc).splitlines()[0]}]
     pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
     sc.rel = list((pred - lad.loss[hm]) / lad.loss[hm])
-    if reference is not None and method.has_intervals and n_resamples > 0:
+    intervals = reference is not None and method.has_intervals and n_resamples > 0
+    lb = lf
+    if intervals:
+        assert reference is not None
         booted = bootstrap_or_none(lf, n_resamples, seed)
         lb, note = (booted, "") if booted is not None else (lf, "no bootstrap")
         own = cal.choose(backtest_points(lad, fm, method.fit_method, n_resamples, seed), "loss", reference)
@@ -305,7 +205,50 @@ def score_split(
             point = ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j]))
             c = cal.calibrated(lb, point, LEVELS[0], own)
             sc.iv.append((float(lad.loss[j]), float(pred[i]), {lv: c.at(lv) for lv in LEVELS}))
-    return {**sc.row(), "calibration": note}
+    rows = [{"quantity": "loss", **sc.row(), "calibration": note}]
+    for target, values in lad.errors.items():
+        rows.append(
+            _score_error(
+                split, method, lb, pred, target, values, intervals, error_reference, n_resamples, seed
+            )
+        )
+    return rows
+
+
+def _score_error(split, method, loss_fit, loss_pred, target, values, intervals, reference, n_resamples, seed):
+    """The chained error of ``target``: the error law fitted on the fit runs' observed losses, asked
+    at the held-out runs' predicted losses."""
+    lad, hm = split.ladder, split.heldout
+    fm = split.fit & np.isfinite(values)
+    keep = np.isfinite(values[hm])
+    row = {"quantity": target}
+    try:
+        ef = fit(
+            ERROR,
+            {"loss": lad.loss[fm]},
+            values[fm],
+            method=error_method_for(method.fit_method),
+            run_ids=[r for r, k in zip(lad.run_ids, fm) if k],
+            target=target,
+            input_columns={"loss": loss_fit.target},
+        )
+    except (FitError, InputError) as exc:
+        return {**row, "failed": str(exc).splitlines()[0]}
+    obs = values[hm][keep]
+    epred = np.asarray(ef.predict(loss=loss_pred[keep]), dtype=float)
+    sc = Score(rel=list((epred - obs) / obs))
+    note = ""
+    if intervals and reference is not None and method.law == "overtrain":
+        eb = bootstrap_or_none(ef, n_resamples, seed + 1) or ef
+        own = cal.choose(
+            backtest_points(lad, split.fit, method.fit_method, n_resamples, seed, target), "error", reference
+        )
+        note = own.source
+        for i, j in enumerate(np.flatnonzero(hm)[keep]):
+            point = ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j]))
+            c = cal.calibrated(loss_fit, point, LEVELS[0], own, error_fit=eb)
+            sc.iv.append((float(obs[i]), float(epred[i]), {lv: c.at(lv) for lv in LEVELS}))
+    return {**row, **sc.row(), "calibration": note}
 
 
 def run(
@@ -317,34 +260,40 @@ def run(
     references: str = "lab-out",
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    """One row per ladder × split × method. ``references``: ``lab-out`` (leave-one-lab-out
-    references from the other ladders given; the shipped one when only one lab is given),
-    ``shipped`` (the paper testbed's), or ``none`` (no intervals)."""
+    """One row per ladder × split × method × quantity (the loss, and each downstream error a ladder
+    carries). ``references``: ``lab-out`` (leave-one-lab-out references from the other ladders
+    given — leave-one-ladder-out for the chained error; the shipped ones when no other lab or ladder
+    is given), ``shipped`` (the references shipped with lmscale), or ``none`` (no intervals)."""
     refs: dict[str, cal.Calibration] = {}
-    if references == "lab-out" and len({lad.lab for lad in ladders}) > 1 and n_resamples > 0:
-        refs = lab_references(ladders, n_resamples=min(n_resamples, 100), seed=seed)
+    err_refs: dict[str, cal.Calibration] = {}
+    if references == "lab-out" and n_resamples > 0:
+        if len({lad.lab for lad in ladders}) > 1:
+            refs = lab_references(ladders, n_resamples=min(n_resamples, 100), seed=seed)
+        if sum(1 for lad in ladders if lad.errors) > 1:
+            err_refs = error_references(ladders, n_resamples=min(n_resamples, 100), seed=seed)
         if progress:
             progress("leave-one-lab-out references")
     rows = []
     for lad in ladders:
-        ref = None
+        ref = eref = None
         if references != "none":
             ref = refs.get(lad.lab) or cal.reference("loss")
+            eref = err_refs.get(lad.name) or cal.reference("error")
         for sp in splits(lad):
             for m in methods:
-                r = score_split(sp, m, ref, n_resamples, seed)
-                rows.append(
-                    {
-                        "ladder": lad.name,
-                        "lab": lad.lab,
-                        "split": sp.name,
-                        "split_rule": sp.description,
-                        "n_fit": int(sp.fit.sum()),
-                        "n_dropped_runs": lad.n_dropped,
-                        "method": m.name,
-                        **r,
-                    }
-                )
+                for r in score_split(sp, m, ref, n_resamples, seed, eref):
+                    rows.append(
+                        {
+                            "ladder": lad.name,
+                            "lab": lad.lab,
+                            "split": sp.name,
+                            "split_rule": sp.description,
+                            "n_fit": int(sp.fit.sum()),
+                            "n_dropped_runs": lad.n_dropped,
+                            "method": m.name,
+                            **r,
+                        }
+                    )
                 if progress:
                     progress(f"{lad.name} {sp.name} {m.name}")
     return rows

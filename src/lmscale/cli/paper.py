@@ -340,8 +340,13 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
         ]
         click.echo(json.dumps(clean, indent=1))
     else:
-        click.echo(ladder_tables.markdown_table(rows))
-        click.echo("\n" + ladder_tables.summary_markdown(rows))
+        for q in ladder_tables.quantities(rows):
+            title = "loss" if q == "loss" else f"chained {q}"
+            click.echo(f"\n## {title}: every method\n\n" + ladder_tables.markdown_table(rows, q))
+            click.echo(f"\n## {title}: default against the paper's method\n")
+            click.echo(ladder_tables.summary_markdown(rows, q))
+            click.echo("\n" + ladder_tables.per_ladder_markdown(rows, q))
+        click.echo("\n## goals\n\n" + ladder_tables.goals_markdown(rows))
 
 
 COMMANDS = (reproduce, testbed, benchmark)
