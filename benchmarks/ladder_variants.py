@@ -7,6 +7,8 @@ Per ladder × split, the mean absolute relative error of the held-out runs for:
 
 - ``paper`` and ``default`` (the shipped methods);
 - ``ls-size^p``: least squares on the loss with run weights (N / N_max)^p, p = 0.25, 0.5, 1;
+- ``ls/L^q``: least squares with weights 1 / L^q, q = 0.5, 1 (between the paper's q = 0 and the
+  relative residuals of rel-ls, q = 2);
 - ``default M>=k``: the default fitted only on runs with M ≥ k (k = 2, 4);
 - ``backtest-pick``: the method among paper / default / rel-ls / huber-log whose own rolling-origin
   backtest on the fit runs has the smallest mean error at the larger half of its distances;
@@ -117,6 +119,8 @@ def main() -> None:
                 row["default"] = err(lad, sp, "default")
                 for pw in (0.25, 0.5, 1.0):
                     row[f"ls-size^{pw:g}"] = err(lad, sp, "varpro", weights=size**pw)
+                for q in (0.5, 1.0):
+                    row[f"ls/L^{q:g}"] = err(lad, sp, "varpro", weights=1.0 / lad.loss**q)
                 for k in (2, 4):
                     row[f"default M>={k}"] = err(lad, sp, "default", fit_mask=sp.fit & (lad.multiplier >= k))
                 pick = backtest_pick(lad, sp)
@@ -133,6 +137,24 @@ def main() -> None:
         print(
             f"{v:16s} at most the paper's error on {wins}/{len(df)} splits; mean {df[v].mean() / df['paper'].mean():.2f}× the paper's"
         )
+    # where Porian's over-prediction sits: the largest held-out size, by M
+    por = L.load(s / "ladders" / "porian_owt2.csv")[0]
+    sp = next(x for x in L.splits(por) if x.name == "size")
+    x = {"n_params": por.n_params[sp.fit], "multiplier": por.multiplier[sp.fit]}
+    r = fit(OVERTRAIN, x, por.loss[sp.fit], method="default")
+    big = por.n_params == por.n_params.max()
+    rel = (
+        np.asarray(r.predict(n_params=por.n_params[big], multiplier=por.multiplier[big]), float)
+        - por.loss[big]
+    ) / por.loss[big]
+    order = np.argsort(por.multiplier[big])
+    print(
+        f"\nporian_owt2 size split, default, the largest held-out size (N = {por.n_params.max():.3g}): signed error by M"
+    )
+    print(
+        "  "
+        + "  ".join(f"M {m:.1f}: {100 * e:+.1f}%" for m, e in zip(por.multiplier[big][order], rel[order]))
+    )
     # N without the input embedding, where the table lets it be derived
     vocab, width = gemstones_vocab(pd.read_csv(s / "ladders" / "gemstones.csv"))
     moved = {"gemstones": (vocab, width)}

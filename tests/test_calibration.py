@@ -239,3 +239,69 @@ def test_own_calibration_is_floored_by_the_reference():
 def test_malformed_calibrations_are_refused(bad):
     with pytest.raises(InputError, match="malformed calibration"):
         cal.Calibration.from_dict(bad)
+
+
+def _error_ladder():
+    """An exact Eq. 4 ladder and an Eq. 5 error of its loss."""
+    from lmscale.laws import ERROR, OVERTRAIN
+
+    n = np.repeat(np.geomspace(1e7, 4e8, 5), 4)
+    m = np.tile([5.0, 10.0, 20.0, 40.0], 5)
+    params = {"A": 8e2, "B": 1.2e3, "c": -0.3, "E": 1.8}
+    loss = OVERTRAIN.formula(params, {"n_params": n, "multiplier": m})
+    err = ERROR.formula({"epsilon": 0.9, "k": 6.0, "gamma": 1.2}, {"loss": loss})
+    return n, m, loss, err, params
+
+
+def test_loss_gap_counts_the_error_laws_extrapolation_in_compute_efolds():
+    from lmscale.fit.core import fit
+    from lmscale.laws import OVERTRAIN
+    from lmscale.predict import MAX_LOSS_GAP, loss_gap
+
+    n, m, loss, _err, params = _error_ladder()
+    lf = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss)
+    e, eta = lf.params["E"], -lf.params["c"] / 2
+    low = float(loss.min())
+    assert eta == pytest.approx(-params["c"] / 2, rel=1e-3)
+    gaps = loss_gap(lf, low, [low + 0.1, low, (low + e) / 2, e, e - 1])
+    assert gaps[0] == gaps[1] == 0.0  # inside the fitted losses: no gap
+    # halving the reducible loss costs ln 2 / η e-folds of compute at a fixed M
+    assert gaps[2] == pytest.approx(np.log(2) / eta, rel=1e-9)
+    assert gaps[3] == gaps[4] == MAX_LOSS_GAP  # at or below the floor: as far as it counts
+
+
+def test_chained_interval_widens_when_the_error_law_extrapolates_in_loss():
+    from lmscale.fit.core import fit
+    from lmscale.laws import ERROR, OVERTRAIN
+    from lmscale.predict import ScalePoint
+
+    n, m, loss, err, _ = _error_ladder()
+    lf = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, target="loss_x")
+    point = ScalePoint.make(3e9, multiplier=20.0)
+    ref = cal.Calibration("error", tuple(np.linspace(0.5, 2.0, 40).tolist()), "own", "test")
+    # one error law fitted on every run, one on the small runs only (its losses stop higher up)
+    wide = fit(ERROR, {"loss": loss}, err, input_columns={"loss": "loss_x"})
+    small = n < 5e7
+    narrow_runs = fit(ERROR, {"loss": loss[small]}, err[small], input_columns={"loss": "loss_x"})
+    near = cal.calibrated(lf, point, 0.9, ref, error_fit=wide)
+    far = cal.calibrated(lf, point, 0.9, ref, error_fit=narrow_runs)
+    assert 0 < near.loss_gap < far.loss_gap
+    assert (far.interval.high - far.interval.low) > (near.interval.high - near.interval.low)
+    assert far.at(0.8).high - far.at(0.8).low < far.interval.high - far.interval.low
+    # the loss interval has no gap
+    assert cal.calibrated(lf, point, 0.9, ref).loss_gap == 0.0
+
+
+def test_chained_backtest_points_carry_the_loss_gap():
+    from lmscale.backtest import backtest_arrays
+
+    n, m, loss, err, _ = _error_ladder()
+    pts = backtest_arrays(n, m, loss, errors=err, n_resamples=0)
+    loss_pts = [p for p in pts if p.quantity == "loss"]
+    err_pts = [p for p in pts if p.quantity == "error"]
+    assert loss_pts and err_pts
+    assert all(p.loss_gap == 0.0 for p in loss_pts)
+    assert all(p.loss_gap >= 0 for p in err_pts)
+    # a target larger and at least as long-trained as every fit run lies below the fitted losses
+    beyond = [p for p in err_pts if p.n_factor > 1 and p.m_factor >= 1]
+    assert beyond and all(p.loss_gap > 0 for p in beyond)

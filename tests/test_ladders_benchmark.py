@@ -139,3 +139,97 @@ def test_rows_left_out_are_counted_and_said(tmp_path):
     rows = L.run([lad], L.METHODS[:1], n_resamples=0)
     assert all(r["n_dropped_runs"] == 1 for r in rows)
     assert "lab_x: 1 row(s) left out" in T.markdown_table(rows)
+
+
+def _with_errors(lad):
+    """The synthetic ladder with an Eq. 5 downstream error of its loss."""
+    from dataclasses import replace
+
+    from lmscale.laws import ERROR
+
+    err = ERROR.formula({"epsilon": 0.9, "k": 6.0, "gamma": 1.2}, {"loss": lad.loss})
+    return replace(lad, name="lab_e", lab="lab_e", errors={"error_x": err})
+
+
+def test_chained_errors_are_scored_with_their_own_rows(tmp_path):
+    (lad,) = L.load(_synthetic(tmp_path))
+    rows = L.run([_with_errors(lad)], L.METHODS[:2], n_resamples=30, references="shipped")
+    assert {r["quantity"] for r in rows} == {"loss", "error_x"}
+    errs = [r for r in rows if r["quantity"] == "error_x"]
+    assert len(errs) == len([r for r in rows if r["quantity"] == "loss"])
+    for r in errs:
+        assert r["mean_abs_error"] < 0.02, r  # an exact chain is predicted to about the loss noise
+        assert 0 <= r["coverage_90"] <= 1 and r["median_width_90"] > 0
+    assert T.quantities(rows) == ["loss", "error_x"]
+    assert "| lab_e | size |" in T.markdown_table(rows, "error_x")
+    assert "| lab_e | size |" in T.summary_markdown(rows, "error_x")
+
+
+def test_error_references_leave_the_ladder_out(tmp_path):
+    a = _with_errors(L.load(_synthetic(tmp_path, "lab_a", 1))[0])
+    b = _with_errors(L.load(_synthetic(tmp_path, "lab_b", 2))[0])
+    from dataclasses import replace
+
+    a, b = replace(a, name="ladder_a"), replace(b, name="ladder_b")
+    refs = L.error_references([a, b], n_resamples=0)
+    assert set(refs) == {"ladder_a", "ladder_b"}
+    assert "ladder_b" in refs["ladder_a"].description and "ladder_a" not in refs["ladder_a"].description
+    assert refs["ladder_a"].quantity == "error"
+
+
+def test_per_ladder_pools_the_splits_by_predictions():
+    base = {"lab": "x", "n_fit": 10, "split_rule": "", "n_dropped_runs": 0, "quantity": "loss"}
+
+    def row(split, method, n, err, cov):
+        return {
+            **base,
+            "ladder": "x",
+            "split": split,
+            "method": method,
+            "n_predictions": n,
+            "mean_abs_error": err,
+            "median_abs_error": err,
+            "max_abs_error": err,
+            "mean_signed_error": err,
+            "share_over_predicted": 1.0,
+            "coverage_80": cov,
+            "coverage_90": cov,
+            "median_width_90": 0.1,
+        }
+
+    rows = [
+        row("size", "paper", 30, 0.02, 1.0),
+        row("size", "default", 30, 0.01, 0.9),
+        row("compute", "paper", 10, 0.04, 1.0),
+        row("compute", "default", 10, 0.05, 0.5),
+    ]
+    (x, total) = T.per_ladder(rows)
+    assert x["n_predictions"] == 40 == total["n_predictions"]
+    assert x["default_mean_abs_error"] == pytest.approx((30 * 0.01 + 10 * 0.05) / 40)
+    assert x["baseline_mean_abs_error"] == pytest.approx((30 * 0.02 + 10 * 0.04) / 40)
+    assert x["coverage_90"] == pytest.approx((30 * 0.9 + 10 * 0.5) / 40)
+    goals = {g["goal"]: g for g in T.goals(rows)}
+    assert goals["loss: x default error ≤ paper's"]["holds"]  # 0.020 against 0.025
+    # the 30-prediction split: 90% coverage 0.9 is in its band, 80% coverage 0.9 too, but the
+    # width is 10× its median error; the 10-prediction split is scored too, and misses
+    assert not goals["loss: x size coverage and width"]["holds"]
+    assert not goals["loss: x compute coverage and width"]["holds"]
+
+
+@pytest.mark.slow
+def test_leave_one_lab_out_coverage_over_the_public_ladders(public_ladders):
+    """The acceptance check of the cross-lab calibration: pooled over every held-out loss of the
+    five public ladders (four labs), leave-one-lab-out intervals cover 80–97% at 90% and 70–90%
+    at 80% (measured: 94% and 89%, docs/accuracy.md). 80% coverage sits two predictions (of 267)
+    below the band's top, so the test leaves 0.02 there for a bootstrap solve that ends a hair
+    differently on another CPU; the goals table states the strict band."""
+    methods = [m for m in L.METHODS if m.name in ("paper", "default")]
+    rows = L.run(public_ladders, methods, n_resamples=100)  # as `lmscale benchmark accuracy` runs it
+    total = T.per_ladder(rows)[-1]
+    assert total["n_predictions"] == 267
+    assert 0.80 <= total["coverage_90"] <= 0.97, total
+    assert 0.70 <= total["coverage_80"] <= 0.92, total
+    # every chained error is predicted and covered at 90% pooled over the testbed's ladders
+    for q in ("error_46", "error_17"):
+        err = T.per_ladder(rows, q)[-1]
+        assert err["n_predictions"] == 14 and err["coverage_90"] >= 0.8, err
