@@ -14,11 +14,16 @@ runs predicting larger ones (:mod:`lmscale.backtest`) — how many units u the t
 prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ is
 prediction · exp(± q_ℓ · u), with q_ℓ the split-conformal ℓ-quantile of the scores.
 
+A chained downstream error adds the error law's own extrapolation to d: the loss gap g, how far
+the predicted loss lies below the error law's lowest fitted loss, in e-folds of compute by the loss
+law (:func:`lmscale.predict.loss_gap`).
+
 The scores come from the user's own backtest when it has at least :data:`MIN_OWN_SCORES`
 predictions from two or more origins — never giving a quantile below the reference's, since a
-ladder's backtest reaches less far than its target — and otherwise from the reference ladder — the backtests of the
-paper's testbed, shipped as ``data/reference_calibration.json`` (regenerate with
-``python benchmarks/calibrate.py``) — and every output says which.
+ladder's backtest reaches less far than its target — and otherwise from the reference shipped as
+``data/reference_calibration.json`` (regenerate with ``python benchmarks/calibrate.py --write``):
+for the loss, the backtests of five public ladders from four labs, each lab weighing the same; for
+the chained error, the paper testbed's chained backtests. Every output says which.
 """
 
 from __future__ import annotations
@@ -187,7 +192,7 @@ def from_backtest(
         tuple(np.sort(s).tolist()),
         "own",
         f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins"
-        + (", never narrower than the reference ladder's" if floor is not None else ""),
+        + (", never narrower than the reference's" if floor is not None else ""),
         floor=None if floor is None else floor.scores,
     )
 
@@ -230,7 +235,8 @@ def _reference_file() -> dict:
 
 
 def reference(quantity: str = "loss") -> Calibration:
-    """The shipped reference calibration (the paper testbed's backtests) of ``loss`` or ``error``."""
+    """The shipped reference calibration of ``loss`` (five public ladders' backtests) or ``error``
+    (the paper testbed's chained backtests)."""
     data = _reference_file()
     if quantity not in data["calibrations"]:
         raise InputError(
@@ -255,7 +261,7 @@ def describe(cal: Calibration) -> str:
         "from " + cal.description
         if cal.source == "own"
         else (
-            "from the reference ladder ("
+            "from the reference ("
             + cal.description
             + "): this ladder has too few runs for its own backtest"
         )

@@ -38,7 +38,7 @@ class FitResult:
     noise_sd: float | None = None
     #: how this fit's prediction intervals are calibrated: an opaque payload to ``fit/`` (a
     #: :class:`lmscale.calibration.Calibration` as a dict, written and validated by
-    #: :mod:`lmscale.calibration`): conformal scores from its own backtest, or the reference ladder's
+    #: :mod:`lmscale.calibration`): conformal scores from its own backtest, or the shipped reference's
     calibration: Mapping[str, object] | None = None
     #: the law object itself (a user-defined law need not be registered to predict); not saved:
     #: a fit file names its law, and :meth:`load` finds it in ``laws=`` or the registry
