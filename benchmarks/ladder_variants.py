@@ -12,6 +12,9 @@ Per ladder × split, the mean absolute relative error of the held-out runs for:
 - ``default M>=k``: the default fitted only on runs with M ≥ k (k = 2, 4);
 - ``backtest-pick``: the method among paper / default / rel-ls / huber-log whose own rolling-origin
   backtest on the fit runs has the smallest mean error at the larger half of its distances;
+- ``bias-const`` / ``bias-N``: the default, its prediction moved by half the drift its own backtest
+  shows — the mean signed log error (const), or its slope against the e-folds of N beyond the fit
+  (N) — when that drift is at least twice its standard error;
 
 and what N counts: with the input embedding taken out (N − V·d, the FLOP-counting N that Porian's
 table already uses), on the two ladders whose tables let it be derived rather than assumed:
@@ -101,6 +104,34 @@ def testbed_width(n: float, vocab: int) -> int:
     raise SystemExit(f"testbed: no (d, l) gives N = {n:.0f}")
 
 
+def bias_corrected(lad, sp, kind: str, shrink: float = 0.5, min_t: float = 2.0) -> float:
+    """The default's held-out error with its prediction moved by ``shrink`` × the drift of its own
+    backtest's signed log error (``const``: a constant; ``N``: a slope in ln⁺ of the N factor, plus
+    ln⁺ of the M-below factor), when the drift is at least ``min_t`` standard errors."""
+    pts = [p for p in L.backtest_points(lad, sp.fit, "default", 0, 0) if np.isfinite(p.log_error)]
+    f = sp.fit
+    r = fit(OVERTRAIN, {"n_params": lad.n_params[f], "multiplier": lad.multiplier[f]}, lad.loss[f])
+    h = sp.heldout
+    pred = np.asarray(r.predict(n_params=lad.n_params[h], multiplier=lad.multiplier[h]), float)
+
+    def x_of(n_factor, m_below):
+        if kind == "const":
+            return np.ones_like(np.asarray(n_factor, float))
+        return np.log(np.clip(n_factor, 1, None)) + np.log(np.clip(m_below, 1, None))
+
+    if len(pts) >= 3:
+        x = x_of(np.array([p.n_factor for p in pts]), np.array([p.m_below_factor for p in pts]))
+        y = np.array([p.log_error for p in pts])
+        if np.sum(x * x) > 0:
+            b = float(np.sum(x * y) / np.sum(x * x))
+            se = float(np.sqrt(np.sum((y - b * x) ** 2) / (len(y) - 1) / np.sum(x * x)))
+            if se > 0 and abs(b) / se >= min_t:
+                nf = lad.n_params[h] / lad.n_params[f].max()
+                mb = lad.multiplier[f].min() / lad.multiplier[h]
+                pred = pred * np.exp(shrink * b * x_of(nf, mb))
+    return float(np.mean(np.abs(pred - lad.loss[h]) / lad.loss[h]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("shared", nargs="?", default="../shared")
@@ -114,7 +145,7 @@ def main() -> None:
         for lad in L.load(p):
             for sp in L.splits(lad):
                 size = lad.n_params / lad.n_params[sp.fit].max()
-                row = {"ladder": lad.name, "split": sp.name}
+                row: dict[str, object] = {"ladder": lad.name, "split": sp.name}
                 row["paper"] = err(lad, sp, "paper")
                 row["default"] = err(lad, sp, "default")
                 for pw in (0.25, 0.5, 1.0):
@@ -125,6 +156,8 @@ def main() -> None:
                     row[f"default M>={k}"] = err(lad, sp, "default", fit_mask=sp.fit & (lad.multiplier >= k))
                 pick = backtest_pick(lad, sp)
                 row["backtest-pick"] = err(lad, sp, pick)
+                row["bias-const"] = bias_corrected(lad, sp, "const")
+                row["bias-N"] = bias_corrected(lad, sp, "N")
                 row["picked"] = pick
                 rows.append(row)
                 print(f"{lad.name} {sp.name}: done", file=sys.stderr, flush=True)
