@@ -80,7 +80,10 @@ def test_forecast_without_a_bootstrap_has_no_interval_and_warns_when_it_extrapol
     assert f.loss_interval is None and f.error_interval is None
     assert extrapolation_factors(lf, far)["n_params"] == pytest.approx(6.9e9 / 1.5e8)
     assert any("parameters N" in w for w in f.warnings)
+    assert any("the error law extrapolates" in w and "e-folds" in w for w in f.warnings)
     assert forecast(lf, ScalePoint.make(3e7, multiplier=20)).warnings == ()
+    inside = forecast(lf, ScalePoint.make(3e7, multiplier=20), error_fit=ef)
+    assert not any("error law" in w for w in inside.warnings)
     assert forecast(ef, loss=2.5).error == pytest.approx(ERROR(ERR_TRUTH, loss=2.5), rel=1e-9)
     with pytest.raises(InputError, match="give loss="):
         forecast(ef)

@@ -15,7 +15,13 @@ import numpy as np
 from lmscale import calibration as cal
 from lmscale.errors import InputError
 from lmscale.fit.result import FitResult
-from lmscale.predict import ScalePoint, extrapolation_warnings, predict_chain, predict_with_intervals
+from lmscale.predict import (
+    ScalePoint,
+    extrapolation_warnings,
+    loss_gap,
+    predict_chain,
+    predict_with_intervals,
+)
 
 
 @dataclass(frozen=True)
@@ -102,15 +108,30 @@ def forecast(
             extra.update(error_interval=(ei.low, ei.high), error_interval_method=cal.describe(ec))
             if up.error_prediction is not None:
                 extra["error_bootstrap_interval"] = (up.error_prediction.low, up.error_prediction.high)
+    warnings = extrapolation_warnings(loss_fit, point)
+    if error_fit is not None:
+        warnings += _error_law_warnings(loss_fit, error_fit, pred.loss)
     return Forecast(
         point,
         pred.loss,
         pred.error,
         target=loss_fit.target,
         level=level,
-        warnings=tuple(extrapolation_warnings(loss_fit, point)),
+        warnings=tuple(warnings),
         **extra,
     )
+
+
+def _error_law_warnings(loss_fit: FitResult, error_fit: FitResult, predicted_loss: float) -> list[str]:
+    """A warning when the error law is asked below the losses it was fitted on."""
+    fitted = error_fit.x_arrays.get("loss")
+    if fitted is None or not len(fitted) or predicted_loss >= float(np.min(fitted)):
+        return []
+    gap = float(loss_gap(loss_fit, float(np.min(fitted)), predicted_loss)[0])
+    return [
+        f"the error law extrapolates: the predicted loss {predicted_loss:.4g} lies below its lowest "
+        f"fitted loss {float(np.min(fitted)):.4g} ({gap:.2g} e-folds of compute by the loss law)"
+    ]
 
 
 def _finite_interval(compute):
