@@ -178,6 +178,24 @@ def test_bad_sources_are_named(tmp_path):
         )
 
 
+def test_a_folder_gives_its_text_files_only(tmp_path):
+    src = tmp_path / "src"
+    (src / "__pycache__").mkdir(parents=True)
+    (src / ".git").mkdir()
+    (src / "pkg").mkdir()
+    (src / "a.py").write_text("print('a')\n")
+    (src / "pkg" / "b.txt.gz").write_bytes(gzip.compress(b"some text\n"))  # compressed: kept
+    (src / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\xa7\r\r\n\x00\x00\x00\x00code")
+    (src / ".git" / "config").write_text("[core]\n")
+    (src / ".hidden.txt").write_text("not this\n")
+    (src / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert stream.resolve([str(src)]) == [src / "a.py", src / "pkg" / "b.txt.gz"]
+    # a pattern skips binary files too; a binary file named on its own is refused, by name
+    assert stream.resolve([str(src / "*")]) == [src / "a.py", src / "pkg" / "b.txt.gz"]
+    with pytest.raises(InputError, match="logo.png.*a binary file"):
+        stream.resolve([str(src / "logo.png")])
+
+
 def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
     from lmscale.train.data import train_tokenizer
 

@@ -37,16 +37,53 @@ BIG_TEXT = 64 << 20
 BATCH_CHARS = 4 << 20
 
 
+#: bytes read from the start of a plain-text corpus file to tell it from a binary one
+SNIFF_BYTES = 8192
+
+
+def looks_binary(path: Path) -> bool:
+    """A plain-text corpus file (not compressed, not Parquet) holding NUL bytes near its start: a
+    compiled, image or archive file, not text."""
+    if _kind(path) != "text" or path.name.lower().endswith((".gz", ".zst", ".zstd")):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return b"\x00" in fh.read(SNIFF_BYTES)
+    except OSError:
+        return False
+
+
+def _walk(folder: Path) -> list[Path]:
+    """The corpus files under ``folder``: every regular file but hidden ones (a name starting with
+    "."), those under a hidden folder or ``__pycache__``, and binary ones (:func:`looks_binary`)."""
+    out = []
+    for q in sorted(folder.rglob("*")):
+        rel = q.relative_to(folder).parts
+        if any(part.startswith(".") or part == "__pycache__" for part in rel):
+            continue
+        if q.is_file() and not looks_binary(q):
+            out.append(q)
+    return out
+
+
 def resolve(sources: Sequence[str]) -> list[Path]:
-    """Files of ``sources`` (paths or glob patterns), sorted, each once."""
+    """Files of ``sources`` (paths or glob patterns), sorted, each once. A folder contributes its
+    text files (:func:`_walk`); a binary file named on its own is refused."""
     out: list[Path] = []
     for s in sources:
         hits = sorted(glob.glob(s, recursive=True)) if any(c in s for c in "*?[") else [s]
         for h in hits:
             p = Path(h)
             if p.is_dir():
-                out += sorted(q for q in p.rglob("*") if q.is_file())
+                out += _walk(p)
             elif p.is_file():
+                if looks_binary(p):
+                    if h != s:  # matched by a pattern: skip it, like a folder's binary files
+                        continue
+                    raise InputError(
+                        f"corpus source {s!r}: a binary file (NUL bytes in its first {SNIFF_BYTES} "
+                        "bytes), not text, JSONL, Parquet or a compressed one of these"
+                    )
                 out.append(p)
             else:  # a FIFO, a device, a socket: say which (missing: no such file)
                 check_regular_file(p, "corpus source")
