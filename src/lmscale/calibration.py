@@ -261,9 +261,7 @@ def describe(cal: Calibration) -> str:
         "from " + cal.description
         if cal.source == "own"
         else (
-            "from the reference ("
-            + cal.description
-            + "): this ladder has too few runs for its own backtest"
+            "from the reference (" + cal.description + "): this ladder has too few runs for its own backtest"
         )
     )
     return (
