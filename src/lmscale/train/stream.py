@@ -12,7 +12,6 @@ shards (prepared once)."""
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import io
@@ -29,77 +28,13 @@ from lmscale.errors import InputError
 from lmscale.train import pieces as _pieces
 from lmscale.train.pieces import split_text
 from lmscale.train.shards import FORMAT, MARKER, ShardedTokens, ShardWriter, claim_folder
+from lmscale.train.sources import file_kind, manifest, resolve
 from lmscale.train.tokens import EOT, is_validation, train_tokenizer
 
 #: a plain-text file larger than this is cut into documents at blank lines (streamed)
 BIG_TEXT = 64 << 20
 #: characters tokenised in one batch at most (with pieces of a huge document, memory stays bounded)
 BATCH_CHARS = 4 << 20
-
-
-#: bytes read from the start of a plain-text corpus file to tell it from a binary one
-SNIFF_BYTES = 8192
-
-
-def looks_binary(path: Path) -> bool:
-    """A plain-text corpus file (not compressed, not Parquet) holding NUL bytes near its start: a
-    compiled, image or archive file, not text."""
-    if _kind(path) != "text" or path.name.lower().endswith((".gz", ".zst", ".zstd")):
-        return False
-    try:
-        with open(path, "rb") as fh:
-            return b"\x00" in fh.read(SNIFF_BYTES)
-    except OSError:
-        return False
-
-
-def _walk(folder: Path) -> list[Path]:
-    """The corpus files under ``folder``: every regular file but hidden ones (a name starting with
-    "."), those under a hidden folder or ``__pycache__``, and binary ones (:func:`looks_binary`)."""
-    out = []
-    for q in sorted(folder.rglob("*")):
-        rel = q.relative_to(folder).parts
-        if any(part.startswith(".") or part == "__pycache__" for part in rel):
-            continue
-        if q.is_file() and not looks_binary(q):
-            out.append(q)
-    return out
-
-
-def resolve(sources: Sequence[str]) -> list[Path]:
-    """Files of ``sources`` (paths or glob patterns), sorted, each once. A folder contributes its
-    text files (:func:`_walk`); a binary file named on its own is refused."""
-    out: list[Path] = []
-    for s in sources:
-        hits = sorted(glob.glob(s, recursive=True)) if any(c in s for c in "*?[") else [s]
-        for h in hits:
-            p = Path(h)
-            if p.is_dir():
-                out += _walk(p)
-            elif p.is_file():
-                if looks_binary(p):
-                    if h != s:  # matched by a pattern: skip it, like a folder's binary files
-                        continue
-                    raise InputError(
-                        f"corpus source {s!r}: a binary file (NUL bytes in its first {SNIFF_BYTES} "
-                        "bytes), not text, JSONL, Parquet or a compressed one of these"
-                    )
-                out.append(p)
-            else:  # a FIFO, a device, a socket: say which (missing: no such file)
-                check_regular_file(p, "corpus source")
-                raise InputError(f"corpus source {s!r}: no such file")
-    if not out:
-        raise InputError(f"corpus sources {list(sources)} match no files")
-    return list(dict.fromkeys(out))
-
-
-def manifest(paths: Sequence[Path]) -> list[dict]:
-    """What identifies the input without reading it: path, size and modification time per file."""
-    rows = []
-    for p in paths:
-        st = p.stat()
-        rows.append({"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-    return rows
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -116,17 +51,6 @@ def _open_text(path: Path) -> IO[str]:
         raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))  # noqa: SIM115 - closed by the wrapper
         return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
-
-
-def _kind(path: Path) -> str:
-    stem = path.name.lower()
-    for comp in (".gz", ".zst", ".zstd"):
-        stem = stem.removesuffix(comp)
-    if stem.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if stem.endswith((".parquet", ".pq")):
-        return "parquet"
-    return "text"
 
 
 def iter_documents(path: Path, text_field: str = "text") -> Iterator[tuple[str, str]]:
@@ -153,7 +77,7 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
     except InputError:
         raise
     except Exception as exc:  # the zstd and Parquet readers raise their own exception types
-        if _kind(path) == "parquet" or path.name.lower().endswith((".zst", ".zstd")):
+        if file_kind(path) == "parquet" or path.name.lower().endswith((".zst", ".zstd")):
             raise InputError(
                 f"{path}: damaged or not a {_kind_name(path)} file ({exc.__class__.__name__}: {exc})"
             ) from None
@@ -163,7 +87,7 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
 
 
 def _kind_name(path: Path) -> str:
-    return "Parquet" if _kind(path) == "parquet" else "zstd-compressed"
+    return "Parquet" if file_kind(path) == "parquet" else "zstd-compressed"
 
 
 def _whole(doc_id: str, text: str) -> Iterator[tuple[str, str, bool]]:
@@ -173,7 +97,7 @@ def _whole(doc_id: str, text: str) -> Iterator[tuple[str, str, bool]]:
 
 
 def _iter_pieces(path: Path, text_field: str) -> Iterator[tuple[str, str, bool]]:
-    kind = _kind(path)
+    kind = file_kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
