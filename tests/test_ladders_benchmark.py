@@ -233,3 +233,20 @@ def test_leave_one_lab_out_coverage_over_the_public_ladders(public_ladders):
     for q in ("error_46", "error_17"):
         err = T.per_ladder(rows, q)[-1]
         assert err["n_predictions"] == 14 and err["coverage_90"] >= 0.8, err
+
+
+def test_a_run_table_with_task_accuracies_is_scored_on_its_chained_error(tmp_path):
+    from lmscale.laws import ERROR
+
+    path = _synthetic(tmp_path, "lab_t")
+    df = pd.read_csv(path)
+    err = ERROR.formula({"epsilon": 0.9, "k": 6.0, "gamma": 1.2}, {"loss": df["loss_val"].to_numpy()})
+    df["acc_one"] = 1 - err + 0.01
+    df["acc_two"] = 1 - err - 0.01
+    df.loc[0, "acc_two"] = float("nan")  # a run without this task: left out of the error, not of the loss
+    df.to_csv(path, index=False)
+    (lad,) = L.load(path)
+    assert set(lad.errors) == {"error_2task"} and np.isnan(lad.errors["error_2task"][0])
+    rows = L.run([lad], L.METHODS[:2], n_resamples=20, references="shipped")
+    errs = [r for r in rows if r["quantity"] == "error_2task"]
+    assert errs and all(r["mean_abs_error"] < 0.02 and r["n_predictions"] > 0 for r in errs)

@@ -1,7 +1,8 @@
 """The public ladders as arrays: one :class:`Ladder` per lab's ladder (or per training set of the
 paper testbed), from a run table in lmscale's schema (CSV, JSONL, Parquet; the first ``loss_*``
-column), the testbed's ``exp_data`` folder (C4-eval loss, and the 46- and 17-task errors), or
-Epoch's Chinchilla extraction (``Model Size``, ``Training FLOP``, ``loss``)."""
+column, and with ``acc_<task>`` columns the mean error over every task, ``error_<n>task``), the
+testbed's ``exp_data`` folder (C4-eval loss, and the 46- and 17-task errors), or Epoch's
+Chinchilla extraction (``Model Size``, ``Training FLOP``, ``loss``)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,11 @@ def load(path: str | Path) -> list[Ladder]:
     if not runs.val_sets:
         raise InputError(f"{p}: no loss_* column")
     name = p.stem
+    errors = {}
+    if runs.tasks:  # downstream accuracies: their mean error, chained through the first loss
+        from lmscale.tasks import average_error
+
+        errors[f"error_{len(runs.tasks)}task"] = average_error(runs, runs.tasks)
     return [
         _ladder(
             name,
@@ -107,6 +113,7 @@ def load(path: str | Path) -> list[Ladder]:
             runs.loss("loss_" + runs.val_sets[0]),
             runs.run_ids,
             str(p),
+            errors,
         )
     ]
 
