@@ -250,3 +250,56 @@ def test_a_run_table_with_task_accuracies_is_scored_on_its_chained_error(tmp_pat
     rows = L.run([lad], L.METHODS[:2], n_resamples=20, references="shipped")
     errs = [r for r in rows if r["quantity"] == "error_2task"]
     assert errs and all(r["mean_abs_error"] < 0.02 and r["n_predictions"] > 0 for r in errs)
+
+
+def test_odd_ladders_are_scored_without_a_traceback(tmp_path):
+    """Found by review: a 3-size ladder (no size split to hold out), a task no run has, and a
+    held-out error of 0 (accuracy 1) are scored or left out, never a crash or an infinite error."""
+    rows = []
+    for n in (1e7, 2e7, 4e7):
+        for m in (10, 20, 40):
+            loss = OVERTRAIN.formula(
+                {"A": 8e2, "B": 1.2e3, "c": -0.3, "E": 1.8}, {"n_params": n, "multiplier": m}
+            )
+            rows.append(
+                dict(run_id=f"r{n:.0e}-{m}", dataset="x", model="m", n_params=n, n_tokens=n * m, loss_x=loss)
+            )
+    three = tmp_path / "three.csv"
+    pd.DataFrame(rows).to_csv(three, index=False)
+    res = CliRunner().invoke(cli, ["benchmark", "accuracy", "--ladder", str(three), "--resamples", "0"])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+
+    path = _synthetic(tmp_path, "lab_z")
+    df = pd.read_csv(path)
+    df["acc_none"] = float("nan")  # a task no run has: no error target
+    df["acc_all"] = 1.0  # perfect accuracy: an error of 0 cannot be scored relatively
+    df.loc[df.n_params < df.n_params.max() / 8, "acc_all"] = 0.5
+    df.to_csv(path, index=False)
+    (lad,) = L.load(path)
+    assert list(lad.errors) == ["error_1task"]  # the task no run has is left out
+    out = L.run([lad], L.METHODS[:2], n_resamples=10, references="shipped")
+    for r in out:
+        if r["quantity"] != "loss" and "failed" not in r:
+            assert r["n_predictions"] == 0 or np.isfinite(r["mean_abs_error"]), r
+    T.per_ladder(out, "error_1task")  # no division by zero on an empty or perfect quantity
+
+
+def test_a_calibration_that_overflows_gives_no_infinite_interval():
+    from lmscale import calibration as cal
+
+    c = cal.Calibration("loss", (709.0,) * 25, "own", "tampered", tau=1.0)
+    with pytest.raises(OverflowError):
+        c.interval(3.0, 0.0, 1.0, 0.9)
+
+
+def test_loss_gap_of_the_power_law():
+    from lmscale.fit.core import fit
+    from lmscale.laws import POWER
+    from lmscale.predict import loss_gap
+
+    c = np.geomspace(1e17, 1e20, 8)
+    loss = POWER.formula({"K": 3e3, "eta": 0.2, "E": 1.9}, {"flops": c})
+    pf = fit(POWER, {"flops": c}, loss)
+    low = float(loss.min())
+    half = (low + pf.params["E"]) / 2  # half the reducible loss: ln 2 / η e-folds
+    assert loss_gap(pf, low, half)[0] == pytest.approx(np.log(2) / pf.params["eta"], rel=1e-6)

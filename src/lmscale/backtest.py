@@ -13,6 +13,7 @@ Pure numerics over arrays (:func:`backtest_arrays`) plus a run-table front end (
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -130,7 +131,8 @@ def log_spread(samples: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         logs = np.log(np.where(samples > 0, samples, np.nan))
     ok = np.isfinite(logs).sum(axis=0) >= 10
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: NaN, said by ``ok``
         q1, q3 = np.nanpercentile(np.where(np.isfinite(logs), logs, np.nan), [25, 75], axis=0)
     return np.where(ok, (q3 - q1) / 1.349, np.nan)
 

@@ -115,7 +115,10 @@ class Calibration:
         gap: float = 0.0,
     ) -> Interval:
         half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below, gap))
-        return Interval(level, float(predicted * math.exp(-half)), float(predicted * math.exp(half)))
+        low, high = float(predicted * math.exp(-half)), float(predicted * math.exp(half))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise OverflowError(f"no finite interval: half-width {half:g} in ln units")
+        return Interval(level, low, high)
 
     def to_dict(self) -> dict:
         return {

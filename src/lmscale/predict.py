@@ -203,14 +203,16 @@ def loss_gap(loss_fit: FitResult, lowest_fitted_loss: float, predicted_loss) -> 
     fitted on losses down to ``lowest_fitted_loss`` and is asked at ``predicted_loss``; by the loss
     law, at a fixed token multiplier, the reducible loss L − E falls as C^(−η), so the gap is
     ln((L_fit,min − E) / (L_pred − E)) / η (0 when the prediction lies inside the fitted losses).
-    η: −c/2 for Eq. 4; the slower of α/2 and β/2 for Chinchilla's form. Laws without a floor E or
-    an exponent give 0."""
+    η: −c/2 for Eq. 4; the slower of α/2 and β/2 for Chinchilla's form; η for the power law in
+    compute. Other laws give 0."""
     pred = np.atleast_1d(np.asarray(predicted_loss, dtype=float))
     p = loss_fit.params
-    if "E" in p and "c" in p:
+    if loss_fit.law == "overtrain":
         eta = -float(p["c"]) / 2
-    elif "E" in p and "alpha" in p and "beta" in p:
+    elif loss_fit.law == "chinchilla":
         eta = min(float(p["alpha"]), float(p["beta"])) / 2
+    elif loss_fit.law == "power":
+        eta = float(p["eta"])
     else:
         return np.zeros_like(pred)
     floor, low = float(p["E"]), float(lowest_fitted_loss)

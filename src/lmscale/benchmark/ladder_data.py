@@ -55,6 +55,7 @@ def _ladder(name, lab, n, d, loss, ids, source, errors=None) -> Ladder:
     if ok.sum() < 8:
         raise InputError(f"{source}: {int(ok.sum())} usable runs (positive, finite N, D and loss); need 8")
     errs = {k: np.asarray(v, dtype=float)[ok] for k, v in (errors or {}).items()}
+    errs = {k: v for k, v in errs.items() if np.isfinite(v).any()}  # a target no run has is no target
     return Ladder(
         name, lab, n[ok], d[ok], loss[ok], tuple(np.asarray(ids)[ok]), source, int((~ok).sum()), errs
     )
@@ -100,10 +101,11 @@ def load(path: str | Path) -> list[Ladder]:
         raise InputError(f"{p}: no loss_* column")
     name = p.stem
     errors = {}
-    if runs.tasks:  # downstream accuracies: their mean error, chained through the first loss
+    tasks = [t for t in runs.tasks if np.isfinite(runs.accuracy(t)).any()]  # a task no run has: none
+    if tasks:  # downstream accuracies: their mean error, chained through the first loss
         from lmscale.tasks import average_error
 
-        errors[f"error_{len(runs.tasks)}task"] = average_error(runs, runs.tasks)
+        errors[f"error_{len(tasks)}task"] = average_error(runs, tasks)
     return [
         _ladder(
             name,

@@ -21,6 +21,23 @@ def _pct(v, digits: int = 2) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}%"
 
 
+def _calibration(r: dict) -> str:
+    """ "own" or "reference", with the reference it is floored by (lab-out, ladder-out or shipped)."""
+    how = r.get("calibration") or ""
+    if not how:
+        return "—"
+    where = r.get("reference")
+    return f"{how} ({where})" if where and where != "none" else how
+
+
+def _signed(v) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:+.2f}%"
+
+
+def _ratio(v) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.2f}"
+
+
 def _of(rows: Sequence[dict], quantity: str) -> list[dict]:
     return [r for r in rows if r.get("quantity", "loss") == quantity]
 
@@ -45,9 +62,9 @@ def markdown_table(rows: Sequence[dict], quantity: str = "loss") -> str:
         lines.append(
             f"| {r['ladder']} | {r['split']} | {r['n_fit']} → {r['n_predictions']} ({r['split_rule']}) | "
             f"{r['method']} | {_pct(r['mean_abs_error'])} / {_pct(r['max_abs_error'])} | "
-            f"{100 * r['mean_signed_error']:+.2f}% | {_pct(r['share_over_predicted'], 0)} | "
+            f"{_signed(r['mean_signed_error'])} | {_pct(r['share_over_predicted'], 0)} | "
             f"{_pct(r['coverage_80'], 0)} / {_pct(r['coverage_90'], 0)} | {_pct(r['median_width_90'], 1)} | "
-            f"{r.get('calibration') or '—'} |"
+            f"{_calibration(r)} |"
         )
     dropped = {r["ladder"]: r.get("n_dropped_runs") or 0 for r in rows}
     for lad, n in dropped.items():
@@ -76,7 +93,7 @@ def summary(
                 "n_predictions": r["n_predictions"],
                 "baseline_mean_abs_error": b["mean_abs_error"],
                 "default_mean_abs_error": r["mean_abs_error"],
-                "ratio": r["mean_abs_error"] / b["mean_abs_error"],
+                "ratio": r["mean_abs_error"] / b["mean_abs_error"] if b["mean_abs_error"] else float("nan"),
                 "default_mean_signed_error": r["mean_signed_error"],
                 "share_over_predicted": r["share_over_predicted"],
                 "coverage_80": r["coverage_80"],
@@ -98,8 +115,8 @@ def summary_markdown(rows: Sequence[dict], quantity: str = "loss") -> str:
     for s in summary(rows, quantity=quantity):
         lines.append(
             f"| {s['ladder']} | {s['split']} | {s['n_fit']} → {s['n_predictions']} | "
-            f"{_pct(s['baseline_mean_abs_error'])} | {_pct(s['default_mean_abs_error'])} | {s['ratio']:.2f} | "
-            f"{100 * s['default_mean_signed_error']:+.2f}% | {_pct(s['coverage_80'], 0)} / {_pct(s['coverage_90'], 0)} | "
+            f"{_pct(s['baseline_mean_abs_error'])} | {_pct(s['default_mean_abs_error'])} | {_ratio(s['ratio'])} | "
+            f"{_signed(s['default_mean_signed_error'])} | {_pct(s['coverage_80'], 0)} / {_pct(s['coverage_90'], 0)} | "
             f"{_pct(s['median_width_90'], 1)} ({s['width_over_median_error']:.1f}×) |"
         )
     return "\n".join(lines)
@@ -146,7 +163,7 @@ def per_ladder_markdown(rows: Sequence[dict], quantity: str = "loss") -> str:
     for s in per_ladder(rows, quantity):
         lines.append(
             f"| {s['ladder']} | {s['n_predictions']} | {_pct(s['baseline_mean_abs_error'])} | "
-            f"{_pct(s['default_mean_abs_error'])} | {s['ratio']:.2f} | {100 * s['default_mean_signed_error']:+.2f}% | "
+            f"{_pct(s['default_mean_abs_error'])} | {_ratio(s['ratio'])} | {_signed(s['default_mean_signed_error'])} | "
             f"{_pct(s['coverage_80'], 0)} / {_pct(s['coverage_90'], 0)} |"
         )
     return "\n".join(lines)

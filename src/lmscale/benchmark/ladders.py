@@ -26,7 +26,7 @@ testbed's ``exp_data`` folder (one ladder per training set), and Epoch's Chinchi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,7 +119,8 @@ def splits(ladder: Ladder) -> list[Split]:
     if len(np.unique(n[fit_n])) < 3:
         fit_n = n <= sizes[min(2, len(sizes) - 1)]
     held_n = n >= SIZE_GAP * n[fit_n].max()
-    out.append(Split(ladder, "size", fit_n, held_n, f"N ≤ {n[fit_n].max():.3g} → N ≥ {n[held_n].min():.3g}"))
+    size_rule = f"N ≤ {n[fit_n].max():.3g} → N ≥ {n[held_n].min():.3g}" if held_n.any() else ""
+    out.append(Split(ladder, "size", fit_n, held_n, size_rule))
     fit_c = c <= c.max() / COMPUTE_FIT_RATIO * 1.0001
     held_c = c >= COMPUTE_GAP * c[fit_c].max() * 0.9999 if fit_c.any() else np.zeros_like(fit_c)
     out.append(
@@ -220,7 +221,7 @@ def _score_error(split, method, loss_fit, loss_pred, target, values, intervals, 
     at the held-out runs' predicted losses."""
     lad, hm = split.ladder, split.heldout
     fm = split.fit & np.isfinite(values)
-    keep = np.isfinite(values[hm])
+    keep = np.isfinite(values[hm]) & (values[hm] > 0)  # a relative error needs a non-zero truth
     row = {"quantity": target}
     try:
         ef = fit(
@@ -251,6 +252,11 @@ def _score_error(split, method, loss_fit, loss_pred, target, values, intervals, 
     return {**row, **sc.row(), "calibration": note}
 
 
+def _error_where(lad: Ladder, err_refs: Mapping[str, cal.Calibration], where: str) -> str:
+    """Which reference floors a chained error's intervals: leave one ladder out, or the shipped one."""
+    return "none" if where == "none" else ("ladder-out" if lad.name in err_refs else "shipped")
+
+
 def run(
     ladders: Sequence[Ladder],
     methods: Sequence[Method] = METHODS,
@@ -276,9 +282,11 @@ def run(
     rows = []
     for lad in ladders:
         ref = eref = None
+        where = "none"
         if references != "none":
             ref = refs.get(lad.lab) or cal.reference("loss")
             eref = err_refs.get(lad.name) or cal.reference("error")
+            where = "lab-out" if lad.lab in refs else "shipped"
         for sp in splits(lad):
             for m in methods:
                 for r in score_split(sp, m, ref, n_resamples, seed, eref):
@@ -291,6 +299,9 @@ def run(
                             "n_fit": int(sp.fit.sum()),
                             "n_dropped_runs": lad.n_dropped,
                             "method": m.name,
+                            "reference": where
+                            if r["quantity"] == "loss"
+                            else _error_where(lad, err_refs, where),
                             **r,
                         }
                     )

@@ -81,6 +81,8 @@ def backtest_points(
     if error is not None:
         mask = mask & np.isfinite(ladder.errors[error])
         errs = ladder.errors[error][mask]
+    if not mask.any():
+        return []
     return backtest_arrays(
         ladder.n_params[mask],
         ladder.multiplier[mask],

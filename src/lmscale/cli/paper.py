@@ -241,7 +241,8 @@ def _fmt4(v) -> str:
     multiple=True,
     type=click.Path(exists=True),
     help="Score every method on this ladder instead (repeatable): a run table, a testbed exp_data "
-    "folder or Epoch's Chinchilla CSV; splits by size and by compute, intervals calibrated leave one lab out.",
+    "folder or Epoch's Chinchilla CSV; splits by size and by compute, intervals calibrated leave one lab out "
+    "(the shipped reference when only one lab is given; the table says which).",
 )
 @click.option(
     "--references",
