@@ -12,6 +12,7 @@ Per ladder × split, the mean absolute relative error of the held-out runs for:
 - ``default M>=k``: the default fitted only on runs with M ≥ k (k = 2, 4);
 - ``backtest-pick``: the method among paper / default / rel-ls / huber-log whose own rolling-origin
   backtest on the fit runs has the smallest mean error at the larger half of its distances;
+  ``pick paper|default`` the same choice between the two shipped methods only;
 - ``bias-const`` / ``bias-N``: the default, its prediction moved by half the drift its own backtest
   shows — the mean signed log error (const), or its slope against the e-folds of N beyond the fit
   (N) — when that drift is at least twice its standard error;
@@ -25,7 +26,11 @@ table already uses), on the two ladders whose tables let it be derived rather th
   V = 50,432, as its open_lm configs say); each of its six sizes is matched to the one (d, l) that
   gives it exactly.
 
-The last lines count, per variant, the splits where it is at most the paper method's error and its
+A last section asks where the chained downstream error's bias comes from (the testbed's ladders,
+the only ones with downstream tasks): the error law fitted on the fit runs, asked at the held-out
+runs' *observed* losses as well as at the paper's and the default's predicted ones.
+
+The summary lines count, per variant, the splits where it is at most the paper method's error and its
 mean error over the splits relative to the paper's.
 """
 
@@ -43,7 +48,7 @@ import pandas as pd
 from lmscale.benchmark import ladders as L
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
-from lmscale.laws import OVERTRAIN
+from lmscale.laws import ERROR, OVERTRAIN
 
 
 def err(lad, sp, method, weights=None, fit_mask=None, signed=False):
@@ -62,9 +67,9 @@ def err(lad, sp, method, weights=None, fit_mask=None, signed=False):
     return (out, float(np.mean(rel))) if signed else out
 
 
-def backtest_pick(lad, sp) -> str:
+def backtest_pick(lad, sp, candidates=("paper", "default", "rel-ls", "huber-log")) -> str:
     best, pick = np.inf, "paper"
-    for m in ("paper", "default", "rel-ls", "huber-log"):
+    for m in candidates:
         pts = [p for p in L.backtest_points(lad, sp.fit, m, 0, 0) if np.isfinite(p.log_error)]
         if not pts:
             continue
@@ -156,6 +161,7 @@ def main() -> None:
                     row[f"default M>={k}"] = err(lad, sp, "default", fit_mask=sp.fit & (lad.multiplier >= k))
                 pick = backtest_pick(lad, sp)
                 row["backtest-pick"] = err(lad, sp, pick)
+                row["pick paper|default"] = err(lad, sp, backtest_pick(lad, sp, ("paper", "default")))
                 row["bias-const"] = bias_corrected(lad, sp, "const")
                 row["bias-N"] = bias_corrected(lad, sp, "N")
                 row["picked"] = pick
@@ -206,6 +212,36 @@ def main() -> None:
                         f"  {lad.name:20s} {sp.name:8s} {m:8s} {100 * a[0]:.2f}% ({100 * a[1]:+.2f}%) → "
                         f"{100 * b[0]:.2f}% ({100 * b[1]:+.2f}%)"
                     )
+    error_law_at_true_loss(s)
+
+
+def error_law_at_true_loss(s: Path) -> None:
+    """Mean signed error of the chained downstream error per testbed split and target, with the
+    error law asked at the paper's, the default's and the observed held-out losses."""
+    print("\nchained error, mean signed (error law fitted on the fit runs, asked at each loss)")
+    print(
+        f"  {'ladder':20s} {'split':8s} {'target':9s} {'paper L':>8s} {'default L':>10s} {'observed L':>11s}"
+    )
+    for lad in L.load(s / "testbed" / "exp_data"):
+        for sp in L.splits(lad):
+            x = {"n_params": lad.n_params[sp.fit], "multiplier": lad.multiplier[sp.fit]}
+            h = sp.heldout
+            at = {"observed": lad.loss[h]}
+            for m in ("paper", "default"):
+                r = fit(OVERTRAIN, x, lad.loss[sp.fit], method=m)
+                at[m] = np.asarray(r.predict(n_params=lad.n_params[h], multiplier=lad.multiplier[h]), float)
+            for target, values in lad.errors.items():
+                f = sp.fit & np.isfinite(values)
+                ef = fit(ERROR, {"loss": lad.loss[f]}, values[f])
+                keep = np.isfinite(values[h])
+                obs = values[h][keep]
+                cells = [
+                    f"{100 * np.mean(np.asarray(ef.predict(loss=at[k][keep]), float) / obs - 1):+.1f}%"
+                    for k in ("paper", "default", "observed")
+                ]
+                print(
+                    f"  {lad.name:20s} {sp.name:8s} {target:9s} {cells[0]:>8s} {cells[1]:>10s} {cells[2]:>11s}"
+                )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,18 @@ def test_ladder_plan_cli_shows_memory_and_micro_batches():
     assert res.exit_code == 2 and "does not split over 3 ranks" in res.output
 
 
+def test_ladder_plan_says_measure_does_not_time_a_gpu_plan():
+    args = ["ladder", "plan", "--preset", "paper", "--gpus", "8", "--format", "json"]
+    res = CliRunner().invoke(cli, [*args, "--measure"])
+    assert res.exit_code == 0, res.output
+    assert "--measure times CPU steps" in res.stderr and "--gpus" in res.stderr
+    assert (
+        json.loads(res.stdout)[0]["time_assumption"]
+        == json.loads(CliRunner().invoke(cli, args).stdout)[0]["time_assumption"]
+    )
+    assert "--measure" not in CliRunner().invoke(cli, args).stderr
+
+
 def test_execution_settings_from_a_config_file_and_the_command_line(tmp_path):
     from lmscale.ladder_run import Execution, execution_from
     from lmscale.train.ladder import LadderConfig

@@ -198,6 +198,12 @@ def _time_estimate(cfg, runs, res, device, gpus, gpu_memory, peak, mfu, measure,
     from lmscale.train.timing import TimeEstimate, gpu_estimate, measured_estimate
 
     if device == "cuda" or gpus > 1 or gpu_memory:
+        if measure:
+            why = "--device cuda" if device == "cuda" else ("--gpus" if gpus > 1 else "--gpu-memory")
+            warn(
+                f"--measure times CPU steps; this plan is for GPUs ({why}), so its times assume "
+                f"{mfu:g} MFU of {peak:g} TFLOP/s per GPU (--mfu, --gpu-peak-tflops) instead"
+            )
         return gpu_estimate([r.flops for r in runs], gpus, peak, mfu)
     if not measure:
         return TimeEstimate(
