@@ -35,7 +35,7 @@ def reference_payload(runs, shared: Path) -> dict:
     refs["loss"] = ladders.multi_lab_reference(ladders.public_ladders(shared))
     return {
         "format": "lmscale.ReferenceCalibration",
-        "version": 2,
+        "version": 3,
         "method": "default",
         "levels": cal._REF_LEVELS.tolist(),
         "calibrations": {k: v.to_dict() for k, v in refs.items()},
@@ -57,9 +57,10 @@ def tau_scan(runs) -> None:
         ts = np.array([p.train_set for p in pts])
         mb = np.array([p.m_below_factor for p in pts])
         gap = np.array([p.loss_gap for p in pts])
+        nf = np.array([p.n_factor if quantity == "loss" else 1.0 for p in pts])
         for tau in (0.002, 0.005, 0.01, 0.02, 0.05):
-            s = cal.scores(r, sd, c, tau, mb, gap)
-            u = cal.unit(sd, c, tau, mb, gap)
+            s = cal.scores(r, sd, c, tau, mb, gap, nf)
+            u = cal.unit(sd, c, tau, mb, gap, nf)
             cov = [float(np.mean(s[ts == t] <= np.quantile(s[ts != t], 0.9))) for t in np.unique(ts)]
             print(
                 f"{quantity:5s} tau {tau:<6g} median 90% width {np.median(2 * np.quantile(s, 0.9) * u):.4f}  "

@@ -11,10 +11,12 @@ narrow ones:
 - ``residual``: s = the RMS of the fit's own log residuals;
 - ``backtest``: s = the RMS of |log error| / g(d) over the fit runs' own rolling-origin backtest;
 - ``geometric``: the geometric mean of the two;
-- ``fixed``: s = τ = 0.01 (what lmscale ships, without its own-backtest scores);
+- ``fixed``: s = τ = 0.01 (what lmscale ships with g = 1 + max(d_C, d_N), without its own-backtest scores);
 
-and g(d) = 1 + d_C (d_C: e-folds of compute beyond the fit, plus e-folds of M below it), √(1 + d_C),
-1, 1 + d_N (e-folds of N beyond the fit), √(1 + d_N) or 1 + ln(1 + d_C). The interval at level ℓ is
+and g(d) = 1 + d_C (d_C: e-folds of compute beyond the fit, plus e-folds of M below it),
+1 + max(d_C, d_N) (d_N: e-folds of N beyond the fit plus those of M; lmscale's distance since it
+counts size), √(1 + d_C), 1, 1 + d_N, √(1 + d_N) or 1 + ln(1 + d_C). The distance's end-to-end
+comparison, with every reference rebuilt, is ``benchmarks/distance_variants.py``. The interval at level ℓ is
 prediction · exp(± q_ℓ · u), q_ℓ the ℓ-quantile of the scores |log error| / u over the rolling-
 origin backtests of every *other* lab's full ladders (each origin's own scale computed from its
 own fit and its own nested backtest).
@@ -50,7 +52,7 @@ from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
 from lmscale.laws import OVERTRAIN
 
-GROWTHS = ("1+dC", "sqrt(1+dC)", "1", "1+dN", "sqrt(1+dN)", "1+ln(1+dC)")
+GROWTHS = ("1+dC", "1+max(dC,dN)", "sqrt(1+dC)", "1", "1+dN", "sqrt(1+dN)", "1+ln(1+dC)")
 SCALES = ("fixed", "residual", "backtest", "geometric")
 
 
@@ -62,6 +64,7 @@ def growth(name: str, c, m_below, n) -> np.ndarray:
     dc, dm, dn = _lp(c) + _lp(m_below), _lp(m_below), _lp(n)
     return {
         "1+dC": 1 + dc,
+        "1+max(dC,dN)": 1 + np.maximum(dc, dn + dm),
         "sqrt(1+dC)": np.sqrt(1 + dc),
         "1": np.ones_like(dc),
         "1+dN": 1 + dn + dm,

@@ -34,6 +34,30 @@ def test_interval_widens_with_extrapolation_and_bootstrap_spread():
     assert np.log(near.high / 3.0) == pytest.approx(cal.TAU)
 
 
+def test_a_larger_model_at_no_more_compute_is_an_extrapolation():
+    """A loss target 8× larger than any fitted run but under-trained (compute inside the fitted
+    range) lies ln 8 e-folds out, not 0; a target larger in both counts the larger of the two."""
+    assert cal.distance(0.5, n_factor=8.0) == pytest.approx(np.log(8.0))
+    assert cal.distance(100.0, n_factor=8.0) == pytest.approx(np.log(100.0))
+    assert cal.distance(1.0, n_factor=0.5) == 0.0
+    c = cal.Calibration("loss", (1.0,) * 30, "own", "test")
+    inside, bigger = c.interval(3.0, 0.0, 0.5, 0.9), c.interval(3.0, 0.0, 0.5, 0.9, n_factor=8.0)
+    assert np.log(bigger.high / 3.0) == pytest.approx(cal.TAU * (1 + np.log(8.0)))
+    assert bigger.high - bigger.low > inside.high - inside.low
+    # a calibration saved before the size term keeps the distance its scores were measured with
+    saved = {k: v for k, v in c.to_dict().items() if k != "distance"}
+    legacy = cal.Calibration.from_dict(saved)
+    assert legacy.distance == cal.COMPUTE_DISTANCE
+    assert legacy.interval(3.0, 0.0, 0.5, 0.9, n_factor=8.0) == inside
+    assert cal.Calibration.from_dict(c.to_dict()).distance == cal.DISTANCE
+    # a chained error's distance is compute's: its loss gap follows the larger model's lower loss
+    e = cal.Calibration("error", (1.0,) * 30, "own", "test")
+    assert e.distance == cal.COMPUTE_DISTANCE
+    assert e.interval(3.0, 0.0, 0.5, 0.9, n_factor=8.0) == inside
+    with pytest.raises(InputError, match="distance"):
+        cal.Calibration.from_dict({**c.to_dict(), "distance": "sum of everything"})
+
+
 def test_calibration_round_trips_and_rejects_garbage():
     c = cal.reference("loss")
     assert cal.Calibration.from_dict(c.to_dict()) == c

@@ -5,11 +5,12 @@ A bootstrap over runs carries the noise of the law's parameters only; a predicti
 fitted runs also misses because the law is not exactly right there. lmscale scales each
 prediction's uncertainty as
 
-    u = sqrt(sd² + (τ · (1 + d))²),   d = ln⁺(C / C_fit) + ln⁺(M_fit,min / M)
+    u = sqrt(sd² + (τ · (1 + d))²),   d = max(ln⁺(C / C_fit), ln⁺(N / N_fit)) + ln⁺(M_fit,min / M)
 
 (sd: the bootstrap spread of ln prediction, a robust standard deviation, so that the few resamples
-that cannot pin the law down do not set the width; C / C_fit: the target's compute over
-the largest fitted run's; τ = :data:`TAU`), and learns from backtests — laws fitted on smaller
+that cannot pin the law down do not set the width; C / C_fit and N / N_fit: the target's compute
+and size over the largest fitted run's, so that a larger model trained on few tokens — at no more
+compute than the fitted runs — still counts as an extrapolation; τ = :data:`TAU`), and learns from backtests — laws fitted on smaller
 runs predicting larger ones (:mod:`lmscale.backtest`) — how many units u the truth falls from the
 prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ is
 prediction · exp(± q_ℓ · u), with q_ℓ the split-conformal ℓ-quantile of the scores.
@@ -50,30 +51,38 @@ MIN_OWN_SCORES = 20
 #: a calibration score larger than this (the truth a thousand units u from the prediction) is not
 #: from a backtest: a saved fit holding one is refused when it is read
 MAX_SCORE = 1e3
+#: the distances a calibration's scores are measured with: the loss's counts size as well as compute;
+#: a chained error's counts compute (its loss gap already follows the larger model's lower predicted
+#: loss), and so does every calibration saved before the size term (it has no record)
+DISTANCE, COMPUTE_DISTANCE = "max(C,N)+M", "C+M"
 #: quantile levels stored for the reference scores
 _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def distance(c_factor, m_below=1.0, gap=0.0):
-    """Extrapolation distance in e-folds: ln⁺(C / C_fit) + ln⁺(M_fit,min / M) — beyond the largest
-    fitted compute, and below the smallest fitted token multiplier (under-trained targets) — plus,
+def _ln_plus(factor, empty: float = 1.0) -> np.ndarray:
+    return np.log(np.clip(np.nan_to_num(np.asarray(factor, dtype=float), nan=empty), 1.0, 1e300))
+
+
+def distance(c_factor, m_below=1.0, gap=0.0, n_factor=1.0):
+    """Extrapolation distance in e-folds: max(ln⁺(C / C_fit), ln⁺(N / N_fit)) + ln⁺(M_fit,min / M)
+    — beyond the largest fitted compute or, for a larger model at no more compute (an under-trained
+    target), beyond the largest fitted size; and below the smallest fitted token multiplier — plus,
     for a chained error, the error law's own extrapolation in loss (``gap``, e-folds of compute:
-    :func:`lmscale.predict.loss_gap`)."""
-    c = np.clip(np.nan_to_num(np.asarray(c_factor, dtype=float), nan=1.0), 1.0, 1e300)
-    m = np.clip(np.nan_to_num(np.asarray(m_below, dtype=float), nan=1.0), 1.0, 1e300)
+    :func:`lmscale.predict.loss_gap`). The larger of the compute and size terms, not their sum: a
+    target larger in both has its size already in its compute."""
     g = np.clip(np.nan_to_num(np.asarray(gap, dtype=float), nan=0.0), 0.0, None)
-    return np.log(c) + np.log(m) + g
+    return np.maximum(_ln_plus(c_factor), _ln_plus(n_factor)) + _ln_plus(m_below) + g
 
 
-def unit(sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0):
+def unit(sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0, n_factor=1.0):
     """The uncertainty unit u of a prediction (see the module docstring); NaN sd counts as 0."""
     sd = np.nan_to_num(np.asarray(sd_log, dtype=float), nan=0.0)
-    return np.sqrt(sd**2 + (tau * (1.0 + distance(c_factor, m_below, gap))) ** 2)
+    return np.sqrt(sd**2 + (tau * (1.0 + distance(c_factor, m_below, gap, n_factor))) ** 2)
 
 
-def scores(log_error, sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0) -> np.ndarray:
+def scores(log_error, sd_log, c_factor, tau: float = TAU, m_below=1.0, gap=0.0, n_factor=1.0) -> np.ndarray:
     """|ln(observed / predicted)| / u for backtest predictions."""
-    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau, m_below, gap)
+    return np.abs(np.asarray(log_error, dtype=float)) / unit(sd_log, c_factor, tau, m_below, gap, n_factor)
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,17 @@ class Calibration:
     #: the own quantiles — a ladder's backtest reaches less far than its target, so it may widen
     #: the reference's intervals but not narrow them
     floor: tuple[float, ...] | None = None
+    #: which distance the scores were measured with (:data:`DISTANCE`, :data:`COMPUTE_DISTANCE`);
+    #: empty: the quantity's (:func:`distance_for`)
+    distance: str = ""
 
     def __post_init__(self):
+        if not self.distance:
+            object.__setattr__(self, "distance", distance_for(self.quantity))
+        if self.distance not in (DISTANCE, COMPUTE_DISTANCE):
+            raise InputError(
+                f"unknown calibration distance {self.distance!r}; known: {DISTANCE}, {COMPUTE_DISTANCE}"
+            )
         if not self.scores:
             raise InputError("a calibration needs at least one backtest score")
 
@@ -113,8 +131,11 @@ class Calibration:
         level: float,
         m_below: float = 1.0,
         gap: float = 0.0,
+        n_factor: float = 1.0,
     ) -> Interval:
-        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below, gap))
+        if self.distance == COMPUTE_DISTANCE:
+            n_factor = 1.0
+        half = self.quantile(level) * float(unit(sd_log, c_factor, self.tau, m_below, gap, n_factor))
         low, high = float(predicted * math.exp(-half)), float(predicted * math.exp(half))
         if not (math.isfinite(low) and math.isfinite(high)):
             raise OverflowError(f"no finite interval: half-width {half:g} in ln units")
@@ -128,6 +149,7 @@ class Calibration:
             "tau": self.tau,
             "scores": list(self.scores),
             "floor": None if self.floor is None else list(self.floor),
+            "distance": self.distance,
         }
 
     @classmethod
@@ -142,6 +164,7 @@ class Calibration:
                 str(d.get("description", "")),
                 float(d.get("tau", TAU)),
                 floor,
+                str(d.get("distance", COMPUTE_DISTANCE)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: malformed calibration ({exc})") from None
@@ -169,13 +192,20 @@ def _plausible_scores(s) -> bool:
     return all(np.isfinite(s)) and min(s) >= 0 and max(s) <= MAX_SCORE
 
 
-def _point_scores(pts) -> np.ndarray:
+def distance_for(quantity: str) -> str:
+    """The distance a new calibration of ``quantity`` measures its scores with."""
+    return DISTANCE if quantity == "loss" else COMPUTE_DISTANCE
+
+
+def _point_scores(pts, quantity: str) -> np.ndarray:
+    size = distance_for(quantity) == DISTANCE
     return scores(
         [p.log_error for p in pts],
         [p.sd_log for p in pts],
         [p.c_factor for p in pts],
         m_below=[p.m_below_factor for p in pts],
         gap=[p.loss_gap for p in pts],
+        n_factor=[p.n_factor if size else 1.0 for p in pts],
     )
 
 
@@ -188,7 +218,7 @@ def from_backtest(
     pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
     if len(pts) < MIN_OWN_SCORES or len({p.origin for p in pts}) < 2:
         return None
-    s = _point_scores(pts)
+    s = _point_scores(pts, quantity)
     origins = len({(p.train_set, p.origin) for p in pts})
     return Calibration(
         quantity,
@@ -210,7 +240,7 @@ def reference_from_backtest(
     pts = [points[i] for i in keep]
     if not pts:
         raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
-    s = _point_scores(pts)
+    s = _point_scores(pts, quantity)
     if groups is None:
         q = np.quantile(s, _REF_LEVELS, method="higher")
     else:
@@ -286,11 +316,13 @@ class CalibratedPrediction:
     m_below: float = 1.0
     #: chained errors: the error law's extrapolation in loss, e-folds of compute (0 for a loss)
     loss_gap: float = 0.0
+    #: the target's N over the largest fitted N
+    n_factor: float = 1.0
 
     def at(self, level: float) -> Interval:
         """The interval at another level, from the same bootstrap spread and distance."""
         return self.calibration.interval(
-            self.predicted, self.sd_log, self.c_factor, level, self.m_below, self.loss_gap
+            self.predicted, self.sd_log, self.c_factor, level, self.m_below, self.loss_gap, self.n_factor
         )
 
 
@@ -310,7 +342,8 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
     The bootstrap part needs bootstrap samples on the fit(s); without them it is 0 and the interval
     rests on the extrapolation term alone."""
     chain = predict_chain(loss_fit, error_fit, point)
-    c_factor = float(extrapolation_factors(loss_fit, point).get("flops", 1.0))
+    factors = extrapolation_factors(loss_fit, point)
+    c_factor, n_factor = float(factors.get("flops", 1.0)), float(factors.get("n_params", 1.0))
     m_below = _m_below(loss_fit, point)
     ls = loss_samples(loss_fit, point)
     gap = 0.0
@@ -326,9 +359,8 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
             sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
-    return CalibratedPrediction(
-        pred, cal.interval(pred, sd, c_factor, level, m_below, gap), sd, c_factor, cal, m_below, gap
-    )
+    iv = cal.interval(pred, sd, c_factor, level, m_below, gap, n_factor)
+    return CalibratedPrediction(pred, iv, sd, c_factor, cal, m_below, gap, n_factor)
 
 
 def _m_below(fit, point) -> float:

@@ -135,8 +135,8 @@ class Plan:
 
 def _distance(point: ScalePoint, n: np.ndarray, m: np.ndarray) -> float:
     """How far ``point`` lies beyond the runs (n, m), in the calibration's units
-    (:func:`lmscale.calibration.distance` of the compute factor)."""
-    return float(distance(point.flops / flops(n, multiplier=m).max()))
+    (:func:`lmscale.calibration.distance` of the compute and size factors)."""
+    return float(distance(point.flops / flops(n, multiplier=m).max(), n_factor=point.n_params / n.max()))
 
 
 def candidates(
