@@ -32,6 +32,16 @@ def test_save_load_exact(tmp_path):
     assert back.predict(n_params=6.9e9, multiplier=20) == res.predict(n_params=6.9e9, multiplier=20)
 
 
+@pytest.mark.parametrize("edit", [{"calibration": [1, 2]}, {"diagnostics": "x"}, {"law": "bogus"}])
+def test_a_malformed_fit_file_is_named_once(edit):
+    """Found by fuzzing: these two checks named the file twice ("f.json: malformed fit file:
+    f.json: malformed fit file: ...")."""
+    d = {**fit(OVERTRAIN, X, _y(0.01), target="loss_val").to_dict(), **edit}
+    with pytest.raises(InputError) as info:
+        FitResult.from_dict(d, "f.json")
+    assert str(info.value).count("f.json") == 1 and str(info.value).count("malformed") <= 1, info.value
+
+
 def test_too_few_runs():
     x = {k: v[:3] for k, v in X.items()}
     with pytest.raises(FitError, match=r"too few runs to fit law 'overtrain': 3 runs for 4 parameters"):
