@@ -86,10 +86,21 @@ def forecast(
             raise InputError("an error-law fit predicts from a validation loss: give loss=")
         if not (isinstance(loss, (int, float)) and np.isfinite(loss) and loss > 0):
             raise InputError(f"--loss (loss=) must be a positive finite validation loss (nats), got {loss!r}")
-        return Forecast(None, float(loss), float(loss_fit.predict(loss=loss)), level=level)
+        error = float(loss_fit.predict(loss=loss))
+        _check_error(loss_fit, error, float(loss))
+        return Forecast(None, float(loss), error, level=level)
     if point is None:
         raise InputError("a loss-law fit predicts at a point: give N and one of D or M")
     pred = predict_chain(loss_fit, error_fit, point)
+    if not (np.isfinite(pred.loss) and pred.loss > 0):
+        raise InputError(
+            f"the loss law of {loss_fit.target!r} predicts a loss of {pred.loss:.4g} at N = "
+            f"{point.n_params:.4g}, D = {point.n_tokens:.4g}: a loss is a positive number, so its "
+            f"parameters ({_params(loss_fit)}) are not a fitted law's"
+        )
+    if error_fit is not None:
+        assert pred.error is not None
+        _check_error(error_fit, pred.error, pred.loss)
     extra: dict = {}
     if loss_fit.bootstrap:
         lc = cal.of_fit(loss_fit, "loss")
@@ -132,6 +143,28 @@ def _error_law_warnings(loss_fit: FitResult, error_fit: FitResult, predicted_los
         f"the error law extrapolates: the predicted loss {predicted_loss:.4g} lies below its lowest "
         f"fitted loss {float(np.min(fitted)):.4g} ({gap:.2g} e-folds of compute by the loss law)"
     ]
+
+
+def _params(fit: FitResult) -> str:
+    return ", ".join(f"{k} = {v:.4g}" for k, v in fit.params.items())
+
+
+def _check_error(error_fit: FitResult, error: float, loss: float) -> None:
+    """A downstream error is a share of wrong answers: a law that predicts one at or below 0 (the
+    error law ε − k·e^(−γL) far below the losses it was fitted on) or a non-finite one is refused."""
+    if np.isfinite(error) and error > 0:
+        return
+    fitted = error_fit.x_arrays.get("loss")
+    lowest = (
+        f"; its lowest fitted loss is {float(np.min(fitted)):.4g}"
+        if fitted is not None and len(fitted)
+        else ""
+    )
+    raise InputError(
+        f"the error law of {error_fit.target!r} predicts an error of {error:.4g} at loss {loss:.4g}: "
+        f"an error is a positive share, so the law does not hold at this loss{lowest} "
+        f"({_params(error_fit)}); predict the loss alone, without the error fit"
+    )
 
 
 def _finite_interval(compute):

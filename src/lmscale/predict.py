@@ -168,6 +168,9 @@ def predict_with_intervals(
         err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
         err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
         err_pred = err_pred + _noise(error_fit, len(err_pred), rng)
+        # an error is a share of wrong answers: samples below 0 (the law far below its fitted
+        # losses, or run noise) count as 0, so an interval never reaches below it
+        err_conf, err_pred = np.maximum(err_conf, 0.0), np.maximum(err_pred, 0.0)
         result = replace(
             result,
             error=base.error,

@@ -131,7 +131,10 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
             raise InputError("give --n-params and one of --tokens or --multiplier")
         point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
     efit = _load_fit(error_fit) if error_fit else None
-    result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
+    try:
+        result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
+    except InputError as exc:  # e.g. an edited fit predicting a negative loss: say which file(s)
+        raise InputError(f"{fit_file}{f' with {error_fit}' if error_fit else ''}: {exc}") from None
     _print_forecast(result, f"prediction from {fit_file}", fmt)
 
 
