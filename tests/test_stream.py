@@ -178,6 +178,40 @@ def test_bad_sources_are_named(tmp_path):
         )
 
 
+@pytest.mark.parametrize("fail_at", ["open", "read"])
+def test_a_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, fail_at):
+    """Found by fuzzing: an I/O error while reading a source (a disk error, a file made unreadable
+    after the sources were listed) printed "cannot read or write: Input/output error", without the
+    file."""
+    import errno
+    import io
+
+    (tmp_path / "ok.txt").write_text("fine text " * 50)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("some text " * 50)
+
+    class Broken(io.StringIO):
+        def read(self, *args):
+            raise OSError(errno.EIO, "Input/output error")
+
+    opened = stream._open_text
+
+    def fake_open(path):
+        if path != bad:
+            return opened(path)
+        if fail_at == "open":
+            raise PermissionError(errno.EACCES, "Permission denied")  # no file name, as from a wrapper
+        return Broken()
+
+    monkeypatch.setattr(stream, "_open_text", fake_open)
+    with pytest.raises(InputError, match=r"bad\.txt: cannot read"):
+        list(stream.iter_pieces(bad))
+    res = CliRunner().invoke(
+        cli, ["data", "prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--vocab-size", "300"]
+    )
+    assert res.exit_code == 2 and "bad.txt" in res.output and "Traceback" not in res.output, res.output
+
+
 def test_a_folder_gives_its_text_files_only(tmp_path):
     src = tmp_path / "src"
     (src / "__pycache__").mkdir(parents=True)

@@ -81,8 +81,8 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
             raise InputError(
                 f"{path}: damaged or not a {_kind_name(path)} file ({exc.__class__.__name__}: {exc})"
             ) from None
-        if isinstance(exc, OSError) and exc.errno is None:  # the decompressors' own errors carry no errno
-            raise InputError(f"{path}: unreadable ({exc})") from None
+        if isinstance(exc, OSError):  # a disk error, a permission; the decompressors' own errors too
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
         raise
 
 
