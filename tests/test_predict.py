@@ -152,3 +152,26 @@ def test_cli_names_the_fit_file_whose_prediction_is_impossible(tmp_path):
     res = run(cli, ["predict", str(fit_file), "--n-params", "1e6", "--multiplier", "20"])
     assert res.exit_code == 2 and "loss.json" in res.output and "predicts a loss of -" in res.output
     assert "Traceback" not in res.output
+
+
+def test_options_that_do_not_apply_to_the_fit_are_refused(tmp_path):
+    """Found by fuzzing: a loss fit given as --error-fit failed with "law 'overtrain' needs input(s)
+    n_params, multiplier"; --loss with a loss-law fit, and --n-params or --error-fit with an
+    error-law fit, were silently ignored."""
+    from click.testing import CliRunner
+
+    from lmscale.cli import cli
+
+    lf, ef = _fits()
+    with pytest.raises(InputError, match="not an error law"):
+        predict_chain(lf, lf, ScalePoint.make(1e9, multiplier=20))
+    loss_file, err_file = str(lf.save(tmp_path / "loss.json")), str(ef.save(tmp_path / "err.json"))
+    point = ["--n-params", "1e9", "--multiplier", "20"]
+    for args, needle in [
+        ([loss_file, *point, "--error-fit", loss_file], "not an error law"),
+        ([loss_file, *point, "--loss", "2.0"], "--loss"),
+        ([err_file, "--loss", "2.0", *point], "--n-params"),
+        ([err_file, "--loss", "2.0", "--error-fit", err_file], "--error-fit"),
+    ]:
+        res = CliRunner().invoke(cli, ["predict", *args])
+        assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output

@@ -80,6 +80,11 @@ def predict_error(error_fit: FitResult, loss: float) -> float:
 
 def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint) -> ChainedPrediction:
     """Predict the loss of ``point`` and, with an error fit, the error at that predicted loss."""
+    if error_fit is not None and "loss" not in error_fit.law_obj.inputs:
+        raise InputError(
+            f"the error fit of {error_fit.target!r} is not an error law (law {error_fit.law!r} maps "
+            f"{', '.join(error_fit.law_obj.inputs)}, not a loss): chain through a fit of --law error"
+        )
     if error_fit is not None and loss_fit.target != error_fit.input_columns.get("loss", loss_fit.target):
         raise InputError(
             f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "

@@ -126,7 +126,21 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     if fit_res.law == "error":
         if loss is None:
             raise InputError(f"{fit_file} is an error-law fit: give --loss")
+        options = {
+            "--n-params": n_params,
+            "--tokens": tokens,
+            "--multiplier": multiplier,
+            "--error-fit": error_fit,
+        }
+        given = [o for o, v in options.items() if v is not None]
+        if given:
+            raise InputError(f"{fit_file} is an error-law fit: it maps --loss alone, not {', '.join(given)}")
     else:
+        if loss is not None:
+            raise InputError(
+                f"{fit_file} is a loss-law fit ({fit_res.law}): --loss is for error-law fits; it "
+                "predicts at --n-params with --tokens or --multiplier"
+            )
         if n_params is None:
             raise InputError("give --n-params and one of --tokens or --multiplier")
         point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
