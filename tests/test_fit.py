@@ -42,6 +42,19 @@ def test_a_malformed_fit_file_is_named_once(edit):
     assert str(info.value).count("f.json") == 1 and str(info.value).count("malformed") <= 1, info.value
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_a_constant_target_is_not_fitted(value):
+    """Found by fuzzing: a task every run scores the same on (all right, all wrong, or chance)
+    gave an error law with k = 0 and an arbitrary γ outside its own bootstrap interval, as if fitted."""
+    from lmscale.laws import ERROR
+
+    loss = np.linspace(2.5, 4.0, 12)
+    with pytest.raises(FitError, match=rf"every run has the same 'error_x' \({value:g}\)"):
+        fit(ERROR, {"loss": loss}, np.full(12, value), target="error_x")
+    with pytest.raises(InputError, match=r"'acc_x' is missing or not finite \(nan\)"):
+        fit(ERROR, {"loss": loss}, np.r_[np.nan, np.full(11, value)], target="acc_x")
+
+
 def test_too_few_runs():
     x = {k: v[:3] for k, v in X.items()}
     with pytest.raises(FitError, match=r"too few runs to fit law 'overtrain': 3 runs for 4 parameters"):
