@@ -338,3 +338,17 @@ def test_a_ladder_without_a_split_is_named_beside_the_others(tmp_path):
     assert "lab_s.csv" in res.stderr and "not scored" in res.stderr
     rows = json.loads(res.stdout[res.stdout.index("[") :])
     assert rows and {r["ladder"] for r in rows} == {"lab_g"}
+
+
+def test_a_model_size_of_zero_is_left_out_without_a_warning(tmp_path):
+    import warnings
+
+    rows = ["Model Size,Training FLOP,loss", "0,1e20,3.0"]
+    for n in np.geomspace(4e7, 1e10, 9):
+        rows += [f"{n},{6 * n * n * m},{1.7 + 400 / n**0.34 + 410 / (n * m) ** 0.28}" for m in (5, 20, 80)]
+    p = tmp_path / "epoch.csv"
+    p.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # found by fuzzing: numpy's divide-by-zero warning was printed
+        (lad,) = L.load(p)
+    assert lad.n_dropped == 1 and len(lad.loss) == 27

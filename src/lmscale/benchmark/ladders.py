@@ -162,8 +162,8 @@ def check_ladders(ladders: Sequence[Ladder]) -> list[str]:
     for lad in ladders:
         if lad.name in seen:
             raise InputError(
-                f"two ladders are named {lad.name!r} ({seen[lad.name].source}, {lad.source}): rename "
-                "one file, or give each once"
+                f"two ladders are named {lad.name!r} ({seen[lad.name].source}, {lad.source}): give each "
+                "ladder once (a run table is named after its file, an Epoch-format CSV 'chinchilla')"
             )
         seen[lad.name] = lad
     problems = [q for q in map(split_problem, ladders) if q is not None]
