@@ -230,6 +230,30 @@ def test_a_folder_gives_its_text_files_only(tmp_path):
         stream.resolve([str(src / "logo.png")])
 
 
+def test_a_recursive_pattern_never_follows_a_folder_link(tmp_path):
+    """Found by fuzzing: glob's ``**`` follows links to folders, so a link back up the tree
+    (``up -> ..``) gave the same files under ever longer paths until the system refused one.
+    A ``**`` pattern now walks the
+    tree as a folder source does, never entering a linked folder."""
+    src = tmp_path / "c"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / ".hidden").mkdir()
+    (src / "a.txt").write_text("a\n")
+    (src / "sub" / "b.txt").write_text("b\n")
+    (src / "sub" / "c.md").write_text("c\n")
+    (src / "sub" / ".hidden" / "h.txt").write_text("h\n")
+    (src / "up").symlink_to("..")  # a second such link made glob walk for more than five minutes
+    every = [src / "a.txt", src / "sub" / "b.txt", src / "sub" / "c.md"]
+    assert stream.resolve([str(src / "**")]) == every
+    assert stream.resolve([str(src / "**" / "*.txt")]) == [src / "a.txt", src / "sub" / "b.txt"]
+    assert stream.resolve([str(tmp_path / "**" / "sub" / "*.md")]) == [src / "sub" / "c.md"]
+    assert stream.resolve([str(src / "su?" / "*.txt")]) == [src / "sub" / "b.txt"]  # no ** : glob's own
+    from lmscale.train import data as tdata  # a ladder config's sources take the same walk
+
+    docs = tdata.documents(tdata.CorpusConfig("x", (str(src / "**" / "*.txt"),)))
+    assert [d for d, _ in docs] == [str(src / "a.txt"), str(src / "sub" / "b.txt")]
+
+
 def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
     from lmscale.train.data import train_tokenizer
 
