@@ -4,6 +4,7 @@ from saved fits, checking a ladder against itself, and proposing a ladder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -57,7 +58,13 @@ from lmscale.formatting import pct
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
     from lmscale.calibrated_fit import fit_runs
+    from lmscale.errors import InputError
     from lmscale.testbed import load_runs
+
+    if output and Path(output).resolve() == Path(runs).resolve():
+        raise InputError(
+            f"-o {output} is RUNS itself: the fit would replace the run table; name another file"
+        )
 
     result = fit_runs(
         load_runs(runs),
