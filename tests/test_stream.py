@@ -309,3 +309,25 @@ def test_prepare_never_deletes_files_it_did_not_write(corpus, tmp_path):
     with pytest.raises(InputError, match="holds other files \\(weights.bin\\)"):
         prepare_corpus([str(root)], theirs, options=PrepareOptions(vocab_size=300))
     assert (theirs / "weights.bin").read_bytes() == b"precious"
+
+
+def test_a_corpus_of_empty_files_is_named_before_anything_is_written(tmp_path):
+    """Found by fuzzing: a folder of empty files failed with "the corpus supports only 257 tokens"
+    (without a tokenizer) or left a tokenizer.json behind (with one)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("")
+    (src / "b.jsonl").write_text("")
+    for tok in (None, _tokenizer_file(tmp_path)):
+        out = tmp_path / "out"
+        with pytest.raises(InputError, match=r"every file is empty.*a\.txt"):
+            prepare_corpus([str(src)], out, tokenizer_file=tok, options=PrepareOptions(vocab_size=300))
+        assert not out.exists() or not (out / "tokenizer.json").exists()
+
+
+def _tokenizer_file(tmp_path):
+    from lmscale.train.data import train_tokenizer
+
+    path = tmp_path / "tok.json"
+    path.write_text(train_tokenizer(iter(["some words to learn from"] * 50), 260).to_str())
+    return path

@@ -217,6 +217,9 @@ def prepare_corpus(
     if not paths:
         raise InputError(f"corpus sources {list(sources)} match no files outside {folder}")
     files = manifest(paths)
+    if all(f["size"] == 0 for f in files):  # said before the folder is claimed or anything written
+        names = ", ".join(str(q) for q in paths[:5]) + (", …" if len(paths) > 5 else "")
+        raise InputError(f"corpus sources {list(sources)}: every file is empty ({names})")
     _own_folder(folder)
     claim_folder(folder)
     _no_registered_inputs(folder)
