@@ -55,6 +55,26 @@ def test_a_constant_target_is_not_fitted(value):
         fit(ERROR, {"loss": loss}, np.r_[np.nan, np.full(11, value)], target="acc_x")
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_a_target_whose_squares_overflow_is_refused(scale):
+    """Found by fuzzing: losses of 1e-300 or 1e300 (a unit mix-up) crashed the default fit with
+    numpy's "SVD did not converge"."""
+    with pytest.raises(InputError, match="'loss_val' ranges from .* overflows; rescale it"):
+        fit(OVERTRAIN, X, _y() * scale, target="loss_val")
+
+
+def test_an_overflowed_projection_is_an_infinite_objective_not_a_crash():
+    from lmscale.fit.solvers import batched_projection
+
+    phi = np.ones((2, 5, 2))
+    phi[0, :, 1] = np.arange(5.0)
+    w = np.ones((2, 5))
+    w[1, 0] = np.inf  # a weight that overflowed
+    beta, obj = batched_projection(phi, w, np.arange(5.0) + 1)
+    assert np.allclose(beta[0], [1.0, 1.0]) and obj[0] == pytest.approx(0.0, abs=1e-20)
+    assert np.all(np.isnan(beta[1])) and obj[1] == np.inf
+
+
 def test_too_few_runs():
     x = {k: v[:3] for k, v in X.items()}
     with pytest.raises(FitError, match=r"too few runs to fit law 'overtrain': 3 runs for 4 parameters"):

@@ -78,6 +78,11 @@ def check_data(
                 problems.append(f"run {run_ids[i]!r}: input {k!r} must be positive ({float(v[i])!r})")
     if problems:
         raise InputError("cannot fit:\n  " + "\n  ".join(problems))
+    if np.max(np.abs(ya)) > 1e150 or (log_target and np.min(ya) < 1e-150):  # squares overflow
+        raise InputError(
+            f"target {target!r} ranges from {ya.min():.3g} to {ya.max():.3g}: the fit squares it"
+            f"{' (and its inverse, as a weight)' if log_target else ''}, which overflows; rescale it"
+        )
     if n < law.n_fit_params:
         raise FitError(
             f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
