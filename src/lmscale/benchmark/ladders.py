@@ -218,9 +218,8 @@ def score_split(
     sc = Score()
     note = ""
     try:
-        lf = fit(
-            law, x, lad.loss[fm], method=method.fit_method, run_ids=[r for r, k in zip(lad.run_ids, fm) if k]
-        )
+        ids = [r for r, k in zip(lad.run_ids, fm) if k]
+        lf = fit(law, x, lad.loss[fm], method=method.fit_method, run_ids=ids, target="loss")
     except (FitError, InputError) as exc:
         return [{"quantity": "loss", "failed": str(exc).splitlines()[0]}]
     pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
