@@ -175,3 +175,31 @@ def test_options_that_do_not_apply_to_the_fit_are_refused(tmp_path):
     ]:
         res = CliRunner().invoke(cli, ["predict", *args])
         assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+
+
+def test_error_intervals_stay_within_a_share_and_under_training_is_warned():
+    """Found by fuzzing: at N = 1e12 with D = 1000 (M = 1e-9) the calibrated error interval
+    reached 1.73, an impossible share of wrong answers, and nothing said that the token multiplier
+    lay far below every fitted run's; a badly fitted law's negative loss was blamed on tampering."""
+    import warnings
+    from dataclasses import replace
+
+    runs = RunTable.read(EXAMPLE)
+    lf = fit_runs(runs, "overtrain", "loss_python", n_boot=30)
+    ef = fit_runs(runs, "error", "error:cloze,next_line", n_boot=30, loss_column="loss_python")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning leaks out either
+        for n, d in ((1e12, 1e3), (1e30, 1e12), (2e5, 4e6)):
+            f = forecast(lf, ScalePoint.make(n, n_tokens=d), error_fit=ef)
+            for iv in (f.error_interval, f.error_bootstrap_interval):
+                assert iv is not None and 0 <= iv[0] <= iv[1] <= 1, (n, d, iv)
+        wild = replace(lf, bootstrap=tuple((*b[:3], -1e4) for b in lf.bootstrap))
+        forecast(wild, ScalePoint.make(1e6, multiplier=20), error_fit=ef)  # e^(−γL) overflows there
+    f = forecast(lf, ScalePoint.make(1e12, n_tokens=1e3), error_fit=ef)
+    assert any("token multiplier M 1e-09" in w and "below the smallest fitted" in w for w in f.warnings)
+    over = replace(ef, params={**ef.params, "epsilon": 5.0})
+    with pytest.raises(InputError, match="predicts an error of 4.*in \\(0, 1\\]"):
+        forecast(over, loss=3.0)
+    bad = replace(lf, params={**lf.params, "E": -50.0})
+    with pytest.raises(InputError, match="does not hold at this point"):
+        forecast(bad, ScalePoint.make(1e12, multiplier=20))

@@ -325,7 +325,8 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
         if ls is not None and error_fit.bootstrap:
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
-            sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
+            with np.errstate(over="ignore", invalid="ignore"):  # far-off loss samples overflow e^(−γL)
+                sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
     return CalibratedPrediction(
         pred, cal.interval(pred, sd, c_factor, level, m_below, gap), sd, c_factor, cal, m_below, gap
     )

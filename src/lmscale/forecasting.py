@@ -95,8 +95,8 @@ def forecast(
     if not (np.isfinite(pred.loss) and pred.loss > 0):
         raise InputError(
             f"the loss law of {loss_fit.target!r} predicts a loss of {pred.loss:.4g} at N = "
-            f"{point.n_params:.4g}, D = {point.n_tokens:.4g}: a loss is a positive number, so its "
-            f"parameters ({_params(loss_fit)}) are not a fitted law's"
+            f"{point.n_params:.4g}, D = {point.n_tokens:.4g}: a loss is a positive number, so the "
+            f"law does not hold at this point (its parameters: {_params(loss_fit)})"
         )
     if error_fit is not None:
         assert pred.error is not None
@@ -116,9 +116,10 @@ def forecast(
             ei = _finite_interval(
                 lambda: cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
             )
-            extra.update(error_interval=(ei.low, ei.high), error_interval_method=cal.describe(ec))
+            # an error is a share of wrong answers: an interval's ends beyond [0, 1] are cut there
+            extra.update(error_interval=_share(ei.low, ei.high), error_interval_method=cal.describe(ec))
             if up.error_prediction is not None:
-                extra["error_bootstrap_interval"] = (up.error_prediction.low, up.error_prediction.high)
+                extra["error_bootstrap_interval"] = _share(up.error_prediction.low, up.error_prediction.high)
     warnings = extrapolation_warnings(loss_fit, point)
     if error_fit is not None:
         warnings += _error_law_warnings(loss_fit, error_fit, pred.loss)
@@ -149,10 +150,15 @@ def _params(fit: FitResult) -> str:
     return ", ".join(f"{k} = {v:.4g}" for k, v in fit.params.items())
 
 
+def _share(low: float, high: float) -> tuple[float, float]:
+    return (min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))
+
+
 def _check_error(error_fit: FitResult, error: float, loss: float) -> None:
     """A downstream error is a share of wrong answers: a law that predicts one at or below 0 (the
-    error law ε − k·e^(−γL) far below the losses it was fitted on) or a non-finite one is refused."""
-    if np.isfinite(error) and error > 0:
+    error law ε − k·e^(−γL) far below the losses it was fitted on), above 1 or a non-finite one is
+    refused."""
+    if np.isfinite(error) and 0 < error <= 1:
         return
     fitted = error_fit.x_arrays.get("loss")
     lowest = (
@@ -162,7 +168,7 @@ def _check_error(error_fit: FitResult, error: float, loss: float) -> None:
     )
     raise InputError(
         f"the error law of {error_fit.target!r} predicts an error of {error:.4g} at loss {loss:.4g}: "
-        f"an error is a positive share, so the law does not hold at this loss{lowest} "
+        f"an error is a share of wrong answers, in (0, 1], so the law does not hold at this loss{lowest} "
         f"({_params(error_fit)}); predict the loss alone, without the error fit"
     )
 
