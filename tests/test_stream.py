@@ -331,3 +331,19 @@ def _tokenizer_file(tmp_path):
     path = tmp_path / "tok.json"
     path.write_text(train_tokenizer(iter(["some words to learn from"] * 50), 260).to_str())
     return path
+
+
+def test_records_without_text_in_the_named_field_are_said_so(tmp_path):
+    """Found by fuzzing: JSONL records whose text sits under another key (or is not a string)
+    gave "the corpus supports only 257 tokens" without a tokenizer."""
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"body": f"words {i} and more"}) + "\n" for i in range(50)))
+    for tok in (None, _tokenizer_file(tmp_path)):
+        with pytest.raises(InputError, match=r"docs\.jsonl.*no training text.*field 'text'.*--text-field"):
+            prepare_corpus(
+                [str(src)], tmp_path / "out", tokenizer_file=tok, options=PrepareOptions(vocab_size=300)
+            )
+    done = prepare_corpus(
+        [str(src)], tmp_path / "out", options=PrepareOptions(vocab_size=300, text_field="body")
+    )
+    assert done.is_file()
