@@ -195,6 +195,8 @@ def test_error_intervals_stay_within_a_share_and_under_training_is_warned():
                 assert iv is not None and 0 <= iv[0] <= iv[1] <= 1, (n, d, iv)
         wild = replace(lf, bootstrap=tuple((*b[:3], -1e4) for b in lf.bootstrap))
         forecast(wild, ScalePoint.make(1e6, multiplier=20), error_fit=ef)  # e^(−γL) overflows there
+        with pytest.raises(InputError, match="predicts an error of -inf"):
+            forecast(replace(ef, params={**ef.params, "gamma": -1.0}), loss=1000.0)
     f = forecast(lf, ScalePoint.make(1e12, n_tokens=1e3), error_fit=ef)
     assert any("token multiplier M 1e-09" in w and "below the smallest fitted" in w for w in f.warnings)
     over = replace(ef, params={**ef.params, "epsilon": 5.0})

@@ -86,7 +86,8 @@ def forecast(
             raise InputError("an error-law fit predicts from a validation loss: give loss=")
         if not (isinstance(loss, (int, float)) and np.isfinite(loss) and loss > 0):
             raise InputError(f"--loss (loss=) must be a positive finite validation loss (nats), got {loss!r}")
-        error = float(loss_fit.predict(loss=loss))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+            error = float(loss_fit.predict(loss=loss))
         _check_error(loss_fit, error, float(loss))
         return Forecast(None, float(loss), error, level=level)
     if point is None:

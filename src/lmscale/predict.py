@@ -90,8 +90,10 @@ def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: Scale
             f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "
             f"predicts {loss_fit.target!r}; chain fits of the same validation loss"
         )
-    loss = predict_loss(loss_fit, point)
-    return ChainedPrediction(point, loss, None if error_fit is None else predict_error(error_fit, loss))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a non-finite value, refused above
+        loss = predict_loss(loss_fit, point)
+        error = None if error_fit is None else predict_error(error_fit, loss)
+    return ChainedPrediction(point, loss, error)
 
 
 def relative_error(predicted: float, observed: float) -> float:
