@@ -221,3 +221,18 @@ def test_report_from_a_run_table(tmp_path, testbed_runs):
         tmp_path / "r2",
     )
     assert res.exit_code == 2 and "one training set" in res.output
+
+
+def test_fit_never_writes_over_its_own_run_table(tmp_path):
+    """Found by fuzzing: ``lmscale fit runs.jsonl -o runs.jsonl`` replaced the run table with the
+    fit."""
+    import shutil
+    from pathlib import Path
+
+    runs = tmp_path / "runs.jsonl"
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "cpu-small" / "runs.jsonl", runs)
+    before = runs.read_bytes()
+    for out in (runs, tmp_path / "." / "runs.jsonl"):
+        res = run("fit", runs, "--target", "loss_python", "-o", out)
+        assert res.exit_code == 2 and "runs.jsonl" in res.output and "RUNS" in res.output, res.output
+    assert runs.read_bytes() == before

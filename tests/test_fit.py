@@ -32,6 +32,49 @@ def test_save_load_exact(tmp_path):
     assert back.predict(n_params=6.9e9, multiplier=20) == res.predict(n_params=6.9e9, multiplier=20)
 
 
+@pytest.mark.parametrize("edit", [{"calibration": [1, 2]}, {"diagnostics": "x"}, {"law": "bogus"}])
+def test_a_malformed_fit_file_is_named_once(edit):
+    """Found by fuzzing: these two checks named the file twice ("f.json: malformed fit file:
+    f.json: malformed fit file: ...")."""
+    d = {**fit(OVERTRAIN, X, _y(0.01), target="loss_val").to_dict(), **edit}
+    with pytest.raises(InputError) as info:
+        FitResult.from_dict(d, "f.json")
+    assert str(info.value).count("f.json") == 1 and str(info.value).count("malformed") <= 1, info.value
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_a_constant_target_is_not_fitted(value):
+    """Found by fuzzing: a task every run scores the same on (all right, all wrong, or chance)
+    gave an error law with k = 0 and an arbitrary γ outside its own bootstrap interval, as if fitted."""
+    from lmscale.laws import ERROR
+
+    loss = np.linspace(2.5, 4.0, 12)
+    with pytest.raises(FitError, match=rf"every run has the same 'error_x' \({value:g}\)"):
+        fit(ERROR, {"loss": loss}, np.full(12, value), target="error_x")
+    with pytest.raises(InputError, match=r"'acc_x' is missing or not finite \(nan\)"):
+        fit(ERROR, {"loss": loss}, np.r_[np.nan, np.full(11, value)], target="acc_x")
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_a_target_whose_squares_overflow_is_refused(scale):
+    """Found by fuzzing: losses of 1e-300 or 1e300 (a unit mix-up) crashed the default fit with
+    numpy's "SVD did not converge"."""
+    with pytest.raises(InputError, match="'loss_val' ranges from .* overflows; rescale it"):
+        fit(OVERTRAIN, X, _y() * scale, target="loss_val")
+
+
+def test_an_overflowed_projection_is_an_infinite_objective_not_a_crash():
+    from lmscale.fit.solvers import batched_projection
+
+    phi = np.ones((2, 5, 2))
+    phi[0, :, 1] = np.arange(5.0)
+    w = np.ones((2, 5))
+    w[1, 0] = np.inf  # a weight that overflowed
+    beta, obj = batched_projection(phi, w, np.arange(5.0) + 1)
+    assert np.allclose(beta[0], [1.0, 1.0]) and obj[0] == pytest.approx(0.0, abs=1e-20)
+    assert np.all(np.isnan(beta[1])) and obj[1] == np.inf
+
+
 def test_too_few_runs():
     x = {k: v[:3] for k, v in X.items()}
     with pytest.raises(FitError, match=r"too few runs to fit law 'overtrain': 3 runs for 4 parameters"):

@@ -99,3 +99,109 @@ def test_forecast_with_a_bootstrap_brackets_its_prediction():
     wider = forecast(lf, ScalePoint.make(2e5, multiplier=20), level=0.95)
     assert wider.loss_interval is not None
     assert wider.loss_interval[0] <= f.loss_interval[0] and f.loss_interval[1] <= wider.loss_interval[1]
+
+
+def test_an_impossible_loss_or_error_is_refused_not_printed():
+    """Found by fuzzing: far below its fitted losses the error law ε − k·e^(−γL) turns negative,
+    and a fit file with an edited floor E predicts a negative loss; both were printed as valid
+    numbers, with an interval whose low end lay above its high end."""
+    from dataclasses import replace
+
+    lf, ef = _fits()
+    with pytest.raises(InputError, match="error_17.*predicts an error of -"):
+        forecast(ef, loss=0.5)
+    low_floor = replace(lf, params={**lf.params, "E": 0.5})  # the chained loss ends below ε's root
+    with pytest.raises(InputError, match="lowest fitted loss"):
+        forecast(low_floor, ScalePoint.make(1e15, multiplier=20), error_fit=ef)
+    negative = replace(lf, params={**lf.params, "E": -5.0})
+    with pytest.raises(InputError, match="loss_c4_val.*predicts a loss of -"):
+        forecast(negative, ScalePoint.make(1e12, multiplier=20))
+    assert forecast(lf, ScalePoint.make(1e12, multiplier=20), error_fit=ef).error > 0
+
+
+def test_bootstrap_error_intervals_never_go_below_zero():
+    runs = RunTable.read(EXAMPLE)
+    lf = fit_runs(runs, "overtrain", "loss_python", n_boot=30)
+    ef = fit_runs(runs, "error", "error:cloze,next_line", n_boot=30, loss_column="loss_python")
+    for n in (1e6, 1e8, 1e10):
+        try:
+            f = forecast(lf, ScalePoint.make(n, multiplier=20), error_fit=ef)
+        except InputError:
+            continue  # the point error itself is impossible there: refused
+        assert f.error_bootstrap_interval is not None and f.error_bootstrap_interval[0] >= 0
+        assert f.error_interval is not None and 0 < f.error_interval[0] <= f.error_interval[1]
+
+
+def test_cli_names_the_fit_file_whose_prediction_is_impossible(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from lmscale.cli import cli
+
+    fit_file, err_file = tmp_path / "loss.json", tmp_path / "err.json"
+    run = CliRunner().invoke
+    assert run(cli, ["fit", str(EXAMPLE), "--target", "loss_python", "-o", str(fit_file)]).exit_code == 0
+    args = ["--target", "error:cloze,next_line", "--loss-column", "loss_python", "-o", str(err_file)]
+    assert run(cli, ["fit", str(EXAMPLE), "--law", "error", *args]).exit_code == 0
+    res = run(cli, ["predict", str(err_file), "--loss", "0.01"])
+    assert res.exit_code == 2 and "err.json" in res.output and "predicts an error of -" in res.output
+    d = json.loads(fit_file.read_text())
+    d["params"]["E"] = -5.0  # tampered
+    fit_file.write_text(json.dumps(d))
+    res = run(cli, ["predict", str(fit_file), "--n-params", "1e6", "--multiplier", "20"])
+    assert res.exit_code == 2 and "loss.json" in res.output and "predicts a loss of -" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_options_that_do_not_apply_to_the_fit_are_refused(tmp_path):
+    """Found by fuzzing: a loss fit given as --error-fit failed with "law 'overtrain' needs input(s)
+    n_params, multiplier"; --loss with a loss-law fit, and --n-params or --error-fit with an
+    error-law fit, were silently ignored."""
+    from click.testing import CliRunner
+
+    from lmscale.cli import cli
+
+    lf, ef = _fits()
+    with pytest.raises(InputError, match="not an error law"):
+        predict_chain(lf, lf, ScalePoint.make(1e9, multiplier=20))
+    loss_file, err_file = str(lf.save(tmp_path / "loss.json")), str(ef.save(tmp_path / "err.json"))
+    point = ["--n-params", "1e9", "--multiplier", "20"]
+    for args, needle in [
+        ([loss_file, *point, "--error-fit", loss_file], "not an error law"),
+        ([loss_file, *point, "--loss", "2.0"], "--loss"),
+        ([err_file, "--loss", "2.0", *point], "--n-params"),
+        ([err_file, "--loss", "2.0", "--error-fit", err_file], "--error-fit"),
+    ]:
+        res = CliRunner().invoke(cli, ["predict", *args])
+        assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+
+
+def test_error_intervals_stay_within_a_share_and_under_training_is_warned():
+    """Found by fuzzing: at N = 1e12 with D = 1000 (M = 1e-9) the calibrated error interval
+    reached 1.73, an impossible share of wrong answers, and nothing said that the token multiplier
+    lay far below every fitted run's; a badly fitted law's negative loss was blamed on tampering."""
+    import warnings
+    from dataclasses import replace
+
+    runs = RunTable.read(EXAMPLE)
+    lf = fit_runs(runs, "overtrain", "loss_python", n_boot=30)
+    ef = fit_runs(runs, "error", "error:cloze,next_line", n_boot=30, loss_column="loss_python")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning leaks out either
+        for n, d in ((1e12, 1e3), (1e30, 1e12), (2e5, 4e6)):
+            f = forecast(lf, ScalePoint.make(n, n_tokens=d), error_fit=ef)
+            for iv in (f.error_interval, f.error_bootstrap_interval):
+                assert iv is not None and 0 <= iv[0] <= iv[1] <= 1, (n, d, iv)
+        wild = replace(lf, bootstrap=tuple((*b[:3], -1e4) for b in lf.bootstrap))
+        forecast(wild, ScalePoint.make(1e6, multiplier=20), error_fit=ef)  # e^(−γL) overflows there
+        with pytest.raises(InputError, match="predicts an error of -inf"):
+            forecast(replace(ef, params={**ef.params, "gamma": -1.0}), loss=1000.0)
+    f = forecast(lf, ScalePoint.make(1e12, n_tokens=1e3), error_fit=ef)
+    assert any("token multiplier M 1e-09" in w and "below the smallest fitted" in w for w in f.warnings)
+    over = replace(ef, params={**ef.params, "epsilon": 5.0})
+    with pytest.raises(InputError, match="predicts an error of 4.*in \\(0, 1\\]"):
+        forecast(over, loss=3.0)
+    bad = replace(lf, params={**lf.params, "E": -50.0})
+    with pytest.raises(InputError, match="does not hold at this point"):
+        forecast(bad, ScalePoint.make(1e12, multiplier=20))

@@ -157,3 +157,13 @@ def test_unknown_format_and_missing_file(tmp_path):
         RunTable.read(tmp_path / "runs.xlsx")
     with pytest.raises(InputError, match="no such file"):
         RunTable.read(tmp_path / "runs.csv")
+
+
+def test_sizes_out_of_range_print_as_numbers():
+    """Found by fuzzing: the message showed "n_params=np.float64(5.4e+197)"."""
+    row = {"run_id": "a", "dataset": "d", "model": "m", "n_params": 1e200, "n_tokens": 1e200, "loss_x": 3.0}
+    with pytest.raises(
+        InputError, match=r"n_params=1e\+200 and n_tokens=1e\+200 give compute 6·N·D = inf"
+    ) as e:
+        RunTable.from_records([row])
+    assert "np.float64" not in str(e.value)

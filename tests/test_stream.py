@@ -178,6 +178,40 @@ def test_bad_sources_are_named(tmp_path):
         )
 
 
+@pytest.mark.parametrize("fail_at", ["open", "read"])
+def test_a_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, fail_at):
+    """Found by fuzzing: an I/O error while reading a source (a disk error, a file made unreadable
+    after the sources were listed) printed "cannot read or write: Input/output error", without the
+    file."""
+    import errno
+    import io
+
+    (tmp_path / "ok.txt").write_text("fine text " * 50)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("some text " * 50)
+
+    class Broken(io.StringIO):
+        def read(self, *args):
+            raise OSError(errno.EIO, "Input/output error")
+
+    opened = stream._open_text
+
+    def fake_open(path):
+        if path != bad:
+            return opened(path)
+        if fail_at == "open":
+            raise PermissionError(errno.EACCES, "Permission denied")  # no file name, as from a wrapper
+        return Broken()
+
+    monkeypatch.setattr(stream, "_open_text", fake_open)
+    with pytest.raises(InputError, match=r"bad\.txt: cannot read"):
+        list(stream.iter_pieces(bad))
+    res = CliRunner().invoke(
+        cli, ["data", "prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--vocab-size", "300"]
+    )
+    assert res.exit_code == 2 and "bad.txt" in res.output and "Traceback" not in res.output, res.output
+
+
 def test_a_folder_gives_its_text_files_only(tmp_path):
     src = tmp_path / "src"
     (src / "__pycache__").mkdir(parents=True)
@@ -194,6 +228,30 @@ def test_a_folder_gives_its_text_files_only(tmp_path):
     assert stream.resolve([str(src / "*")]) == [src / "a.py", src / "pkg" / "b.txt.gz"]
     with pytest.raises(InputError, match="logo.png.*a binary file"):
         stream.resolve([str(src / "logo.png")])
+
+
+def test_a_recursive_pattern_never_follows_a_folder_link(tmp_path):
+    """Found by fuzzing: glob's ``**`` follows links to folders, so a link back up the tree
+    (``up -> ..``) gave the same files under ever longer paths until the system refused one.
+    A ``**`` pattern now walks the
+    tree as a folder source does, never entering a linked folder."""
+    src = tmp_path / "c"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / ".hidden").mkdir()
+    (src / "a.txt").write_text("a\n")
+    (src / "sub" / "b.txt").write_text("b\n")
+    (src / "sub" / "c.md").write_text("c\n")
+    (src / "sub" / ".hidden" / "h.txt").write_text("h\n")
+    (src / "up").symlink_to("..")  # a second such link made glob walk for more than five minutes
+    every = [src / "a.txt", src / "sub" / "b.txt", src / "sub" / "c.md"]
+    assert stream.resolve([str(src / "**")]) == every
+    assert stream.resolve([str(src / "**" / "*.txt")]) == [src / "a.txt", src / "sub" / "b.txt"]
+    assert stream.resolve([str(tmp_path / "**" / "sub" / "*.md")]) == [src / "sub" / "c.md"]
+    assert stream.resolve([str(src / "su?" / "*.txt")]) == [src / "sub" / "b.txt"]  # no ** : glob's own
+    from lmscale.train import data as tdata  # a ladder config's sources take the same walk
+
+    docs = tdata.documents(tdata.CorpusConfig("x", (str(src / "**" / "*.txt"),)))
+    assert [d for d, _ in docs] == [str(src / "a.txt"), str(src / "sub" / "b.txt")]
 
 
 def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
@@ -251,3 +309,41 @@ def test_prepare_never_deletes_files_it_did_not_write(corpus, tmp_path):
     with pytest.raises(InputError, match="holds other files \\(weights.bin\\)"):
         prepare_corpus([str(root)], theirs, options=PrepareOptions(vocab_size=300))
     assert (theirs / "weights.bin").read_bytes() == b"precious"
+
+
+def test_a_corpus_of_empty_files_is_named_before_anything_is_written(tmp_path):
+    """Found by fuzzing: a folder of empty files failed with "the corpus supports only 257 tokens"
+    (without a tokenizer) or left a tokenizer.json behind (with one)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("")
+    (src / "b.jsonl").write_text("")
+    for tok in (None, _tokenizer_file(tmp_path)):
+        out = tmp_path / "out"
+        with pytest.raises(InputError, match=r"every file is empty.*a\.txt"):
+            prepare_corpus([str(src)], out, tokenizer_file=tok, options=PrepareOptions(vocab_size=300))
+        assert not out.exists() or not (out / "tokenizer.json").exists()
+
+
+def _tokenizer_file(tmp_path):
+    from lmscale.train.data import train_tokenizer
+
+    path = tmp_path / "tok.json"
+    path.write_text(train_tokenizer(iter(["some words to learn from"] * 50), 260).to_str())
+    return path
+
+
+def test_records_without_text_in_the_named_field_are_said_so(tmp_path):
+    """Found by fuzzing: JSONL records whose text sits under another key (or is not a string)
+    gave "the corpus supports only 257 tokens" without a tokenizer."""
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"body": f"words {i} and more"}) + "\n" for i in range(50)))
+    for tok in (None, _tokenizer_file(tmp_path)):
+        with pytest.raises(InputError, match=r"docs\.jsonl.*no training text.*field 'text'.*--text-field"):
+            prepare_corpus(
+                [str(src)], tmp_path / "out", tokenizer_file=tok, options=PrepareOptions(vocab_size=300)
+            )
+    done = prepare_corpus(
+        [str(src)], tmp_path / "out", options=PrepareOptions(vocab_size=300, text_field="body")
+    )
+    assert done.is_file()

@@ -106,9 +106,7 @@ class Calibration:
         if not self.distance:
             object.__setattr__(self, "distance", distance_for(self.quantity))
         if self.distance not in (DISTANCE, COMPUTE_DISTANCE):
-            raise InputError(
-                f"unknown calibration distance {self.distance!r}; known: {DISTANCE}, {COMPUTE_DISTANCE}"
-            )
+            raise InputError(f"unknown calibration distance {self.distance!r}; known: {DISTANCE}, C+M")
         if not self.scores:
             raise InputError("a calibration needs at least one backtest score")
 
@@ -358,7 +356,8 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
         if ls is not None and error_fit.bootstrap:
             ep = np.asarray(error_fit.bootstrap)
             k = min(len(ep), len(ls))
-            sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
+            with np.errstate(over="ignore", invalid="ignore"):  # far-off loss samples overflow e^(−γL)
+                sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
     iv = cal.interval(pred, sd, c_factor, level, m_below, gap, n_factor)
     return CalibratedPrediction(pred, iv, sd, c_factor, cal, m_below, gap, n_factor)
 

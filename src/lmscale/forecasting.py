@@ -86,10 +86,22 @@ def forecast(
             raise InputError("an error-law fit predicts from a validation loss: give loss=")
         if not (isinstance(loss, (int, float)) and np.isfinite(loss) and loss > 0):
             raise InputError(f"--loss (loss=) must be a positive finite validation loss (nats), got {loss!r}")
-        return Forecast(None, float(loss), float(loss_fit.predict(loss=loss)), level=level)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+            error = float(loss_fit.predict(loss=loss))
+        _check_error(loss_fit, error, float(loss))
+        return Forecast(None, float(loss), error, level=level)
     if point is None:
         raise InputError("a loss-law fit predicts at a point: give N and one of D or M")
     pred = predict_chain(loss_fit, error_fit, point)
+    if not (np.isfinite(pred.loss) and pred.loss > 0):
+        raise InputError(
+            f"the loss law of {loss_fit.target!r} predicts a loss of {pred.loss:.4g} at N = "
+            f"{point.n_params:.4g}, D = {point.n_tokens:.4g}: a loss is a positive number, so the "
+            f"law does not hold at this point (its parameters: {_params(loss_fit)})"
+        )
+    if error_fit is not None:
+        assert pred.error is not None
+        _check_error(error_fit, pred.error, pred.loss)
     extra: dict = {}
     if loss_fit.bootstrap:
         lc = cal.of_fit(loss_fit, "loss")
@@ -105,9 +117,10 @@ def forecast(
             ei = _finite_interval(
                 lambda: cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
             )
-            extra.update(error_interval=(ei.low, ei.high), error_interval_method=cal.describe(ec))
+            # an error is a share of wrong answers: an interval's ends beyond [0, 1] are cut there
+            extra.update(error_interval=_share(ei.low, ei.high), error_interval_method=cal.describe(ec))
             if up.error_prediction is not None:
-                extra["error_bootstrap_interval"] = (up.error_prediction.low, up.error_prediction.high)
+                extra["error_bootstrap_interval"] = _share(up.error_prediction.low, up.error_prediction.high)
     warnings = extrapolation_warnings(loss_fit, point)
     if error_fit is not None:
         warnings += _error_law_warnings(loss_fit, error_fit, pred.loss)
@@ -132,6 +145,33 @@ def _error_law_warnings(loss_fit: FitResult, error_fit: FitResult, predicted_los
         f"the error law extrapolates: the predicted loss {predicted_loss:.4g} lies below its lowest "
         f"fitted loss {float(np.min(fitted)):.4g} ({gap:.2g} e-folds of compute by the loss law)"
     ]
+
+
+def _params(fit: FitResult) -> str:
+    return ", ".join(f"{k} = {v:.4g}" for k, v in fit.params.items())
+
+
+def _share(low: float, high: float) -> tuple[float, float]:
+    return (min(max(low, 0.0), 1.0), min(max(high, 0.0), 1.0))
+
+
+def _check_error(error_fit: FitResult, error: float, loss: float) -> None:
+    """A downstream error is a share of wrong answers: a law that predicts one at or below 0 (the
+    error law ε − k·e^(−γL) far below the losses it was fitted on), above 1 or a non-finite one is
+    refused."""
+    if np.isfinite(error) and 0 < error <= 1:
+        return
+    fitted = error_fit.x_arrays.get("loss")
+    lowest = (
+        f"; its lowest fitted loss is {float(np.min(fitted)):.4g}"
+        if fitted is not None and len(fitted)
+        else ""
+    )
+    raise InputError(
+        f"the error law of {error_fit.target!r} predicts an error of {error:.4g} at loss {loss:.4g}: "
+        f"an error is a share of wrong answers, in (0, 1], so the law does not hold at this loss{lowest} "
+        f"({_params(error_fit)}); predict the loss alone, without the error fit"
+    )
 
 
 def _finite_interval(compute):

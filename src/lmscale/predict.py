@@ -80,13 +80,20 @@ def predict_error(error_fit: FitResult, loss: float) -> float:
 
 def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint) -> ChainedPrediction:
     """Predict the loss of ``point`` and, with an error fit, the error at that predicted loss."""
+    if error_fit is not None and "loss" not in error_fit.law_obj.inputs:
+        raise InputError(
+            f"the error fit of {error_fit.target!r} is not an error law (law {error_fit.law!r} maps "
+            f"{', '.join(error_fit.law_obj.inputs)}, not a loss): chain through a fit of --law error"
+        )
     if error_fit is not None and loss_fit.target != error_fit.input_columns.get("loss", loss_fit.target):
         raise InputError(
             f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "
             f"predicts {loss_fit.target!r}; chain fits of the same validation loss"
         )
-    loss = predict_loss(loss_fit, point)
-    return ChainedPrediction(point, loss, None if error_fit is None else predict_error(error_fit, loss))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a non-finite value, refused above
+        loss = predict_loss(loss_fit, point)
+        error = None if error_fit is None else predict_error(error_fit, loss)
+    return ChainedPrediction(point, loss, error)
 
 
 def relative_error(predicted: float, observed: float) -> float:
@@ -165,9 +172,13 @@ def predict_with_intervals(
         )
         pick = ep[rng.integers(0, len(ep), len(loss_s))]
         elaw = error_fit.law_obj
-        err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
-        err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
+        with np.errstate(over="ignore", invalid="ignore"):  # far-off loss samples overflow e^(−γL)
+            err_conf = elaw.evaluate_vector(pick, {"loss": loss_s[:, None]})[:, 0]
+            err_pred = elaw.evaluate_vector(pick, {"loss": loss_noisy[:, None]})[:, 0]
         err_pred = err_pred + _noise(error_fit, len(err_pred), rng)
+        # an error is a share of wrong answers: samples outside [0, 1] (the law far below its
+        # fitted losses, or run noise) count as its ends, so an interval never reaches beyond them
+        err_conf, err_pred = np.clip(err_conf, 0.0, 1.0), np.clip(err_pred, 0.0, 1.0)
         result = replace(
             result,
             error=base.error,
@@ -226,8 +237,17 @@ def loss_gap(loss_fit: FitResult, lowest_fitted_loss: float, predicted_loss) -> 
 
 def extrapolation_warnings(fit: FitResult, point: ScalePoint) -> list[str]:
     labels = {"n_params": "parameters N", "multiplier": "token multiplier M", "flops": "compute C"}
-    return [
+    out = [
         f"extrapolating {labels[k]} {f:.3g}× beyond the largest fitted run"
         for k, f in extrapolation_factors(fit, point).items()
         if f > 1.0 + 1e-9
     ]
+    x = fit.x_arrays
+    if "n_params" in x:  # under-trained targets lie outside the fitted runs too
+        m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
+        if point.multiplier < m.min() * (1 - 1e-9):
+            out.append(
+                f"the token multiplier M {point.multiplier:.3g} lies {m.min() / point.multiplier:.3g}× "
+                "below the smallest fitted run's"
+            )
+    return out

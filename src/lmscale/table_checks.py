@@ -110,8 +110,8 @@ def _derived(c: _Check) -> None:
         if sizes_ok and not derived_ok:
             c.add(
                 i,
-                f"n_params={n[i]!r} and n_tokens={d[i]!r} give compute 6·N·D = {c_derived[i]!r} or "
-                f"D/N = {m_derived[i]!r}, out of floating-point range",
+                f"n_params={float(n[i])!r} and n_tokens={float(d[i])!r} give compute 6·N·D = "
+                f"{float(c_derived[i])!r} or D/N = {float(m_derived[i])!r}, out of floating-point range",
             )
     for col, derived, rule in (("multiplier", m_derived, "D/N"), ("flops", c_derived, "6·N·D")):
         if col not in c.frame.columns:

@@ -93,7 +93,9 @@ def load(path: str | Path) -> list[Ladder]:
         if df is not None:
             n, c = df["Model Size"].to_numpy(float), df["Training FLOP"].to_numpy(float)
             ids = [f"chinchilla-{i}" for i in range(len(df))]
-            return [_ladder("chinchilla", LABS["chinchilla"], n, c / (6 * n), df["loss"], ids, str(p))]
+            with np.errstate(divide="ignore", invalid="ignore"):  # N = 0: a row left out and counted
+                d = c / (6 * n)
+            return [_ladder("chinchilla", LABS["chinchilla"], n, d, df["loss"], ids, str(p))]
     from lmscale.run_table import RunTable
 
     runs = RunTable.read(p)

@@ -141,6 +141,37 @@ def splits(ladder: Ladder) -> list[Split]:
     return good
 
 
+def split_problem(ladder: Ladder) -> str | None:
+    """Why ``ladder`` cannot be scored (none of its splits has enough fit and held-out runs), or
+    None when it can."""
+    if splits(ladder):
+        return None
+    return (
+        f"{ladder.source}: not scored, no split of its {len(ladder.loss)} runs of "
+        f"{len(np.unique(ladder.n_params))} sizes works (a split fits at least 8 runs of 3 sizes and 2 "
+        f"token multipliers and holds out runs of N ≥ {SIZE_GAP:g}× the largest fitted, or of "
+        f"C ≥ {COMPUTE_GAP:g}× the largest fitted when fitting C ≤ 1/{COMPUTE_FIT_RATIO:g} of the largest)"
+    )
+
+
+def check_ladders(ladders: Sequence[Ladder]) -> list[str]:
+    """The ladders :func:`run` can score together: distinct names (the references and the tables
+    are keyed on them) and at least one ladder with a split. Returns why each of the others will not
+    be scored (:func:`split_problem`); raises :class:`InputError` when nothing can be."""
+    seen: dict[str, Ladder] = {}
+    for lad in ladders:
+        if lad.name in seen:
+            raise InputError(
+                f"two ladders are named {lad.name!r} ({seen[lad.name].source}, {lad.source}): give each "
+                "ladder once (a run table is named after its file, an Epoch-format CSV 'chinchilla')"
+            )
+        seen[lad.name] = lad
+    problems = [q for q in map(split_problem, ladders) if q is not None]
+    if ladders and len(problems) == len(ladders):
+        raise InputError("; ".join(problems))
+    return problems
+
+
 @dataclass
 class Score:
     rel: list = field(default_factory=list)  # signed relative errors
@@ -187,9 +218,8 @@ def score_split(
     sc = Score()
     note = ""
     try:
-        lf = fit(
-            law, x, lad.loss[fm], method=method.fit_method, run_ids=[r for r, k in zip(lad.run_ids, fm) if k]
-        )
+        ids = [r for r, k in zip(lad.run_ids, fm) if k]
+        lf = fit(law, x, lad.loss[fm], method=method.fit_method, run_ids=ids, target="loss")
     except (FitError, InputError) as exc:
         return [{"quantity": "loss", "failed": str(exc).splitlines()[0]}]
     pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
@@ -269,7 +299,9 @@ def run(
     """One row per ladder × split × method × quantity (the loss, and each downstream error a ladder
     carries). ``references``: ``lab-out`` (leave-one-lab-out references from the other ladders
     given — leave-one-ladder-out for the chained error; the shipped ones when no other lab or ladder
-    is given), ``shipped`` (the references shipped with lmscale), or ``none`` (no intervals)."""
+    is given), ``shipped`` (the references shipped with lmscale), or ``none`` (no intervals).
+    Ladders must have distinct names and one of them a split (:func:`check_ladders`)."""
+    check_ladders(ladders)
     refs: dict[str, cal.Calibration] = {}
     err_refs: dict[str, cal.Calibration] = {}
     if references == "lab-out" and n_resamples > 0:

@@ -4,6 +4,7 @@ from saved fits, checking a ladder against itself, and proposing a ladder."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from rich.table import Table
@@ -57,7 +58,13 @@ from lmscale.formatting import pct
 def fit(runs, law, target, where, dataset, loss_column, method, huber_delta, n_boot, seed, output):
     """Fit a scaling law to RUNS (a run table or a testbed folder)."""
     from lmscale.calibrated_fit import fit_runs
+    from lmscale.errors import InputError
     from lmscale.testbed import load_runs
+
+    if output and Path(output).resolve() == Path(runs).resolve():
+        raise InputError(
+            f"-o {output} is RUNS itself: the fit would replace the run table; name another file"
+        )
 
     result = fit_runs(
         load_runs(runs),
@@ -126,12 +133,29 @@ def predict(fit_file, n_params, tokens, multiplier, loss, error_fit, level, fmt)
     if fit_res.law == "error":
         if loss is None:
             raise InputError(f"{fit_file} is an error-law fit: give --loss")
+        options = {
+            "--n-params": n_params,
+            "--tokens": tokens,
+            "--multiplier": multiplier,
+            "--error-fit": error_fit,
+        }
+        given = [o for o, v in options.items() if v is not None]
+        if given:
+            raise InputError(f"{fit_file} is an error-law fit: it maps --loss alone, not {', '.join(given)}")
     else:
+        if loss is not None:
+            raise InputError(
+                f"{fit_file} is a loss-law fit ({fit_res.law}): --loss is for error-law fits; it "
+                "predicts at --n-params with --tokens or --multiplier"
+            )
         if n_params is None:
             raise InputError("give --n-params and one of --tokens or --multiplier")
         point = ScalePoint.make(n_params, multiplier=multiplier, n_tokens=tokens)
     efit = _load_fit(error_fit) if error_fit else None
-    result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
+    try:
+        result = forecast(fit_res, point, error_fit=efit, loss=loss, level=level)
+    except InputError as exc:  # e.g. an edited fit predicting a negative loss: say which file(s)
+        raise InputError(f"{fit_file}{f' with {error_fit}' if error_fit else ''}: {exc}") from None
     _print_forecast(result, f"prediction from {fit_file}", fmt)
 
 

@@ -326,6 +326,8 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
             f"unknown method(s) {', '.join(unknown)}; known: {', '.join(m.name for m in ladders.METHODS)}"
         )
     lads = [lad for p in paths for lad in ladders.load(p)]
+    for problem in ladders.check_ladders(lads):
+        err.print(labelled("warning:", "yellow", problem), soft_wrap=True)
     t0 = time.perf_counter()
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("ladder benchmark", total=None)

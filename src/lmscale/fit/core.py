@@ -64,18 +64,25 @@ def check_data(
     problems = []
     for i in range(n):
         if not np.isfinite(ya[i]):
-            problems.append(f"run {run_ids[i]!r}: target {target!r} is missing or not finite ({ya[i]!r})")
+            problems.append(
+                f"run {run_ids[i]!r}: target {target!r} is missing or not finite ({float(ya[i])!r})"
+            )
         elif log_target and ya[i] <= 0:
             problems.append(
-                f"run {run_ids[i]!r}: target {target!r} must be positive for a log objective ({ya[i]!r})"
+                f"run {run_ids[i]!r}: target {target!r} must be positive for a log objective ({float(ya[i])!r})"
             )
         for k, v in xa.items():
             if not np.isfinite(v[i]):
-                problems.append(f"run {run_ids[i]!r}: input {k!r} is missing or not finite ({v[i]!r})")
+                problems.append(f"run {run_ids[i]!r}: input {k!r} is missing or not finite ({float(v[i])!r})")
             elif k != "loss" and v[i] <= 0:
-                problems.append(f"run {run_ids[i]!r}: input {k!r} must be positive ({v[i]!r})")
+                problems.append(f"run {run_ids[i]!r}: input {k!r} must be positive ({float(v[i])!r})")
     if problems:
         raise InputError("cannot fit:\n  " + "\n  ".join(problems))
+    if np.max(np.abs(ya)) > 1e150 or (log_target and np.min(ya) < 1e-150):  # squares overflow
+        raise InputError(
+            f"target {target!r} ranges from {ya.min():.3g} to {ya.max():.3g}: the fit squares it"
+            f"{' (and its inverse, as a weight)' if log_target else ''}, which overflows; rescale it"
+        )
     if n < law.n_fit_params:
         raise FitError(
             f"too few runs to fit law {law.name!r}: {n} run{'s' if n != 1 else ''} for "
@@ -88,6 +95,8 @@ def check_data(
             f"{law.n_fit_params} parameters"
         )
     why = law.unidentified(xa)
+    if np.ptp(ya) <= 1e-12 * np.max(np.abs(ya)):  # e.g. a task every run gets right, or wrong
+        why = f"every run has the same {target!r} ({float(ya[0]):g}): nothing pins the law's shape down"
     if why:
         raise FitError(f"cannot fit law {law.name!r} on {target!r}: {why}")
     w = None

@@ -164,6 +164,11 @@ class FitResult:
             )
         except KeyError as exc:
             raise InputError(f"{source}: fit file lacks field {exc.args[0]!r}") from None
+        except InputError as exc:  # named once: some checks name the file already
+            msg = str(exc)
+            raise InputError(
+                msg if msg.startswith(source) else f"{source}: malformed fit file: {msg}"
+            ) from None
         except (TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{source}: malformed fit file: {exc}") from None
         _check(res, law, source)

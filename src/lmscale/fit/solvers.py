@@ -171,6 +171,12 @@ def batched_projection(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
     sw = np.sqrt(w)
     a = phi * sw[..., None]  # (..., n, k)
     b = np.broadcast_to(y * sw, a.shape[:-1])  # (..., n)
+    # a problem that overflowed (an extreme exponent, or targets so small that their relative
+    # weights are infinite) gets NaN coefficients and an infinite objective, as in _projected:
+    # LAPACK does not converge on non-finite input
+    bad = ~(np.all(np.isfinite(a), axis=(-2, -1)) & np.all(np.isfinite(b), axis=-1))
+    if np.any(bad):
+        a, b = np.where(bad[..., None, None], 0.0, a), np.where(bad[..., None], 0.0, b)
     scale = np.max(np.abs(a), axis=-2)  # (..., k): largest entry (no squares to overflow)
     scale = np.where(scale > 0, scale, 1.0)
     q, r = np.linalg.qr(a / scale[..., None, :])
@@ -179,7 +185,10 @@ def batched_projection(phi: np.ndarray, w: np.ndarray, y: np.ndarray):
     # coefficients (and the larger objective it deserves) instead of a LinAlgError
     beta = (np.linalg.pinv(r, rcond=1e-13) @ qtb[..., None])[..., 0] / scale
     resid = (phi @ beta[..., None])[..., 0] - y
-    return beta, np.sum(w * resid**2, axis=-1)
+    obj = np.sum(w * resid**2, axis=-1)
+    if np.any(bad):
+        beta, obj = np.where(bad[..., None], np.nan, beta), np.where(bad, np.inf, obj)
+    return beta, obj
 
 
 def _projected(law, x, y, sw, theta):

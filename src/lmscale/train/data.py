@@ -10,7 +10,6 @@ and reused afterwards (the cache key covers corpus content and tokenizer).
 
 from __future__ import annotations
 
-import glob
 import gzip
 import hashlib
 import json
@@ -24,6 +23,7 @@ import numpy as np
 
 from lmscale._io import atomic_write, atomic_write_text, check_regular_file, iter_json_lines, read_json
 from lmscale.errors import InputError
+from lmscale.train.sources import expand
 from lmscale.train.stream import open_prepared
 from lmscale.train.tokens import EOT, _int_in, is_validation, train_tokenizer
 
@@ -117,7 +117,7 @@ def documents(cfg: CorpusConfig) -> Iterator[tuple[str, str]]:
     else:
         files = []
         for pattern in cfg.sources:
-            hits = sorted(glob.glob(pattern, recursive=True))
+            hits = expand(pattern)  # a ** never enters a linked folder (a link up the tree loops)
             if not hits:
                 raise InputError(f"corpus {cfg.name!r}: no file matches {pattern!r}")
             files += [Path(h) for h in hits if Path(h).is_file()]

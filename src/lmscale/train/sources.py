@@ -4,6 +4,8 @@ patterns) resolved into the text, JSONL and Parquet files it reads, and what ide
 from __future__ import annotations
 
 import glob
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,12 +54,64 @@ def _walk(folder: Path) -> list[Path]:
     return out
 
 
+_MAGIC = re.compile(r"[*?[]")
+
+
+def _segment(seg: str) -> str:
+    """A regular expression for one path segment of a glob pattern (``*``, ``?``, ``[…]``); like
+    glob, a wildcard never matches a name starting with "." unless the pattern's does."""
+    out = "" if seg.startswith(".") else r"(?!\.)"
+    i = 0
+    while i < len(seg):
+        c = seg[i]
+        end = seg.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif end > 0:
+            body = seg[i + 1 : end]
+            neg, body = (body.startswith("!"), body[1:] if body.startswith("!") else body)
+            out += "[" + "^" * neg + "".join(ch if ch == "-" else re.escape(ch) for ch in body) + "]"
+            i = end
+        else:
+            out += re.escape(c)
+        i += 1
+    return out
+
+
+def _glob_tree(pattern: str) -> list[str]:
+    """Matches of a pattern with a ``**`` segment, found by walking the tree below its fixed part
+    without entering linked folders: glob's own ``**`` follows them, so a link back up the tree
+    (``up -> ..``) repeats the same files under ever longer paths."""
+    parts = Path(pattern).parts
+    k = next(i for i, part in enumerate(parts) if _MAGIC.search(part))
+    rest = list(parts[k:]) + (["*"] if parts[-1] == "**" else [])  # a last ** : everything below
+    rx = ""
+    for i, seg in enumerate(rest):
+        rx += r"(?:(?!\.)[^/]+/)*" if seg == "**" else _segment(seg) + ("/" if i < len(rest) - 1 else "")
+    match = re.compile(rx, re.DOTALL).fullmatch
+    base = Path(*parts[:k]) if k else Path()
+    hits = []
+    for root, dirs, files in os.walk(base):  # never follows a linked folder
+        rel = Path(root).relative_to(base)
+        names = [d for d in dirs if not os.path.islink(os.path.join(root, d))] + files
+        hits += [str(base / rel / n) for n in names if match((rel / n).as_posix())]
+    return sorted(hits)
+
+
+def expand(pattern: str) -> list[str]:
+    """The paths a glob pattern matches, sorted; a ``**`` segment matches any depth of folders but
+    never enters a linked one (:func:`_glob_tree`)."""
+    return _glob_tree(pattern) if "**" in Path(pattern).parts else sorted(glob.glob(pattern))
+
+
 def resolve(sources: Sequence[str]) -> list[Path]:
     """Files of ``sources`` (paths or glob patterns), sorted, each once. A folder contributes its
     text files (:func:`_walk`); a binary file named on its own is refused."""
     out: list[Path] = []
     for s in sources:
-        hits = sorted(glob.glob(s, recursive=True)) if any(c in s for c in "*?[") else [s]
+        hits = expand(s) if _MAGIC.search(s) else [s]
         for h in hits:
             p = Path(h)
             if p.is_dir():

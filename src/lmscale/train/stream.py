@@ -81,8 +81,8 @@ def iter_pieces(path: Path, text_field: str = "text") -> Iterator[tuple[str, str
             raise InputError(
                 f"{path}: damaged or not a {_kind_name(path)} file ({exc.__class__.__name__}: {exc})"
             ) from None
-        if isinstance(exc, OSError) and exc.errno is None:  # the decompressors' own errors carry no errno
-            raise InputError(f"{path}: unreadable ({exc})") from None
+        if isinstance(exc, OSError):  # a disk error, a permission; the decompressors' own errors too
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
         raise
 
 
@@ -217,6 +217,9 @@ def prepare_corpus(
     if not paths:
         raise InputError(f"corpus sources {list(sources)} match no files outside {folder}")
     files = manifest(paths)
+    if all(f["size"] == 0 for f in files):  # said before the folder is claimed or anything written
+        names = ", ".join(str(q) for q in paths[:5]) + (", …" if len(paths) > 5 else "")
+        raise InputError(f"corpus sources {list(sources)}: every file is empty ({names})")
     _own_folder(folder)
     claim_folder(folder)
     _no_registered_inputs(folder)
@@ -240,7 +243,20 @@ def prepare_corpus(
         except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception on malformed files
             raise InputError(f"{tokenizer_file}: not a tokenizers JSON file ({exc})") from None
     else:
-        tok = train_tokenizer(_sample(paths, opts), opts.vocab_size, opts.eot)
+        sampled = [0, 0]  # characters read, whether every file was read through
+
+        def counted() -> Iterator[str]:
+            for piece in _sample(paths, opts):
+                sampled[0] += len(piece)
+                yield piece
+            sampled[1] = 1
+
+        try:
+            tok = train_tokenizer(counted(), opts.vocab_size, opts.eot)
+        except InputError:
+            if sampled == [0, 1]:  # nothing to learn from: say why, not that the vocabulary is too large
+                raise InputError(_no_text(sources, opts)) from None
+            raise
     eot = tok.token_to_id(opts.eot)
     if eot is None:
         raise InputError(f"the tokenizer has no end-of-text token {opts.eot!r}; name its own with --eot")
@@ -284,7 +300,7 @@ def prepare_corpus(
     for w in writers.values():
         w.close_shard()
     if writers["train"].n_tokens < 2:
-        raise InputError(f"{list(sources)}: no training text (val_permille={opts.val_permille})")
+        raise InputError(_no_text(sources, opts))
     meta = {
         "format": FORMAT,
         "key": key,
@@ -300,6 +316,16 @@ def prepare_corpus(
         "n_documents": n_docs,
     }
     return atomic_write_text(done, json.dumps(meta, indent=1))
+
+
+def _no_text(sources: Sequence[str], opts: PrepareOptions) -> str:
+    why = (
+        "--val-permille 1000 sends every document to validation"
+        if opts.val_permille >= 1000
+        else f"JSONL and Parquet records need a non-empty string in field {opts.text_field!r} (--text-field "
+        "names another)"
+    )
+    return f"{list(sources)}: no training text: {why}"
 
 
 def open_prepared(folder: str | Path):
