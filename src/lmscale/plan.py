@@ -25,7 +25,7 @@ from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit
 from lmscale.fit.method import DEFAULT, check_method
 from lmscale.laws import OVERTRAIN
-from lmscale.plan_grid import EVIDENCE_COLUMN, combine, grids, windows
+from lmscale.plan_grid import EVIDENCE_COLUMN, combine, grids, nothing_to_propose, windows
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
 from lmscale.study import Study
@@ -161,7 +161,7 @@ def candidates(
         )
     vals = [v.removeprefix("loss_") for v in (val_sets or runs.val_sets)]
     out: list[LadderCandidate] = []
-    why = {"budget": 0, "max_runs": 0, "evidence": 0}
+    why = {"budget": 0, "max_runs": 0, "evidence": 0, "diverged": 0}
     total, done = sum(len(w) for _, w in per_grid), 0
     for grid, grid_windows in per_grid:
         for cand_sizes, cand_mults in grid_windows:
@@ -180,6 +180,9 @@ def candidates(
             if len(errs) < 3:
                 why["evidence"] += 1
                 continue
+            if not np.all(np.isfinite(errs)):
+                why["diverged"] += 1
+                continue
             out.append(
                 LadderCandidate(
                     cand_sizes,
@@ -192,26 +195,8 @@ def candidates(
                 )
             )
     if not out:
-        raise InputError(_nothing_to_propose(runs, total, why))
+        raise InputError(nothing_to_propose(runs, total, why))
     return out
-
-
-def _nothing_to_propose(runs: RunTable, total: int, why: dict[str, int]) -> str:
-    """Why no candidate survived, by cause, with what would fix each."""
-    parts = []
-    if why["budget"]:
-        parts.append(f"{why['budget']} cost more than the budget (raise --budget)")
-    if why["max_runs"]:
-        parts.append(f"{why['max_runs']} have more runs than --max-runs (raise it)")
-    if why["evidence"]:
-        parts.append(
-            f"{why['evidence']} could not be backtested: each needs at least 3 backtest errors, one per "
-            f"evidence training set × validation loss with at least {OVERTRAIN.n_fit_params + 1} of the "
-            "candidate's runs and an evidence run more than 1.5× larger than its largest size to predict "
-            f"(the evidence has {len(runs.datasets)} training set(s) and {len(runs.val_sets)} validation "
-            "loss(es): add larger runs, more validation losses, or the paper testbed as --evidence)"
-        )
-    return f"no candidate ladder fits the budget and the evidence: of {total} candidates, " + "; ".join(parts)
 
 
 def _evidence_errors(
@@ -243,9 +228,10 @@ def _evidence_errors(
                 f = fit(OVERTRAIN, {"n_params": n[ok], "multiplier": m[ok]}, y[ok], method=method)
             except (FitError, InputError):
                 continue
-            pred = float(f.predict(n_params=proxy.n_params, multiplier=proxy.multiplier))
-            if np.isfinite(pred):
-                errs.append(abs(pred - y[near]) / y[near] * scale)
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred = float(f.predict(n_params=proxy.n_params, multiplier=proxy.multiplier))
+            # a fit that blows up on the evidence rules the candidate out (was: quietly skipped)
+            errs.append(abs(pred - y[near]) / y[near] * scale if np.isfinite(pred) else float("inf"))
         if errs:
             per_ts.append((ts, tuple(errs)))
     return tuple(per_ts)

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from lmscale.errors import InputError
+from lmscale.laws import OVERTRAIN
 from lmscale.predict import ScalePoint
 from lmscale.run_table import RunTable
 
@@ -76,3 +77,26 @@ def windows(
         (tuple(float(s) for s in sizes[:k]), tuple(float(m) for m in mults[window]))
         for k, window in ladder_grid(len(sizes), len(mults), single_m_from=3)
     ]
+
+
+def nothing_to_propose(runs: RunTable, total: int, why: dict[str, int]) -> str:
+    """Why no candidate survived, by cause, with what would fix each."""
+    parts = []
+    if why["budget"]:
+        parts.append(f"{why['budget']} cost more than the budget (raise --budget)")
+    if why["max_runs"]:
+        parts.append(f"{why['max_runs']} have more runs than --max-runs (raise it)")
+    if why["diverged"]:
+        parts.append(
+            f"{why['diverged']} have a backtest fit on the evidence whose prediction is not finite "
+            "(a law that blows up outside its runs: add sizes or multipliers to the allowed grid)"
+        )
+    if why["evidence"]:
+        parts.append(
+            f"{why['evidence']} could not be backtested: each needs at least 3 backtest errors, one per "
+            f"evidence training set × validation loss with at least {OVERTRAIN.n_fit_params + 1} of the "
+            "candidate's runs and an evidence run more than 1.5× larger than its largest size to predict "
+            f"(the evidence has {len(runs.datasets)} training set(s) and {len(runs.val_sets)} validation "
+            "loss(es): add larger runs, more validation losses, or the paper testbed as --evidence)"
+        )
+    return f"no candidate ladder fits the budget and the evidence: of {total} candidates, " + "; ".join(parts)

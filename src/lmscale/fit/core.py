@@ -243,10 +243,10 @@ def summarise(law: Law, outcome: solvers.Outcome, x, y) -> FitDiagnostics:
         if (np.isfinite(a) and v - a <= tol[law.params.index(p)])
         or (np.isfinite(b) and b - v <= tol[law.params.index(p)])
     ]
-    jac = law.jacobian_vector(outcome.best, x) * scale
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a far optimum can overflow: its condition number is then inf
+        jac = law.jacobian_vector(outcome.best, x) * scale
         cond = float(np.linalg.cond(jac)) if np.all(np.isfinite(jac)) else float("inf")
-    resid = y - law.evaluate_vector(outcome.best, x)
+        resid = y - law.evaluate_vector(outcome.best, x)
     dof = max(len(y) - law.n_fit_params, 0)
     return FitDiagnostics(
         n_runs=len(y),
