@@ -13,6 +13,8 @@ Per ladder × split, the mean absolute relative error of the held-out runs for:
 - ``backtest-pick``: the method among paper / default / rel-ls / huber-log whose own rolling-origin
   backtest on the fit runs has the smallest mean error at the larger half of its distances;
   ``pick paper|default`` the same choice between the two shipped methods only;
+- ``local-M``: one fit per held-out run, the default's weights times a Gaussian kernel in
+  ln M around that run's M (bandwidth 2), so that each prediction leans on runs trained as long;
 - ``bias-const`` / ``bias-N``: the default, its prediction moved by half the drift its own backtest
   shows — the mean signed log error (const), or its slope against the e-folds of N beyond the fit
   (N) — when that drift is at least twice its standard error;
@@ -47,7 +49,7 @@ import pandas as pd
 
 from lmscale.benchmark import ladders as L
 from lmscale.errors import FitError, InputError
-from lmscale.fit.core import fit
+from lmscale.fit.core import fit, run_weights
 from lmscale.laws import ERROR, OVERTRAIN
 
 
@@ -109,6 +111,21 @@ def testbed_width(n: float, vocab: int) -> int:
     raise SystemExit(f"testbed: no (d, l) gives N = {n:.0f}")
 
 
+def local_m(lad, sp, bandwidth: float = 2.0) -> float:
+    """Mean held-out error of per-target fits weighted towards the target's token multiplier."""
+    f, h = sp.fit, sp.heldout
+    x = {"n_params": lad.n_params[f], "multiplier": lad.multiplier[f]}
+    base = run_weights("relative-size", x, lad.loss[f])
+    assert base is not None
+    rel = []
+    for j in np.flatnonzero(h):
+        k = np.exp(-0.5 * ((np.log(lad.multiplier[f]) - np.log(lad.multiplier[j])) / bandwidth) ** 2)
+        r = fit(OVERTRAIN, x, lad.loss[f], method="varpro", weights=base * np.maximum(k, 1e-3))
+        pred = float(r.predict(n_params=lad.n_params[j], multiplier=lad.multiplier[j]))
+        rel.append(abs(pred - lad.loss[j]) / lad.loss[j])
+    return float(np.mean(rel))
+
+
 def bias_corrected(lad, sp, kind: str, shrink: float = 0.5, min_t: float = 2.0) -> float:
     """The default's held-out error with its prediction moved by ``shrink`` × the drift of its own
     backtest's signed log error (``const``: a constant; ``N``: a slope in ln⁺ of the N factor, plus
@@ -162,6 +179,7 @@ def main() -> None:
                 pick = backtest_pick(lad, sp)
                 row["backtest-pick"] = err(lad, sp, pick)
                 row["pick paper|default"] = err(lad, sp, backtest_pick(lad, sp, ("paper", "default")))
+                row["local-M"] = local_m(lad, sp)
                 row["bias-const"] = bias_corrected(lad, sp, "const")
                 row["bias-N"] = bias_corrected(lad, sp, "N")
                 row["picked"] = pick
