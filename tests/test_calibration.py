@@ -391,3 +391,39 @@ def test_an_own_calibration_takes_its_floors_distance():
     assert cal.choose(pts, "loss").distance == cal.DISTANCE  # the shipped floor counts size
     assert "per e-fold of compute)" in cal.describe(own)
     assert "per e-fold of compute or size" in cal.describe(cal.reference("loss"))
+
+
+def test_saved_distances_round_trip_through_fit_and_predict(tmp_path):
+    """``lmscale fit --bootstrap`` saves the loss calibration's distance; ``lmscale predict`` reads it
+    back (a target 6× larger than any fitted run, under-trained, counts its size), and the same file
+    without the field (an older one) gives the compute-only interval its scores were measured for."""
+    from pathlib import Path
+
+    runs = Path(__file__).parent.parent / "examples" / "cpu-small" / "runs.jsonl"
+    fit_file = tmp_path / "fit.json"
+    args = ["fit", str(runs), "--target", "loss_python", "--bootstrap", "50", "-o", str(fit_file)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    d = json.loads(fit_file.read_text())
+    assert d["calibration"]["distance"] == cal.DISTANCE
+
+    def predict() -> dict:
+        point = ["--n-params", "2M", "--multiplier", "2", "--format", "json"]
+        res = CliRunner().invoke(cli, ["predict", str(fit_file), *point])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    new = predict()
+    assert "compute or size" in new["loss_interval_method"]
+    lf = FitResult.load(fit_file)
+    from lmscale.predict import ScalePoint
+
+    cp = cal.calibrated(lf, ScalePoint.make(2e6, multiplier=2.0), 0.9, cal.of_fit(lf))
+    assert cp.n_factor > cp.c_factor > 1 and list(new["loss_interval"]) == [cp.interval.low, cp.interval.high]
+    d["calibration"].pop("distance")
+    fit_file.write_text(json.dumps(d))
+    old = predict()
+    compute_only = cp.calibration.interval(cp.predicted, cp.sd_log, cp.c_factor, 0.9, cp.m_below)
+    assert list(old["loss_interval"]) == [compute_only.low, compute_only.high]
+    assert (
+        old["loss_interval"][1] - old["loss_interval"][0] < new["loss_interval"][1] - new["loss_interval"][0]
+    )
