@@ -329,3 +329,101 @@ def test_chained_backtest_points_carry_the_loss_gap():
     # a target larger and at least as long-trained as every fit run lies below the fitted losses
     beyond = [p for p in err_pts if p.n_factor > 1 and p.m_factor >= 1]
     assert beyond and all(p.loss_gap > 0 for p in beyond)
+
+
+def test_a_power_law_in_compute_counts_its_compute_extrapolation():
+    """A power law L(C) has no n_params, so its fit gave no extrapolation factors at all: every
+    target — even 10⁴× beyond the fitted compute — lay at distance 0, its interval had no
+    extrapolation term and its prediction no warning."""
+    from lmscale.fit.core import fit
+    from lmscale.laws.power import POWER
+    from lmscale.predict import ScalePoint, extrapolation_factors, extrapolation_warnings
+
+    c = np.geomspace(1e15, 1e18, 12)
+    lf = fit(POWER, {"flops": c}, 1.7 + 40.0 * c**-0.1, target="loss_x")
+    ref = cal.reference("loss")
+    inside, far = ScalePoint.make(5e6, multiplier=20.0), ScalePoint.make(5e8, multiplier=20.0)
+    assert extrapolation_factors(lf, far) == {"flops": pytest.approx(far.flops / 1e18)}
+    near, beyond = cal.calibrated(lf, inside, 0.9, ref), cal.calibrated(lf, far, 0.9, ref)
+    assert near.c_factor < 1 and beyond.c_factor == pytest.approx(far.flops / 1e18)
+    assert np.log(beyond.interval.high / beyond.predicted) == pytest.approx(
+        ref.quantile(0.9) * ref.tau * (1 + np.log(far.flops / 1e18))
+    )
+    assert any("compute C" in w for w in extrapolation_warnings(lf, far))
+    assert not extrapolation_warnings(lf, inside)
+
+
+@pytest.mark.parametrize("value", ["", None, "C", ["C+M"]])
+def test_a_tampered_distance_in_a_fit_file_is_refused_naming_the_file(tmp_path, value):
+    """An empty distance was read as the quantity's (a file saying nothing about it is an old one,
+    "C+M"; an empty value is neither): every value but the two known ones is refused."""
+    from lmscale.fit.core import fit
+    from lmscale.laws import OVERTRAIN
+
+    n, m, loss, _err, _ = _error_ladder()
+    lf = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, target="loss_x")
+    d = {**cal.reference("loss").to_dict(), "distance": value}
+    with pytest.raises(InputError, match="malformed calibration"):
+        cal.Calibration.from_dict(d)
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps({**lf.to_dict(), "calibration": d}))
+    res = CliRunner().invoke(cli, ["predict", str(path), "--n-params", "1e9", "--multiplier", "20"])
+    assert res.exit_code == 2 and str(path) in res.output and "distance" in res.output, res.output
+
+
+def test_an_own_calibration_takes_its_floors_distance():
+    """A floor's quantiles bound scores measured the same way only: an own loss calibration floored
+    by a calibration saved before the size term ("C+M") measures its scores without it too, so a
+    larger model at no more compute gets the interval the floor's scores were measured for."""
+    from lmscale.backtest import backtest_arrays
+
+    n, m, loss, _err, _ = _error_ladder()
+    noisy = loss * np.exp(0.01 * np.sin(np.arange(len(loss))))
+    pts = backtest_arrays(n, m, noisy, n_resamples=0)
+    assert any(p.n_factor > p.c_factor and p.n_factor > 1 for p in pts)  # size counts for some
+    legacy = cal.Calibration.from_dict(
+        {k: v for k, v in cal.reference("loss").to_dict().items() if k != "distance"}
+    )
+    own = cal.choose(pts, "loss", legacy)
+    assert own.source == "own" and own.floor == legacy.scores and own.distance == cal.COMPUTE_DISTANCE
+    assert cal.Calibration.from_dict(own.to_dict()) == own
+    assert own.interval(3.0, 0.0, 0.5, 0.9, n_factor=8.0) == own.interval(3.0, 0.0, 0.5, 0.9)
+    assert cal.choose(pts, "loss").distance == cal.DISTANCE  # the shipped floor counts size
+    assert "per e-fold of compute)" in cal.describe(own)
+    assert "per e-fold of compute or size" in cal.describe(cal.reference("loss"))
+
+
+def test_saved_distances_round_trip_through_fit_and_predict(tmp_path):
+    """``lmscale fit --bootstrap`` saves the loss calibration's distance; ``lmscale predict`` reads it
+    back (a target 6× larger than any fitted run, under-trained, counts its size), and the same file
+    without the field (an older one) gives the compute-only interval its scores were measured for."""
+    from pathlib import Path
+
+    runs = Path(__file__).parent.parent / "examples" / "cpu-small" / "runs.jsonl"
+    fit_file = tmp_path / "fit.json"
+    args = ["fit", str(runs), "--target", "loss_python", "--bootstrap", "50", "-o", str(fit_file)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    d = json.loads(fit_file.read_text())
+    assert d["calibration"]["distance"] == cal.DISTANCE
+
+    def predict() -> dict:
+        point = ["--n-params", "2M", "--multiplier", "2", "--format", "json"]
+        res = CliRunner().invoke(cli, ["predict", str(fit_file), *point])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    new = predict()
+    assert "compute or size" in new["loss_interval_method"]
+    lf = FitResult.load(fit_file)
+    from lmscale.predict import ScalePoint
+
+    cp = cal.calibrated(lf, ScalePoint.make(2e6, multiplier=2.0), 0.9, cal.of_fit(lf))
+    assert cp.n_factor > cp.c_factor > 1 and list(new["loss_interval"]) == [cp.interval.low, cp.interval.high]
+    d["calibration"].pop("distance")
+    fit_file.write_text(json.dumps(d))
+    old = predict()
+    compute_only = cp.calibration.interval(cp.predicted, cp.sd_log, cp.c_factor, 0.9, cp.m_below)
+    assert list(old["loss_interval"]) == [compute_only.low, compute_only.high]
+    assert (
+        old["loss_interval"][1] - old["loss_interval"][0] < new["loss_interval"][1] - new["loss_interval"][0]
+    )

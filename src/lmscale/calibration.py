@@ -10,10 +10,11 @@ prediction's uncertainty as
 (sd: the bootstrap spread of ln prediction, a robust standard deviation, so that the few resamples
 that cannot pin the law down do not set the width; C / C_fit and N / N_fit: the target's compute
 and size over the largest fitted run's, so that a larger model trained on few tokens — at no more
-compute than the fitted runs — still counts as an extrapolation; τ = :data:`TAU`), and learns from backtests — laws fitted on smaller
-runs predicting larger ones (:mod:`lmscale.backtest`) — how many units u the truth falls from the
-prediction: the scores |ln(observed / predicted)| / u. The interval at level ℓ is
-prediction · exp(± q_ℓ · u), with q_ℓ the split-conformal ℓ-quantile of the scores.
+compute than the fitted runs — still counts as an extrapolation; τ = :data:`TAU`), and learns
+from backtests — laws fitted on smaller runs predicting larger ones (:mod:`lmscale.backtest`) —
+how many units u the truth falls from the prediction: the scores |ln(observed / predicted)| / u.
+The interval at level ℓ is prediction · exp(± q_ℓ · u), q_ℓ the split-conformal ℓ-quantile of the
+scores. A law of compute alone (the power law) has no N_fit or M: its d is ln⁺(C / C_fit).
 
 A chained downstream error adds the error law's own extrapolation to d: the loss gap g, how far
 the predicted loss lies below the error law's lowest fitted loss, in e-folds of compute by the loss
@@ -99,11 +100,11 @@ class Calibration:
     #: the reference's intervals but not narrow them
     floor: tuple[float, ...] | None = None
     #: which distance the scores were measured with (:data:`DISTANCE`, :data:`COMPUTE_DISTANCE`);
-    #: empty: the quantity's (:func:`distance_for`)
-    distance: str = ""
+    #: None: the quantity's (:func:`distance_for`)
+    distance: str | None = None
 
     def __post_init__(self):
-        if not self.distance:
+        if self.distance is None:
             object.__setattr__(self, "distance", distance_for(self.quantity))
         if self.distance not in (DISTANCE, COMPUTE_DISTANCE):
             raise InputError(f"unknown calibration distance {self.distance!r}; known: {DISTANCE}, C+M")
@@ -195,8 +196,8 @@ def distance_for(quantity: str) -> str:
     return DISTANCE if quantity == "loss" else COMPUTE_DISTANCE
 
 
-def _point_scores(pts, quantity: str) -> np.ndarray:
-    size = distance_for(quantity) == DISTANCE
+def _point_scores(pts, dist: str) -> np.ndarray:
+    size = dist == DISTANCE
     return scores(
         [p.log_error for p in pts],
         [p.sd_log for p in pts],
@@ -211,12 +212,14 @@ def from_backtest(
     points: Sequence, quantity: str = "loss", floor: Calibration | None = None
 ) -> Calibration | None:
     """The user's own calibration from backtest points (:class:`lmscale.backtest.BacktestPoint`) of
-    one method, floored by the reference ``floor``; None when there are too few (fewer than
+    one method, floored by the reference ``floor`` and measured with its distance (a floor's
+    quantiles bound scores of the same units only); None when there are too few (fewer than
     :data:`MIN_OWN_SCORES` or one origin)."""
     pts = [p for p in points if p.quantity == quantity and np.isfinite(p.log_error)]
     if len(pts) < MIN_OWN_SCORES or len({p.origin for p in pts}) < 2:
         return None
-    s = _point_scores(pts, quantity)
+    dist = distance_for(quantity) if floor is None else str(floor.distance)
+    s = _point_scores(pts, dist)
     origins = len({(p.train_set, p.origin) for p in pts})
     return Calibration(
         quantity,
@@ -225,6 +228,7 @@ def from_backtest(
         f"this ladder's own backtest: {len(pts)} predictions from {origins} rolling origins"
         + (", never narrower than the reference's" if floor is not None else ""),
         floor=None if floor is None else floor.scores,
+        distance=dist,
     )
 
 
@@ -238,7 +242,7 @@ def reference_from_backtest(
     pts = [points[i] for i in keep]
     if not pts:
         raise InputError(f"no backtest predictions of {quantity!r} to build a reference calibration from")
-    s = _point_scores(pts, quantity)
+    s = _point_scores(pts, distance_for(quantity))
     if groups is None:
         q = np.quantile(s, _REF_LEVELS, method="higher")
     else:
@@ -287,16 +291,12 @@ def choose(
 
 
 def describe(cal: Calibration) -> str:
-    """One line for outputs: how the interval was calibrated."""
-    where = (
-        "from " + cal.description
-        if cal.source == "own"
-        else (
-            "from the reference (" + cal.description + "): this ladder has too few runs for its own backtest"
-        )
-    )
+    """One line for outputs: how the interval was calibrated, and what its distance counts."""
+    ref = f"from the reference ({cal.description}): this ladder has too few runs for its own backtest"
+    where = "from " + cal.description if cal.source == "own" else ref
+    size = "compute or size" if cal.distance == DISTANCE else "compute"
     return (
-        f"calibrated interval: bootstrap ⊕ extrapolation error (τ = {cal.tau:g} per e-fold of compute), "
+        f"calibrated interval: bootstrap ⊕ extrapolation error (τ = {cal.tau:g} per e-fold of {size}), "
         f"conformal scores {where}"
     )
 

@@ -190,11 +190,12 @@ def predict_with_intervals(
 
 def extrapolation_factors(fit: FitResult, point: ScalePoint) -> dict[str, float]:
     """How far ``point`` lies beyond the fitted runs: target ÷ largest fitted value for N, M (or D)
-    and compute (values ≤ 1 are inside the fitted range)."""
+    and compute (values ≤ 1 are inside the fitted range); a law of compute alone (the power law): of
+    compute only."""
     x = fit.x_arrays
     n = x.get("n_params")
     if n is None:
-        return {}
+        return {"flops": point.flops / x["flops"].max()} if "flops" in x else {}
     m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / n
     c = 6.0 * n * n * m
     return {
