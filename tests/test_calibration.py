@@ -427,3 +427,15 @@ def test_saved_distances_round_trip_through_fit_and_predict(tmp_path):
     assert (
         old["loss_interval"][1] - old["loss_interval"][0] < new["loss_interval"][1] - new["loss_interval"][0]
     )
+
+
+def test_a_fit_carrying_another_quantitys_calibration_is_refused():
+    """Found by the hostile-input campaign: an edited fit file whose loss fit carries the chained
+    error's calibration (other units) was used as it was."""
+    from types import SimpleNamespace
+
+    loss_fit = SimpleNamespace(calibration=cal.reference("error").to_dict())
+    with pytest.raises(InputError, match="of 'error', but this fit predicts 'loss'"):
+        cal.of_fit(loss_fit, "loss")
+    assert cal.of_fit(SimpleNamespace(calibration=None), "loss") == cal.reference("loss")
+    assert cal.of_fit(SimpleNamespace(calibration=cal.reference("loss").to_dict()), "loss").quantity == "loss"

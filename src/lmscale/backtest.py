@@ -377,3 +377,14 @@ def backtest(
     if err_target:
         points = [p for p in points if p.quantity == "error"]
     return BacktestResult(target, loss_col, tuple(points))
+
+
+def weighted_quantiles(values, weights, levels) -> np.ndarray:
+    """Weighted quantiles: for each level, the smallest value whose cumulative share of the total
+    weight reaches the level (the inverse of the weighted empirical distribution; with equal weights
+    numpy's ``method="inverted_cdf"``)."""
+    v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(w[order]) / np.sum(w)
+    idx = np.searchsorted(cum, np.asarray(levels, dtype=float) - 1e-12, side="left")
+    return v[order][np.minimum(idx, len(v) - 1)]

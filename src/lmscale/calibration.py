@@ -39,7 +39,7 @@ from importlib import resources
 
 import numpy as np
 
-from lmscale.backtest import backtest_arrays, log_spread
+from lmscale.backtest import backtest_arrays, log_spread, weighted_quantiles
 from lmscale.errors import InputError
 from lmscale.predict import Interval, extrapolation_factors, loss_gap, predict_chain
 
@@ -52,9 +52,8 @@ MIN_OWN_SCORES = 20
 #: a calibration score larger than this (the truth a thousand units u from the prediction) is not
 #: from a backtest: a saved fit holding one is refused when it is read
 MAX_SCORE = 1e3
-#: the distances a calibration's scores are measured with: the loss's counts size as well as compute;
-#: a chained error's counts compute (its loss gap already follows the larger model's lower predicted
-#: loss), and so does every calibration saved before the size term (it has no record)
+#: a calibration's distance: the loss's counts size and compute; a chained error's, compute (its loss
+#: gap follows a larger model's lower loss), as does one saved before the size term (no record)
 DISTANCE, COMPUTE_DISTANCE = "max(C,N)+M", "C+M"
 #: quantile levels stored for the reference scores
 _REF_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -252,17 +251,6 @@ def reference_from_backtest(
     return Calibration(quantity, tuple(np.asarray(q, dtype=float).tolist()), "reference", description)
 
 
-def weighted_quantiles(values, weights, levels) -> np.ndarray:
-    """Weighted quantiles: for each level, the smallest value whose cumulative share of the total
-    weight reaches the level (the inverse of the weighted empirical distribution; with equal weights
-    numpy's ``method="inverted_cdf"``)."""
-    v, w = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
-    order = np.argsort(v, kind="stable")
-    cum = np.cumsum(w[order]) / np.sum(w)
-    idx = np.searchsorted(cum, np.asarray(levels, dtype=float) - 1e-12, side="left")
-    return v[order][np.minimum(idx, len(v) - 1)]
-
-
 @cache
 def _reference_file() -> dict:
     text = resources.files("lmscale").joinpath("data/reference_calibration.json").read_text(encoding="utf-8")
@@ -314,8 +302,7 @@ class CalibratedPrediction:
     m_below: float = 1.0
     #: chained errors: the error law's extrapolation in loss, e-folds of compute (0 for a loss)
     loss_gap: float = 0.0
-    #: the target's N over the largest fitted N
-    n_factor: float = 1.0
+    n_factor: float = 1.0  # the target's N over the largest fitted N
 
     def at(self, level: float) -> Interval:
         """The interval at another level, from the same bootstrap spread and distance."""
@@ -393,7 +380,11 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
 
 
 def of_fit(result, quantity: str = "loss") -> Calibration:
-    """The calibration a fit carries, or the shipped reference when it carries none."""
-    if result.calibration:
-        return Calibration.from_dict(result.calibration, "fit calibration")
-    return reference(quantity)
+    """The calibration a fit carries (of ``quantity``: an edited file may hold another's), or the
+    shipped reference when it carries none."""
+    if not result.calibration:
+        return reference(quantity)
+    cal = Calibration.from_dict(result.calibration, "fit calibration")
+    if cal.quantity != quantity:
+        raise InputError(f"fit calibration: of {cal.quantity!r}, but this fit predicts {quantity!r}")
+    return cal
