@@ -42,6 +42,18 @@ def test_a_malformed_fit_file_is_named_once(edit):
     assert str(info.value).count("f.json") == 1 and str(info.value).count("malformed") <= 1, info.value
 
 
+@pytest.mark.parametrize("version", [2, "1", None])
+def test_a_fit_file_of_another_version_is_refused(version):
+    """Noticed by the hostile-input campaign: a file saying it is version 2 was read as version 1."""
+    d = {**fit(OVERTRAIN, X, _y(0.01), target="loss_val").to_dict(), "version": version}
+    with pytest.raises(
+        InputError, match=f"f.json: fit file version {version!r}; this lmscale reads version 1"
+    ):
+        FitResult.from_dict(d, "f.json")
+    current = fit(OVERTRAIN, X, _y(0.01), target="loss_val").to_dict()
+    assert FitResult.from_dict(current, "f.json").params == pytest.approx(current["params"])
+
+
 @pytest.mark.parametrize("value", [0.0, 0.5])
 def test_a_constant_target_is_not_fitted(value):
     """Found by fuzzing: a task every run scores the same on (all right, all wrong, or chance)

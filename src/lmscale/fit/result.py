@@ -140,6 +140,11 @@ class FitResult:
         are not registered."""
         if d.get("format") != "lmscale.FitResult":
             raise InputError(f"{source}: not an lmscale fit file (missing 'format': 'lmscale.FitResult')")
+        if d.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise InputError(
+                f"{source}: fit file version {d.get('version')!r}; this lmscale reads version "
+                f"{FORMAT_VERSION} (a newer lmscale wrote it, or the file was edited)"
+            )
         try:
             law = get_law(d["law"], laws)
             params = {k: float(d["params"][k]) for k in law.params}
