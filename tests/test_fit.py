@@ -42,6 +42,16 @@ def test_a_malformed_fit_file_is_named_once(edit):
     assert str(info.value).count("f.json") == 1 and str(info.value).count("malformed") <= 1, info.value
 
 
+def test_a_fit_no_start_brought_near_the_optimum_is_refused():
+    """Noticed by the hostile-input campaign: losses in other units (here × 1e20) left every start
+    of the paper's multi-start grid far from the optimum, and the fit predicted ~0 as if converged."""
+    y = _y(0.0) * 1e20
+    with pytest.raises(FitError, match="fits worse than a constant"):
+        fit(OVERTRAIN, X, y, method="paper", target="loss_val")
+    good = fit(OVERTRAIN, X, y, method="default", target="loss_val")  # searches the exponents
+    assert good.predict(**{k: np.asarray(v) for k, v in X.items()}) == pytest.approx(y, rel=1e-3)
+
+
 @pytest.mark.parametrize("version", [2, "1", None])
 def test_a_fit_file_of_another_version_is_refused(version):
     """Noticed by the hostile-input campaign: a file saying it is version 2 was read as version 1."""

@@ -19,7 +19,7 @@ from lmscale.fit.diagnostics import FitDiagnostics
 from lmscale.fit.method import DEFAULT, Method, method_for
 from lmscale.fit.result import FitResult
 from lmscale.fit.solvers import batched_projection
-from lmscale.laws import Law, get_law
+from lmscale.laws import LAWS, Law, get_law
 
 #: exponent of the size weighting of ``rel-ls-size``; 0.25 was chosen on the paper testbed's cap and
 #: k-smallest-size fit sets (README, "Choosing the default method"), before any interval work
@@ -152,6 +152,7 @@ def fit(
         grid = law.start_grid()
     outcome = solvers.run(solver, law, xa, ya, w, grid, objective=objective, huber_delta=huber_delta)
     diagnostics = summarise(law, outcome, xa, ya)
+    _check_better_than_a_constant(law, diagnostics, ya, target, how.name)
     return FitResult(
         law=law.name,
         method=how.name,
@@ -165,6 +166,26 @@ def fit(
         noise_sd=diagnostics.residual_sd,
         law_impl=law,
     )
+
+
+#: a built-in law holds a constant (its amplitudes at 0), so at its optimum it fits at least as well
+#: as one; a result this many times worse than the target's mean did not reach the optimum
+WORSE_THAN_A_CONSTANT = 4.0
+
+
+def _check_better_than_a_constant(law: Law, diag: FitDiagnostics, y: np.ndarray, target: str, method: str):
+    """Refuse a fit that every start left far from the optimum (e.g. starting values made for losses
+    of a few nats, given a target in other units): silently it would predict nonsense."""
+    sst = float(np.sum((y - y.mean()) ** 2))
+    sse = len(y) * (diag.rmse or 0.0) ** 2
+    if law.name in LAWS and sst > 0 and not sse <= WORSE_THAN_A_CONSTANT * sst:
+        raise FitError(
+            f"law {law.name!r} on {target!r}, method {method!r}: the best of {diag.n_starts} starts fits "
+            f"worse than a constant (residual sum of squares {sse:.3g}, {sst:.3g} around the mean), so no "
+            f"start reached the law's optimum. The target ranges from {y.min():.3g} to {y.max():.3g}; "
+            "starting values suit losses of a few nats and errors in (0, 1): rescale it, or use the "
+            "default method, which searches the exponents instead"
+        )
 
 
 #: points per non-linear parameter in the projected start grid of L-BFGS-B methods, by the number
