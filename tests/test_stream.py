@@ -254,6 +254,20 @@ def test_a_recursive_pattern_never_follows_a_folder_link(tmp_path):
     assert [d for d, _ in docs] == [str(src / "a.txt"), str(src / "sub" / "b.txt")]
 
 
+def test_a_pattern_skips_a_dangling_link_as_a_folder_does(tmp_path):
+    """Noticed by the hostile-input campaign: a pattern matching a dangling link refused the whole
+    corpus ("no such file") while a folder source skipped it; named on its own it is still refused."""
+    src = tmp_path / "c"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    (src / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    assert stream.resolve([str(src)]) == [src / "a.txt"]
+    assert stream.resolve([str(src / "*.txt")]) == [src / "a.txt"]
+    assert stream.resolve([str(src / "**" / "*.txt")]) == [src / "a.txt"]
+    with pytest.raises(InputError, match="gone.txt"):
+        stream.resolve([str(src / "gone.txt")])
+
+
 def test_pretokenized_files_are_used_in_place(corpus, tmp_path):
     from lmscale.train.data import train_tokenizer
 

@@ -125,6 +125,8 @@ def resolve(sources: Sequence[str]) -> list[Path]:
                         "bytes), not text, JSONL, Parquet or a compressed one of these"
                     )
                 out.append(p)
+            elif h != s:  # matched by a pattern: a dangling link or a FIFO is skipped, as in a folder
+                continue
             else:  # a FIFO, a device, a socket: say which (missing: no such file)
                 check_regular_file(p, "corpus source")
                 raise InputError(f"corpus source {s!r}: no such file")
