@@ -362,3 +362,24 @@ def test_a_model_size_of_zero_is_left_out_without_a_warning(tmp_path):
         warnings.simplefilter("error")  # found by fuzzing: numpy's divide-by-zero warning was printed
         (lad,) = L.load(p)
     assert lad.n_dropped == 1 and len(lad.loss) == 27
+
+
+def test_the_ladder_benchmark_draws_each_prediction_and_its_interval(tmp_path):
+    path = _synthetic(tmp_path, "lab_p")
+    png = tmp_path / "figs" / "ladders.png"
+    cmd = ["benchmark", "accuracy", "--ladder", str(path), "--resamples", "20", "--method", "paper"]
+    res = CliRunner().invoke(cli, [*cmd, "--method", "default", "--plot", str(png), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [r for r in json.loads(res.stdout) if r["quantity"] == "loss"]
+    for r in rows:  # each held-out prediction, inside its own interval's bounds
+        assert len(r["points"]) == r["n_predictions"] > 0
+        assert all(p["low_90"] < p["predicted"] < p["high_90"] for p in r["points"])
+    plain = CliRunner().invoke(cli, [*cmd, "--format", "json"])
+    assert all("points" not in r for r in json.loads(plain.stdout))  # only when a figure is drawn
+    res = CliRunner().invoke(cli, ["benchmark", "accuracy", "--testbed", str(tmp_path), "--plot", "x.png"])
+    assert res.exit_code == 2 and "--plot draws the ladder benchmark" in res.output
+    from lmscale.report import ladder_figure
+
+    with pytest.raises(InputError, match="no held-out predictions"):
+        ladder_figure.figure([{"quantity": "loss", "method": "default", "ladder": "x", "points": []}])

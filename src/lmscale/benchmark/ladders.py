@@ -176,6 +176,21 @@ def check_ladders(ladders: Sequence[Ladder]) -> list[str]:
 class Score:
     rel: list = field(default_factory=list)  # signed relative errors
     iv: list = field(default_factory=list)  # (observed, predicted, {level: Interval})
+    at: list = field(default_factory=list)  # (N, M) of each interval's held-out run
+
+    def points(self) -> list[dict]:
+        """Each held-out prediction with its 90% interval (for plots)."""
+        return [
+            {
+                "n_params": n,
+                "multiplier": m,
+                "observed": o,
+                "predicted": p,
+                "low_90": i[0.9].low,
+                "high_90": i[0.9].high,
+            }
+            for (n, m), (o, p, i) in zip(self.at, self.iv)
+        ]
 
     def row(self) -> dict:
         r = np.asarray(self.rel, dtype=float)
@@ -206,11 +221,13 @@ def score_split(
     n_resamples: int = 200,
     seed: int = 0,
     error_reference: cal.Calibration | None = None,
+    keep_points: bool = False,
 ) -> list[dict]:
     """Fit ``method`` on the split's fit runs, predict its held-out runs; intervals calibrated with
     the ladder's own backtest floored by ``reference`` (None: no intervals). One row for the loss
     (``quantity`` "loss") and, for a ladder with downstream errors, one per error target, chained
-    through the predicted loss (intervals floored by ``error_reference``)."""
+    through the predicted loss (intervals floored by ``error_reference``). ``keep_points``: the loss
+    row also lists each held-out prediction with its interval (``points``)."""
     lad, fm, hm = split.ladder, split.fit, split.heldout
     law = OVERTRAIN if method.law == "overtrain" else CHINCHILLA
     cols = {"n_params": lad.n_params, "multiplier": lad.multiplier, "n_tokens": lad.n_tokens}
@@ -236,7 +253,10 @@ def score_split(
             point = ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j]))
             c = cal.calibrated(lb, point, LEVELS[0], own)
             sc.iv.append((float(lad.loss[j]), float(pred[i]), {lv: c.at(lv) for lv in LEVELS}))
+            sc.at.append((float(lad.n_params[j]), float(lad.multiplier[j])))
     rows = [{"quantity": "loss", **sc.row(), "calibration": note}]
+    if keep_points:
+        rows[0]["points"] = sc.points()
     for target, values in lad.errors.items():
         rows.append(
             _score_error(
@@ -295,6 +315,7 @@ def run(
     seed: int = 0,
     references: str = "lab-out",
     progress: Callable[[str], None] | None = None,
+    keep_points: bool = False,
 ) -> list[dict]:
     """One row per ladder × split × method × quantity (the loss, and each downstream error a ladder
     carries). ``references``: ``lab-out`` (leave-one-lab-out references from the other ladders
@@ -321,7 +342,7 @@ def run(
             where = "lab-out" if lad.lab in refs else "shipped"
         for sp in splits(lad):
             for m in methods:
-                for r in score_split(sp, m, ref, n_resamples, seed, eref):
+                for r in score_split(sp, m, ref, n_resamples, seed, eref, keep_points):
                     rows.append(
                         {
                             "ladder": lad.name,

@@ -259,8 +259,14 @@ def _fmt4(v) -> str:
     help="Bootstrap resamples per fit (intervals; 0: errors only).",
 )
 @click.option("--method", "methods", multiple=True, help="Only these methods (default all).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="With --ladder: also draw each held-out run's error and the default's 90% interval, one "
+    "panel per ladder, into this PNG (the JSON then lists every prediction under 'points').",
+)
 @format_option("table", "json", "markdown")
-def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods, fmt):
+def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods, plot, fmt):
     """Held-out relative error and interval coverage of every method × fit set (--testbed), or of
     every method × ladder × split (--ladder, repeatable)."""
     from rich.progress import Progress
@@ -269,8 +275,10 @@ def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods
     from lmscale.benchmark import accuracy
 
     if ladder_paths:
-        _ladders_accuracy(ladder_paths, references, resamples, methods, fmt)
+        _ladders_accuracy(ladder_paths, references, resamples, methods, fmt, plot)
         return
+    if plot:
+        raise click.UsageError("--plot draws the ladder benchmark: give --ladder PATH")
     if testbed_dir is None:
         raise click.UsageError("give --testbed DIR (the paper's fit sets) or --ladder PATH (repeatable)")
     chosen = accuracy.select_methods(methods)
@@ -314,7 +322,7 @@ def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods
     out.print(tab)
 
 
-def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
+def _ladders_accuracy(paths, references, resamples, methods, fmt, plot=None) -> None:
     from rich.progress import Progress
 
     from lmscale.benchmark import ladder_tables, ladders
@@ -332,9 +340,18 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt) -> None:
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("ladder benchmark", total=None)
         rows = ladders.run(
-            lads, chosen, n_resamples=resamples, references=references, progress=lambda _: bar.advance(task)
+            lads,
+            chosen,
+            n_resamples=resamples,
+            references=references,
+            progress=lambda _: bar.advance(task),
+            keep_points=plot is not None,
         )
     err.print(f"{len(rows)} rows ({len(lads)} ladders) in {time.perf_counter() - t0:.0f} s")
+    if plot is not None:
+        from lmscale.report import ladder_figure
+
+        err.print(f"figure: {ladder_figure.save(rows, plot)}")
     if fmt == "json":
         # strict JSON: a missing number (no intervals for a method) is null, never NaN
         clean = [
