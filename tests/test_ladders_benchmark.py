@@ -377,9 +377,19 @@ def test_the_ladder_benchmark_draws_each_prediction_and_its_interval(tmp_path):
         assert all(p["low_90"] < p["predicted"] < p["high_90"] for p in r["points"])
     plain = CliRunner().invoke(cli, [*cmd, "--format", "json"])
     assert all("points" not in r for r in json.loads(plain.stdout))  # only when a figure is drawn
-    res = CliRunner().invoke(cli, ["benchmark", "accuracy", "--testbed", str(tmp_path), "--plot", "x.png"])
-    assert res.exit_code == 2 and "--plot draws the ladder benchmark" in res.output
+    for bad in (
+        ["--testbed", str(tmp_path)],
+        [*cmd[2:4], "--references", "none"],
+        [*cmd[2:4], "--resamples", "0"],
+    ):
+        res = CliRunner().invoke(cli, ["benchmark", "accuracy", *bad, "--plot", str(tmp_path / "x.png")])
+        assert res.exit_code == 2 and "--plot draws the ladder benchmark" in res.output, res.output
+        assert not (tmp_path / "x.png").exists()
     from lmscale.report import ladder_figure
 
+    only = [r for r in rows if r["method"] == "paper"]  # without the default: the first method's bars
+    assert ladder_figure.save(only, tmp_path / "paper.png").stat().st_size > 10_000
+    with pytest.raises(InputError, match="cannot write the figure"):
+        ladder_figure.save(rows, "/proc/no/such/place.png")
     with pytest.raises(InputError, match="no held-out predictions"):
         ladder_figure.figure([{"quantity": "loss", "method": "default", "ladder": "x", "points": []}])

@@ -274,11 +274,14 @@ def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods
     from lmscale import testbed as tb
     from lmscale.benchmark import accuracy
 
+    if plot and (not ladder_paths or references == "none" or resamples == 0):
+        raise click.UsageError(
+            "--plot draws the ladder benchmark's predictions with their intervals: give --ladder PATH, "
+            "with intervals (not --references none or --resamples 0)"
+        )
     if ladder_paths:
         _ladders_accuracy(ladder_paths, references, resamples, methods, fmt, plot)
         return
-    if plot:
-        raise click.UsageError("--plot draws the ladder benchmark: give --ladder PATH")
     if testbed_dir is None:
         raise click.UsageError("give --testbed DIR (the paper's fit sets) or --ladder PATH (repeatable)")
     chosen = accuracy.select_methods(methods)
@@ -348,10 +351,6 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt, plot=None) -> 
             keep_points=plot is not None,
         )
     err.print(f"{len(rows)} rows ({len(lads)} ladders) in {time.perf_counter() - t0:.0f} s")
-    if plot is not None:
-        from lmscale.report import ladder_figure
-
-        err.print(f"figure: {ladder_figure.save(rows, plot)}")
     if fmt == "json":
         # strict JSON: a missing number (no intervals for a method) is null, never NaN
         clean = [
@@ -367,6 +366,10 @@ def _ladders_accuracy(paths, references, resamples, methods, fmt, plot=None) -> 
             click.echo(ladder_tables.summary_markdown(rows, q))
             click.echo("\n" + ladder_tables.per_ladder_markdown(rows, q))
         click.echo("\n## goals\n\n" + ladder_tables.goals_markdown(rows))
+    if plot is not None:  # after the tables: a figure that cannot be written loses no result
+        from lmscale.report import ladder_figure
+
+        err.print(f"figure: {ladder_figure.save(rows, plot)}")
 
 
 COMMANDS = (reproduce, testbed, benchmark)

@@ -1,6 +1,7 @@
 """The ladder benchmark as a figure (``lmscale benchmark accuracy --ladder … --plot FILE.png``): one
 panel per ladder, each held-out run's signed error against its N, the default's calibrated 90%
-interval as a bar (a bar that crosses 0 covers the truth) and the paper method's error beside it.
+interval as a bar (a bar that crosses 0 covers the truth; without the default, the first method's)
+and every other method's error beside it.
 Reads the rows of :func:`lmscale.benchmark.ladders.run` made with ``keep_points=True`` (plain
 dicts: this module imports nothing of the benchmark)."""
 
@@ -19,16 +20,22 @@ from lmscale.errors import InputError
 #: marker and colour per split rule
 MARKERS = {"size": "o", "compute": "s"}
 COLOURS = {"size": "#1f77b4", "compute": "#d95f02"}
+#: edge colours of the other methods' hollow markers (the paper's grey, then these in turn)
+OTHERS = ("#7570b3", "#e7298a", "#66a61e", "#a6761d")
 
 
-def figure(rows: Sequence[dict], methods: Sequence[str] = ("paper", "default")):
+def figure(rows: Sequence[dict]):
     """A matplotlib Figure of the rows' held-out loss predictions (see the module docstring)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    rows = [r for r in rows if r.get("quantity") == "loss" and r.get("points") and r["method"] in methods]
+    rows = [r for r in rows if r.get("quantity") == "loss" and r.get("points")]
     if not rows:
         raise InputError("no held-out predictions with intervals to plot (a ladder needs a split)")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    barred = "default" if "default" in methods else methods[0]
+    others = [m for m in methods if m not in (barred, "paper")]
+    edge = {"paper": "0.45", **{m: OTHERS[i % len(OTHERS)] for i, m in enumerate(others)}}
     ladders = list(dict.fromkeys(r["ladder"] for r in rows))
     ncols = min(4, len(ladders))
     nrows = math.ceil(len(ladders) / ncols)
@@ -42,17 +49,17 @@ def figure(rows: Sequence[dict], methods: Sequence[str] = ("paper", "default")):
             obs = np.array([p["observed"] for p in pts])
             rel = 100 * (np.array([p["predicted"] for p in pts]) / obs - 1)
             marker = MARKERS.get(r["split"], "^")
-            if r["method"] == "default":
+            if r["method"] == barred:
                 lo = 100 * (np.array([p["low_90"] for p in pts]) / obs - 1)
                 hi = 100 * (np.array([p["high_90"] for p in pts]) / obs - 1)
                 covered += list((lo <= 0) & (hi >= 0))
                 ax.errorbar(
                     n, rel, yerr=[rel - lo, hi - rel], fmt=marker, ms=3.5, color=COLOURS.get(r["split"], "k"), alpha=0.7,
-                    elinewidth=0.7, label=f"default, {r['split']} split (90% interval)",
+                    elinewidth=0.7, label=f"{barred}, {r['split']} split (90% interval)",
                 )  # fmt: skip
             else:
                 ax.scatter(
-                    n, rel, marker=marker, s=14, facecolors="none", edgecolors="0.45", linewidths=0.7,
+                    n, rel, marker=marker, s=14, facecolors="none", edgecolors=edge[r["method"]], linewidths=0.7,
                     label=f"{r['method']}, {r['split']} split",
                 )  # fmt: skip
         ax.axhline(0, color="k", lw=0.6)
