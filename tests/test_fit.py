@@ -50,6 +50,10 @@ def test_a_fit_no_start_brought_near_the_optimum_is_refused():
         fit(OVERTRAIN, X, y, method="paper", target="loss_val")
     good = fit(OVERTRAIN, X, y, method="default", target="loss_val")  # searches the exponents
     assert good.predict(**{k: np.asarray(v) for k, v in X.items()}) == pytest.approx(y, rel=1e-3)
+    # runs the fit is told to ignore (weight 0) may be anything: the check weighs them as the fit does
+    junk = np.r_[_y(0.0)[:4], 1e6]
+    kept = fit(OVERTRAIN, X, junk, method="varpro", weights=[1, 1, 1, 1, 0], target="loss_val")
+    assert np.isfinite(kept.params["E"])
 
 
 @pytest.mark.parametrize("version", [2, "1", None])

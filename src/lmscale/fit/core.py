@@ -152,7 +152,7 @@ def fit(
         grid = law.start_grid()
     outcome = solvers.run(solver, law, xa, ya, w, grid, objective=objective, huber_delta=huber_delta)
     diagnostics = summarise(law, outcome, xa, ya)
-    _check_better_than_a_constant(law, diagnostics, ya, target, how.name)
+    _check_better_than_a_constant(law, outcome.best, xa, ya, w, len(grid), target, how.name)
     return FitResult(
         law=law.name,
         method=how.name,
@@ -173,14 +173,17 @@ def fit(
 WORSE_THAN_A_CONSTANT = 4.0
 
 
-def _check_better_than_a_constant(law: Law, diag: FitDiagnostics, y: np.ndarray, target: str, method: str):
+def _check_better_than_a_constant(law: Law, best, x, y, w, n_starts: int, target: str, method: str):
     """Refuse a fit that every start left far from the optimum (e.g. starting values made for losses
-    of a few nats, given a target in other units): silently it would predict nonsense."""
-    sst = float(np.sum((y - y.mean()) ** 2))
-    sse = len(y) * (diag.rmse or 0.0) ** 2
+    of a few nats, given a target in other units): silently it would predict nonsense. Sums weigh
+    the runs as the fit did, so runs it was told to ignore cannot trip it."""
+    w = np.ones_like(y) if w is None else w
+    with np.errstate(all="ignore"):
+        sse = float(np.sum(w * (y - law.evaluate_vector(best, x)) ** 2))
+    sst = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
     if law.name in LAWS and sst > 0 and not sse <= WORSE_THAN_A_CONSTANT * sst:
         raise FitError(
-            f"law {law.name!r} on {target!r}, method {method!r}: the best of {diag.n_starts} starts fits "
+            f"law {law.name!r} on {target!r}, method {method!r}: the best of {n_starts} starts fits "
             f"worse than a constant (residual sum of squares {sse:.3g}, {sst:.3g} around the mean), so no "
             f"start reached the law's optimum. The target ranges from {y.min():.3g} to {y.max():.3g}; "
             "starting values suit losses of a few nats and errors in (0, 1): rescale it, or use the "
