@@ -56,6 +56,21 @@ def test_a_fit_no_start_brought_near_the_optimum_is_refused():
     assert np.isfinite(kept.params["E"])
 
 
+def test_only_a_built_in_law_is_held_to_beating_a_constant():
+    """A law one registers oneself may hold no constant, so its optimum can fit worse than the mean:
+    the check is for the built-in laws, which all do."""
+    from dataclasses import replace
+
+    from lmscale.fit.core import _check_better_than_a_constant
+
+    x = {k: np.asarray(v, float) for k, v in X.items()}
+    far = OVERTRAIN.vector({"A": 1.0, "B": 1.0, "c": -0.25, "E": 0.0})  # predicts ~0 for losses ~3
+    with pytest.raises(FitError, match="worse than a constant"):
+        _check_better_than_a_constant(OVERTRAIN, far, x, _y(), None, 1, "loss", "paper")
+    own = replace(OVERTRAIN, name="my-law")
+    _check_better_than_a_constant(own, far, x, _y(), None, 1, "loss", "paper")  # not refused
+
+
 @pytest.mark.parametrize("version", [2, "1", None])
 def test_a_fit_file_of_another_version_is_refused(version):
     """Noticed by the hostile-input campaign: a file saying it is version 2 was read as version 1."""

@@ -389,6 +389,15 @@ def test_the_ladder_benchmark_draws_each_prediction_and_its_interval(tmp_path):
 
     only = [r for r in rows if r["method"] == "paper"]  # without the default: the first method's bars
     assert ladder_figure.save(only, tmp_path / "paper.png").stat().st_size > 10_000
+    assert (
+        ladder_figure.save(only, tmp_path / "paper.svg")
+        .read_text(encoding="utf-8")
+        .lstrip()
+        .startswith("<?xml")
+    )
+    with pytest.raises(InputError, match=r"\.docx is not one of"):
+        ladder_figure.save(only, tmp_path / "paper.docx")
+    assert not (tmp_path / "paper.docx").exists()
     with pytest.raises(InputError, match="cannot write the figure"):
         ladder_figure.save(rows, "/proc/no/such/place.png")
     with pytest.raises(InputError, match="no held-out predictions"):

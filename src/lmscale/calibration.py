@@ -41,7 +41,7 @@ import numpy as np
 
 from lmscale.backtest import backtest_arrays, log_spread, weighted_quantiles
 from lmscale.errors import InputError
-from lmscale.predict import Interval, extrapolation_factors, loss_gap, predict_chain
+from lmscale.predict import Interval, extrapolation_factors, loss_gap, m_below_factor, predict_chain
 
 #: the extrapolation term's scale per e-fold of compute beyond the fitted runs (ln units). Chosen on
 #: the paper testbed's backtests: the narrowest 90% intervals at equal coverage lie at τ ≤ 0.01 for
@@ -329,7 +329,7 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
     chain = predict_chain(loss_fit, error_fit, point)
     factors = extrapolation_factors(loss_fit, point)
     c_factor, n_factor = float(factors.get("flops", 1.0)), float(factors.get("n_params", 1.0))
-    m_below = _m_below(loss_fit, point)
+    m_below = m_below_factor(loss_fit, point)
     ls = loss_samples(loss_fit, point)
     gap = 0.0
     if error_fit is None:
@@ -347,15 +347,6 @@ def calibrated(loss_fit, point, level: float, cal: Calibration, error_fit=None) 
                 sd = _sd_log(error_fit.law_obj.evaluate_vector(ep[:k], {"loss": ls[:k, None]})[:, 0])
     iv = cal.interval(pred, sd, c_factor, level, m_below, gap, n_factor)
     return CalibratedPrediction(pred, iv, sd, c_factor, cal, m_below, gap, n_factor)
-
-
-def _m_below(fit, point) -> float:
-    x = fit.x_arrays
-    if "n_params" not in x:
-        return 1.0
-    m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
-    with np.errstate(all="ignore"):
-        return float(m.min() / point.multiplier)
 
 
 def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):

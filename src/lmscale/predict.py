@@ -90,7 +90,9 @@ def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: Scale
             f"the error law was fitted on {error_fit.input_columns.get('loss')!r} but the loss law "
             f"predicts {loss_fit.target!r}; chain fits of the same validation loss"
         )
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is a non-finite value, refused above
+    with np.errstate(
+        over="ignore", invalid="ignore"
+    ):  # an overflow is a non-finite value: forecast refuses it
         loss = predict_loss(loss_fit, point)
         error = None if error_fit is None else predict_error(error_fit, loss)
     return ChainedPrediction(point, loss, error)
@@ -243,12 +245,20 @@ def extrapolation_warnings(fit: FitResult, point: ScalePoint) -> list[str]:
         for k, f in extrapolation_factors(fit, point).items()
         if f > 1.0 + 1e-9
     ]
-    x = fit.x_arrays
-    if "n_params" in x:  # under-trained targets lie outside the fitted runs too
-        m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
-        if point.multiplier < m.min() * (1 - 1e-9):
-            out.append(
-                f"the token multiplier M {point.multiplier:.3g} lies {m.min() / point.multiplier:.3g}× "
-                "below the smallest fitted run's"
-            )
+    below = m_below_factor(fit, point)  # under-trained targets lie outside the fitted runs too
+    if below > 1.0 + 1e-9:
+        out.append(
+            f"the token multiplier M {point.multiplier:.3g} lies {below:.3g}× below the smallest fitted run's"
+        )
     return out
+
+
+def m_below_factor(fit: FitResult, point: ScalePoint) -> float:
+    """The smallest fitted token multiplier over the target's (above 1: the target is trained on
+    fewer tokens per parameter than any fitted run); 1 for a law without N."""
+    x = fit.x_arrays
+    if "n_params" not in x:
+        return 1.0
+    m = x["multiplier"] if "multiplier" in x else x["n_tokens"] / x["n_params"]
+    with np.errstate(all="ignore"):
+        return float(m.min() / point.multiplier)

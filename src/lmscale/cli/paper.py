@@ -263,7 +263,8 @@ def _fmt4(v) -> str:
     "--plot",
     type=click.Path(dir_okay=False),
     help="With --ladder: also draw each held-out run's error and the default's 90% interval, one "
-    "panel per ladder, into this PNG (the JSON then lists every prediction under 'points').",
+    "panel per ladder, into this file (.png, .pdf or .svg; the JSON then lists every prediction "
+    "under 'points').",
 )
 @format_option("table", "json", "markdown")
 def benchmark_accuracy(testbed_dir, ladder_paths, references, resamples, methods, plot, fmt):

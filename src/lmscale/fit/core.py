@@ -19,7 +19,7 @@ from lmscale.fit.diagnostics import FitDiagnostics
 from lmscale.fit.method import DEFAULT, Method, method_for
 from lmscale.fit.result import FitResult
 from lmscale.fit.solvers import batched_projection
-from lmscale.laws import LAWS, Law, get_law
+from lmscale.laws import BUILTIN_LAWS, Law, get_law
 
 #: exponent of the size weighting of ``rel-ls-size``; 0.25 was chosen on the paper testbed's cap and
 #: k-smallest-size fit sets (README, "Choosing the default method"), before any interval work
@@ -181,7 +181,8 @@ def _check_better_than_a_constant(law: Law, best, x, y, w, n_starts: int, target
     with np.errstate(all="ignore"):
         sse = float(np.sum(w * (y - law.evaluate_vector(best, x)) ** 2))
     sst = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
-    if law.name in LAWS and sst > 0 and not sse <= WORSE_THAN_A_CONSTANT * sst:
+    builtin = any(law is b for b in BUILTIN_LAWS)  # a registered law of one's own may hold no constant
+    if builtin and sst > 0 and not sse <= WORSE_THAN_A_CONSTANT * sst:
         raise FitError(
             f"law {law.name!r} on {target!r}, method {method!r}: the best of {n_starts} starts fits "
             f"worse than a constant (residual sum of squares {sse:.3g}, {sst:.3g} around the mean), so no "

@@ -79,9 +79,17 @@ def figure(rows: Sequence[dict]):
 
 
 def save(rows: Sequence[dict], path: str | Path) -> Path:
-    """Draw :func:`figure` and write it to ``path`` (PNG) atomically."""
+    """Draw :func:`figure` and write it to ``path`` atomically, in the format its suffix names
+    (``.png``, ``.pdf``, ``.svg``, …; PNG without one)."""
+    fig = figure(rows)
+    kind = Path(path).suffix.lstrip(".").lower() or "png"
+    known = fig.canvas.get_supported_filetypes()
+    if kind not in known:
+        raise InputError(
+            f"cannot draw the figure as {path}: .{kind} is not one of .{', .'.join(sorted(known))}"
+        )
     buf = io.BytesIO()
-    figure(rows).savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format=kind, dpi=110)
     try:
         return atomic_write(path, lambda fh: fh.write(buf.getvalue()), binary=True)
     except OSError as exc:
