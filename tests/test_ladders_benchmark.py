@@ -402,3 +402,32 @@ def test_the_ladder_benchmark_draws_each_prediction_and_its_interval(tmp_path):
         ladder_figure.save(rows, "/proc/no/such/place.png")
     with pytest.raises(InputError, match="no held-out predictions"):
         ladder_figure.figure([{"quantity": "loss", "method": "default", "ladder": "x", "points": []}])
+
+
+def test_the_benchmark_scores_the_intervals_a_user_gets(tmp_path):
+    """What `benchmark accuracy --references shipped` scores is what `lmscale fit --bootstrap` then
+    `lmscale predict` gives a user for the same runs: the same interval for every held-out run."""
+    path = _synthetic(tmp_path, "lab_u")
+    (lad,) = L.load(path)
+    split = next(s for s in L.splits(lad) if s.name == "size")
+    table = pd.read_csv(path)
+    fit_runs = tmp_path / "fit_runs.csv"
+    table[table.run_id.isin(np.asarray(lad.run_ids)[split.fit])].to_csv(fit_runs, index=False)
+    fit_file = tmp_path / "fit.json"
+    res = CliRunner().invoke(
+        cli, ["fit", str(fit_runs), "--target", "loss_val", "--bootstrap", "20", "-o", str(fit_file)]
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = [
+        r
+        for r in L.run([lad], [L.METHODS[1]], n_resamples=20, references="shipped", keep_points=True)
+        if r["split"] == "size"
+    ]
+    assert len(row["points"]) == split.heldout.sum() > 0
+    for p in row["points"]:
+        args = ["--n-params", repr(p["n_params"]), "--multiplier", repr(p["multiplier"])]
+        res = CliRunner().invoke(cli, ["predict", str(fit_file), *args, "--format", "json"])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert out["loss"] == pytest.approx(p["predicted"], rel=1e-6)
+        assert out["loss_interval"] == pytest.approx([p["low_90"], p["high_90"]], rel=1e-6)
