@@ -28,6 +28,9 @@ table already uses), on the two ladders whose tables let it be derived rather th
   V = 50,432, as its open_lm configs say); each of its six sizes is matched to the one (d, l) that
   gives it exactly.
 
+Whether the ladder itself could choose what N counts: the default's residual on its fit runs and
+its own rolling-origin backtest, by either N, beside the held-out error.
+
 A last section asks where the chained downstream error's bias comes from (the testbed's ladders,
 the only ones with downstream tasks): the error law fitted on the fit runs, asked at the held-out
 runs' *observed* losses as well as at the paper's and the default's predicted ones.
@@ -48,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from lmscale.benchmark import ladders as L
+from lmscale.benchmark.references import backtest_points
 from lmscale.errors import FitError, InputError
 from lmscale.fit.core import fit, run_weights
 from lmscale.laws import ERROR, OVERTRAIN
@@ -230,7 +234,35 @@ def main() -> None:
                         f"  {lad.name:20s} {sp.name:8s} {m:8s} {100 * a[0]:.2f}% ({100 * a[1]:+.2f}%) → "
                         f"{100 * b[0]:.2f}% ({100 * b[1]:+.2f}%)"
                     )
+    n_count_by_own_evidence(s, moved)
     error_law_at_true_loss(s)
+
+
+def n_count_by_own_evidence(s: Path, moved) -> None:
+    """Whether a ladder's own evidence could choose what N counts: per split, the default's RMS
+    relative residual on the fit runs and its own rolling-origin backtest's mean absolute log error,
+    by the original N → by N − V·d, beside the held-out error they would have to predict."""
+    print("\nwhat N counts, by the ladder's own evidence (default; original N → N − V·d)")
+    print(f"  {'ladder':20s} {'split':8s} {'fit residual':>16s} {'own backtest':>16s} {'held out':>16s}")
+    for p in (s / "ladders" / "gemstones.csv", s / "testbed" / "exp_data"):
+        for lad in L.load(p):
+            v, d = moved[lad.name]
+            shifted = replace(lad, n_params=lad.n_params - v * d)
+            for sp in L.splits(lad):
+                cells = []
+                for one in (lad, shifted):
+                    x = {"n_params": one.n_params[sp.fit], "multiplier": one.multiplier[sp.fit]}
+                    r = fit(OVERTRAIN, x, one.loss[sp.fit], method="default")
+                    resid = np.asarray(r.predict(**x), float) / one.loss[sp.fit] - 1
+                    points = backtest_points(one, sp.fit, "default", 0, 0)
+                    own = np.mean([abs(q.log_error) for q in points]) if points else float("nan")
+                    cells.append((np.sqrt(np.mean(resid**2)), own, err(one, sp, "default")))
+                print(
+                    f"  {lad.name:20s} {sp.name:8s}"
+                    + "".join(
+                        f" {100 * a:6.2f}% → {100 * b:5.2f}%" for a, b in zip(cells[0], cells[1], strict=True)
+                    )
+                )
 
 
 def error_law_at_true_loss(s: Path) -> None:
