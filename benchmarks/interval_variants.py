@@ -12,6 +12,9 @@ narrow ones:
 - ``backtest``: s = the RMS of |log error| / g(d) over the fit runs' own rolling-origin backtest;
 - ``geometric``: the geometric mean of the two;
 - ``fixed``: s = τ = 0.01 (what lmscale ships with g = 1 + max(d_C, d_N), without its own-backtest scores);
+- ``fixed+noise``: s = τ, plus the fit's residual RMS r as a term that does not grow with distance,
+  u = sqrt(sd² + r² + (τ · g(d))²) — run-to-run noise, which a single held-out run carries whatever
+  its distance, kept apart from the error of extrapolating;
 
 and g(d) = 1 + d_C (d_C: e-folds of compute beyond the fit, plus e-folds of M below it),
 1 + max(d_C, d_N) (d_N: e-folds of N beyond the fit plus those of M; lmscale's distance since it
@@ -53,7 +56,7 @@ from lmscale.fit.core import fit
 from lmscale.laws import OVERTRAIN
 
 GROWTHS = ("1+dC", "1+max(dC,dN)", "sqrt(1+dC)", "1", "1+dN", "sqrt(1+dN)", "1+ln(1+dC)")
-SCALES = ("fixed", "residual", "backtest", "geometric")
+SCALES = ("fixed", "fixed+noise", "residual", "backtest", "geometric")
 
 
 def _lp(x):
@@ -105,7 +108,7 @@ def case(lad, fm, pm) -> dict | None:
 
 
 def scale(k: dict, kind: str, g: str) -> float | None:
-    if kind == "fixed":
+    if kind in ("fixed", "fixed+noise"):
         return 0.01
     res = float(np.sqrt(np.mean(k["res"] ** 2)))
     if kind == "residual":
@@ -116,8 +119,9 @@ def scale(k: dict, kind: str, g: str) -> float | None:
     return max(bt if kind == "backtest" else np.sqrt(res * bt), 1e-3)
 
 
-def unit(k: dict, s: float, g: str) -> np.ndarray:
-    return np.sqrt(k["sd"] ** 2 + (s * growth(g, *k["f"])) ** 2)
+def unit(k: dict, s: float, g: str, kind: str = "fixed") -> np.ndarray:
+    noise = float(np.mean(k["res"] ** 2)) if kind == "fixed+noise" else 0.0
+    return np.sqrt(k["sd"] ** 2 + noise + (s * growth(g, *k["f"])) ** 2)
 
 
 def main() -> None:
@@ -135,7 +139,7 @@ def main() -> None:
         ]
         held[lad.name] = [(sp.name, case(lad, sp.fit, sp.heldout)) for sp in L.splits(lad)]
         print(f"{lad.name}: done", file=sys.stderr, flush=True)
-    print(f"{'scale':10s} {'growth':12s} bands met (≥10 held out)  mean 80/90% cover  median width/error")
+    print(f"{'scale':12s} {'growth':12s} bands met (≥10 held out)  mean 80/90% cover  median width/error")
     for kind in SCALES:
         for g in GROWTHS:
             met, c80, c90, ratios, big = 0, [], [], [], 0
@@ -147,13 +151,13 @@ def main() -> None:
                     for k in refs[other.name]:
                         s = scale(k, kind, g)
                         if s is not None:
-                            scores += list(np.abs(k["e"]) / unit(k, s, g))
+                            scores += list(np.abs(k["e"]) / unit(k, s, g, kind))
                 q80, q90 = np.quantile(scores, [0.8, 0.9])
                 for _name, k in held[lad.name]:
                     if k is None:
                         continue
                     s = scale(k, kind, g) or 0.01
-                    u = unit(k, s, g)
+                    u = unit(k, s, g, kind)
                     a80, a90 = np.mean(np.abs(k["e"]) <= q80 * u), np.mean(np.abs(k["e"]) <= q90 * u)
                     ratios.append(np.median(2 * np.sinh(q90 * u)) / np.median(np.abs(np.expm1(-k["e"]))))
                     if len(k["e"]) >= 10:
@@ -162,7 +166,7 @@ def main() -> None:
                         c90.append(a90)
                         met += bool(0.7 <= a80 <= 0.9 and 0.8 <= a90 <= 0.97)
             print(
-                f"{kind:10s} {g:12s} {met}/{big}{'':22s} {np.mean(c80):.2f} / {np.mean(c90):.2f}"
+                f"{kind:12s} {g:12s} {met}/{big}{'':22s} {np.mean(c80):.2f} / {np.mean(c90):.2f}"
                 f"{'':8s} {np.median(ratios):.1f}×"
             )
     backtest_checks(lads, refs)
@@ -172,16 +176,17 @@ def backtest_checks(lads, refs) -> None:
     from scipy.stats import spearmanr
 
     print("\ngrowth: 90% score quantile, farther half of the backtest predictions over the nearer half")
-    for g in GROWTHS:
+    for kind, g in [*(("fixed", g) for g in GROWTHS), ("fixed+noise", "1+max(dC,dN)")]:
         s, d = [], []
         for lad in lads:
             for k in refs[lad.name]:
-                s += list(np.abs(k["e"]) / unit(k, 0.01, g))
+                s += list(np.abs(k["e"]) / unit(k, 0.01, g, kind))
                 d += list(_lp(k["f"][0]) + _lp(k["f"][1]))
         sa, da = np.array(s), np.array(d)
         near, far = sa[da <= np.median(da)], sa[da > np.median(da)]
+        label = g if kind == "fixed" else f"{g} + noise"
         print(
-            f"  {g:12s} {np.quantile(far, 0.9) / np.quantile(near, 0.9):.2f}   "
+            f"  {label:20s} {np.quantile(far, 0.9) / np.quantile(near, 0.9):.2f}   "
             f"rank correlation with d {spearmanr(sa, da).correlation:+.2f}"
         )
     print("\nown backtest: 80% / 90% coverage of the backtest predictions (scale τ = 0.01, g = 1 + d_C)")
