@@ -4,7 +4,7 @@ and print the τ scan behind :data:`lmscale.calibration.TAU`:
 - the **loss** reference from the full-ladder backtests of the five public ladders of the shared
   data folder (four labs, each weighing the same: :func:`lmscale.benchmark.ladders.multi_lab_reference`);
 - the **chained error** reference from the paper testbed's chained backtests (the only ladder with
-  downstream tasks).
+  downstream tasks), the error law asked at the loss centered by the loss reference's shift.
 
     python benchmarks/calibrate.py [SHARED] [--write]       # SHARED defaults to $LMSCALE_SHARED or ../shared
 
@@ -25,17 +25,28 @@ from lmscale import testbed
 from lmscale._io import atomic_write_text
 from lmscale.backtest import backtest
 from lmscale.benchmark import ladders
-from lmscale.benchmark.references import REFERENCE_ERROR_LOSS, build_reference
+from lmscale.benchmark.references import (
+    REFERENCE_ERROR_LOSS,
+    backtest_points,
+    build_reference,
+    lab_mean_errors,
+    lab_weighted_reference,
+)
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "lmscale" / "data" / "reference_calibration.json"
 
 
 def reference_payload(runs, shared: Path) -> dict:
-    refs = build_reference(runs)
-    refs["loss"] = ladders.multi_lab_reference(ladders.public_ladders(shared))
+    lads = ladders.public_ladders(shared)
+    pts = {lad.name: backtest_points(lad, np.ones(len(lad.loss), bool), "default", 200, 0) for lad in lads}
+    loss = lab_weighted_reference(lads, pts, "loss")  # what ladders.multi_lab_reference builds
+    for lab, mean in lab_mean_errors(lads, pts).items():
+        print(f"loss backtests of {lab}: mean ln(observed / predicted) {100 * mean:+.2f}%")
+    refs = build_reference(runs, shift=loss.shift)  # its chained errors asked at the centered loss
+    refs["loss"] = loss
     return {
         "format": "lmscale.ReferenceCalibration",
-        "version": 3,
+        "version": 4,
         "method": "default",
         "levels": cal._REF_LEVELS.tolist(),
         "calibrations": {k: v.to_dict() for k, v in refs.items()},
@@ -80,7 +91,9 @@ if __name__ == "__main__":
     payload = reference_payload(runs, shared)
     for k, v in payload["calibrations"].items():
         c = cal.Calibration.from_dict(v)
-        print(f"{k}: {c.description}; q80 {c.quantile(0.8):.3f}, q90 {c.quantile(0.9):.3f}")
+        print(
+            f"{k}: {c.description}; q80 {c.quantile(0.8):.3f}, q90 {c.quantile(0.9):.3f}, shift {c.shift:+.5f}"
+        )
     if args.write:
         atomic_write_text(OUT, json.dumps(payload, indent=1) + "\n")
         print(f"wrote {OUT}")

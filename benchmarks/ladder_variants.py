@@ -5,7 +5,8 @@
 
 Per ladder × split, the mean absolute relative error of the held-out runs for:
 
-- ``paper`` and ``default`` (the shipped methods);
+- ``paper`` and ``default`` (the shipped methods; ``default`` is its law's own value, before the
+  center shift lmscale applies beyond the fitted runs, so that every variant below starts from it);
 - ``ls-size^p``: least squares on the loss with run weights (N / N_max)^p, p = 0.25, 0.5, 1;
 - ``ls/L^q``: least squares with weights 1 / L^q, q = 0.5, 1 (between the paper's q = 0 and the
   relative residuals of rel-ls, q = 2);

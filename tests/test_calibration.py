@@ -84,10 +84,10 @@ def test_shipped_reference_is_what_the_public_ladders_give(testbed_runs, public_
     from lmscale.benchmark.references import build_reference
 
     shipped = {q: cal.reference(q) for q in ("loss", "error")}
-    fresh = {
-        "loss": ladders.multi_lab_reference(public_ladders),
-        "error": build_reference(testbed_runs)["error"],
-    }
+    loss = ladders.multi_lab_reference(public_ladders)
+    fresh = {"loss": loss, "error": build_reference(testbed_runs, shift=loss.shift)["error"]}
+    assert shipped["loss"].shift == pytest.approx(loss.shift, abs=1e-6) and loss.shift < 0
+    assert shipped["error"].shift == 0.0
     for q, ref in shipped.items():
         assert len(ref.scores) == len(fresh[q].scores)
         assert np.allclose(ref.scores, fresh[q].scores, rtol=1e-4, atol=0)
@@ -437,5 +437,7 @@ def test_a_fit_carrying_another_quantitys_calibration_is_refused():
     loss_fit = SimpleNamespace(calibration=cal.reference("error").to_dict())
     with pytest.raises(InputError, match="of 'error', but this fit predicts 'loss'"):
         cal.of_fit(loss_fit, "loss")
-    assert cal.of_fit(SimpleNamespace(calibration=None), "loss") == cal.reference("loss")
+    default_fit = SimpleNamespace(calibration=None, method="rel-ls-size", law="overtrain")
+    assert cal.of_fit(default_fit, "loss") == cal.reference("loss")
+    assert cal.of_fit(SimpleNamespace(calibration=None, method="paper", law="overtrain"), "loss").shift == 0.0
     assert cal.of_fit(SimpleNamespace(calibration=cal.reference("loss").to_dict()), "loss").quantity == "loss"

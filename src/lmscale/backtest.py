@@ -25,7 +25,7 @@ from lmscale.compute import flops
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap_or_none
 from lmscale.fit.core import fit
-from lmscale.fit.method import METHODS, NAMES, check_method, method_for
+from lmscale.fit.method import DEFAULT_LOSS_METHOD, METHODS, NAMES, check_method, method_for, resolve_method
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.predict import loss_gap
 from lmscale.run_table import RunTable
@@ -148,9 +148,11 @@ def backtest_arrays(
     n_resamples: int = 200,
     seed: int = 0,
     error_method: str = "default",
+    loss_shift: float = 0.0,
 ) -> list[BacktestPoint]:
     """Rolling-origin backtest of the loss law (and, with ``errors``, the error law chained through
-    the predicted loss) on one ladder given as arrays."""
+    the predicted loss, times exp(``loss_shift``): the center a calibration puts every prediction
+    beyond the fit at, :mod:`lmscale.calibration`) on one ladder given as arrays."""
     n, m, y = (np.asarray(v, dtype=float).ravel() for v in (n_params, multiplier, loss))
     if not (len(n) == len(m) == len(y)):
         raise InputError("backtest: N, M and loss must have one value per run")
@@ -190,14 +192,16 @@ def backtest_arrays(
             ef = fit(ERROR, {"loss": y[fm]}, e[fm], method=method_for(error_method, ERROR))
         except (FitError, InputError):
             continue
-        epred = np.asarray(ef.predict(loss=pred), dtype=float)
-        gaps = loss_gap(lf, float(np.min(y[fm])), pred)
+        centered = pred * float(np.exp(loss_shift))
+        epred = np.asarray(ef.predict(loss=centered), dtype=float)
+        gaps = loss_gap(lf, float(np.min(y[fm])), centered)
         eb = bootstrap_or_none(ef, n_resamples, seed + 1)
         sd_e = np.full(len(idx), np.nan)
         if loss_s is not None and eb is not None:
             ep = np.asarray(eb.bootstrap)
             k = min(len(ep), len(loss_s))
-            sd_e = log_spread(ERROR.evaluate_vector(ep[:k], {"loss": loss_s[:k]}))  # (samples, targets)
+            shifted = loss_s[:k] * float(np.exp(loss_shift))
+            sd_e = log_spread(ERROR.evaluate_vector(ep[:k], {"loss": shifted}))  # (samples, targets)
         points += _points(
             dict(common, method=f"{common['method']}+{ef.method}"),
             "error",
@@ -319,10 +323,12 @@ def backtest(
     n_resamples: int = 200,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    loss_shift: float = 0.0,
 ) -> BacktestResult:
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
-    ``loss_column`` (required then). ``runs``: a run table, a DataFrame in its schema or a path."""
+    ``loss_column`` (required then), at the loss times exp(``loss_shift``) for the default method.
+    ``runs``: a run table, a DataFrame in its schema or a path."""
     if not methods:
         raise InputError(f"give at least one fitting method to backtest; known: {', '.join(NAMES)}")
     for meth in methods:
@@ -360,6 +366,7 @@ def backtest(
                     run_ids=ds.run_ids,
                     n_resamples=n_resamples,
                     seed=seed,
+                    loss_shift=loss_shift if resolve_method(meth, OVERTRAIN) == DEFAULT_LOSS_METHOD else 0.0,
                 )
             ]
             if progress is not None:

@@ -32,7 +32,8 @@ class Forecast:
 
     #: the configuration predicted (None for an error-law fit given a loss)
     point: ScalePoint | None
-    #: predicted validation loss (nats), or the loss given to an error-law fit
+    #: predicted validation loss (nats), or the loss given to an error-law fit: for the default
+    #: method beyond its fitted runs, the loss law's value moved by the calibration's center shift
     loss: float
     #: predicted downstream error (None without an error fit)
     error: float | None
@@ -49,11 +50,16 @@ class Forecast:
     error_interval_method: str | None = None
     error_bootstrap_interval: tuple[float, float] | None = None
     warnings: tuple[str, ...] = ()
+    #: the loss law's own value where ``loss`` is centered away from it (else None), and the shift
+    law_loss: float | None = None
+    center_shift: float = 0.0
 
     def to_dict(self) -> dict:
         d: dict = {**(self.point.inputs() if self.point else {}), "loss": self.loss, "error": self.error}
         if self.point is not None:
             d["target"] = self.target
+        if self.law_loss is not None:
+            d["law_loss"], d["center_shift"] = self.law_loss, self.center_shift
         for k in (
             "loss_interval",
             "loss_interval_method",
@@ -92,7 +98,9 @@ def forecast(
         return Forecast(None, float(loss), error, level=level)
     if point is None:
         raise InputError("a loss-law fit predicts at a point: give N and one of D or M")
-    pred = predict_chain(loss_fit, error_fit, point)
+    lc = cal.of_fit(loss_fit, "loss")
+    shift = cal.center_shift(loss_fit, point, lc)
+    pred = predict_chain(loss_fit, error_fit, point, shift)
     if not (np.isfinite(pred.loss) and pred.loss > 0):
         raise InputError(
             f"the loss law of {loss_fit.target!r} predicts a loss of {pred.loss:.4g} at N = "
@@ -103,10 +111,11 @@ def forecast(
         assert pred.error is not None
         _check_error(error_fit, pred.error, pred.loss)
     extra: dict = {}
+    if shift:
+        extra.update(law_loss=pred.loss / float(np.exp(shift)), center_shift=shift)
     if loss_fit.bootstrap:
-        lc = cal.of_fit(loss_fit, "loss")
         li = _finite_interval(lambda: cal.calibrated(loss_fit, point, level, lc).interval)
-        up = predict_with_intervals(loss_fit, error_fit, point, level=level)
+        up = predict_with_intervals(loss_fit, error_fit, point, level=level, loss_shift=shift)
         extra.update(
             loss_interval=(li.low, li.high),
             loss_interval_method=cal.describe(lc),
@@ -115,7 +124,7 @@ def forecast(
         if error_fit is not None:
             ec = cal.of_fit(error_fit, "error")
             ei = _finite_interval(
-                lambda: cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit).interval
+                lambda: cal.calibrated(loss_fit, point, level, ec, error_fit=error_fit, loss_cal=lc).interval
             )
             # an error is a share of wrong answers: an interval's ends beyond [0, 1] are cut there
             extra.update(error_interval=_share(ei.low, ei.high), error_interval_method=cal.describe(ec))

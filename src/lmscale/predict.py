@@ -78,8 +78,11 @@ def predict_error(error_fit: FitResult, loss: float) -> float:
     return float(error_fit.predict(loss=loss))
 
 
-def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint) -> ChainedPrediction:
-    """Predict the loss of ``point`` and, with an error fit, the error at that predicted loss."""
+def predict_chain(
+    loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint, loss_shift: float = 0.0
+) -> ChainedPrediction:
+    """Predict the loss of ``point`` (the law's value · exp(``loss_shift``): a calibration's center,
+    :func:`lmscale.calibration.center_shift`) and, with an error fit, the error at that loss."""
     if error_fit is not None and "loss" not in error_fit.law_obj.inputs:
         raise InputError(
             f"the error fit of {error_fit.target!r} is not an error law (law {error_fit.law!r} maps "
@@ -93,7 +96,7 @@ def predict_chain(loss_fit: FitResult, error_fit: FitResult | None, point: Scale
     with np.errstate(
         over="ignore", invalid="ignore"
     ):  # an overflow is a non-finite value: forecast refuses it
-        loss = predict_loss(loss_fit, point)
+        loss = predict_loss(loss_fit, point) * float(np.exp(loss_shift))
         error = None if error_fit is None else predict_error(error_fit, loss)
     return ChainedPrediction(point, loss, error)
 
@@ -145,20 +148,28 @@ def _interval(samples: np.ndarray, level: float) -> Interval:
 
 
 def predict_with_intervals(
-    loss_fit: FitResult, error_fit: FitResult | None, point: ScalePoint, *, level: float = 0.9, seed: int = 0
+    loss_fit: FitResult,
+    error_fit: FitResult | None,
+    point: ScalePoint,
+    *,
+    level: float = 0.9,
+    seed: int = 0,
+    loss_shift: float = 0.0,
 ) -> UncertainPrediction:
     """Chained prediction with percentile intervals from the fits' bootstrap samples.
 
     For the error, each bootstrap loss (with run noise for the prediction interval) is mapped
-    through an independently drawn bootstrap error law.
+    through an independently drawn bootstrap error law. ``loss_shift``: every loss (the prediction
+    and its samples) times exp(loss_shift), as :func:`predict_chain`.
     """
     if not 0 < level < 1:
         raise InputError(f"interval level must lie in (0, 1), got {level!r}")
     rng = np.random.default_rng(seed)
-    base = predict_chain(loss_fit, error_fit, point)
+    base = predict_chain(loss_fit, error_fit, point, loss_shift)
     law = loss_fit.law_obj
     values = point.inputs()
     loss_s = loss_fit.predict_samples(**{k: np.array([values[k]]) for k in law.inputs})[:, 0]
+    loss_s = loss_s * float(np.exp(loss_shift))
     loss_s = loss_s[np.isfinite(loss_s)]
     loss_noisy = loss_s + _noise(loss_fit, len(loss_s), rng)
     result = UncertainPrediction(

@@ -197,9 +197,9 @@ class Study:
 
     # -- predictions -----------------------------------------------------------------------------
     def predict_loss(self, train_set: str, val_set: str, n_params: float, multiplier: float) -> float:
-        return predict_loss(
-            self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier)
-        )
+        """The predicted loss: the law's value, centered beyond the fit as lmscale's intervals are."""
+        lf, point = self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier)
+        return predict_loss(lf, point) * float(np.exp(cal.center_shift(lf, point, self._center(lf))))
 
     def heldout(self, train_set: str, val_set: str) -> list[HeldoutPrediction]:
         """Predictions of every held-out run of ``train_set``: its loss, then each error target
@@ -225,7 +225,7 @@ class Study:
                 n_params=n,
                 multiplier=m,
             )
-            pred_loss = predict_loss(fits.loss_fit, ScalePoint.make(n, multiplier=m))
+            pred_loss = self.predict_loss(train_set, val_set, n, m)
             rows.append(
                 HeldoutPrediction(
                     **base,
@@ -265,6 +265,12 @@ class Study:
         return rows
 
     # -- calibrated intervals ------------------------------------------------------------------
+    @staticmethod
+    def _center(loss_fit: FitResult):
+        """The calibration whose shift centers ``loss_fit``'s predictions (the shipped loss reference's,
+        for the default method; own calibrations inherit it)."""
+        return cal.for_fit(cal.reference("loss"), loss_fit)
+
     def calibration(
         self,
         train_set: str,
@@ -281,6 +287,9 @@ class Study:
 
         key = ("calibration", train_set, loss_column(val_set), quantity, n_resamples, seed)
         kind = "loss" if quantity == "loss" else "error"
+        center = self._center(self.loss_fit(train_set, val_set))
+        if fallback is None and kind == "loss":
+            fallback = center
         if key not in self._backtests:
             lr = self.loss_runs(train_set)
             errors = None
@@ -298,6 +307,7 @@ class Study:
                 n_resamples=n_resamples,
                 seed=seed,
                 error_method=self.error_method,
+                loss_shift=center.shift,
             )
         return cal.choose(self._backtests[key], kind, fallback)
 
@@ -331,7 +341,7 @@ class Study:
             )
         ef = self._bootstrapped(self.error_fit(train_set, val_set, target), n_resamples, seed + 1)
         c = self.calibration(train_set, val_set, target, n_resamples=n_resamples, seed=seed)
-        return cal.calibrated(lf, point, level, c, error_fit=ef)
+        return cal.calibrated(lf, point, level, c, error_fit=ef, loss_cal=self._center(lf))
 
     # -- named target runs -----------------------------------------------------------------------
     def target_run(self, train_set: str, which: str) -> int:

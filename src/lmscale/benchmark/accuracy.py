@@ -155,9 +155,17 @@ def run(
         if any(m.has_intervals for m in methods) and n_resamples > 0:
             # leave-one-training-set-out reference calibrations: a training set is never scored
             # with intervals calibrated on its own runs
+            # with intervals calibrated on the other training sets, but centered by the shift
+            # lmscale ships (the five public ladders'), as a user's predictions are
+            shift = cal.reference("loss").shift
             ref_jobs = {
                 ts: pool.submit(
-                    build_reference, runs, exclude_train_set=ts, n_resamples=n_resamples, seed=seed
+                    build_reference,
+                    runs,
+                    exclude_train_set=ts,
+                    n_resamples=n_resamples,
+                    seed=seed,
+                    shift=shift,
                 )
                 for ts in runs.datasets
             }
@@ -232,6 +240,7 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                     except FitError as exc:
                         failures, note = failures + 1, str(exc).split(";")[0]
             own_loss = own_err = None
+            centered = cal.for_fit(references[ts]["loss"] if intervals else cal.reference("loss"), lf)
             if intervals:
                 lf = bootstrap_or_none(lf, n_resamples, seed) or lf
                 efits = {t: bootstrap_or_none(f, n_resamples, seed + 1) or f for t, f in efits.items()}
@@ -247,7 +256,7 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                     n_resamples=n_resamples,
                     seed=seed,
                 )
-                own_loss = cal.choose(bt, "loss", references[ts]["loss"])
+                own_loss = centered = cal.choose(bt, "loss", centered)
                 if errs:
                     ebt = []
                     for t in ERROR_TARGETS:
@@ -260,6 +269,7 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                             run_ids=lruns.run_ids,
                             n_resamples=n_resamples,
                             seed=seed,
+                            loss_shift=centered.shift,
                         )
                     own_err = cal.choose(ebt, "error", references[ts]["error"])
                 else:
@@ -273,13 +283,14 @@ def _one(runs, fs_name, spec, meth, references, n_resamples, seed) -> dict:
                     c = cal.calibrated(lf, point, LEVELS[0], own_loss)  # one set of samples, every level
                     ivs = {lv: c.at(lv) for lv in LEVELS}
                 pred = float(lf.predict(**{k: point.inputs()[k] for k in lf.law_obj.inputs}))
+                pred *= float(np.exp(cal.center_shift(lf, point, centered)))
                 loss_rows.append((pred, obs, ivs))
                 for tgt, ef in efits.items():
                     obs_e = study.observed(ts, i, tgt)
                     eivs = None
                     if intervals:
                         assert own_err is not None
-                        c = cal.calibrated(lf, point, LEVELS[0], own_err, error_fit=ef)
+                        c = cal.calibrated(lf, point, LEVELS[0], own_err, error_fit=ef, loss_cal=centered)
                         eivs = {lv: c.at(lv) for lv in LEVELS}
                     err_rows.append((float(ef.predict(loss=pred)), obs_e, eivs))
     ls, es = _score(loss_rows), _score(err_rows)

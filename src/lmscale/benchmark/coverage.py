@@ -31,7 +31,7 @@ def holdout_coverage(
         pt = ScalePoint.make(float(n[i]), multiplier=float(m[i]))
         cp = cal.calibrated(lf, pt, LEVELS[0], c)
         ivs = {lv: cp.at(lv) for lv in LEVELS}
-        rows.append((float(lf.predict(n_params=n[i], multiplier=m[i])), float(y[i]), ivs))
+        rows.append((cp.value, float(y[i]), ivs))
     s = _score(rows)
     return {
         "n_fit_runs": int(fm.sum()),

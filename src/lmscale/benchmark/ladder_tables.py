@@ -5,8 +5,55 @@ checked against them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+
+#: the interval levels every ladder row is scored at
+LEVELS = (0.8, 0.9)
+
+
+@dataclass
+class Score:
+    rel: list = field(default_factory=list)  # signed relative errors
+    iv: list = field(default_factory=list)  # (observed, predicted, {level: Interval})
+    at: list = field(default_factory=list)  # (N, M) of each interval's held-out run
+
+    def points(self) -> list[dict]:
+        """Each held-out prediction with its 90% interval (for plots)."""
+        return [
+            {
+                "n_params": n,
+                "multiplier": m,
+                "observed": o,
+                "predicted": p,
+                "low_90": i[0.9].low,
+                "high_90": i[0.9].high,
+            }
+            for (n, m), (o, p, i) in zip(self.at, self.iv)
+        ]
+
+    def row(self) -> dict:
+        r = np.asarray(self.rel, dtype=float)
+        out = {
+            "n_predictions": len(r),
+            "mean_abs_error": float(np.mean(np.abs(r))) if len(r) else float("nan"),
+            "max_abs_error": float(np.max(np.abs(r))) if len(r) else float("nan"),
+            "median_abs_error": float(np.median(np.abs(r))) if len(r) else float("nan"),
+            "mean_signed_error": float(np.mean(r)) if len(r) else float("nan"),
+            "share_over_predicted": float(np.mean(r > 0)) if len(r) else float("nan"),
+        }
+        for lv in LEVELS:
+            out[f"coverage_{int(lv * 100)}"] = (
+                float(np.mean([i[lv].contains(o) for o, _p, i in self.iv])) if self.iv else float("nan")
+            )
+        out["median_width_90"] = (
+            float(np.median([(i[0.9].high - i[0.9].low) / p for _o, p, i in self.iv]))
+            if self.iv
+            else float("nan")
+        )
+        return out
+
 
 #: the goals the benchmark is judged by (interval coverage bands, width against the error)
 COVER_90 = (0.80, 0.97)

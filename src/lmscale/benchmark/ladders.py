@@ -27,7 +27,7 @@ testbed's ``exp_data`` folder (one ladder per training set), and Epoch's Chinchi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from lmscale.benchmark.ladder_data import (
     load,
     public_ladders,
 )
+from lmscale.benchmark.ladder_tables import LEVELS, Score
 from lmscale.benchmark.references import (
     backtest_points,
     error_method_for,
@@ -74,7 +75,6 @@ __all__ = [
     "splits",
 ]
 
-LEVELS = (0.8, 0.9)
 #: size split: fit N ≤ largest / SIZE_FIT_RATIO, predict N ≥ SIZE_GAP × largest fitted N
 SIZE_FIT_RATIO, SIZE_GAP = 8.0, 1.3
 #: compute split: fit C ≤ largest / COMPUTE_FIT_RATIO, predict C ≥ COMPUTE_GAP × largest fitted C
@@ -172,48 +172,6 @@ def check_ladders(ladders: Sequence[Ladder]) -> list[str]:
     return problems
 
 
-@dataclass
-class Score:
-    rel: list = field(default_factory=list)  # signed relative errors
-    iv: list = field(default_factory=list)  # (observed, predicted, {level: Interval})
-    at: list = field(default_factory=list)  # (N, M) of each interval's held-out run
-
-    def points(self) -> list[dict]:
-        """Each held-out prediction with its 90% interval (for plots)."""
-        return [
-            {
-                "n_params": n,
-                "multiplier": m,
-                "observed": o,
-                "predicted": p,
-                "low_90": i[0.9].low,
-                "high_90": i[0.9].high,
-            }
-            for (n, m), (o, p, i) in zip(self.at, self.iv)
-        ]
-
-    def row(self) -> dict:
-        r = np.asarray(self.rel, dtype=float)
-        out = {
-            "n_predictions": len(r),
-            "mean_abs_error": float(np.mean(np.abs(r))) if len(r) else float("nan"),
-            "max_abs_error": float(np.max(np.abs(r))) if len(r) else float("nan"),
-            "median_abs_error": float(np.median(np.abs(r))) if len(r) else float("nan"),
-            "mean_signed_error": float(np.mean(r)) if len(r) else float("nan"),
-            "share_over_predicted": float(np.mean(r > 0)) if len(r) else float("nan"),
-        }
-        for lv in LEVELS:
-            out[f"coverage_{int(lv * 100)}"] = (
-                float(np.mean([i[lv].contains(o) for o, _p, i in self.iv])) if self.iv else float("nan")
-            )
-        out["median_width_90"] = (
-            float(np.median([(i[0.9].high - i[0.9].low) / p for _o, p, i in self.iv]))
-            if self.iv
-            else float("nan")
-        )
-        return out
-
-
 def score_split(
     split: Split,
     method: Method,
@@ -239,36 +197,69 @@ def score_split(
         lf = fit(law, x, lad.loss[fm], method=method.fit_method, run_ids=ids, target="loss")
     except (FitError, InputError) as exc:
         return [{"quantity": "loss", "failed": str(exc).splitlines()[0]}]
-    pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
-    sc.rel = list((pred - lad.loss[hm]) / lad.loss[hm])
-    intervals = reference is not None and method.has_intervals and n_resamples > 0
+    # the default method's predictions beyond the fit are centered by the reference's shift
+    centered = None if reference is None else cal.for_fit(reference, lf)
+    intervals = centered is not None and method.has_intervals and n_resamples > 0
     lb = lf
     if intervals:
-        assert reference is not None
+        assert centered is not None
         booted = bootstrap_or_none(lf, n_resamples, seed)
         lb, note = (booted, "") if booted is not None else (lf, "no bootstrap")
-        own = cal.choose(backtest_points(lad, fm, method.fit_method, n_resamples, seed), "loss", reference)
-        note = note or own.source
-        for i, j in enumerate(np.flatnonzero(hm)):
-            point = ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j]))
-            c = cal.calibrated(lb, point, LEVELS[0], own)
+        centered = cal.choose(
+            backtest_points(lad, fm, method.fit_method, n_resamples, seed), "loss", centered
+        )
+        note = note or centered.source
+    points = [
+        ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j])) for j in np.flatnonzero(hm)
+    ]
+    pred = law_pred = np.asarray(lf.predict(**{k: cols[k][hm] for k in law.inputs}), dtype=float)
+    if centered is not None and centered.shift:
+        pred = pred * np.exp([cal.center_shift(lf, pt, centered) for pt in points])
+    sc.rel = list((pred - lad.loss[hm]) / lad.loss[hm])
+    if intervals:
+        assert centered is not None
+        for i, (j, point) in enumerate(zip(np.flatnonzero(hm), points)):
+            c = cal.calibrated(lb, point, LEVELS[0], centered)
             sc.iv.append((float(lad.loss[j]), float(pred[i]), {lv: c.at(lv) for lv in LEVELS}))
             sc.at.append((float(lad.n_params[j]), float(lad.multiplier[j])))
-    rows = [{"quantity": "loss", **sc.row(), "calibration": note}]
+    # the center's effect: its shift, and the law's own error before it
+    law_err = float(np.mean(np.abs(law_pred / lad.loss[hm] - 1))) if hm.any() else float("nan")
+    shift = 0.0 if centered is None else centered.shift
+    rows = [
+        {
+            "quantity": "loss",
+            **sc.row(),
+            "calibration": note,
+            "center_shift": shift,
+            "law_mean_abs_error": law_err,
+        }
+    ]
     if keep_points:
         rows[0]["points"] = sc.points()
     for target, values in lad.errors.items():
         rows.append(
             _score_error(
-                split, method, lb, pred, target, values, intervals, error_reference, n_resamples, seed
+                split,
+                method,
+                lb,
+                pred,
+                target,
+                values,
+                intervals,
+                error_reference,
+                n_resamples,
+                seed,
+                centered,
             )
         )
     return rows
 
 
-def _score_error(split, method, loss_fit, loss_pred, target, values, intervals, reference, n_resamples, seed):
+def _score_error(
+    split, method, loss_fit, loss_pred, target, values, intervals, reference, n_resamples, seed, loss_cal=None
+):
     """The chained error of ``target``: the error law fitted on the fit runs' observed losses, asked
-    at the held-out runs' predicted losses."""
+    at the held-out runs' predicted losses (centered by ``loss_cal``)."""
     lad, hm = split.ladder, split.heldout
     fm = split.fit & np.isfinite(values)
     keep = np.isfinite(values[hm]) & (values[hm] > 0)  # a relative error needs a non-zero truth
@@ -291,13 +282,16 @@ def _score_error(split, method, loss_fit, loss_pred, target, values, intervals, 
     note = ""
     if intervals and reference is not None and method.law == "overtrain":
         eb = bootstrap_or_none(ef, n_resamples, seed + 1) or ef
+        shift = 0.0 if loss_cal is None else loss_cal.shift
         own = cal.choose(
-            backtest_points(lad, split.fit, method.fit_method, n_resamples, seed, target), "error", reference
+            backtest_points(lad, split.fit, method.fit_method, n_resamples, seed, target, shift),
+            "error",
+            reference,
         )
         note = own.source
         for i, j in enumerate(np.flatnonzero(hm)[keep]):
             point = ScalePoint.make(float(lad.n_params[j]), n_tokens=float(lad.n_tokens[j]))
-            c = cal.calibrated(loss_fit, point, LEVELS[0], own, error_fit=eb)
+            c = cal.calibrated(loss_fit, point, LEVELS[0], own, error_fit=eb, loss_cal=loss_cal)
             sc.iv.append((float(obs[i]), float(epred[i]), {lv: c.at(lv) for lv in LEVELS}))
     return {**row, **sc.row(), "calibration": note}
 
@@ -325,11 +319,17 @@ def run(
     check_ladders(ladders)
     refs: dict[str, cal.Calibration] = {}
     err_refs: dict[str, cal.Calibration] = {}
-    if references == "lab-out" and n_resamples > 0:
+    if references == "lab-out":
+        # without intervals (no resamples) the references still center the default's predictions
         if len({lad.lab for lad in ladders}) > 1:
             refs = lab_references(ladders, n_resamples=min(n_resamples, 100), seed=seed)
-        if sum(1 for lad in ladders if lad.errors) > 1:
-            err_refs = error_references(ladders, n_resamples=min(n_resamples, 100), seed=seed)
+        if sum(1 for lad in ladders if lad.errors) > 1 and n_resamples > 0:
+            shifts = {lab: r.shift for lab, r in refs.items()}
+            shipped = cal.reference("loss").shift
+            shifts.update({lad.lab: shipped for lad in ladders if lad.lab not in refs})
+            err_refs = error_references(
+                ladders, n_resamples=min(n_resamples, 100), seed=seed, loss_shifts=shifts
+            )
         if progress:
             progress("leave-one-lab-out references")
     rows = []

@@ -28,9 +28,12 @@ def build_reference(
     n_resamples: int = 200,
     seed: int = 0,
     progress=None,
+    shift: float | None = None,
 ) -> dict[str, cal.Calibration]:
     """Reference calibrations from the backtests of a testbed run table (the paper's), optionally
-    leaving one training set out (how the accuracy benchmark scores a training set honestly)."""
+    leaving one training set out (how the accuracy benchmark scores a training set honestly).
+    ``shift``: the loss's center shift to score with (None: these backtests' own mean error); the
+    chained errors are asked at the loss so centered (the default method only)."""
     if exclude_train_set is not None:
         runs = runs.subset(runs.column("dataset").astype(str) != exclude_train_set)
     loss_pts: list = []
@@ -39,6 +42,14 @@ def build_reference(
         loss_pts += backtest(
             runs, "loss_" + vs, methods=(method,), n_resamples=n_resamples, seed=seed, progress=progress
         ).points
+    sets = ", ".join(runs.datasets)
+    loss_ref = cal.reference_from_backtest(
+        loss_pts,
+        "loss",
+        f"paper testbed backtests, training sets {sets}, "
+        f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions",
+        shift=shift,
+    )
     for tgt in REFERENCE_ERROR_TARGETS:
         err_pts += backtest(
             runs,
@@ -48,15 +59,10 @@ def build_reference(
             n_resamples=n_resamples,
             seed=seed,
             progress=progress,
+            loss_shift=loss_ref.shift,
         ).points
-    sets = ", ".join(runs.datasets)
     return {
-        "loss": cal.reference_from_backtest(
-            loss_pts,
-            "loss",
-            f"paper testbed backtests, training sets {sets}, "
-            f"{len(runs.val_sets)} validation losses, {len(loss_pts)} predictions",
-        ),
+        "loss": loss_ref,
         "error": cal.reference_from_backtest(
             err_pts,
             "error",
@@ -74,9 +80,11 @@ def backtest_points(
     n_resamples: int,
     seed: int,
     error: str | None = None,
+    loss_shift: float = 0.0,
 ) -> list:
     """The rolling-origin backtest of the runs in ``mask``; with ``error`` (one of the ladder's
-    downstream targets), chained through the predicted loss, on the runs that have that error."""
+    downstream targets), chained through the predicted loss (times exp(``loss_shift``)), on the
+    runs that have that error."""
     errs = None
     if error is not None:
         mask = mask & np.isfinite(ladder.errors[error])
@@ -93,6 +101,7 @@ def backtest_points(
         run_ids=[r for r, k in zip(ladder.run_ids, mask) if k],
         n_resamples=n_resamples,
         seed=seed,
+        loss_shift=loss_shift,
     )
 
 
@@ -139,6 +148,18 @@ def lab_weighted_reference(
     )
 
 
+def lab_mean_errors(ladders: Sequence, points: Mapping[str, list]) -> dict[str, float]:
+    """Lab → the mean ln(observed / predicted) of its ladders' loss backtest ``points`` (ladder name →
+    points), each ladder of a lab weighing as its predictions: the bias the loss reference's shift
+    averages over labs."""
+    out: dict[str, list[float]] = {}
+    for lad in ladders:
+        out.setdefault(lad.lab, []).extend(
+            p.log_error for p in points.get(lad.name, ()) if p.quantity == "loss"
+        )
+    return {lab: float(np.mean(v)) for lab, v in out.items() if v}
+
+
 def multi_lab_reference(
     ladders: Sequence, method: str = "default", n_resamples: int = 200, seed: int = 0
 ) -> cal.Calibration:
@@ -152,17 +173,26 @@ def multi_lab_reference(
 
 
 def error_references(
-    ladders: Sequence, method: str = "default", n_resamples: int = 100, seed: int = 0
+    ladders: Sequence,
+    method: str = "default",
+    n_resamples: int = 100,
+    seed: int = 0,
+    loss_shifts: Mapping[str, float] | None = None,
 ) -> dict[str, cal.Calibration]:
     """Leave-one-ladder-out references of the chained error: ladder name → the reference from the
     chained backtests of every *other* ladder that has downstream errors (each ladder weighing the
-    same). A lab's other ladders may calibrate it here: only one lab has downstream tasks."""
+    same). A lab's other ladders may calibrate it here: only one lab has downstream tasks.
+    ``loss_shifts``: lab → the loss center shift each ladder's chained backtests ask the error law
+    at (0 for a lab not named)."""
+    shifts = loss_shifts or {}
     with_errors = [lad for lad in ladders if lad.errors]
     pts = {
         lad.name: [
             p
             for t in lad.errors
-            for p in backtest_points(lad, np.ones(len(lad.loss), bool), method, n_resamples, seed, t)
+            for p in backtest_points(
+                lad, np.ones(len(lad.loss), bool), method, n_resamples, seed, t, shifts.get(lad.lab, 0.0)
+            )
             if p.quantity == "error"
         ]
         for lad in with_errors

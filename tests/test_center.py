@@ -1,0 +1,132 @@
+"""The center of a prediction (lmscale.calibration): the default method's loss beyond its fitted runs
+is moved by the reference's shift — the mean signed error of the backtests it was built from — and
+its interval is centered there; other methods, and predictions inside the fitted runs, keep the law's
+value."""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lmscale import calibration as cal
+from lmscale.backtest import BacktestPoint
+from lmscale.cli import cli
+from lmscale.errors import InputError
+from lmscale.fit.core import fit
+from lmscale.forecasting import forecast
+from lmscale.laws import ERROR, OVERTRAIN
+from lmscale.predict import ScalePoint
+
+RUNS = Path(__file__).parent.parent / "examples" / "cpu-small" / "runs.jsonl"
+
+
+def _point(log_error, c_factor=4.0, n_factor=1.0):
+    return BacktestPoint(
+        method="rel-ls-size",
+        origin_kind="size",
+        origin="N ≤ 1",
+        run_id="r",
+        quantity="loss",
+        n_params=1.0,
+        multiplier=20.0,
+        flops=1.0,
+        predicted=1.0,
+        observed=float(math.exp(log_error)),
+        rel_error=abs(math.expm1(log_error)),
+        log_error=log_error,
+        sd_log=0.0,
+        n_factor=n_factor,
+        m_factor=1.0,
+        c_factor=c_factor,
+        m_below_factor=1.0,
+        n_fit_runs=10,
+    )
+
+
+def test_the_reference_shift_is_the_mean_signed_error_with_labs_weighing_the_same():
+    # lab a: 30 predictions 2% over the truth; lab b: 10 predictions exactly right
+    pts = [_point(-0.02) for _ in range(30)] + [_point(0.0) for _ in range(10)]
+    ref = cal.reference_from_backtest(pts, "loss", "test", ["a"] * 30 + ["b"] * 10)
+    assert ref.shift == pytest.approx(-0.01)  # each lab weighs the same, not each prediction
+    assert cal.reference_from_backtest(pts, "loss", "test").shift == pytest.approx(-0.015)
+    # scores are measured from the center: every error now lies 0.01 from it
+    assert np.allclose(cal._point_scores(pts, cal.DISTANCE, ref.shift), 0.01 / (0.01 * (1 + math.log(4))))
+    assert cal.reference_from_backtest(pts, "loss", "test", shift=0.0).shift == 0.0
+    errors = [replace(p, quantity="error") for p in pts]
+    assert cal.reference_from_backtest(errors, "error", "test").shift == 0.0  # the chained error: none
+
+
+def test_the_center_moves_only_beyond_the_fitted_runs():
+    c = replace(cal.reference("loss"), shift=-0.01)
+    assert c.center(3.0, 0.5, 1.0, 0.0, 0.9) == 3.0  # inside the fitted compute, size and M
+    assert c.center(3.0, 2.0) == pytest.approx(3.0 * math.exp(-0.01))
+    assert c.center(3.0, 0.5, 1.0, 0.0, 2.0) == pytest.approx(3.0 * math.exp(-0.01))  # larger N
+    assert c.center(3.0, 0.5, 2.0) == pytest.approx(3.0 * math.exp(-0.01))  # below the fitted M
+    iv = c.interval(3.0, 0.0, 8.0, 0.9)
+    assert math.sqrt(iv.low * iv.high) == pytest.approx(3.0 * math.exp(-0.01))  # centered in ln
+    from types import SimpleNamespace
+
+    default, paper = (
+        SimpleNamespace(method="rel-ls-size", law="overtrain"),
+        SimpleNamespace(method="paper", law="overtrain"),
+    )
+    assert cal.for_fit(c, paper).shift == 0.0 and cal.for_fit(c, default) is c
+    assert cal.for_fit(c, SimpleNamespace(method="rel-ls-size", law="power")).shift == 0.0
+
+
+def test_shift_round_trips_and_absurd_ones_are_refused():
+    c = replace(cal.reference("loss"), shift=-0.006)
+    assert cal.Calibration.from_dict(c.to_dict()) == c
+    old = c.to_dict()
+    old.pop("shift")  # a fit saved before the shift keeps the law's value
+    assert cal.Calibration.from_dict(old).shift == 0.0
+    for bad in (float("nan"), 0.5, "x"):
+        with pytest.raises(InputError, match="calibration"):
+            cal.Calibration.from_dict({**c.to_dict(), "shift": bad})
+
+
+def _ladder():
+    n = np.repeat(np.geomspace(1e7, 4e8, 5), 4)
+    m = np.tile([5.0, 10.0, 20.0, 40.0], 5)
+    loss = OVERTRAIN.formula({"A": 8e2, "B": 1.2e3, "c": -0.3, "E": 1.8}, {"n_params": n, "multiplier": m})
+    return n, m, loss * (1 + 0.003 * np.sin(np.arange(len(n))))
+
+
+def test_a_default_forecast_beyond_the_fit_is_centered_and_says_so():
+    n, m, loss = _ladder()
+    shift = cal.reference("loss").shift
+    assert shift < 0  # the public ladders' backtests over-predict on average
+    far, inside = ScalePoint.make(4e9, multiplier=20.0), ScalePoint.make(1e8, multiplier=10.0)
+    for method, moved in (("default", True), ("paper", False)):
+        lf = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, method=method, target="loss_x")
+        law = float(lf.predict(n_params=4e9, multiplier=20.0))
+        got = forecast(lf, far)
+        assert got.loss == pytest.approx(law * math.exp(shift) if moved else law, rel=1e-12)
+        assert (got.law_loss is not None) == moved and (got.law_loss or law) == pytest.approx(law)
+        assert forecast(lf, inside).loss == pytest.approx(float(lf.predict(n_params=1e8, multiplier=10.0)))
+    # the chained error is asked at the centered loss
+    lf = fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, target="loss_x")
+    ef = fit(ERROR, {"loss": loss}, 0.9 - 6.0 * np.exp(-1.2 * loss), input_columns={"loss": "loss_x"})
+    got = forecast(lf, far, error_fit=ef)
+    assert got.error == pytest.approx(float(ef.predict(loss=got.loss)))
+
+
+def test_predict_centers_the_interval_of_a_saved_fit(tmp_path):
+    fit_file = tmp_path / "fit.json"
+    args = ["fit", str(RUNS), "--target", "loss_python", "--bootstrap", "40", "-o", str(fit_file)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    saved = json.loads(fit_file.read_text())
+    assert saved["calibration"]["shift"] == cal.reference("loss").shift  # inherited from the floor
+    res = CliRunner().invoke(cli, ["predict", str(fit_file), "--n-params", "2M", "--multiplier", "20"])
+    assert res.exit_code == 0 and "moved by" in res.output and "centered" in res.output, res.output
+    res = CliRunner().invoke(
+        cli, ["predict", str(fit_file), "--n-params", "2M", "--multiplier", "20", "--format", "json"]
+    )
+    out = json.loads(res.stdout)
+    low, high = out["loss_interval"]
+    assert math.sqrt(low * high) == pytest.approx(out["loss"], rel=1e-9)
+    assert out["loss"] == pytest.approx(out["law_loss"] * math.exp(out["center_shift"]))
