@@ -259,7 +259,8 @@ def summarise(law: Law, outcome: solvers.Outcome, x, y) -> FitDiagnostics:
     same = obj <= best + SAME_OPTIMUM_RTOL * max(abs(best), 1e-300)
     ps = outcome.params[ok][same]
     scale = np.maximum(np.abs(outcome.best), 1e-12)
-    spread = float(np.max((ps.max(axis=0) - ps.min(axis=0)) / scale)) if len(ps) > 1 else 0.0
+    with np.errstate(over="ignore"):  # starts that agree on the objective but not on a huge parameter
+        spread = float(np.max((ps.max(axis=0) - ps.min(axis=0)) / scale)) if len(ps) > 1 else 0.0
     lo, hi = law.lower(), law.upper()
     tol = 1e-8 * np.maximum(1.0, np.abs(outcome.best))
     at_bounds = [

@@ -30,16 +30,18 @@ class ChinchillaLaw(Law):
     def basis(self, theta, x):
         theta = np.asarray(theta)
         alpha, beta = theta[..., 0, None], theta[..., 1, None]
-        t1 = np.exp(-alpha * np.log(x["n_params"]))
-        t2 = np.exp(-beta * np.log(x["n_tokens"]))
+        with np.errstate(over="ignore"):  # a solver's trial exponent far below 0: inf, which it rejects
+            t1 = np.exp(-alpha * np.log(x["n_params"]))
+            t2 = np.exp(-beta * np.log(x["n_tokens"]))
         return np.stack(np.broadcast_arrays(np.ones_like(t1), t1, t2), axis=-1)
 
     def dbasis(self, theta, x):
         theta = np.asarray(theta)
         alpha, beta = theta[..., 0, None], theta[..., 1, None]
         ln, ld = np.log(x["n_params"]), np.log(x["n_tokens"])
-        t1 = -ln * np.exp(-alpha * ln)
-        t2 = -ld * np.exp(-beta * ld)
+        with np.errstate(over="ignore"):
+            t1 = -ln * np.exp(-alpha * ln)
+            t2 = -ld * np.exp(-beta * ld)
         z = np.zeros_like(t1 + t2)
         t1, t2 = np.broadcast_arrays(t1, z)[0], np.broadcast_arrays(t2, z)[0]
         # rows: basis columns (E, A, B); last axis: (alpha, beta)
