@@ -214,6 +214,7 @@ BLOCKS: dict[str, Block] = {
     "size_weight": Block(f"python benchmarks/size_weight.py {TESTBED}"),
     "ladder_variants": Block("python benchmarks/ladder_variants.py ../shared"),
     "interval_variants": Block("python benchmarks/interval_variants.py ../shared"),
+    "center_variants": Block("python benchmarks/center_variants.py ../shared"),
     "distance_variants": Block("python benchmarks/distance_variants.py ../shared"),
     "data_prepare": Block("python benchmarks/data_prepare.py --sizes 0.25GB 1GB 4GB"),
     "fuzz_campaign": Block("python benchmarks/fuzz_campaign.py 200"),
