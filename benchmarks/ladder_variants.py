@@ -224,17 +224,14 @@ def main() -> None:
         moved[lad.name] = (50432, np.array([testbed_width(n, 50432) for n in lad.n_params], float))
     print("\nN − V·d (input embedding out); the same splits, by the original N (signed error in brackets)")
     print(f"  gemstones: V = {vocab} from its table")
-    for p in (s / "ladders" / "gemstones.csv", s / "testbed" / "exp_data"):
-        for lad in L.load(p):
-            v, d = moved[lad.name]
-            shifted = replace(lad, n_params=lad.n_params - v * d)
-            for sp in L.splits(lad):
-                for m in ("paper", "default"):
-                    a, b = err(lad, sp, m, signed=True), err(shifted, sp, m, signed=True)
-                    print(
-                        f"  {lad.name:20s} {sp.name:8s} {m:8s} {100 * a[0]:.2f}% ({100 * a[1]:+.2f}%) → "
-                        f"{100 * b[0]:.2f}% ({100 * b[1]:+.2f}%)"
-                    )
+    for lad, shifted in embedding_out(s, moved):
+        for sp in L.splits(lad):
+            for m in ("paper", "default"):
+                a, b = err(lad, sp, m, signed=True), err(shifted, sp, m, signed=True)
+                print(
+                    f"  {lad.name:20s} {sp.name:8s} {m:8s} {100 * a[0]:.2f}% ({100 * a[1]:+.2f}%) → "
+                    f"{100 * b[0]:.2f}% ({100 * b[1]:+.2f}%)"
+                )
     n_count_by_own_evidence(s, moved)
     error_law_at_true_loss(s)
 
@@ -245,25 +242,30 @@ def n_count_by_own_evidence(s: Path, moved) -> None:
     by the original N → by N − V·d, beside the held-out error they would have to predict."""
     print("\nwhat N counts, by the ladder's own evidence (default; original N → N − V·d)")
     print(f"  {'ladder':20s} {'split':8s} {'fit residual':>16s} {'own backtest':>16s} {'held out':>16s}")
+    for lad, shifted in embedding_out(s, moved):
+        for sp in L.splits(lad):
+            cells = []
+            for one in (lad, shifted):
+                x = {"n_params": one.n_params[sp.fit], "multiplier": one.multiplier[sp.fit]}
+                r = fit(OVERTRAIN, x, one.loss[sp.fit], method="default")
+                resid = np.asarray(r.predict(**x), float) / one.loss[sp.fit] - 1
+                points = backtest_points(one, sp.fit, "default", 0, 0)
+                own = np.mean([abs(q.log_error) for q in points]) if points else float("nan")
+                cells.append((np.sqrt(np.mean(resid**2)), own, err(one, sp, "default")))
+            print(
+                f"  {lad.name:20s} {sp.name:8s}"
+                + "".join(
+                    f" {100 * a:6.2f}% → {100 * b:5.2f}%" for a, b in zip(cells[0], cells[1], strict=True)
+                )
+            )
+
+
+def embedding_out(s: Path, moved):
+    """(ladder, the same ladder with N − V·d) for Gemstones and the testbed's training sets."""
     for p in (s / "ladders" / "gemstones.csv", s / "testbed" / "exp_data"):
         for lad in L.load(p):
             v, d = moved[lad.name]
-            shifted = replace(lad, n_params=lad.n_params - v * d)
-            for sp in L.splits(lad):
-                cells = []
-                for one in (lad, shifted):
-                    x = {"n_params": one.n_params[sp.fit], "multiplier": one.multiplier[sp.fit]}
-                    r = fit(OVERTRAIN, x, one.loss[sp.fit], method="default")
-                    resid = np.asarray(r.predict(**x), float) / one.loss[sp.fit] - 1
-                    points = backtest_points(one, sp.fit, "default", 0, 0)
-                    own = np.mean([abs(q.log_error) for q in points]) if points else float("nan")
-                    cells.append((np.sqrt(np.mean(resid**2)), own, err(one, sp, "default")))
-                print(
-                    f"  {lad.name:20s} {sp.name:8s}"
-                    + "".join(
-                        f" {100 * a:6.2f}% → {100 * b:5.2f}%" for a, b in zip(cells[0], cells[1], strict=True)
-                    )
-                )
+            yield lad, replace(lad, n_params=lad.n_params - v * d)
 
 
 def error_law_at_true_loss(s: Path) -> None:
