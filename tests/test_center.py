@@ -130,3 +130,21 @@ def test_predict_centers_the_interval_of_a_saved_fit(tmp_path):
     low, high = out["loss_interval"]
     assert math.sqrt(low * high) == pytest.approx(out["loss"], rel=1e-9)
     assert out["loss"] == pytest.approx(out["law_loss"] * math.exp(out["center_shift"]))
+
+
+def test_for_method_knows_the_default_by_any_of_its_names():
+    c = replace(cal.reference("loss"), shift=-0.01)
+    for name in ("default", "recommended", "rel-ls-size", "rel-ls-size+varpro"):
+        assert cal.for_method(c, name) is c
+    for name in ("paper", "paper+varpro", "rel-ls"):
+        assert cal.for_method(c, name).shift == 0.0
+    assert cal.for_method(c, "default", "chinchilla").shift == 0.0
+
+
+def test_backtest_of_the_paper_method_does_not_claim_the_center(tmp_path):
+    base = ["backtest", str(RUNS), "--target", "loss_python", "--bootstrap", "10", "--out", str(tmp_path)]
+    res = CliRunner().invoke(cli, [*base, "--method", "paper"])
+    assert res.exit_code == 0, res.output
+    assert "paper:" in res.output and "centered" not in res.output  # the paper's law keeps its value
+    res = CliRunner().invoke(cli, [*base, "--method", "default"])
+    assert res.exit_code == 0 and "centered" in res.output, res.output

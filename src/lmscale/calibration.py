@@ -62,7 +62,7 @@ from lmscale.conformal import (  # noqa: F401 (re-exported: lmscale.calibration 
     unit,
 )
 from lmscale.errors import InputError
-from lmscale.fit.method import DEFAULT_LOSS_METHOD
+from lmscale.fit.method import DEFAULT_LOSS_METHOD, resolve_method
 from lmscale.predict import Interval, extrapolation_factors, loss_gap, m_below_factor, predict_chain
 
 
@@ -94,6 +94,13 @@ def for_fit(cal: Calibration, fit) -> Calibration:
     default method, so any other method's or law's predictions keep the law's value (shift 0)."""
     same = getattr(fit, "method", None) == DEFAULT_LOSS_METHOD and getattr(fit, "law", None) == "overtrain"
     return cal if same or not cal.shift else replace(cal, shift=0.0)
+
+
+def for_method(cal: Calibration, method: str, law: str = "overtrain") -> Calibration:
+    """:func:`for_fit` for a fit known by its method's name: an alias (``default``), a resolved name,
+    or a chained backtest's ``<loss method>+<error method>`` (the loss law's part counts)."""
+    name = resolve_method(str(method).split("+")[0], law)
+    return cal if name == DEFAULT_LOSS_METHOD and law == "overtrain" else for_fit(cal, None)
 
 
 def from_backtest(

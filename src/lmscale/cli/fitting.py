@@ -230,7 +230,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
     predict the larger ones, and see the error grow with the extrapolation distance."""
     from lmscale.backtest import backtest as run_backtest
-    from lmscale.calibration import choose, describe, reference
+    from lmscale.calibration import choose, describe, for_method, reference
     from lmscale.report.tool_figures import write_backtest
     from lmscale.selection import Selection
     from lmscale.testbed import load_runs
@@ -269,7 +269,9 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
         )
     out.print(tab)
     first = res.points[0]
-    out.print(f"{first.method}: " + describe(choose(res.of_method(first.method), first.quantity)))
+    # scored from the center only for the default method (its backtests' fallback: the shipped reference)
+    ref = for_method(reference(first.quantity), first.method)
+    out.print(f"{first.method}: " + describe(choose(res.of_method(first.method), first.quantity, ref)))
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
