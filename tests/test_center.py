@@ -148,3 +148,29 @@ def test_backtest_of_the_paper_method_does_not_claim_the_center(tmp_path):
     assert "paper:" in res.output and "centered" not in res.output  # the paper's law keeps its value
     res = CliRunner().invoke(cli, [*base, "--method", "default"])
     assert res.exit_code == 0 and "centered" in res.output, res.output
+
+
+def test_report_figures_show_the_held_out_table_s_centered_predictions():
+    """`lmscale report` (method default) prints the held-out table from the Study and Figure 1 and
+    the heat maps from the analyses: the same run must show the same predicted loss and error."""
+    from lmscale.analyses import headline
+    from lmscale.analyses.context import Context, Setting
+    from lmscale.pipeline import holdout_spec
+    from lmscale.run_table import RunTable
+
+    runs = RunTable.read(RUNS)
+    split = "cloze,brackets,next_line,first_word"
+    ctx = Context(runs, Setting(spec=holdout_spec(runs), val_set="python", split=split, method="default"))
+    ts = ctx.train_sets[0]
+    held = {(r.run_id, r.target): r.predicted for r in ctx.study.heldout(ts, "python")}
+    assert held and all(np.isfinite(list(held.values())))
+    pts = headline.figure1(ctx).tables["figure1_points"]
+    shown = {(r.run_id, "loss"): r.predicted_loss for r in pts.itertuples()}
+    shown |= {(r.run_id, ctx.target): r.predicted_error for r in pts.itertuples()}
+    heat = headline.heatmaps(ctx).tables["heatmaps"]
+    shown_heat = {
+        (r.run_id, "loss" if r.target == "loss_python" else r.target): r.predicted for r in heat.itertuples()
+    }
+    for key, predicted in held.items():
+        assert shown[key] == pytest.approx(predicted, rel=1e-12), key
+        assert shown_heat[key] == pytest.approx(predicted, rel=1e-12), key
