@@ -174,3 +174,28 @@ def test_report_figures_show_the_held_out_table_s_centered_predictions():
     for key, predicted in held.items():
         assert shown[key] == pytest.approx(predicted, rel=1e-12), key
         assert shown_heat[key] == pytest.approx(predicted, rel=1e-12), key
+
+
+def test_a_shift_in_a_non_default_fit_s_file_moves_nothing():
+    """Only the default's loss is centered: a shift found in an error fit's or a paper fit's saved
+    calibration (edited, or from elsewhere) neither moves the interval nor is claimed in its line."""
+    from lmscale.fit.bootstrap import bootstrap
+
+    n, m, loss = _ladder()
+    lf = bootstrap(fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, target="loss_x"), 40, 0)
+    ef = fit(ERROR, {"loss": loss}, 0.9 - 6.0 * np.exp(-1.2 * loss), input_columns={"loss": "loss_x"})
+    ef = bootstrap(ef, 40, 1)
+    edited = replace(ef, calibration={**cal.reference("error").to_dict(), "shift": 0.1})
+    far = ScalePoint.make(4e9, multiplier=20.0)
+    got = forecast(lf, far, error_fit=edited)
+    assert got.error == pytest.approx(forecast(lf, far, error_fit=ef).error)
+    low, high = got.error_interval
+    assert math.sqrt(low * high) == pytest.approx(got.error, rel=1e-9)
+    assert "centered" not in got.error_interval_method
+    paper = bootstrap(
+        fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, method="paper", target="loss_x"), 40, 0
+    )
+    paper = replace(paper, calibration={**cal.reference("loss").to_dict(), "shift": -0.05})
+    got = forecast(paper, far)
+    assert got.law_loss is None and "centered" not in got.loss_interval_method
+    assert math.sqrt(got.loss_interval[0] * got.loss_interval[1]) == pytest.approx(got.loss, rel=1e-9)

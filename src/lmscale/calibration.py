@@ -279,8 +279,7 @@ def calibrated(
     calibration). The bootstrap part needs bootstrap samples on the fit(s); without them it is 0 and
     the interval rests on the extrapolation term alone."""
     shift = 0.0 if error_fit is None else center_shift(loss_fit, point, loss_cal)
-    if error_fit is None:
-        cal = for_fit(cal, loss_fit)
+    cal = for_fit(cal, loss_fit if error_fit is None else error_fit)  # an error's: never shifted
     chain = predict_chain(loss_fit, error_fit, point, shift)
     c_factor, n_factor, m_below = _factors(loss_fit, point)
     ls = loss_samples(loss_fit, point)
@@ -328,10 +327,11 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
 
 def of_fit(result, quantity: str = "loss") -> Calibration:
     """The calibration a fit carries (of ``quantity``: an edited file may hold another's), or the
-    shipped reference when it carries none."""
+    shipped reference when it carries none; either with its shift only for the default's loss law
+    (:func:`for_fit`: a shift in another fit's file moves nothing)."""
     if not result.calibration:
         return for_fit(reference(quantity), result)
     cal = Calibration.from_dict(result.calibration, "fit calibration")
     if cal.quantity != quantity:
         raise InputError(f"fit calibration: of {cal.quantity!r}, but this fit predicts {quantity!r}")
-    return cal
+    return for_fit(cal, result)
