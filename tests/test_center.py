@@ -123,6 +123,8 @@ def test_predict_centers_the_interval_of_a_saved_fit(tmp_path):
     assert saved["calibration"]["shift"] == cal.reference("loss").shift  # inherited from the floor
     res = CliRunner().invoke(cli, ["predict", str(fit_file), "--n-params", "2M", "--multiplier", "20"])
     assert res.exit_code == 0 and "moved by" in res.output and "centered" in res.output, res.output
+    # the shift is the shipped reference's (own calibrations inherit it), not this ladder's backtest's
+    assert "reference's backtests" in " ".join(res.output.split()), res.output
     res = CliRunner().invoke(
         cli, ["predict", str(fit_file), "--n-params", "2M", "--multiplier", "20", "--format", "json"]
     )

@@ -193,7 +193,9 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
     if result.law_loss is not None:
         shift = f"{100 * math.expm1(result.center_shift):+.2f}%"
         out.print(
-            f"loss: the law's moved by {shift}, the default's mean error beyond its fit in the backtests"
+            f"loss: law_loss · exp(center_shift), moved by {shift}: the default method's mean error "
+            "beyond its fitted runs in the shipped loss reference's backtests (public ladders), not this "
+            "ladder's own"
         )
     for w in result.warnings:
         out.print(labelled("warning:", "yellow", w), soft_wrap=True)
