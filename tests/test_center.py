@@ -201,3 +201,20 @@ def test_a_shift_in_a_non_default_fit_s_file_moves_nothing():
     got = forecast(paper, far)
     assert got.law_loss is None and "centered" not in got.loss_interval_method
     assert math.sqrt(got.loss_interval[0] * got.loss_interval[1]) == pytest.approx(got.loss, rel=1e-9)
+
+
+def test_an_older_fit_file_keeps_the_law_and_one_without_a_calibration_is_centered():
+    from lmscale.fit.bootstrap import bootstrap
+
+    n, m, loss = _ladder()
+    far = ScalePoint.make(4e9, multiplier=20.0)
+    lf = bootstrap(fit(OVERTRAIN, {"n_params": n, "multiplier": m}, loss, target="loss_x"), 40, 0)
+    law = float(lf.predict(n_params=4e9, multiplier=20.0))
+    old = cal.reference("loss").to_dict()
+    old.pop("shift")  # a calibration saved before the center
+    got = forecast(replace(lf, calibration=old), far)
+    assert got.loss == pytest.approx(law, rel=1e-12) and got.law_loss is None
+    assert math.sqrt(got.loss_interval[0] * got.loss_interval[1]) == pytest.approx(law, rel=1e-9)
+    # no calibration at all (a fit without --bootstrap): the shipped reference's center, as a fresh fit
+    got = forecast(replace(lf, calibration=None, bootstrap=None), far)
+    assert got.loss == pytest.approx(law * math.exp(cal.reference("loss").shift), rel=1e-12)
