@@ -218,3 +218,19 @@ def test_an_older_fit_file_keeps_the_law_and_one_without_a_calibration_is_center
     # no calibration at all (a fit without --bootstrap): the shipped reference's center, as a fresh fit
     got = forecast(replace(lf, calibration=None, bootstrap=None), far)
     assert got.loss == pytest.approx(law * math.exp(cal.reference("loss").shift), rel=1e-12)
+
+
+def test_the_library_backtest_chains_errors_at_the_centered_loss_as_the_cli_does():
+    from lmscale.backtest import backtest
+    from lmscale.run_table import RunTable
+
+    runs = RunTable.read(RUNS)
+    args = dict(loss_column="python", methods=("default",), n_resamples=0)
+    shipped = cal.reference("loss").shift
+
+    def errors(res):
+        return [p.predicted for p in res.points if p.quantity == "error"]
+
+    lib = errors(backtest(runs, "error:cloze,brackets", **args))
+    assert lib and lib == errors(backtest(runs, "error:cloze,brackets", loss_shift=shipped, **args))
+    assert lib != errors(backtest(runs, "error:cloze,brackets", loss_shift=0.0, **args))  # the law's loss
