@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -323,12 +324,12 @@ def backtest(
     n_resamples: int = 200,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
-    loss_shift: float = 0.0,
+    loss_shift: float | None = None,
 ) -> BacktestResult:
     """Backtest ``target`` on ``runs`` for each method, per training set (laws are fitted per
     training distribution). ``target``: ``loss_<set>``, or an error target chained through
-    ``loss_column`` (required then), at the loss times exp(``loss_shift``) for the default method.
-    ``runs``: a run table, a DataFrame in its schema or a path."""
+    ``loss_column`` (required then), at the loss times exp(``loss_shift``; None: the shipped reference's,
+    as ``lmscale predict``) for the default method. ``runs``: a run table, a DataFrame or a path."""
     if not methods:
         raise InputError(f"give at least one fitting method to backtest; known: {', '.join(NAMES)}")
     for meth in methods:
@@ -344,6 +345,8 @@ def backtest(
             )
         loss_col = loss_column if loss_column.startswith("loss_") else "loss_" + loss_column
         err_target = target
+        if loss_shift is None:  # where lmscale predict centers the default's loss (a lazy import: a cycle)
+            loss_shift = float(import_module("lmscale.calibration").reference("loss").shift)
     points: list[BacktestPoint] = []
     for ts in runs.datasets:
         ds = runs.of_dataset(ts)
@@ -366,7 +369,7 @@ def backtest(
                     run_ids=ds.run_ids,
                     n_resamples=n_resamples,
                     seed=seed,
-                    loss_shift=loss_shift if resolve_method(meth, OVERTRAIN) == DEFAULT_LOSS_METHOD else 0.0,
+                    loss_shift=(loss_shift or 0.0) * (resolve_method(meth, OVERTRAIN) == DEFAULT_LOSS_METHOD),
                 )
             ]
             if progress is not None:

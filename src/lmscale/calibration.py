@@ -62,7 +62,7 @@ from lmscale.conformal import (  # noqa: F401 (re-exported: lmscale.calibration 
     unit,
 )
 from lmscale.errors import InputError
-from lmscale.fit.method import DEFAULT_LOSS_METHOD
+from lmscale.fit.method import DEFAULT_LOSS_METHOD, resolve_method
 from lmscale.predict import Interval, extrapolation_factors, loss_gap, m_below_factor, predict_chain
 
 
@@ -94,6 +94,13 @@ def for_fit(cal: Calibration, fit) -> Calibration:
     default method, so any other method's or law's predictions keep the law's value (shift 0)."""
     same = getattr(fit, "method", None) == DEFAULT_LOSS_METHOD and getattr(fit, "law", None) == "overtrain"
     return cal if same or not cal.shift else replace(cal, shift=0.0)
+
+
+def for_method(cal: Calibration, method: str, law: str = "overtrain") -> Calibration:
+    """:func:`for_fit` for a fit known by its method's name: an alias (``default``), a resolved name,
+    or a chained backtest's ``<loss method>+<error method>`` (the loss law's part counts)."""
+    name = resolve_method(str(method).split("+")[0], law)
+    return cal if name == DEFAULT_LOSS_METHOD and law == "overtrain" else for_fit(cal, None)
 
 
 def from_backtest(
@@ -272,8 +279,7 @@ def calibrated(
     calibration). The bootstrap part needs bootstrap samples on the fit(s); without them it is 0 and
     the interval rests on the extrapolation term alone."""
     shift = 0.0 if error_fit is None else center_shift(loss_fit, point, loss_cal)
-    if error_fit is None:
-        cal = for_fit(cal, loss_fit)
+    cal = for_fit(cal, loss_fit if error_fit is None else error_fit)  # an error's: never shifted
     chain = predict_chain(loss_fit, error_fit, point, shift)
     c_factor, n_factor, m_below = _factors(loss_fit, point)
     ls = loss_samples(loss_fit, point)
@@ -321,10 +327,11 @@ def calibrate_fit(result, n_resamples: int = 200, seed: int = 0):
 
 def of_fit(result, quantity: str = "loss") -> Calibration:
     """The calibration a fit carries (of ``quantity``: an edited file may hold another's), or the
-    shipped reference when it carries none."""
+    shipped reference when it carries none; either with its shift only for the default's loss law
+    (:func:`for_fit`: a shift in another fit's file moves nothing)."""
     if not result.calibration:
         return for_fit(reference(quantity), result)
     cal = Calibration.from_dict(result.calibration, "fit calibration")
     if cal.quantity != quantity:
         raise InputError(f"fit calibration: of {cal.quantity!r}, but this fit predicts {quantity!r}")
-    return cal
+    return for_fit(cal, result)

@@ -54,6 +54,17 @@ class Forecast:
     law_loss: float | None = None
     center_shift: float = 0.0
 
+    @property
+    def center_note(self) -> str | None:
+        """One line on the center for outputs (None where ``loss`` is the law's own value)."""
+        if self.law_loss is None:
+            return None
+        return (
+            f"loss = law_loss · exp(center_shift), moved by {100 * np.expm1(self.center_shift):+.2f}%: the "
+            "default method's mean error beyond its fitted runs in the shipped loss reference's backtests "
+            "(public ladders), not this ladder's own"
+        )
+
     def to_dict(self) -> dict:
         d: dict = {**(self.point.inputs() if self.point else {}), "loss": self.loss, "error": self.error}
         if self.point is not None:

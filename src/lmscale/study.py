@@ -201,6 +201,19 @@ class Study:
         lf, point = self.loss_fit(train_set, val_set), ScalePoint.make(n_params, multiplier=multiplier)
         return predict_loss(lf, point) * float(np.exp(cal.center_shift(lf, point, self._center(lf))))
 
+    def predict_losses(self, train_set: str, val_set: str, n_params, multiplier) -> np.ndarray:
+        """:meth:`predict_loss` of many runs at once (what the report's figures and heat maps show)."""
+        lf = self.loss_fit(train_set, val_set)
+        n, m = np.broadcast_arrays(np.asarray(n_params, dtype=float), np.asarray(multiplier, dtype=float))
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = np.asarray(lf.predict(n_params=n, multiplier=m), dtype=float)
+        center = self._center(lf)
+        if not center.shift:  # other methods and laws: the law's value
+            return pred
+        points = (ScalePoint.make(float(a), multiplier=float(b)) for a, b in zip(n.ravel(), m.ravel()))
+        shifts = np.reshape([cal.center_shift(lf, p, center) for p in points], n.shape)
+        return pred * np.exp(shifts)
+
     def heldout(self, train_set: str, val_set: str) -> list[HeldoutPrediction]:
         """Predictions of every held-out run of ``train_set``: its loss, then each error target
         chained through the predicted loss (and from the true loss)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lmscale import testbed
@@ -141,6 +142,10 @@ class Context:
         self, train_set: str, n_params: float, multiplier: float, val_set: str | None = None
     ) -> float:
         return self.study.predict_loss(train_set, val_set or self.val_set, n_params, multiplier)
+
+    def predict_losses(self, train_set: str, n_params, multiplier, val_set: str | None = None) -> np.ndarray:
+        """:meth:`predict_loss` of many runs (arrays): the centered value for the default method."""
+        return self.study.predict_losses(train_set, val_set or self.val_set, n_params, multiplier)
 
     def target_run(self, train_set: str, which: str) -> int:
         return self.study.target_run(train_set, which)

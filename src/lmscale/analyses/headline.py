@@ -34,7 +34,7 @@ def figure1(ctx: Context) -> Analysis:
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         loss = ds.loss("loss_" + ctx.val_set)
         err = target_values(ds, ctx.target)
-        pred = np.asarray(lf.predict(n_params=n, multiplier=m), dtype=float)
+        pred = ctx.predict_losses(ts, n, m)
         for i, rid in enumerate(ds.run_ids):
             points.append(
                 {
@@ -154,7 +154,7 @@ def heatmaps(ctx: Context, error_targets: tuple[str, ...] = ("error_46", "error_
         loss_ids, err_ids, _ = _roles(ctx, ts)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
         for vs in ctx.val_sets:
-            pred = np.asarray(ctx.loss_fit(ts, vs).predict(n_params=n, multiplier=m), dtype=float)
+            pred = ctx.predict_losses(ts, n, m, vs)
             obs = ds.loss("loss_" + vs)
             for i, rid in enumerate(ds.run_ids):
                 rows.append(
@@ -170,7 +170,7 @@ def heatmaps(ctx: Context, error_targets: tuple[str, ...] = ("error_46", "error_
                         "fit_point": rid in loss_ids,
                     }
                 )
-        pred = np.asarray(ctx.loss_fit(ts).predict(n_params=n, multiplier=m), dtype=float)
+        pred = ctx.predict_losses(ts, n, m)
         for tgt in targets:
             ef = ctx.error_fit(ts, tgt)
             obs = target_values(ds, tgt)

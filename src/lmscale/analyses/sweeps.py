@@ -93,7 +93,7 @@ def undertraining(ctx: Context) -> Analysis:
         ds = ctx.dataset(ts)
         fit_ids = set(ctx.loss_runs(ts).run_ids)
         n, m = ds.column("n_params").astype(float), ds.column("multiplier").astype(float)
-        pred = np.asarray(ctx.loss_fit(ts).predict(n_params=n, multiplier=m), dtype=float)
+        pred = ctx.predict_losses(ts, n, m)
         obs = ds.loss("loss_" + ctx.val_set)
         for i, rid in enumerate(ds.run_ids):
             if rid not in fit_ids:

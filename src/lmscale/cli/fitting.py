@@ -4,7 +4,6 @@ from saved fits, checking a ladder against itself, and proposing a ladder."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
@@ -190,11 +189,8 @@ def _print_forecast(result, title: str, fmt_name: str) -> None:
     for k in notes[1:]:
         if data.get(k):
             out.print(f"{k.split('_')[0]}: {data[k]}")
-    if result.law_loss is not None:
-        shift = f"{100 * math.expm1(result.center_shift):+.2f}%"
-        out.print(
-            f"loss: the law's moved by {shift}, the default's mean error beyond its fit in the backtests"
-        )
+    if result.center_note:
+        out.print(result.center_note)
     for w in result.warnings:
         out.print(labelled("warning:", "yellow", w), soft_wrap=True)
     if result.point is not None and result.loss_interval is None:
@@ -230,7 +226,7 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
     """Rolling-origin backtest on your own ladder: fit on the smaller runs (by size and by compute),
     predict the larger ones, and see the error grow with the extrapolation distance."""
     from lmscale.backtest import backtest as run_backtest
-    from lmscale.calibration import choose, describe, reference
+    from lmscale.calibration import choose, describe, for_method, reference
     from lmscale.report.tool_figures import write_backtest
     from lmscale.selection import Selection
     from lmscale.testbed import load_runs
@@ -244,7 +240,6 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
         methods=tuple(methods) or ("default", "paper"),
         loss_column=loss_column,
         n_resamples=n_boot,
-        loss_shift=reference("loss").shift,  # a chained error at the loss lmscale predicts
     )
     summary = res.summary_frame()
     paths = write_backtest(res, out_dir, f"Backtest of {target}: error vs extrapolation")
@@ -269,7 +264,8 @@ def backtest(runs, target, loss_column, methods, where, n_boot, out_dir, fmt):
         )
     out.print(tab)
     first = res.points[0]
-    out.print(f"{first.method}: " + describe(choose(res.of_method(first.method), first.quantity)))
+    ref = for_method(reference(first.quantity), first.method)  # the default's center: its method only
+    out.print(f"{first.method}: " + describe(choose(res.of_method(first.method), first.quantity, ref)))
     out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
