@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from lmscale.fit.core import fit
 from lmscale.fit.method import DEFAULT_LOSS_METHOD, METHODS, NAMES, check_method, method_for, resolve_method
 from lmscale.laws import ERROR, OVERTRAIN
 from lmscale.predict import loss_gap
+from lmscale.reference_data import loss_shift as shipped_loss_shift
 from lmscale.run_table import RunTable
 from lmscale.tasks import target_values
 from lmscale.testbed import as_runs
@@ -345,8 +345,8 @@ def backtest(
             )
         loss_col = loss_column if loss_column.startswith("loss_") else "loss_" + loss_column
         err_target = target
-        if loss_shift is None:  # where lmscale predict centers the default's loss (a lazy import: a cycle)
-            loss_shift = float(import_module("lmscale.calibration").reference("loss").shift)
+        if loss_shift is None:  # where lmscale predict centers the default's loss
+            loss_shift = shipped_loss_shift()
     points: list[BacktestPoint] = []
     for ts in runs.datasets:
         ds = runs.of_dataset(ts)

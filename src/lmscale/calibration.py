@@ -37,12 +37,9 @@ law's value (:func:`for_fit`).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
 
 import numpy as np
 
@@ -64,6 +61,7 @@ from lmscale.conformal import (  # noqa: F401 (re-exported: lmscale.calibration 
 from lmscale.errors import InputError
 from lmscale.fit.method import DEFAULT_LOSS_METHOD, resolve_method
 from lmscale.predict import Interval, extrapolation_factors, loss_gap, m_below_factor, predict_chain
+from lmscale.reference_data import reference_file
 
 
 def _point_scores(pts, dist: str, shift: float = 0.0) -> np.ndarray:
@@ -167,16 +165,10 @@ def reference_from_backtest(
     )
 
 
-@cache
-def _reference_file() -> dict:
-    text = resources.files("lmscale").joinpath("data/reference_calibration.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
 def reference(quantity: str = "loss") -> Calibration:
     """The shipped reference calibration of ``loss`` (five public ladders' backtests) or ``error``
     (the paper testbed's chained backtests)."""
-    data = _reference_file()
+    data = reference_file()
     if quantity not in data["calibrations"]:
         raise InputError(
             f"no reference calibration for {quantity!r}; known: {', '.join(data['calibrations'])}"
