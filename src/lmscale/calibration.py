@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -165,9 +166,11 @@ def reference_from_backtest(
     )
 
 
+@cache
 def reference(quantity: str = "loss") -> Calibration:
     """The shipped reference calibration of ``loss`` (five public ladders' backtests) or ``error``
-    (the paper testbed's chained backtests)."""
+    (the paper testbed's chained backtests); read and checked once (a calibration is immutable), since
+    every centered prediction asks for it."""
     data = reference_file()
     if quantity not in data["calibrations"]:
         raise InputError(
