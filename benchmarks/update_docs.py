@@ -174,6 +174,17 @@ def render_ladders_goals(rows: object) -> str:
     return goals_markdown(_clean(rows))
 
 
+def render_goal_limits(payload: object) -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("goal_limits", ROOT / "benchmarks" / "goal_limits.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert isinstance(payload, dict)
+    return "```\n" + module.render(payload) + "\n```"
+
+
 LADDERS = (
     "lmscale benchmark accuracy --ladder ../shared/ladders/porian_owt2.csv --ladder ../shared/ladders/porian_rw.csv "
     "--ladder ../shared/ladders/gemstones.csv --ladder ../shared/peers/chinchilla-epoch/svg_extracted_data.csv "
@@ -214,6 +225,11 @@ BLOCKS: dict[str, Block] = {
     "size_weight": Block(f"python benchmarks/size_weight.py {TESTBED}"),
     "ladder_variants": Block("python benchmarks/ladder_variants.py ../shared"),
     "interval_variants": Block("python benchmarks/interval_variants.py ../shared"),
+    "goal_limits": Block(
+        "python benchmarks/goal_limits.py ../shared --format json > benchmarks/results/goal_limits.json",
+        "goal_limits.json",
+        render_goal_limits,
+    ),
     "center_variants": Block("python benchmarks/center_variants.py ../shared"),
     "distance_variants": Block("python benchmarks/distance_variants.py ../shared"),
     "data_prepare": Block("python benchmarks/data_prepare.py --sizes 0.25GB 1GB 4GB"),
