@@ -445,7 +445,10 @@ def main() -> None:
     ap.add_argument("shared", nargs="?", default="../shared")
     ap.add_argument("--format", choices=("text", "json"), default="text")
     args = ap.parse_args()
-    res = measure(Path(args.shared), lambda msg: print(f"{msg}: done", file=sys.stderr, flush=True))
+    try:
+        res = measure(Path(args.shared), lambda msg: print(f"{msg}: done", file=sys.stderr, flush=True))
+    except InputError as exc:
+        sys.exit(f"goal_limits: {exc} (SHARED must be the shared data folder: ladders/, peers/, testbed/)")
     print(json.dumps(res, indent=1) if args.format == "json" else render(res))
 
 
