@@ -71,9 +71,10 @@ def _fit(lad, fm, method: str):
     return fit(OVERTRAIN, x, lad.loss[fm], method=method)
 
 
-def case(lad, fm, pm, own: bool) -> dict | None:
+def case(lad, fm, pm) -> dict | None:
     """The default's fit on ``fm`` predicting ``pm``: log errors of the law, which targets are
-    beyond the fit, the bootstrap spread and distance factors, and (``own``) the nested backtest."""
+    beyond the fit, the bootstrap spread and distance factors, the paper method's log errors, and the
+    nested backtest of the fit runs (the ladder's own, as ``lmscale fit --bootstrap`` runs it)."""
     try:
         lf = _fit(lad, fm, "default")
     except (FitError, InputError):
@@ -98,22 +99,16 @@ def case(lad, fm, pm, own: bool) -> dict | None:
         out["e_paper"] = np.log(y[pm] / np.asarray(paper.predict(n_params=n[pm], multiplier=m[pm]), float))
     except (FitError, InputError):
         pass
-    if own:
-        out["own"] = [
-            p
-            for p in backtest_points(lad, fm, "default", RESAMPLES, 0)
-            if p.quantity == "loss" and np.isfinite(p.log_error)
-        ]
+    out["own"] = [
+        p
+        for p in backtest_points(lad, fm, "default", RESAMPLES, 0)
+        if p.quantity == "loss" and np.isfinite(p.log_error)
+    ]
     return out
 
 
 def _scores(e, sd, c, mb, nf, shift) -> np.ndarray:
     return cal.scores(e, sd, c, m_below=mb, n_factor=nf, shift=shift)
-
-
-def _q(scores: np.ndarray, level: float) -> float:
-    s = np.sort(scores)
-    return float(s[min(math.ceil((len(s) + 1) * level), len(s)) - 1])
 
 
 # ------------------------------------------------------------------------------- 1. width
@@ -157,6 +152,9 @@ def independent_bands(sizes, levels=LEVELS) -> dict:
 
 # ------------------------------------------------------------------------------- 3. rules
 def own_quantile(points, shift: float, level: float):
+    """(the split-conformal quantile of the own backtest's scores at ``level``, their number), as
+    :func:`lmscale.calibration.from_backtest` scores them but without the reference's floor; None
+    when the backtest is too small to calibrate."""
     if len(points) < cal.MIN_OWN_SCORES or len({p.origin for p in points}) < 2:
         return None
     s = _scores(
@@ -167,7 +165,8 @@ def own_quantile(points, shift: float, level: float):
         [p.n_factor for p in points],
         shift,
     )
-    return _q(s, level), len(s)
+    own = cal.Calibration("loss", tuple(np.sort(s).tolist()), "own", "", distance=cal.DISTANCE, shift=shift)
+    return own.quantile(level), len(s)
 
 
 def rule_quantile(rule: str, q_ref: float, own) -> float:
@@ -249,9 +248,9 @@ def measure(shared: Path, progress=lambda msg: None) -> dict:
     ok_all = np.ones(len(SHIFTS), bool)
     for lad in lads:
         ref = refs[lad.lab]
-        held[lad.name] = [(sp.name, case(lad, sp.fit, sp.heldout, own=True)) for sp in L.splits(lad)]
+        held[lad.name] = [(sp.name, case(lad, sp.fit, sp.heldout)) for sp in L.splits(lad)]
         outer[lad.name] = [
-            (o.label, case(lad, o.fit, o.predict, own=True))
+            (o.label, case(lad, o.fit, o.predict))
             for o in origins(lad.n_params, lad.multiplier, OVERTRAIN.n_fit_params + 1)
         ]
         # 2: the default's error by shift against the paper method's, pooled over the ladder's splits
