@@ -48,7 +48,7 @@ from lmscale import calibration as cal
 from lmscale.backtest import log_spread, origins
 from lmscale.benchmark import accuracy as A
 from lmscale.benchmark import ladders as L
-from lmscale.benchmark.ladder_tables import MIN_PREDICTIONS_FOR_COVERAGE
+from lmscale.benchmark.ladder_tables import COVER_80, COVER_90, MIN_PREDICTIONS_FOR_COVERAGE
 from lmscale.benchmark.references import backtest_points, lab_references
 from lmscale.errors import FitError, InputError
 from lmscale.fit.bootstrap import bootstrap_or_none
@@ -145,8 +145,7 @@ def independent_bands(sizes, levels=LEVELS) -> dict:
                     * (1 - p90) ** (n - a - b)
                 )
                 c80, c90 = a / n, (a + b) / n
-                below = c80 < 0.7 or c90 < 0.8
-                out["below" if below else "in_bands" if _miss(c80, c90) == 0 else "above"] += pr
+                out[_place(c80, c90)] += pr
     return out
 
 
@@ -198,7 +197,16 @@ def coverage_of(k: dict, ref, rule: str) -> dict:
 
 
 def _miss(c80: float, c90: float) -> float:
-    return max(0, 0.7 - c80) + max(0, c80 - 0.9) + max(0, 0.8 - c90) + max(0, c90 - 0.97)
+    """How many coverage points a split lies outside the goal's bands (:data:`COVER_80`, :data:`COVER_90`)."""
+    (lo80, hi80), (lo90, hi90) = COVER_80, COVER_90
+    return max(0, lo80 - c80) + max(0, c80 - hi80) + max(0, lo90 - c90) + max(0, c90 - hi90)
+
+
+def _place(c80: float, c90: float) -> str:
+    """``below`` a band's lower edge (at either level), else ``in_bands`` or ``above``."""
+    if c80 < COVER_80[0] or c90 < COVER_90[0]:
+        return "below"
+    return "in_bands" if _miss(c80, c90) == 0 else "above"
 
 
 # ------------------------------------------------------------------------------- 2. the testbed
@@ -313,9 +321,7 @@ def measure(shared: Path, progress=lambda msg: None) -> dict:
                     c80, c90 = float(np.mean(cov[0.8])), float(np.mean(cov[0.9]))
                     fits["sizes"].append(len(k["e"]))
                     fits["fits"] += 1
-                    fits["in_bands"] += _miss(c80, c90) == 0
-                    fits["below"] += c80 < 0.7 or c90 < 0.8
-                    fits["above"] += (c80 > 0.9 or c90 > 0.97) and not (c80 < 0.7 or c90 < 0.8)
+                    fits[_place(c80, c90)] += 1
                 cell = per_lab.setdefault(lad.lab, {0.8: [], 0.9: [], "ratio": []})
                 cell[0.8] += list(cov[0.8])
                 cell[0.9] += list(cov[0.9])
